@@ -1,0 +1,47 @@
+# kvplan front door. `make demo` and `make test` work on a fresh Debian 12 machine:
+# each installs what is missing, configures, builds, then runs.
+#
+#   make demo [STATS=FILE]   what Block-GTQ does on block statistics (see README.md)
+#   make test                every test suite under ctest
+#   make test-asan           core tests under AddressSanitizer + UBSan
+#   make bench               the Google Benchmark programs (numbers go to BENCHMARKS.md)
+#   make build               configure and build only
+#   make format              clang-format every C++ file in place
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+SHARED     ?= ../shared
+STATS      ?=
+
+REFERENCE_STATS := $(SHARED)/reference/doc-llama-h64.blockgtq-reference.json
+
+.PHONY: deps build demo test test-asan bench format
+
+deps:
+	@deploy/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_ARGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@deploy/demo.sh "$(BUILD)" "$(if $(STATS),$(STATS),$(REFERENCE_STATS))"
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DKVPLAN_SANITIZE=address,undefined -DKVPLAN_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target core_tests
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L core -R '^(Rope|BlockStats|Score|Allocator|Codebook|Rotation|BitPacking|Half|GroupLayout|GroupedQuantizer|EnergyTable|WhatIf|Fidelity|Digest)'
+
+bench: build
+	@for b in $(BUILD)/bin/*_bench; do echo "== $$b"; $$b --benchmark_min_time=0.2; done
+
+format:
+	@git ls-files '*.h' '*.cc' '*.cu' '*.cuh' | xargs clang-format -i

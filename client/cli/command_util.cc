@@ -1,0 +1,35 @@
+#include "client/cli/command_util.h"
+
+#include "absl/strings/str_format.h"
+
+namespace kvplan::cli {
+
+int ReportStatus(const absl::Status& status, std::string_view verb, std::ostream& err) {
+  if (status.ok()) return 0;
+  err << absl::StrFormat("kvplan %s: %s\n", verb, std::string(status.message()));
+  const bool usage = status.code() == absl::StatusCode::kInvalidArgument ||
+                     status.code() == absl::StatusCode::kOutOfRange;
+  return usage ? 2 : 1;
+}
+
+absl::StatusOr<ScoreKind> ScoreFlag(const Flags& flags) {
+  return ParseScoreKind(flags.Get("score").value_or("sum"));
+}
+
+absl::StatusOr<AllocationOptions> BitRangeFlags(const Flags& flags) {
+  AllocationOptions options;
+  absl::StatusOr<int64_t> min_bits = flags.Int("min-bits", options.min_bits);
+  if (!min_bits.ok()) return min_bits.status();
+  absl::StatusOr<int64_t> max_bits = flags.Int("max-bits", options.max_bits);
+  if (!max_bits.ok()) return max_bits.status();
+  if (*min_bits < kMinSupportedBits || *max_bits > kMaxSupportedBits || *min_bits > *max_bits) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--min-bits %d / --max-bits %d: need %d <= min <= max <= %d", *min_bits, *max_bits,
+        kMinSupportedBits, kMaxSupportedBits));
+  }
+  options.min_bits = static_cast<int>(*min_bits);
+  options.max_bits = static_cast<int>(*max_bits);
+  return options;
+}
+
+}  // namespace kvplan::cli

@@ -1,0 +1,28 @@
+// Small pieces every `kvplan` verb shares.
+#ifndef KVPLAN_CLIENT_CLI_COMMAND_UTIL_H_
+#define KVPLAN_CLIENT_CLI_COMMAND_UTIL_H_
+
+#include <ostream>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "client/cli/flags.h"
+#include "core/allocator.h"
+#include "core/score.h"
+
+namespace kvplan::cli {
+
+// Prints "kvplan VERB: message" for a failed status and returns the exit code:
+// 0 for OK, 2 for bad arguments (InvalidArgument, OutOfRange), 1 otherwise.
+int ReportStatus(const absl::Status& status, std::string_view verb, std::ostream& err);
+
+// --score, defaulting to the paper's sum.
+absl::StatusOr<ScoreKind> ScoreFlag(const Flags& flags);
+
+// --min-bits / --max-bits (defaults 1 and 8) into allocation options.
+absl::StatusOr<AllocationOptions> BitRangeFlags(const Flags& flags);
+
+}  // namespace kvplan::cli
+
+#endif  // KVPLAN_CLIENT_CLI_COMMAND_UTIL_H_

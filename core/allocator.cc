@@ -1,0 +1,155 @@
+#include "core/allocator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "absl/strings/str_format.h"
+
+namespace kvplan {
+namespace {
+
+// A block's next marginal gain, s_i·4^(−b_i). ldexp keeps it an exact power-of-two
+// scaling of the score, so comparisons match any implementation of the paper's rule.
+struct Candidate {
+  double gain;
+  int block;
+};
+
+// Heap order: larger gain first, then lower block index (the paper's tie rule).
+bool Before(const Candidate& a, const Candidate& b) {
+  return a.gain > b.gain || (a.gain == b.gain && a.block < b.block);
+}
+
+// Restores the heap property below `pos` after the top changed (one sift-down,
+// cheaper than pop + push).
+void SiftDown(std::vector<Candidate>& heap, size_t pos) {
+  const size_t n = heap.size();
+  const Candidate moving = heap[pos];
+  while (true) {
+    size_t child = 2 * pos + 1;
+    if (child >= n) break;
+    if (child + 1 < n && Before(heap[child + 1], heap[child])) ++child;
+    if (!Before(heap[child], moving)) break;
+    heap[pos] = heap[child];
+    pos = child;
+  }
+  heap[pos] = moving;
+}
+
+absl::Status ValidateScores(absl::Span<const double> scores) {
+  if (scores.empty()) {
+    return absl::InvalidArgumentError("score list is empty; a head needs at least one RoPE block");
+  }
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (!std::isfinite(scores[i]) || scores[i] < 0.0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "score of block %d is %g; scores must be finite and >= 0", i, scores[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateAllocationOptions(const AllocationOptions& options, int num_blocks) {
+  if (num_blocks <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("a head needs at least one RoPE block, got %d", num_blocks));
+  }
+  if (options.min_bits < kMinSupportedBits || options.max_bits > kMaxSupportedBits ||
+      options.min_bits > options.max_bits) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bit range [%d, %d] is invalid; need %d <= min_bits <= max_bits <= %d", options.min_bits,
+        options.max_bits, kMinSupportedBits, kMaxSupportedBits));
+  }
+  if (!std::isfinite(options.avg_bits) || options.avg_bits < options.min_bits ||
+      options.avg_bits > options.max_bits) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "budget %g bits/dim is outside [min_bits=%d, max_bits=%d]; pick a budget in that range "
+        "or widen it with --min-bits/--max-bits",
+        options.avg_bits, options.min_bits, options.max_bits));
+  }
+  return absl::OkStatus();
+}
+
+int BitBudget(int num_blocks, double avg_bits) {
+  // 1e-9 absorbs decimal representation error (0.29·100 = 28.999999999999996)
+  // without moving any budget a person could mean.
+  return static_cast<int>(std::floor(num_blocks * avg_bits + 1e-9));
+}
+
+absl::StatusOr<std::vector<std::vector<int>>> GreedyAllocateBudgets(
+    absl::Span<const double> scores, absl::Span<const double> avg_bits,
+    const AllocationOptions& options) {
+  if (absl::Status st = ValidateScores(scores); !st.ok()) return st;
+  const int num_blocks = static_cast<int>(scores.size());
+  std::vector<int> budgets(avg_bits.size());
+  for (size_t i = 0; i < avg_bits.size(); ++i) {
+    AllocationOptions one = options;
+    one.avg_bits = avg_bits[i];
+    if (absl::Status st = ValidateAllocationOptions(one, num_blocks); !st.ok()) return st;
+    budgets[i] = BitBudget(num_blocks, avg_bits[i]);
+  }
+  std::vector<size_t> order(budgets.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return budgets[a] < budgets[b]; });
+
+  std::vector<int> bits(num_blocks, options.min_bits);
+  std::vector<Candidate> heap;
+  heap.reserve(num_blocks);
+  if (options.max_bits > options.min_bits) {
+    for (int i = 0; i < num_blocks; ++i) {
+      heap.push_back({std::ldexp(scores[i], -2 * options.min_bits), i});
+    }
+    std::make_heap(heap.begin(), heap.end(),
+                   [](const Candidate& a, const Candidate& b) { return Before(b, a); });
+  }
+
+  std::vector<std::vector<int>> result(budgets.size());
+  int spent = num_blocks * options.min_bits;
+  for (size_t index : order) {
+    // The budget was validated against [min, max], so the heap cannot run dry first.
+    while (spent < budgets[index]) {
+      const int block = heap.front().block;
+      ++bits[block];
+      ++spent;
+      if (bits[block] == options.max_bits) {
+        heap.front() = heap.back();
+        heap.pop_back();
+      } else {
+        heap.front().gain = std::ldexp(scores[block], -2 * bits[block]);
+      }
+      if (!heap.empty()) SiftDown(heap, 0);
+    }
+    result[index] = bits;
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<int>> GreedyAllocate(absl::Span<const double> scores,
+                                                const AllocationOptions& options) {
+  absl::StatusOr<std::vector<std::vector<int>>> all =
+      GreedyAllocateBudgets(scores, {options.avg_bits}, options);
+  if (!all.ok()) return all.status();
+  return std::move(all->front());
+}
+
+absl::StatusOr<std::vector<int>> UniformAllocate(int num_blocks, const AllocationOptions& options) {
+  if (absl::Status st = ValidateAllocationOptions(options, num_blocks); !st.ok()) return st;
+  const int budget = BitBudget(num_blocks, options.avg_bits);
+  const int base = budget / num_blocks;
+  std::vector<int> bits(num_blocks, base);
+  for (int i = 0; i < budget - base * num_blocks; ++i) ++bits[i];
+  return bits;
+}
+
+double AllocationDistortion(absl::Span<const double> scores, absl::Span<const int> bits) {
+  double total = 0.0;
+  for (size_t i = 0; i < scores.size() && i < bits.size(); ++i) {
+    total += std::ldexp(scores[i], -2 * bits[i]);
+  }
+  return total;
+}
+
+}  // namespace kvplan

@@ -1,0 +1,65 @@
+// Bit allocation across the RoPE blocks of one (layer, KV head).
+//
+// Minimizes the separable, convex distortion D(b) = Σ_i s_i·4^(−b_i) subject to
+// Σ_i b_i = ⌊L·b̄⌋ and min_bits ≤ b_i ≤ max_bits, where b_i is bits per coordinate
+// (a 2-D block spends 2·b_i bits). Greedy marginal gain is exactly optimal for
+// such objectives; ties go to the lowest block index, as in the paper's code.
+//
+// Example:
+//   AllocationOptions options{.avg_bits = 3.0};
+//   absl::StatusOr<std::vector<int>> bits = GreedyAllocate(scores, options);
+//   // e.g. {4, 4, 3, ..., 2}, summing to ⌊L·3⌋.
+#ifndef KVPLAN_CORE_ALLOCATOR_H_
+#define KVPLAN_CORE_ALLOCATOR_H_
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace kvplan {
+
+// Bits per coordinate a block may take.
+inline constexpr int kMinSupportedBits = 1;
+inline constexpr int kMaxSupportedBits = 8;
+
+struct AllocationOptions {
+  // Average bits per dimension b̄; fractional budgets (2.5) are allowed. Must lie in
+  // [min_bits, max_bits]. Default: 3.
+  double avg_bits = 3.0;
+  // Fewest bits any block gets. Range [1, 8]. Default: 1.
+  int min_bits = 1;
+  // Most bits any block gets. Range [min_bits, 8]. Default: 8.
+  int max_bits = 8;
+};
+
+// OK when `options` is usable for `num_blocks` blocks; otherwise names the bad value.
+absl::Status ValidateAllocationOptions(const AllocationOptions& options, int num_blocks);
+
+// Total bits per coordinate-pair budget: ⌊num_blocks·avg_bits⌋, robust to the
+// representation error of decimal budgets (2.3·10 is 23, not 22).
+int BitBudget(int num_blocks, double avg_bits);
+
+// Greedy allocation for one head; O(budget·log L). Scores must be finite and >= 0.
+absl::StatusOr<std::vector<int>> GreedyAllocate(absl::Span<const double> scores,
+                                                const AllocationOptions& options);
+
+// The same for several budgets at once (`avg_bits` each; `options.avg_bits` is
+// ignored). Greedy allocations nest as the budget grows, so this runs the greedy
+// once to the largest budget: the cost of one allocation, not of len(avg_bits).
+// Result i is the allocation for avg_bits[i].
+absl::StatusOr<std::vector<std::vector<int>>> GreedyAllocateBudgets(
+    absl::Span<const double> scores, absl::Span<const double> avg_bits,
+    const AllocationOptions& options);
+
+// The baseline: every block at ⌊b̄⌋, the bits a fractional budget leaves over go
+// one each to the lowest-index blocks.
+absl::StatusOr<std::vector<int>> UniformAllocate(int num_blocks, const AllocationOptions& options);
+
+// D(b) = Σ_i s_i·4^(−b_i), the objective the allocator minimizes.
+double AllocationDistortion(absl::Span<const double> scores, absl::Span<const int> bits);
+
+}  // namespace kvplan
+
+#endif  // KVPLAN_CORE_ALLOCATOR_H_

@@ -1,0 +1,144 @@
+#include "core/whatif.h"
+
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+#include "core/bit_packing.h"
+
+namespace kvplan {
+namespace {
+
+constexpr int kNormBytes = 2;  // fp16
+
+double Entropy(const std::array<int64_t, 9>& histogram) {
+  int64_t total = 0;
+  for (int64_t n : histogram) total += n;
+  double entropy = 0.0;
+  for (int64_t n : histogram) {
+    if (n == 0) continue;
+    const double p = static_cast<double>(n) / total;
+    entropy -= p * std::log2(p);
+  }
+  return entropy;
+}
+
+// Allocations of every head at every K budget: [head][budget] -> bits per block.
+using HeadAllocations = std::vector<std::vector<std::vector<int>>>;
+
+absl::StatusOr<HeadAllocations> AllocateAll(const EnergyTable& table, const WhatIfRequest& request,
+                                            std::vector<std::vector<double>>& scores) {
+  const AllocationOptions options{.min_bits = request.min_bits, .max_bits = request.max_bits};
+  HeadAllocations all;
+  for (int l = 0; l < table.num_layers(); ++l) {
+    for (int h = 0; h < table.num_kv_heads(); ++h) {
+      absl::StatusOr<std::vector<double>> s = table.Scores(l, h, request.score);
+      if (!s.ok()) return s.status();
+      absl::StatusOr<std::vector<std::vector<int>>> bits =
+          GreedyAllocateBudgets(*s, request.k_bits, options);
+      if (!bits.ok()) {
+        return absl::Status(bits.status().code(),
+                            absl::StrFormat("layer %d kv_head %d: %s", l, h,
+                                            std::string(bits.status().message())));
+      }
+      scores.push_back(*std::move(s));
+      all.push_back(*std::move(bits));
+    }
+  }
+  return all;
+}
+
+// The K half of TokenBytesForHead: one byte-aligned segment and one norm per width.
+KvTokenBytes KBytesForHead(absl::Span<const int> k_block_bits) {
+  std::array<int, 9> blocks_at_width{};
+  for (int b : k_block_bits) ++blocks_at_width[b];
+  KvTokenBytes bytes;
+  for (int w = 1; w <= 8; ++w) {
+    if (blocks_at_width[w] == 0) continue;
+    bytes.k_codes += static_cast<int>(PackedCodeBytes(2 * blocks_at_width[w], w));
+    bytes.k_norms += kNormBytes;
+  }
+  return bytes;
+}
+
+}  // namespace
+
+KvTokenBytes TokenBytesForHead(absl::Span<const int> k_block_bits, int v_bits) {
+  KvTokenBytes bytes = KBytesForHead(k_block_bits);
+  const int head_dim = 2 * static_cast<int>(k_block_bits.size());
+  bytes.v_codes = static_cast<int>(PackedCodeBytes(head_dim, v_bits));
+  bytes.v_norms = kNormBytes;
+  return bytes;
+}
+
+absl::StatusOr<std::vector<WhatIfResult>> RunWhatIf(const EnergyTable& table,
+                                                     const WhatIfRequest& request) {
+  if (request.k_bits.empty() || request.v_bits.empty()) {
+    return absl::InvalidArgumentError("what-if needs at least one K budget and one V budget");
+  }
+  for (int v : request.v_bits) {
+    if (v < kMinSupportedBits || v > kMaxSupportedBits) {
+      return absl::OutOfRangeError(absl::StrFormat(
+          "V budget %d bits is outside [1, 8]; V is uniform TQ-MSE, so use whole bits", v));
+    }
+  }
+  if (request.context_tokens <= 0 || request.batch <= 0 || request.memory_bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "context (%d) and batch (%d) must be positive and memory (%d) non-negative",
+        request.context_tokens, request.batch, request.memory_bytes));
+  }
+  std::vector<std::vector<double>> scores;
+  absl::StatusOr<HeadAllocations> allocations = AllocateAll(table, request, scores);
+  if (!allocations.ok()) return allocations.status();
+
+  const int num_heads = table.num_layers() * table.num_kv_heads();
+  const int head_dim = 2 * table.num_blocks();
+  std::vector<WhatIfResult> results;
+  for (size_t kb = 0; kb < request.k_bits.size(); ++kb) {
+    absl::StatusOr<std::vector<int>> uniform = UniformAllocate(
+        table.num_blocks(), {.avg_bits = request.k_bits[kb], .min_bits = request.min_bits,
+                             .max_bits = request.max_bits});
+    if (!uniform.ok()) return uniform.status();
+    WhatIfResult base;
+    base.k_bits = request.k_bits[kb];
+    int64_t k_bytes = 0;
+    double distortion = 0.0, uniform_distortion = 0.0;
+    for (int l = 0; l < table.num_layers(); ++l) {
+      LayerAllocationSummary layer{.layer = l};
+      for (int h = 0; h < table.num_kv_heads(); ++h) {
+        const int head = l * table.num_kv_heads() + h;
+        const std::vector<int>& bits = (*allocations)[head][kb];
+        for (int b : bits) ++layer.bit_histogram[b];
+        layer.distortion += AllocationDistortion(scores[head], bits);
+        layer.uniform_distortion += AllocationDistortion(scores[head], *uniform);
+        const KvTokenBytes bytes = KBytesForHead(bits);
+        k_bytes += bytes.k_codes + bytes.k_norms;
+      }
+      layer.entropy_bits = Entropy(layer.bit_histogram);
+      distortion += layer.distortion;
+      uniform_distortion += layer.uniform_distortion;
+      base.layers.push_back(layer);
+    }
+    base.k_bytes_per_token_head = static_cast<double>(k_bytes) / num_heads;
+    base.distortion_ratio = uniform_distortion > 0.0 ? distortion / uniform_distortion : 1.0;
+
+    for (int v : request.v_bits) {
+      WhatIfResult result = base;
+      result.v_bits = v;
+      const KvTokenBytes v_bytes = TokenBytesForHead(*uniform, v);
+      const int v_head_bytes = v_bytes.v_codes + v_bytes.v_norms;
+      result.v_bytes_per_token_head = v_head_bytes;
+      result.bytes_per_token = k_bytes + static_cast<int64_t>(v_head_bytes) * num_heads;
+      const double fp16 = 4.0 * head_dim * num_heads;
+      result.compression_vs_fp16 = fp16 / result.bytes_per_token;
+      result.compression_vs_fp8 = fp16 / 2.0 / result.bytes_per_token;
+      result.kv_bytes_at_context = result.bytes_per_token * request.context_tokens * request.batch;
+      if (request.memory_bytes > 0) {
+        result.max_context_tokens = request.memory_bytes / (result.bytes_per_token * request.batch);
+      }
+      results.push_back(std::move(result));
+    }
+  }
+  return results;
+}
+
+}  // namespace kvplan

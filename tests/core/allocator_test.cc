@@ -1,0 +1,153 @@
+#include "core/allocator.h"
+
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "gtest/gtest.h"
+
+namespace kvplan {
+namespace {
+
+int Sum(const std::vector<int>& v) { return std::accumulate(v.begin(), v.end(), 0); }
+
+TEST(AllocatorTest, SpendsExactlyTheFlooredBudget) {
+  const std::vector<double> scores = {5.0, 1.0, 0.5, 3.0, 2.0, 0.1, 9.0, 4.0};
+  for (double avg : {1.0, 1.5, 2.0, 2.5, 3.0, 3.3, 4.0, 7.9, 8.0}) {
+    absl::StatusOr<std::vector<int>> bits = GreedyAllocate(scores, {.avg_bits = avg});
+    ASSERT_TRUE(bits.ok()) << bits.status();
+    EXPECT_EQ(Sum(*bits), BitBudget(8, avg)) << "avg " << avg;
+    for (int b : *bits) {
+      EXPECT_GE(b, 1);
+      EXPECT_LE(b, 8);
+    }
+  }
+}
+
+TEST(AllocatorTest, BudgetRoundsDecimalsAsAPersonMeansThem) {
+  EXPECT_EQ(BitBudget(100, 0.29), 29);
+  EXPECT_EQ(BitBudget(10, 2.3), 23);
+  EXPECT_EQ(BitBudget(32, 2.5), 80);
+  EXPECT_EQ(BitBudget(3, 2.5), 7);
+}
+
+TEST(AllocatorTest, TiesGoToLowestBlock) {
+  const std::vector<double> equal(6, 1.0);
+  absl::StatusOr<std::vector<int>> bits = GreedyAllocate(equal, {.avg_bits = 2.5});
+  ASSERT_TRUE(bits.ok());
+  EXPECT_EQ(*bits, (std::vector<int>{3, 3, 3, 2, 2, 2}));
+
+  // All-zero scores: every gain ties, so block 0 fills to the cap first.
+  const std::vector<double> zeros(4, 0.0);
+  bits = GreedyAllocate(zeros, {.avg_bits = 2.0, .min_bits = 1, .max_bits = 3});
+  ASSERT_TRUE(bits.ok());
+  EXPECT_EQ(*bits, (std::vector<int>{3, 3, 1, 1}));
+}
+
+TEST(AllocatorTest, RespectsMinAndMaxBits) {
+  const std::vector<double> scores = {1e6, 1.0, 1.0, 1.0};
+  absl::StatusOr<std::vector<int>> bits =
+      GreedyAllocate(scores, {.avg_bits = 3.0, .min_bits = 2, .max_bits = 5});
+  ASSERT_TRUE(bits.ok());
+  EXPECT_EQ((*bits)[0], 5);
+  for (int b : *bits) EXPECT_GE(b, 2);
+  EXPECT_EQ(Sum(*bits), 12);
+}
+
+TEST(AllocatorTest, FullBudgetFillsEveryBlockToMax) {
+  absl::StatusOr<std::vector<int>> bits =
+      GreedyAllocate(std::vector<double>{1.0, 2.0, 3.0}, {.avg_bits = 8.0});
+  ASSERT_TRUE(bits.ok());
+  EXPECT_EQ(*bits, (std::vector<int>{8, 8, 8}));
+}
+
+// Enumerates every allocation with the budget's sum and returns the least distortion.
+double ExhaustiveOptimum(const std::vector<double>& scores, int budget, int min_bits,
+                         int max_bits) {
+  const int n = static_cast<int>(scores.size());
+  std::vector<int> bits(n, min_bits);
+  double best = std::numeric_limits<double>::infinity();
+  while (true) {
+    if (Sum(bits) == budget) best = std::min(best, AllocationDistortion(scores, bits));
+    int i = 0;
+    while (i < n && bits[i] == max_bits) bits[i++] = min_bits;
+    if (i == n) break;
+    ++bits[i];
+  }
+  return best;
+}
+
+TEST(AllocatorTest, GreedyIsOptimalAgainstExhaustiveSearch) {
+  std::mt19937_64 rng(20261129);
+  std::lognormal_distribution<double> score(0.0, 2.0);
+  std::uniform_int_distribution<int> blocks(1, 6);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int n = blocks(rng);
+    std::vector<double> scores(n);
+    for (double& s : scores) s = score(rng);
+    if (trial % 7 == 0) scores[0] = scores[n - 1];  // Exercise ties.
+    const int min_bits = 1 + trial % 2;
+    const int max_bits = min_bits + 1 + trial % 4;
+    for (int budget = n * min_bits; budget <= n * max_bits; ++budget) {
+      const double avg = static_cast<double>(budget) / n;
+      absl::StatusOr<std::vector<int>> bits =
+          GreedyAllocate(scores, {.avg_bits = avg, .min_bits = min_bits, .max_bits = max_bits});
+      ASSERT_TRUE(bits.ok()) << bits.status();
+      ASSERT_EQ(Sum(*bits), budget);
+      const double optimum = ExhaustiveOptimum(scores, budget, min_bits, max_bits);
+      EXPECT_LE(AllocationDistortion(scores, *bits), optimum * (1 + 1e-12))
+          << "trial " << trial << " budget " << budget;
+    }
+  }
+}
+
+TEST(AllocatorTest, BudgetsBatchEqualsOneAtATime) {
+  std::mt19937_64 rng(7);
+  std::exponential_distribution<double> score(0.3);
+  std::vector<double> scores(64);
+  for (double& s : scores) s = score(rng);
+  const std::vector<double> budgets = {4.0, 1.5, 2.5, 3.0, 8.0, 2.0};
+  absl::StatusOr<std::vector<std::vector<int>>> all = GreedyAllocateBudgets(scores, budgets, {});
+  ASSERT_TRUE(all.ok());
+  for (size_t i = 0; i < budgets.size(); ++i) {
+    absl::StatusOr<std::vector<int>> one = GreedyAllocate(scores, {.avg_bits = budgets[i]});
+    ASSERT_TRUE(one.ok());
+    EXPECT_EQ((*all)[i], *one) << "budget " << budgets[i];
+  }
+}
+
+TEST(AllocatorTest, UniformSpreadsLeftoverBitsFromBlockZero) {
+  absl::StatusOr<std::vector<int>> bits = UniformAllocate(4, {.avg_bits = 2.5});
+  ASSERT_TRUE(bits.ok());
+  EXPECT_EQ(*bits, (std::vector<int>{3, 3, 2, 2}));
+  bits = UniformAllocate(4, {.avg_bits = 3.0});
+  ASSERT_TRUE(bits.ok());
+  EXPECT_EQ(*bits, (std::vector<int>{3, 3, 3, 3}));
+}
+
+TEST(AllocatorTest, RejectsBadInput) {
+  const std::vector<double> ok = {1.0, 2.0};
+  EXPECT_EQ(GreedyAllocate({}, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GreedyAllocate(std::vector<double>{1.0, -1.0}, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GreedyAllocate(std::vector<double>{1.0, std::nan("")}, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GreedyAllocate(std::vector<double>{1.0, INFINITY}, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GreedyAllocate(ok, {.avg_bits = 0.5}).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(GreedyAllocate(ok, {.avg_bits = 9.0}).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(GreedyAllocate(ok, {.avg_bits = std::nan("")}).status().code(),
+            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(GreedyAllocate(ok, {.avg_bits = 3, .min_bits = 4, .max_bits = 8}).status().code(),
+            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(GreedyAllocate(ok, {.avg_bits = 3, .min_bits = 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GreedyAllocate(ok, {.avg_bits = 3, .max_bits = 9}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::Status st = GreedyAllocate(ok, {.avg_bits = 9.0}).status();
+  EXPECT_NE(st.message().find("outside [min_bits=1, max_bits=8]"), std::string::npos) << st;
+}
+
+}  // namespace
+}  // namespace kvplan
