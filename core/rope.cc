@@ -214,6 +214,21 @@ absl::Status RopeSpec::Validate() const {
   return absl::OkStatus();
 }
 
+RopeRotator::RopeRotator(const RopeSpec& spec)
+    : dims_(spec.AllBlockDims()),
+      inv_freq_(spec.InvFrequencies()),
+      scale_(spec.scaling.type == RopeScalingType::kYarn ? spec.scaling.attention_factor : 1.0) {}
+
+void RopeRotator::Apply(int64_t position, absl::Span<float> head) const {
+  for (size_t i = 0; i < dims_.size(); ++i) {
+    const double angle = static_cast<double>(position) * inv_freq_[i];
+    const double c = std::cos(angle) * scale_, s = std::sin(angle) * scale_;
+    const double a = head[dims_[i][0]], b = head[dims_[i][1]];
+    head[dims_[i][0]] = static_cast<float>(a * c - b * s);
+    head[dims_[i][1]] = static_cast<float>(a * s + b * c);
+  }
+}
+
 std::string_view RopeStyleName(RopeStyle style) {
   return style == RopeStyle::kInterleaved ? "interleaved" : "split-half";
 }

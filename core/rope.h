@@ -14,12 +14,14 @@
 #define KVPLAN_CORE_ROPE_H_
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "nlohmann/json_fwd.hpp"
 
 namespace kvplan {
@@ -86,6 +88,26 @@ struct RopeSpec {
 
   // OK when the fields are consistent; otherwise names the bad field.
   absl::Status Validate() const;
+};
+
+// Applies RoPE to head vectors, in place, as the model does at a given position:
+// each block (a, b) turns by position·θ_i, scaled by YaRN's attention factor where
+// the spec has one. Angles are computed in fp64. Thread-safe after construction.
+//
+// Example:
+//   RopeRotator rope(spec);
+//   rope.Apply(/*position=*/17, absl::MakeSpan(k_head));  // k_head: head_dim floats
+class RopeRotator {
+ public:
+  explicit RopeRotator(const RopeSpec& spec);
+  // `head` holds head_dim values in the model's dimension order. Negative
+  // positions rotate backwards (R_{-p} = R_pᵀ when the attention factor is 1).
+  void Apply(int64_t position, absl::Span<float> head) const;
+
+ private:
+  std::vector<std::array<int, 2>> dims_;
+  std::vector<double> inv_freq_;
+  double scale_;
 };
 
 std::string_view RopeStyleName(RopeStyle style);
