@@ -43,8 +43,8 @@ absl::Status ValidateScores(absl::Span<const double> scores) {
   }
   for (size_t i = 0; i < scores.size(); ++i) {
     if (!std::isfinite(scores[i]) || scores[i] < 0.0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "score of block %d is %g; scores must be finite and >= 0", i, scores[i]));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("score of block %d is %g; scores must be finite and >= 0", i, scores[i]));
     }
   }
   return absl::OkStatus();
@@ -59,9 +59,9 @@ absl::Status ValidateAllocationOptions(const AllocationOptions& options, int num
   }
   if (options.min_bits < kMinSupportedBits || options.max_bits > kMaxSupportedBits ||
       options.min_bits > options.max_bits) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "bit range [%d, %d] is invalid; need %d <= min_bits <= max_bits <= %d", options.min_bits,
-        options.max_bits, kMinSupportedBits, kMaxSupportedBits));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bit range [%d, %d] is invalid; need %d <= min_bits <= max_bits <= %d",
+                        options.min_bits, options.max_bits, kMinSupportedBits, kMaxSupportedBits));
   }
   if (!std::isfinite(options.avg_bits) || options.avg_bits < options.min_bits ||
       options.avg_bits > options.max_bits) {
@@ -93,7 +93,8 @@ absl::StatusOr<std::vector<std::vector<int>>> GreedyAllocateBudgets(
   }
   std::vector<size_t> order(budgets.size());
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return budgets[a] < budgets[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return budgets[a] < budgets[b]; });
 
   std::vector<int> bits(num_blocks, options.min_bits);
   std::vector<Candidate> heap;

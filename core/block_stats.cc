@@ -41,9 +41,9 @@ const absl::uint128 kMaxFixed = ToFixed(BlockStats::kMaxSum);
 
 absl::Status CheckSums(absl::Span<const double> sums, int num_blocks, const char* what) {
   if (static_cast<int>(sums.size()) != num_blocks) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s block sums have %d entries, expected one per RoPE block (%d)", what, sums.size(),
-        num_blocks));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s block sums have %d entries, expected one per RoPE block (%d)", what,
+                        sums.size(), num_blocks));
   }
   for (size_t i = 0; i < sums.size(); ++i) {
     if (!std::isfinite(sums[i]) || sums[i] < 0.0 || sums[i] > BlockStats::kMaxSum) {
@@ -80,7 +80,8 @@ class Reader {
   size_t remaining() const { return in_.size() - pos_; }
   uint64_t Le(int n) {
     uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
+    for (int i = 0; i < n; ++i)
+      v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
     pos_ += n;
     return v;
   }
@@ -125,9 +126,9 @@ absl::Status BlockStats::Add(int layer, int kv_head, absl::Span<const double> q_
                              uint64_t q_rows, absl::Span<const double> k_block_sums,
                              uint64_t k_tokens) {
   if (layer < 0 || layer >= shape_.num_layers || kv_head < 0 || kv_head >= shape_.num_kv_heads) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "(layer %d, kv_head %d) is outside the statistics shape %s", layer, kv_head,
-        ShapeString(shape_)));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("(layer %d, kv_head %d) is outside the statistics shape %s", layer, kv_head,
+                        ShapeString(shape_)));
   }
   if (absl::Status st = CheckSums(q_block_sums, shape_.num_blocks, "query"); !st.ok()) return st;
   if (absl::Status st = CheckSums(k_block_sums, shape_.num_blocks, "key"); !st.ok()) return st;
@@ -137,9 +138,9 @@ absl::Status BlockStats::Add(int layer, int kv_head, absl::Span<const double> q_
     q[i] = q_sums_[base + i] + ToFixed(q_block_sums[i]);
     k[i] = k_sums_[base + i] + ToFixed(k_block_sums[i]);
     if (q[i] > kMaxFixed || k[i] > kMaxFixed) {
-      return absl::OutOfRangeError(absl::StrFormat(
-          "energy sum of (layer %d, kv_head %d, block %d) would exceed %g", layer, kv_head, i,
-          kMaxSum));
+      return absl::OutOfRangeError(
+          absl::StrFormat("energy sum of (layer %d, kv_head %d, block %d) would exceed %g", layer,
+                          kv_head, i, kMaxSum));
     }
   }
   std::copy(q.begin(), q.end(), q_sums_.begin() + base);
@@ -259,8 +260,8 @@ absl::StatusOr<BlockStats> BlockStats::Deserialize(std::string_view bytes) {
     return absl::DataLossError(absl::StrCat("statistics header: ", stats.status().message()));
   }
   const size_t heads = stats->q_rows_.size();
-  const size_t expected = kHeaderBytes + heads * (16 + 32 * static_cast<size_t>(shape.num_blocks)) +
-                          kChecksumBytes;
+  const size_t expected =
+      kHeaderBytes + heads * (16 + 32 * static_cast<size_t>(shape.num_blocks)) + kChecksumBytes;
   if (bytes.size() != expected) {
     return absl::DataLossError(absl::StrFormat(
         "statistics file is %d bytes but its header (%s) implies %d; the file is truncated or "

@@ -38,20 +38,21 @@ absl::StatusOr<std::vector<double>> ParseValues(const json& list, const std::str
     return absl::InvalidArgumentError(absl::StrCat(where, " must be a list of numbers"));
   }
   if (list.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(where, " is an empty list; give one value per RoPE block"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, " is an empty list; give one value per RoPE block"));
   }
   std::vector<double> values;
   values.reserve(list.size());
   for (size_t i = 0; i < list.size(); ++i) {
     if (!list[i].is_number()) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s[%d] is %s, not a number (NaN and Infinity are not allowed)", where, i,
-          list[i].dump()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s[%d] is %s, not a number (NaN and Infinity are not allowed)", where, i,
+                          list[i].dump()));
     }
     const double v = list[i].get<double>();
     if (!std::isfinite(v) || v < 0.0) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s[%d] is %g; energies and scores must be finite and >= 0", where, i, v));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s[%d] is %g; energies and scores must be finite and >= 0", where, i, v));
     }
     values.push_back(v);
   }
@@ -69,8 +70,8 @@ const json* FindEither(const json& obj, const char* a, const char* b) {
 absl::StatusOr<std::vector<double>> EnergyTable::Scores(int layer, int kv_head,
                                                         ScoreKind kind) const {
   if (layer < 0 || layer >= num_layers_ || kv_head < 0 || kv_head >= num_kv_heads_) {
-    return absl::NotFoundError(absl::StrFormat("no statistics for (layer %d, kv_head %d)", layer,
-                                               kv_head));
+    return absl::NotFoundError(
+        absl::StrFormat("no statistics for (layer %d, kv_head %d)", layer, kv_head));
   }
   if (!has_energies_) {
     if (kind != ScoreKind::kSum) {

@@ -37,8 +37,12 @@ class EnergyTable {
   absl::StatusOr<std::vector<double>> Scores(int layer, int kv_head, ScoreKind kind) const;
 
   // Mean energies of one head; empty when the table holds ready scores.
-  const std::vector<double>& MeanQ(int layer, int kv_head) const { return q_[Index(layer, kv_head)]; }
-  const std::vector<double>& MeanK(int layer, int kv_head) const { return k_[Index(layer, kv_head)]; }
+  const std::vector<double>& MeanQ(int layer, int kv_head) const {
+    return q_[Index(layer, kv_head)];
+  }
+  const std::vector<double>& MeanK(int layer, int kv_head) const {
+    return k_[Index(layer, kv_head)];
+  }
 
   friend absl::StatusOr<EnergyTable> EnergyTableFromJson(const nlohmann::json& json);
   friend absl::StatusOr<EnergyTable> EnergyTableFromStats(const BlockStats& stats);
@@ -52,7 +56,7 @@ class EnergyTable {
   int num_kv_heads_ = 0;
   int num_blocks_ = 0;
   bool has_energies_ = false;
-  std::vector<std::vector<double>> q_;       // [layer * kv_heads + head][block]
+  std::vector<std::vector<double>> q_;  // [layer * kv_heads + head][block]
   std::vector<std::vector<double>> k_;
   std::vector<std::vector<double>> scores_;  // Ready scores, when !has_energies_.
 };

@@ -20,9 +20,9 @@ absl::Status CheckShape(const AttentionShape& s, size_t q, size_t k, size_t k_ha
   const size_t q_expected = static_cast<size_t>(s.tokens) * s.num_q_heads * s.head_dim;
   const size_t k_expected = static_cast<size_t>(s.tokens) * s.num_kv_heads * s.head_dim;
   if (q != q_expected || k != k_expected || k_hat != k_expected) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "q/k/k_hat hold %d/%d/%d values; the shape needs %d/%d/%d", q, k, k_hat, q_expected,
-        k_expected, k_expected));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("q/k/k_hat hold %d/%d/%d values; the shape needs %d/%d/%d", q, k, k_hat,
+                        q_expected, k_expected, k_expected));
   }
   return absl::OkStatus();
 }
@@ -125,9 +125,9 @@ absl::StatusOr<AttentionFidelity> CausalAttentionFidelity(absl::Span<const float
                                                           int first_query, int top_k) {
   if (absl::Status st = CheckShape(shape, q.size(), k.size(), k_hat.size()); !st.ok()) return st;
   if (first_query < 0 || first_query >= shape.tokens || top_k <= 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "first_query %d must be in [0, tokens=%d) and top_k %d positive", first_query,
-        shape.tokens, top_k));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("first_query %d must be in [0, tokens=%d) and top_k %d positive",
+                        first_query, shape.tokens, top_k));
   }
   const int group = shape.num_q_heads / shape.num_kv_heads;
   const int hd = shape.head_dim;

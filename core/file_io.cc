@@ -56,9 +56,9 @@ absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path, size_t m
         absl::StrFormat("'%s' is a directory, expected a file", path.string()));
   }
   if (static_cast<size_t>(st.st_size) > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "'%s' is %d bytes, more than the %d this input may have", path.string(), st.st_size,
-        max_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("'%s' is %d bytes, more than the %d this input may have", path.string(),
+                        st.st_size, max_bytes));
   }
   std::string contents;
   char buffer[1 << 16];

@@ -102,9 +102,9 @@ absl::StatusOr<RopeScaling> ParseScaling(const json& params, const json& config)
   } else if (type == "yarn") {
     scaling.type = RopeScalingType::kYarn;
   } else {
-    return absl::UnimplementedError(absl::StrCat(
-        "RoPE scaling type '", type,
-        "' is not supported; supported: default, linear, llama3, yarn"));
+    return absl::UnimplementedError(
+        absl::StrCat("RoPE scaling type '", type,
+                     "' is not supported; supported: default, linear, llama3, yarn"));
   }
   absl::Status st = ReadNumber(params, "factor", &scaling.factor);
   if (st.ok()) st = ReadNumber(params, "low_freq_factor", &scaling.low_freq_factor);

@@ -36,9 +36,9 @@ absl::StatusOr<HeadAllocations> AllocateAll(const EnergyTable& table, const What
       absl::StatusOr<std::vector<std::vector<int>>> bits =
           GreedyAllocateBudgets(*s, request.k_bits, options);
       if (!bits.ok()) {
-        return absl::Status(bits.status().code(),
-                            absl::StrFormat("layer %d kv_head %d: %s", l, h,
-                                            std::string(bits.status().message())));
+        return absl::Status(
+            bits.status().code(),
+            absl::StrFormat("layer %d kv_head %d: %s", l, h, std::string(bits.status().message())));
       }
       scores.push_back(*std::move(s));
       all.push_back(*std::move(bits));
@@ -71,7 +71,7 @@ KvTokenBytes TokenBytesForHead(absl::Span<const int> k_block_bits, int v_bits) {
 }
 
 absl::StatusOr<std::vector<WhatIfResult>> RunWhatIf(const EnergyTable& table,
-                                                     const WhatIfRequest& request) {
+                                                    const WhatIfRequest& request) {
   if (request.k_bits.empty() || request.v_bits.empty()) {
     return absl::InvalidArgumentError("what-if needs at least one K budget and one V budget");
   }
@@ -82,9 +82,9 @@ absl::StatusOr<std::vector<WhatIfResult>> RunWhatIf(const EnergyTable& table,
     }
   }
   if (request.context_tokens <= 0 || request.batch <= 0 || request.memory_bytes < 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "context (%d) and batch (%d) must be positive and memory (%d) non-negative",
-        request.context_tokens, request.batch, request.memory_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("context (%d) and batch (%d) must be positive and memory (%d) non-negative",
+                        request.context_tokens, request.batch, request.memory_bytes));
   }
   std::vector<std::vector<double>> scores;
   absl::StatusOr<HeadAllocations> allocations = AllocateAll(table, request, scores);
@@ -94,9 +94,10 @@ absl::StatusOr<std::vector<WhatIfResult>> RunWhatIf(const EnergyTable& table,
   const int head_dim = 2 * table.num_blocks();
   std::vector<WhatIfResult> results;
   for (size_t kb = 0; kb < request.k_bits.size(); ++kb) {
-    absl::StatusOr<std::vector<int>> uniform = UniformAllocate(
-        table.num_blocks(), {.avg_bits = request.k_bits[kb], .min_bits = request.min_bits,
-                             .max_bits = request.max_bits});
+    absl::StatusOr<std::vector<int>> uniform =
+        UniformAllocate(table.num_blocks(), {.avg_bits = request.k_bits[kb],
+                                             .min_bits = request.min_bits,
+                                             .max_bits = request.max_bits});
     if (!uniform.ok()) return uniform.status();
     WhatIfResult base;
     base.k_bits = request.k_bits[kb];

@@ -89,7 +89,7 @@ struct WhatIfResult {
 
 // One result per (k_bits, v_bits) pair, K-major. Errors name the bad budget or head.
 absl::StatusOr<std::vector<WhatIfResult>> RunWhatIf(const EnergyTable& table,
-                                                     const WhatIfRequest& request);
+                                                    const WhatIfRequest& request);
 
 }  // namespace kvplan
 

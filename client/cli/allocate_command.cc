@@ -13,8 +13,8 @@ namespace {
 
 absl::Status Allocate(const std::vector<std::string>& args, std::ostream& out) {
   absl::StatusOr<Flags> flags = Flags::Parse(
-      args, {.values = {"energy-json", "bits", "score", "min-bits", "max-bits"},
-             .switches = {"json"}});
+      args,
+      {.values = {"energy-json", "bits", "score", "min-bits", "max-bits"}, .switches = {"json"}});
   if (!flags.ok()) return flags.status();
   absl::StatusOr<std::string> path = flags->String("energy-json");
   if (!path.ok()) return path.status();

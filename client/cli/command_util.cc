@@ -23,9 +23,9 @@ absl::StatusOr<AllocationOptions> BitRangeFlags(const Flags& flags) {
   absl::StatusOr<int64_t> max_bits = flags.Int("max-bits", options.max_bits);
   if (!max_bits.ok()) return max_bits.status();
   if (*min_bits < kMinSupportedBits || *max_bits > kMaxSupportedBits || *min_bits > *max_bits) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--min-bits %d / --max-bits %d: need %d <= min <= max <= %d", *min_bits, *max_bits,
-        kMinSupportedBits, kMaxSupportedBits));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--min-bits %d / --max-bits %d: need %d <= min <= max <= %d", *min_bits,
+                        *max_bits, kMinSupportedBits, kMaxSupportedBits));
   }
   options.min_bits = static_cast<int>(*min_bits);
   options.max_bits = static_cast<int>(*max_bits);

@@ -11,8 +11,8 @@ absl::StatusOr<EnergyTable> ReadEnergyTable(const std::filesystem::path& path) {
   absl::StatusOr<std::string> bytes = ReadFile(path);
   if (!bytes.ok()) return bytes.status();
   auto annotate = [&](const absl::Status& st) {
-    return absl::Status(st.code(), absl::StrFormat("%s: %s", path.string(),
-                                                   std::string(st.message())));
+    return absl::Status(st.code(),
+                        absl::StrFormat("%s: %s", path.string(), std::string(st.message())));
   };
   if (bytes->starts_with("KVPS")) {
     absl::StatusOr<BlockStats> stats = BlockStats::Deserialize(*bytes);
@@ -23,8 +23,8 @@ absl::StatusOr<EnergyTable> ReadEnergyTable(const std::filesystem::path& path) {
   }
   nlohmann::json json = nlohmann::json::parse(*bytes, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s is neither valid JSON nor a kvplan statistics file", path.string()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s is neither valid JSON nor a kvplan statistics file", path.string()));
   }
   absl::StatusOr<EnergyTable> table = EnergyTableFromJson(json);
   if (!table.ok()) return annotate(table.status());

@@ -45,13 +45,12 @@ void PrintTable(const std::vector<WhatIfResult>& results, const WhatIfRequest& r
                          absl::StrFormat("GiB @%dx%d", request.context_tokens, request.batch),
                          memory_header, "distortion vs uniform");
   for (const WhatIfResult& r : results) {
-    out << absl::StrFormat("%-6g %-6d %11.1f %11.1f %10d %7.2fx %6.2fx %16.2f %16s %.3f\n",
-                           r.k_bits, r.v_bits, r.k_bytes_per_token_head, r.v_bytes_per_token_head,
-                           r.bytes_per_token, r.compression_vs_fp16, r.compression_vs_fp8,
-                           r.kv_bytes_at_context / kGiB,
-                           request.memory_bytes > 0 ? absl::StrFormat("%d", r.max_context_tokens)
-                                                    : "",
-                           r.distortion_ratio);
+    out << absl::StrFormat(
+        "%-6g %-6d %11.1f %11.1f %10d %7.2fx %6.2fx %16.2f %16s %.3f\n", r.k_bits, r.v_bits,
+        r.k_bytes_per_token_head, r.v_bytes_per_token_head, r.bytes_per_token,
+        r.compression_vs_fp16, r.compression_vs_fp8, r.kv_bytes_at_context / kGiB,
+        request.memory_bytes > 0 ? absl::StrFormat("%d", r.max_context_tokens) : "",
+        r.distortion_ratio);
   }
   if (!per_layer) return;
   double last_k = std::nan("");
@@ -65,19 +64,18 @@ void PrintTable(const std::vector<WhatIfResult>& results, const WhatIfRequest& r
     for (const LayerAllocationSummary& layer : r.layers) {
       std::string histogram;
       for (int w = 1; w <= 8; ++w) absl::StrAppendFormat(&histogram, "%4d", layer.bit_histogram[w]);
-      out << absl::StrFormat("%-6d %-40s %8.3f %.3f\n", layer.layer, histogram, layer.entropy_bits,
-                             layer.uniform_distortion > 0
-                                 ? layer.distortion / layer.uniform_distortion
-                                 : 1.0);
+      out << absl::StrFormat(
+          "%-6d %-40s %8.3f %.3f\n", layer.layer, histogram, layer.entropy_bits,
+          layer.uniform_distortion > 0 ? layer.distortion / layer.uniform_distortion : 1.0);
     }
   }
 }
 
 absl::Status WhatIf(const std::vector<std::string>& args, std::ostream& out) {
-  absl::StatusOr<Flags> flags = Flags::Parse(
-      args, {.values = {"energy-json", "k-bits", "v-bits", "score", "min-bits", "max-bits",
-                        "context", "batch", "memory-gib"},
-             .switches = {"json", "per-layer"}});
+  absl::StatusOr<Flags> flags =
+      Flags::Parse(args, {.values = {"energy-json", "k-bits", "v-bits", "score", "min-bits",
+                                     "max-bits", "context", "batch", "memory-gib"},
+                          .switches = {"json", "per-layer"}});
   if (!flags.ok()) return flags.status();
   absl::StatusOr<std::string> path = flags->String("energy-json");
   if (!path.ok()) return path.status();

@@ -65,8 +65,7 @@ TEST_F(KvplanAllocateTest, ReproducesTheReferenceAllocationsExactly) {
 
 TEST_F(KvplanAllocateTest, ScoresEnergiesWithTheRequestedScore) {
   // Block 1 has the larger sum but the smaller product.
-  const std::string path =
-      Write("e.json", R"({"0.0": {"q": [1.0, 100.0], "k": [50.0, 0.01]}})");
+  const std::string path = Write("e.json", R"({"0.0": {"q": [1.0, 100.0], "k": [50.0, 0.01]}})");
   RunResult sum = RunKvplan("allocate --energy-json " + path + " --bits 1.5 --json");
   ASSERT_EQ(sum.exit_code, 0) << sum.out;
   EXPECT_EQ(nlohmann::json::parse(sum.out)["0.0"], nlohmann::json({1, 2}));

@@ -43,7 +43,8 @@ TEST(EnergyTableTest, BuildsFromStatisticsMeans) {
 }
 
 TEST(EnergyTableTest, RefusesMixedFormsDuplicatesAndGaps) {
-  EXPECT_FALSE(EnergyTableFromJson(json::parse(R"({"0.0": [1], "0.1": {"q": [1], "k": [1]}})")).ok());
+  EXPECT_FALSE(
+      EnergyTableFromJson(json::parse(R"({"0.0": [1], "0.1": {"q": [1], "k": [1]}})")).ok());
   EXPECT_FALSE(EnergyTableFromJson(json::parse(R"({"0.0": {"q": [1]}})")).ok());
   EXPECT_FALSE(EnergyTableFromJson(json::parse(R"({"0.x": [1]})")).ok());
   EXPECT_FALSE(EnergyTableFromJson(json::parse(R"({"-1.0": [1]})")).ok());

@@ -56,7 +56,8 @@ TEST(FidelityTest, KernelMaeEqualsExplicitRotation) {
       for (int h = 0; h < 4; ++h) {
         for (double delta : offsets) {
           std::vector<float> e(8);
-          for (int d = 0; d < 8; ++d) e[d] = k[(t * 2 + h / 2) * 8 + d] - k_hat[(t * 2 + h / 2) * 8 + d];
+          for (int d = 0; d < 8; ++d)
+            e[d] = k[(t * 2 + h / 2) * 8 + d] - k_hat[(t * 2 + h / 2) * 8 + d];
           // RopeRotator takes whole positions; use the fp64 formula for fractional δ.
           const std::vector<double> theta = rope.InvFrequencies();
           double value = 0.0;
@@ -97,13 +98,14 @@ TEST(FidelityTest, KlAndOverlapOfAHandComputedCase) {
   // One query at position 1 sees keys 0 and 1; hd 2 so logits are dot/√2.
   const AttentionShape shape{.tokens = 2, .num_q_heads = 1, .num_kv_heads = 1, .head_dim = 2};
   const std::vector<float> q = {0, 0, 1, 0};
-  const std::vector<float> k = {0, 0, 0, 0};                            // p = (½, ½)
+  const std::vector<float> k = {0, 0, 0, 0};                                       // p = (½, ½)
   const std::vector<float> k_hat = {0, 0, static_cast<float>(std::sqrt(2.0)), 0};  // p̂ ∝ (1, e)
   absl::StatusOr<AttentionFidelity> f =
       CausalAttentionFidelity(q, k, k_hat, shape, /*first_query=*/1, /*top_k=*/1);
   ASSERT_TRUE(f.ok()) << f.status();
   const double z = 1.0 + std::exp(1.0);
-  const double expected = 0.5 * std::log(0.5 / (1.0 / z)) + 0.5 * std::log(0.5 / (std::exp(1.0) / z));
+  const double expected =
+      0.5 * std::log(0.5 / (1.0 / z)) + 0.5 * std::log(0.5 / (std::exp(1.0) / z));
   EXPECT_NEAR(f->kl, expected, 1e-6);
   EXPECT_EQ(f->top_k_overlap, 0.0);  // top-1 of p is key 0 (tie → lower index); of p̂ key 1.
 }

@@ -117,12 +117,13 @@ TEST(RopeTest, Llama3ScalingKeepsHighInterpolatesLowAndSmoothsBetween) {
 }
 
 TEST(RopeTest, YarnRampsFromExtrapolationToInterpolation) {
-  json config = {{"hidden_size", 2048},
-                 {"num_attention_heads", 16},
-                 {"rope_theta", 1000000.0},
-                 {"max_position_embeddings", 32768},
-                 {"rope_scaling",
-                  {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}}}};
+  json config = {
+      {"hidden_size", 2048},
+      {"num_attention_heads", 16},
+      {"rope_theta", 1000000.0},
+      {"max_position_embeddings", 32768},
+      {"rope_scaling",
+       {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}}}};
   absl::StatusOr<RopeSpec> spec = RopeSpecFromHfConfig(config);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->scaling.type, RopeScalingType::kYarn);
@@ -146,18 +147,18 @@ TEST(RopeTest, ReadsTransformers5RopeParametersFromTheShippedModel) {
 }
 
 TEST(RopeTest, ReadsLegacyFieldsPartialRotaryAndInterleavedModels) {
-  absl::StatusOr<RopeSpec> spec = RopeSpecFromHfConfig(
-      {{"hidden_size", 4096},
-       {"num_attention_heads", 32},
-       {"head_dim", 128},
-       {"rope_theta", 500000.0},
-       {"max_position_embeddings", 131072},
-       {"rope_scaling",
-        {{"rope_type", "llama3"},
-         {"factor", 8.0},
-         {"low_freq_factor", 1.0},
-         {"high_freq_factor", 4.0},
-         {"original_max_position_embeddings", 8192}}}});
+  absl::StatusOr<RopeSpec> spec =
+      RopeSpecFromHfConfig({{"hidden_size", 4096},
+                            {"num_attention_heads", 32},
+                            {"head_dim", 128},
+                            {"rope_theta", 500000.0},
+                            {"max_position_embeddings", 131072},
+                            {"rope_scaling",
+                             {{"rope_type", "llama3"},
+                              {"factor", 8.0},
+                              {"low_freq_factor", 1.0},
+                              {"high_freq_factor", 4.0},
+                              {"original_max_position_embeddings", 8192}}}});
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->scaling.original_max_position_embeddings, 8192);
   EXPECT_EQ(spec->InvFrequencies(), Llama31().InvFrequencies());

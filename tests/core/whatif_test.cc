@@ -38,7 +38,10 @@ TEST(WhatIfTest, TokenBytesCountEverySegmentAndNorm) {
 
 TEST(WhatIfTest, MemoryAndCompressionArithmetic) {
   const EnergyTable table = UniformTable(2, 2, 64);
-  WhatIfRequest request{.k_bits = {3}, .v_bits = {3, 4}, .context_tokens = 1000, .batch = 2,
+  WhatIfRequest request{.k_bits = {3},
+                        .v_bits = {3, 4},
+                        .context_tokens = 1000,
+                        .batch = 2,
                         .memory_bytes = 1'000'000};
   absl::StatusOr<std::vector<WhatIfResult>> results = RunWhatIf(table, request);
   ASSERT_TRUE(results.ok()) << results.status();
