@@ -36,6 +36,12 @@ absl::Status ReadInt(const json& obj, const char* key, int* out) {
   return absl::OkStatus();
 }
 
+// A string field, or "" when absent or not a string (callers name the problem).
+std::string StringField(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 // YaRN's attention scale for a context extension `scale` (Hugging Face get_mscale).
 double YarnMscale(double scale, double mscale) {
   return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
@@ -245,6 +251,72 @@ std::string_view RopeScalingTypeName(RopeScalingType type) {
       return "yarn";
   }
   return "unknown";
+}
+
+json RopeSpecToJson(const RopeSpec& spec) {
+  const RopeScaling& s = spec.scaling;
+  return {{"style", std::string(RopeStyleName(spec.style))},
+          {"head_dim", spec.head_dim},
+          {"rotary_dim", spec.rotary_dim},
+          {"theta", spec.theta},
+          {"scaling",
+           {{"type", std::string(RopeScalingTypeName(s.type))},
+            {"factor", s.factor},
+            {"low_freq_factor", s.low_freq_factor},
+            {"high_freq_factor", s.high_freq_factor},
+            {"original_max_position_embeddings", s.original_max_position_embeddings},
+            {"beta_fast", s.beta_fast},
+            {"beta_slow", s.beta_slow},
+            {"truncate", s.truncate},
+            {"attention_factor", s.attention_factor}}}};
+}
+
+absl::StatusOr<RopeSpec> RopeSpecFromJson(const json& in) {
+  if (!in.is_object() || !in.contains("scaling") || !in["scaling"].is_object()) {
+    return absl::InvalidArgumentError("rope must be an object with a 'scaling' object");
+  }
+  RopeSpec spec;
+  const json& sc = in["scaling"];
+  absl::Status st = ReadInt(in, "head_dim", &spec.head_dim);
+  if (st.ok()) st = ReadInt(in, "rotary_dim", &spec.rotary_dim);
+  if (st.ok()) st = ReadNumber(in, "theta", &spec.theta);
+  if (st.ok()) st = ReadNumber(sc, "factor", &spec.scaling.factor);
+  if (st.ok()) st = ReadNumber(sc, "low_freq_factor", &spec.scaling.low_freq_factor);
+  if (st.ok()) st = ReadNumber(sc, "high_freq_factor", &spec.scaling.high_freq_factor);
+  if (st.ok()) {
+    st = ReadInt(sc, "original_max_position_embeddings",
+                 &spec.scaling.original_max_position_embeddings);
+  }
+  if (st.ok()) st = ReadNumber(sc, "beta_fast", &spec.scaling.beta_fast);
+  if (st.ok()) st = ReadNumber(sc, "beta_slow", &spec.scaling.beta_slow);
+  if (st.ok()) st = ReadNumber(sc, "attention_factor", &spec.scaling.attention_factor);
+  if (!st.ok()) return st;
+  if (auto it = sc.find("truncate"); it != sc.end() && it->is_boolean()) {
+    spec.scaling.truncate = it->get<bool>();
+  }
+  const std::string style = StringField(in, "style");
+  if (style == "split-half") {
+    spec.style = RopeStyle::kSplitHalf;
+  } else if (style == "interleaved") {
+    spec.style = RopeStyle::kInterleaved;
+  } else {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "rope style '%s' is unknown; expected 'split-half' or 'interleaved'", style));
+  }
+  const std::string type = StringField(sc, "type");
+  bool known = false;
+  for (RopeScalingType t : {RopeScalingType::kNone, RopeScalingType::kLinear,
+                            RopeScalingType::kLlama3, RopeScalingType::kYarn}) {
+    if (type == RopeScalingTypeName(t)) {
+      spec.scaling.type = t;
+      known = true;
+    }
+  }
+  if (!known) {
+    return absl::InvalidArgumentError(absl::StrFormat("rope scaling type '%s' is unknown", type));
+  }
+  if (st = spec.Validate(); !st.ok()) return st;
+  return spec;
 }
 
 absl::StatusOr<RopeSpec> RopeSpecFromHfConfig(const json& config) {

@@ -122,6 +122,13 @@ std::string_view RopeScalingTypeName(RopeScalingType type);
 // Unsupported scaling types (dynamic, longrope, ...) are refused by name.
 absl::StatusOr<RopeSpec> RopeSpecFromHfConfig(const nlohmann::json& config);
 
+// kvplan's own canonical JSON for a RopeSpec (plans and statistics files carry
+// it), e.g. {"style": "split-half", "head_dim": 128, "rotary_dim": 128,
+// "theta": 500000, "scaling": {"type": "llama3", "factor": 8, ...}}.
+nlohmann::json RopeSpecToJson(const RopeSpec& spec);
+// Reads RopeSpecToJson's form back; InvalidArgument naming a missing or bad field.
+absl::StatusOr<RopeSpec> RopeSpecFromJson(const nlohmann::json& json);
+
 }  // namespace kvplan
 
 #endif  // KVPLAN_CORE_ROPE_H_

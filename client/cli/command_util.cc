@@ -12,6 +12,11 @@ int ReportStatus(const absl::Status& status, std::string_view verb, std::ostream
   return usage ? 2 : 1;
 }
 
+absl::Status AnnotateWithPath(const absl::Status& status, const std::string& path) {
+  return absl::Status(status.code(),
+                      absl::StrFormat("%s: %s", path, std::string(status.message())));
+}
+
 absl::StatusOr<ScoreKind> ScoreFlag(const Flags& flags) {
   return ParseScoreKind(flags.Get("score").value_or("sum"));
 }

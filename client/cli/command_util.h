@@ -3,6 +3,7 @@
 #define KVPLAN_CLIENT_CLI_COMMAND_UTIL_H_
 
 #include <ostream>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -16,6 +17,9 @@ namespace kvplan::cli {
 // Prints "kvplan VERB: message" for a failed status and returns the exit code:
 // 0 for OK, 2 for bad arguments (InvalidArgument, OutOfRange), 1 otherwise.
 int ReportStatus(const absl::Status& status, std::string_view verb, std::ostream& err);
+
+// `status` with "PATH: " before its message (same code).
+absl::Status AnnotateWithPath(const absl::Status& status, const std::string& path);
 
 // --score, defaulting to the paper's sum.
 absl::StatusOr<ScoreKind> ScoreFlag(const Flags& flags);

@@ -19,6 +19,11 @@ int RunAllocate(const std::vector<std::string>& args, std::ostream& out, std::os
 //               [--memory-gib G] [--per-layer] [--json]
 int RunWhatIf(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
+// kvplan plan build --stats FILE [--model-config config.json] --k-bits B --v-bits B
+//                   [--score sum] [--min-bits 1] [--max-bits 8] [--uniform]
+//                   [--rotation-seed N] --out plan.json
+int RunPlan(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
 }  // namespace kvplan::cli
 
 #endif  // KVPLAN_CLIENT_CLI_COMMANDS_H_

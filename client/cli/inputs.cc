@@ -1,7 +1,9 @@
 #include "client/cli/inputs.h"
 
 #include "absl/strings/str_format.h"
+#include "client/cli/command_util.h"
 #include "core/block_stats.h"
+#include "core/calibration_file.h"
 #include "core/file_io.h"
 #include "nlohmann/json.hpp"
 

@@ -33,6 +33,17 @@ Offline verbs (no coordinator needed):
              --memory-gib G      also report the longest context that fits G GiB
              --per-layer         also print each layer's bit histogram and entropy
              --json              machine-readable output
+  plan build A versioned, content-addressed K/V bit plan (JSON) from calibration statistics.
+             --stats FILE        a calibration file from kvplan-worker calibrate (it carries the
+                                 model's RoPE layout and fingerprint), or any --energy-json input
+                                 together with --model-config
+             --model-config F    the model's Hugging Face config.json (for non-calibration input)
+             --k-bits B          average K bits per dimension (fractional allowed)
+             --v-bits B          V bits per dimension (whole)
+             --score, --min-bits, --max-bits as for allocate
+             --uniform           uniform TQ-MSE K (the baseline) instead of Block-GTQ
+             --rotation-seed N   seed of the plan's Haar rotations (default fixed)
+             --out FILE          where to write plan.json (atomically)
   help       this text
 
 Exit status: 0 success, 2 bad arguments or input, 1 other failures.
@@ -48,6 +59,7 @@ int main(int argc, char** argv) {
   const std::string verb = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   if (verb == "allocate") return kvplan::cli::RunAllocate(args, std::cout, std::cerr);
+  if (verb == "plan") return kvplan::cli::RunPlan(args, std::cout, std::cerr);
   if (verb == "whatif") return kvplan::cli::RunWhatIf(args, std::cout, std::cerr);
   if (verb == "help" || verb == "--help" || verb == "-h") {
     std::cout << kUsage;

@@ -1,51 +1,23 @@
 // Runs the real `kvplan` binary as a user would and checks what it prints.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/client/cli_runner.h"
 
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-RunResult RunKvplan(const std::string& args) {
-  const std::string command = std::string(KVPLAN_BINARY_DIR) + "/bin/kvplan " + args + " 2>&1";
-  RunResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using ::kvplan::testing::RunKvplan;
+using ::kvplan::testing::RunResult;
 
 class KvplanAllocateTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("kvplan_allocate_test_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string Write(const std::string& name, const std::string& contents) {
-    const std::filesystem::path path = dir_ / name;
-    std::ofstream(path) << contents;
-    return path.string();
+    return scratch_.Write(name, contents);
   }
 
-  std::filesystem::path dir_;
+  kvplan::testing::ScratchDir scratch_{"kvplan_allocate_test"};
 };
 
 constexpr char kReference[] = "doc-llama-h64.blockgtq-reference.json";

@@ -1,0 +1,295 @@
+#include "core/plan.h"
+
+#include <algorithm>
+#include <functional>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "core/allocator.h"
+#include "core/digest.h"
+#include "core/random.h"
+#include "core/whatif.h"
+#include "nlohmann/json.hpp"
+
+namespace kvplan {
+namespace {
+
+using nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+absl::Status ValidatePlanOptions(const PlanOptions& options, int num_blocks) {
+  AllocationOptions alloc{
+      .avg_bits = options.k_bits, .min_bits = options.min_bits, .max_bits = options.max_bits};
+  if (absl::Status st = ValidateAllocationOptions(alloc, num_blocks); !st.ok()) return st;
+  if (options.v_bits < kMinSupportedBits || options.v_bits > kMaxSupportedBits) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "V budget %d bits is outside [1, 8]; V is uniform TQ-MSE, so use whole bits",
+        options.v_bits));
+  }
+  return absl::OkStatus();
+}
+
+// The distinct group sizes of every head's K layout, and V's head_dim.
+absl::StatusOr<std::set<int>> RotationDims(const KvPlan& plan) {
+  std::set<int> dims = {plan.head_dim};
+  for (int l = 0; l < plan.num_layers; ++l) {
+    for (int h = 0; h < plan.num_kv_heads; ++h) {
+      absl::StatusOr<GroupLayout> layout = plan.KLayout(l, h);
+      if (!layout.ok()) return layout.status();
+      for (const QuantGroup& g : layout->groups) dims.insert(g.size);
+    }
+  }
+  return dims;
+}
+
+ordered_json ContentJson(const KvPlan& plan) {
+  ordered_json rotations = ordered_json::object();
+  for (const auto& [dim, hash] : plan.rotation_hashes) rotations[std::to_string(dim)] = hash;
+  const PlanOptions& o = plan.options;
+  return {{"format_version", plan.format_version},
+          {"model",
+           {{"fingerprint", plan.model_fingerprint},
+            {"num_layers", plan.num_layers},
+            {"num_kv_heads", plan.num_kv_heads},
+            {"head_dim", plan.head_dim},
+            {"rope", RopeSpecToJson(plan.rope)}}},
+          {"options",
+           {{"k_scheme", std::string(KSchemeName(o.k_scheme))},
+            {"k_bits", o.k_bits},
+            {"v_bits", o.v_bits},
+            {"score", std::string(ScoreKindName(o.score))},
+            {"min_bits", o.min_bits},
+            {"max_bits", o.max_bits},
+            {"rotation_seed", o.rotation_seed}}},
+          {"rotations", rotations},
+          {"k_block_bits", plan.k_block_bits}};
+}
+
+absl::Status Corrupt(std::string_view what) {
+  return absl::InvalidArgumentError(absl::StrFormat("plan JSON: %s", what));
+}
+
+}  // namespace
+
+std::string_view KSchemeName(KScheme scheme) {
+  return scheme == KScheme::kUniform ? "uniform" : "block-gtq";
+}
+
+absl::StatusOr<GroupLayout> KvPlan::KLayout(int layer, int kv_head) const {
+  if (layer < 0 || layer >= num_layers || kv_head < 0 || kv_head >= num_kv_heads) {
+    return absl::NotFoundError(
+        absl::StrFormat("plan has no (layer %d, kv_head %d); it covers %d layers x %d KV heads",
+                        layer, kv_head, num_layers, num_kv_heads));
+  }
+  const std::vector<int>& bits = KBlockBits(layer, kv_head);
+  const bool all_equal =
+      std::adjacent_find(bits.begin(), bits.end(), std::not_equal_to<>()) == bits.end();
+  if (options.k_scheme == KScheme::kUniform && all_equal && !bits.empty()) {
+    return UniformLayout(head_dim, bits.front());
+  }
+  return BuildGroupLayout(bits, rope.AllBlockDims());
+}
+
+uint64_t KvPlan::RotationSeed(int dim) const {
+  uint64_t state = options.rotation_seed ^ (static_cast<uint64_t>(dim) * 0x9e3779b97f4a7c15ull);
+  return SplitMix64(state);
+}
+
+absl::StatusOr<KvPlan> BuildPlan(const EnergyTable& table, const RopeSpec& rope,
+                                 const PlanOptions& options) {
+  if (absl::Status st = rope.Validate(); !st.ok()) return st;
+  if (table.num_blocks() != rope.num_blocks()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("statistics have %d blocks per head but the model's head_dim %d has %d",
+                        table.num_blocks(), rope.head_dim, rope.num_blocks()));
+  }
+  if (absl::Status st = ValidatePlanOptions(options, table.num_blocks()); !st.ok()) return st;
+  KvPlan plan;
+  plan.num_layers = table.num_layers();
+  plan.num_kv_heads = table.num_kv_heads();
+  plan.head_dim = rope.head_dim;
+  plan.rope = rope;
+  plan.options = options;
+  const AllocationOptions alloc{
+      .avg_bits = options.k_bits, .min_bits = options.min_bits, .max_bits = options.max_bits};
+  for (int l = 0; l < plan.num_layers; ++l) {
+    for (int h = 0; h < plan.num_kv_heads; ++h) {
+      absl::StatusOr<std::vector<int>> bits;
+      if (options.k_scheme == KScheme::kUniform) {
+        bits = UniformAllocate(table.num_blocks(), alloc);
+      } else {
+        absl::StatusOr<std::vector<double>> scores = table.Scores(l, h, options.score);
+        if (!scores.ok()) return scores.status();
+        bits = GreedyAllocate(*scores, alloc);
+      }
+      if (!bits.ok()) return bits.status();
+      plan.k_block_bits.push_back(*std::move(bits));
+    }
+  }
+  absl::StatusOr<std::set<int>> dims = RotationDims(plan);
+  if (!dims.ok()) return dims.status();
+  for (int dim : *dims) {
+    plan.rotation_hashes[dim] = HaarRotation(dim, plan.RotationSeed(dim)).content_hash;
+  }
+  return plan;
+}
+
+absl::StatusOr<std::map<int, Rotation>> PlanRotations(const KvPlan& plan) {
+  std::map<int, Rotation> rotations;
+  for (const auto& [dim, hash] : plan.rotation_hashes) {
+    Rotation r = HaarRotation(dim, plan.RotationSeed(dim));
+    if (r.content_hash != hash) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "rotation for dim %d hashes to %s here but the plan names %s; this build's generator "
+          "differs, so fetch the matrix by hash instead of regenerating it",
+          dim, r.content_hash, hash));
+    }
+    rotations.emplace(dim, std::move(r));
+  }
+  return rotations;
+}
+
+std::string PlanDigest(const KvPlan& plan) { return Sha256Hex(ContentJson(plan).dump()); }
+
+std::string PlanToJson(const KvPlan& plan) {
+  ordered_json out = ContentJson(plan);
+  int64_t k_bytes = 0, v_bytes = 0;
+  for (const std::vector<int>& bits : plan.k_block_bits) {
+    const KvTokenBytes b = TokenBytesForHead(bits, plan.options.v_bits);
+    k_bytes += b.k_codes + b.k_norms;
+    v_bytes += b.v_codes + b.v_norms;
+  }
+  const double heads = static_cast<double>(plan.k_block_bits.size());
+  out["bytes_per_token"] = {{"k", k_bytes},
+                            {"v", v_bytes},
+                            {"per_head_mean", heads > 0 ? (k_bytes + v_bytes) / heads : 0.0}};
+  out["provenance"] = {{"tokens", plan.provenance.tokens},
+                       {"stats_digest", plan.provenance.stats_digest},
+                       {"created_unix", plan.provenance.created_unix},
+                       {"source", plan.provenance.source}};
+  out["digest"] = PlanDigest(plan);
+  return out.dump(1);
+}
+
+absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
+  const json in = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (in.is_discarded() || !in.is_object()) return Corrupt("not a JSON object");
+  KvPlan plan;
+  // Every accessor below is type-checked first, so none of them throws.
+  auto int_at = [](const json& obj, const char* key, auto* out) -> bool {
+    auto it = obj.find(key);
+    if (it == obj.end() || !it->is_number_integer()) return false;
+    *out = it->get<std::decay_t<decltype(*out)>>();
+    return true;
+  };
+  if (!int_at(in, "format_version", &plan.format_version)) return Corrupt("no format_version");
+  if (plan.format_version != kPlanFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "plan format_version %d is not supported by this build (reads %d); upgrade kvplan",
+        plan.format_version, kPlanFormatVersion));
+  }
+  const json* model = in.contains("model") && in["model"].is_object() ? &in["model"] : nullptr;
+  const json* opts = in.contains("options") && in["options"].is_object() ? &in["options"] : nullptr;
+  if (model == nullptr || opts == nullptr) return Corrupt("missing 'model' or 'options'");
+  if (!int_at(*model, "num_layers", &plan.num_layers) ||
+      !int_at(*model, "num_kv_heads", &plan.num_kv_heads) ||
+      !int_at(*model, "head_dim", &plan.head_dim) || !model->contains("rope") ||
+      !model->contains("fingerprint") || !(*model)["fingerprint"].is_string()) {
+    return Corrupt("'model' needs fingerprint, num_layers, num_kv_heads, head_dim and rope");
+  }
+  plan.model_fingerprint = (*model)["fingerprint"].get<std::string>();
+  absl::StatusOr<RopeSpec> rope = RopeSpecFromJson((*model)["rope"]);
+  if (!rope.ok()) return Corrupt(std::string(rope.status().message()));
+  plan.rope = *rope;
+  PlanOptions& o = plan.options;
+  const std::string scheme = opts->contains("k_scheme") && (*opts)["k_scheme"].is_string()
+                                 ? (*opts)["k_scheme"].get<std::string>()
+                                 : "";
+  if (scheme == "uniform") {
+    o.k_scheme = KScheme::kUniform;
+  } else if (scheme != "block-gtq") {
+    return Corrupt(absl::StrFormat("unknown k_scheme '%s'", scheme));
+  }
+  if (!opts->contains("k_bits") || !(*opts)["k_bits"].is_number() ||
+      !int_at(*opts, "v_bits", &o.v_bits) || !int_at(*opts, "min_bits", &o.min_bits) ||
+      !int_at(*opts, "max_bits", &o.max_bits) ||
+      !int_at(*opts, "rotation_seed", &o.rotation_seed) || !opts->contains("score") ||
+      !(*opts)["score"].is_string()) {
+    return Corrupt("'options' needs k_bits, v_bits, score, min_bits, max_bits, rotation_seed");
+  }
+  o.k_bits = (*opts)["k_bits"].get<double>();
+  absl::StatusOr<ScoreKind> score = ParseScoreKind((*opts)["score"].get<std::string>());
+  if (!score.ok()) return Corrupt(std::string(score.status().message()));
+  o.score = *score;
+  if (plan.rope.head_dim != plan.head_dim || plan.num_layers <= 0 || plan.num_kv_heads <= 0) {
+    return Corrupt("model shape is inconsistent (rope head_dim, layers, KV heads)");
+  }
+  if (absl::Status st = ValidatePlanOptions(o, plan.rope.num_blocks()); !st.ok()) return st;
+
+  const json& bits = in.contains("k_block_bits") ? in["k_block_bits"] : json();
+  const size_t heads = static_cast<size_t>(plan.num_layers) * plan.num_kv_heads;
+  if (!bits.is_array() || bits.size() != heads) {
+    return Corrupt(absl::StrFormat("'k_block_bits' must list %d heads", heads));
+  }
+  const int budget = BitBudget(plan.rope.num_blocks(), o.k_bits);
+  for (size_t i = 0; i < heads; ++i) {
+    std::vector<int> head;
+    if (!bits[i].is_array() || static_cast<int>(bits[i].size()) != plan.rope.num_blocks()) {
+      return Corrupt(
+          absl::StrFormat("k_block_bits[%d] must have %d entries", i, plan.rope.num_blocks()));
+    }
+    int sum = 0;
+    for (const json& b : bits[i]) {
+      if (!b.is_number_integer() || b.get<int>() < o.min_bits || b.get<int>() > o.max_bits) {
+        return Corrupt(absl::StrFormat("k_block_bits[%d] has %s, outside [%d, %d]", i, b.dump(),
+                                       o.min_bits, o.max_bits));
+      }
+      head.push_back(b.get<int>());
+      sum += head.back();
+    }
+    if (sum != budget) {
+      return Corrupt(
+          absl::StrFormat("k_block_bits[%d] spends %d bits, the budget is %d", i, sum, budget));
+    }
+    plan.k_block_bits.push_back(std::move(head));
+  }
+  const json& rotations = in.contains("rotations") ? in["rotations"] : json();
+  if (!rotations.is_object()) return Corrupt("'rotations' must be an object");
+  for (const auto& [dim, hash] : rotations.items()) {
+    int d = 0;
+    if (!absl::SimpleAtoi(dim, &d) || !hash.is_string()) {
+      return Corrupt(absl::StrFormat("rotation entry '%s' is malformed", dim));
+    }
+    plan.rotation_hashes[d] = hash.get<std::string>();
+  }
+  absl::StatusOr<std::set<int>> dims = RotationDims(plan);
+  if (!dims.ok()) return dims.status();
+  for (int d : *dims) {
+    if (!plan.rotation_hashes.contains(d)) {
+      return Corrupt(absl::StrFormat("no rotation is named for group size %d", d));
+    }
+  }
+  if (const json* p = in.contains("provenance") ? &in["provenance"] : nullptr;
+      p != nullptr && p->is_object()) {
+    int_at(*p, "tokens", &plan.provenance.tokens);
+    int_at(*p, "created_unix", &plan.provenance.created_unix);
+    if (p->contains("stats_digest") && (*p)["stats_digest"].is_string()) {
+      plan.provenance.stats_digest = (*p)["stats_digest"].get<std::string>();
+    }
+    if (p->contains("source") && (*p)["source"].is_string()) {
+      plan.provenance.source = (*p)["source"].get<std::string>();
+    }
+  }
+  const std::string digest = PlanDigest(plan);
+  if (!in.contains("digest") || !in["digest"].is_string() ||
+      in["digest"].get<std::string>() != digest) {
+    return absl::DataLossError(absl::StrFormat(
+        "plan digest mismatch: the file names %s but its content hashes to %s; the plan was "
+        "edited or corrupted",
+        in.contains("digest") ? in["digest"].dump() : "nothing", digest));
+  }
+  return plan;
+}
+
+}  // namespace kvplan

@@ -1,0 +1,119 @@
+// Bit plans: everything a serving node needs to pack and read a model's KV cache.
+//
+// A `KvPlan` fixes, for every (layer, KV head), the bits of each RoPE block of K
+// (hence its group layout, core/group_layout.h) and V's width, plus the exact
+// rotations used, named by content hash. Rotations are shared by dimension: the
+// plan holds one Haar rotation per distinct group size (and V's head_dim), drawn
+// from the plan's rotation seed, so a plan names a few dozen matrices at most.
+//
+// Plans are immutable and content-addressed: `PlanDigest` is the SHA-256 of the
+// canonical JSON of everything but the provenance, so the same statistics and
+// options give the same digest on every machine.
+//
+// JSON form (format_version 1):
+//   {"format_version": 1,
+//    "digest": "<sha256 of the canonical content>",
+//    "model": {"fingerprint": "...", "num_layers": L, "num_kv_heads": H, "head_dim": D,
+//              "rope": <RopeSpecToJson>},
+//    "options": {"k_scheme": "block-gtq" | "uniform", "k_bits": 3, "v_bits": 3,
+//                "score": "sum", "min_bits": 1, "max_bits": 8, "rotation_seed": N},
+//    "rotations": {"<dim>": "<sha256 of the matrix bytes>", ...},
+//    "k_block_bits": [[bits per block of layer 0 head 0], [layer 0 head 1], ...],
+//    "bytes_per_token": {"k": .., "v": .., "per_head_mean": ..},
+//    "provenance": {"tokens": N, "stats_digest": "...", "created_unix": T, "source": "..."}}
+//
+// Example:
+//   absl::StatusOr<KvPlan> plan = BuildPlan(table, rope, {.k_bits = 3, .v_bits = 3});
+//   std::string json = PlanToJson(*plan);
+//   absl::StatusOr<GroupLayout> layout = plan->KLayout(/*layer=*/0, /*kv_head=*/1);
+#ifndef KVPLAN_CORE_PLAN_H_
+#define KVPLAN_CORE_PLAN_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/energy_table.h"
+#include "core/group_layout.h"
+#include "core/rope.h"
+#include "core/rotation.h"
+#include "core/score.h"
+
+namespace kvplan {
+
+inline constexpr int kPlanFormatVersion = 1;
+
+enum class KScheme {
+  kBlockGtq,  // Greedy per-block allocation from the statistics.
+  kUniform,   // TQ-MSE baseline: one group over the head at ⌊k_bits⌋ (+ leftovers).
+};
+
+struct PlanOptions {
+  KScheme k_scheme = KScheme::kBlockGtq;
+  // Average K bits per dimension, fractional allowed, in [min_bits, max_bits]. Default: 3.
+  double k_bits = 3.0;
+  // V bits per dimension, whole, in [1, 8]. Default: 3.
+  int v_bits = 3;
+  // How statistics become block scores. Default: the paper's sum.
+  ScoreKind score = ScoreKind::kSum;
+  int min_bits = 1;
+  int max_bits = 8;
+  // Seed of the plan's rotations (rotation for dim d: HaarRotation(d, f(seed, d))).
+  uint64_t rotation_seed = 0x6b76706c616e0001;
+};
+
+struct PlanProvenance {
+  uint64_t tokens = 0;       // Calibration tokens behind the statistics.
+  std::string stats_digest;  // SHA-256 of the statistics the plan came from.
+  int64_t created_unix = 0;  // Seconds since the epoch.
+  std::string source;        // Free text: job id, file name, ...
+};
+
+struct KvPlan {
+  int format_version = kPlanFormatVersion;
+  std::string model_fingerprint;
+  int num_layers = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  RopeSpec rope;
+  PlanOptions options;
+  // [layer * num_kv_heads + kv_head][block]: K bits per coordinate of each block.
+  std::vector<std::vector<int>> k_block_bits;
+  // Group size (dimension) -> content hash of its rotation.
+  std::map<int, std::string> rotation_hashes;
+  PlanProvenance provenance;
+
+  const std::vector<int>& KBlockBits(int layer, int kv_head) const {
+    return k_block_bits[static_cast<size_t>(layer) * num_kv_heads + kv_head];
+  }
+  // K's group layout for one head (uniform K: one identity group).
+  absl::StatusOr<GroupLayout> KLayout(int layer, int kv_head) const;
+  // Seed of the rotation for groups of `dim` dimensions.
+  uint64_t RotationSeed(int dim) const;
+};
+
+// Allocates every head of `table` under `options` and names the rotations.
+// InvalidArgument / OutOfRange for bad options or a table whose shape does not
+// fit `rope` (num_blocks must be head_dim / 2).
+absl::StatusOr<KvPlan> BuildPlan(const EnergyTable& table, const RopeSpec& rope,
+                                 const PlanOptions& options);
+
+// The plan's rotations by dimension, generated and checked against the hashes
+// the plan names (FailedPrecondition naming the dimension if one differs).
+absl::StatusOr<std::map<int, Rotation>> PlanRotations(const KvPlan& plan);
+
+// SHA-256 of the canonical JSON content (all but provenance and digest).
+std::string PlanDigest(const KvPlan& plan);
+
+// Serialization; PlanFromJson verifies the format version, the shape, every
+// allocation against the bit range, and the digest, naming what is wrong.
+std::string PlanToJson(const KvPlan& plan);
+absl::StatusOr<KvPlan> PlanFromJson(std::string_view text);
+
+std::string_view KSchemeName(KScheme scheme);
+
+}  // namespace kvplan
+
+#endif  // KVPLAN_CORE_PLAN_H_

@@ -1,0 +1,76 @@
+// `kvplan plan build`, run as a user would.
+#include <fstream>
+#include <sstream>
+
+#include "core/calibration_file.h"
+#include "core/file_io.h"
+#include "core/plan.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/client/cli_runner.h"
+
+namespace kvplan {
+namespace {
+
+using ::kvplan::testing::RunKvplan;
+using ::kvplan::testing::RunResult;
+using ::kvplan::testing::ScratchDir;
+using ::kvplan::testing::SharedPath;
+
+TEST(KvplanPlanTest, BuildsFromACalibrationFileAlone) {
+  ScratchDir dir("kvplan_plan_test");
+  BlockStats stats =
+      *BlockStats::Create({.num_layers = 2, .num_kv_heads = 2, .num_blocks = 4, .group_size = 2});
+  for (int l = 0; l < 2; ++l) {
+    for (int h = 0; h < 2; ++h) {
+      ASSERT_TRUE(stats.Add(l, h, {40, 10, 4, 1}, 20, {30, 8, 2, 1}, 10).ok());
+    }
+  }
+  RopeSpec rope;
+  rope.head_dim = rope.rotary_dim = 8;
+  const std::string calib = dir.Path("stats.kvpc");
+  ASSERT_TRUE(WriteFileAtomically(calib, SerializeCalibrationFile({.model_fingerprint = "model-fp",
+                                                                   .rope = rope,
+                                                                   .num_q_heads = 4,
+                                                                   .stats = stats}))
+                  .ok());
+  RunResult r = RunKvplan("plan build --stats " + calib + " --k-bits 2.5 --v-bits 2 --out " +
+                          dir.Path("plan.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  absl::StatusOr<std::string> text = ReadFile(dir.Path("plan.json"));
+  ASSERT_TRUE(text.ok());
+  absl::StatusOr<KvPlan> plan = PlanFromJson(*text);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->model_fingerprint, "model-fp");
+  EXPECT_EQ(plan->provenance.tokens, 10u);
+  EXPECT_EQ(plan->KBlockBits(1, 1), (std::vector<int>{4, 3, 2, 1}));
+  EXPECT_NE(r.out.find(PlanDigest(*plan)), std::string::npos) << r.out;
+}
+
+TEST(KvplanPlanTest, BuildsFromReferenceEnergiesWithAModelConfig) {
+  const std::string reference = SharedPath("reference/doc-llama-h64.blockgtq-reference.json");
+  if (!std::ifstream(reference)) GTEST_SKIP() << "../shared/reference not present";
+  ScratchDir dir("kvplan_plan_test_ref");
+  RunResult r = RunKvplan("plan build --stats " + reference + " --model-config " +
+                          SharedPath("models/doc-llama-h64/config.json") +
+                          " --k-bits 3 --v-bits 3 --out " + dir.Path("plan.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  absl::StatusOr<KvPlan> plan = PlanFromJson(*ReadFile(dir.Path("plan.json")));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::ifstream in(reference);
+  const nlohmann::json ref = nlohmann::json::parse(in);
+  EXPECT_EQ(nlohmann::json(plan->KBlockBits(1, 0)), ref["bits"]["3"]["allocations"]["bgt"]["1.0"]);
+
+  r = RunKvplan("plan build --stats " + reference + " --k-bits 3 --v-bits 3 --out " +
+                dir.Path("x.json"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--model-config"), std::string::npos) << r.out;
+  r = RunKvplan("plan build --stats " + reference + " --model-config " +
+                SharedPath("models/doc-llama-h64/config.json") + " --k-bits 3 --v-bits 2.5 --out " +
+                dir.Path("x.json"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("whole number"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace kvplan
