@@ -118,42 +118,61 @@ absl::StatusOr<double> KernelMae(absl::Span<const float> q, absl::Span<const flo
   return total / (static_cast<double>(shape.tokens) * shape.num_q_heads * offsets.size());
 }
 
-absl::StatusOr<AttentionFidelity> CausalAttentionFidelity(absl::Span<const float> q,
-                                                          absl::Span<const float> k,
-                                                          absl::Span<const float> k_hat,
-                                                          const AttentionShape& shape,
-                                                          int first_query, int top_k) {
-  if (absl::Status st = CheckShape(shape, q.size(), k.size(), k_hat.size()); !st.ok()) return st;
+absl::StatusOr<std::vector<AttentionFidelity>> CausalAttentionFidelities(
+    absl::Span<const float> q, absl::Span<const float> k,
+    absl::Span<const absl::Span<const float>> k_hats, const AttentionShape& shape,
+    int first_query, int top_k) {
+  for (absl::Span<const float> k_hat : k_hats) {
+    if (absl::Status st = CheckShape(shape, q.size(), k.size(), k_hat.size()); !st.ok()) return st;
+  }
   if (first_query < 0 || first_query >= shape.tokens || top_k <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("first_query %d must be in [0, tokens=%d) and top_k %d positive",
-                        first_query, shape.tokens, top_k));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "first_query %d must be in [0, tokens=%d) and top_k %d positive", first_query,
+        shape.tokens, top_k));
   }
   const int group = shape.num_q_heads / shape.num_kv_heads;
   const int hd = shape.head_dim;
   const int stride = shape.num_kv_heads * hd;
-  AttentionFidelity result;
+  std::vector<AttentionFidelity> results(k_hats.size());
   std::vector<double> log_p, log_p_hat;
+  std::vector<int> common;
   for (int h = 0; h < shape.num_q_heads; ++h) {
     const int kv = h / group;
     for (int t = first_query; t < shape.tokens; ++t) {
       const float* q_row = q.data() + (static_cast<size_t>(t) * shape.num_q_heads + h) * hd;
       CausalLogSoftmax(q_row, k.data() + kv * hd, t + 1, stride, hd, log_p);
-      CausalLogSoftmax(q_row, k_hat.data() + kv * hd, t + 1, stride, hd, log_p_hat);
-      double kl = 0.0;
-      for (int j = 0; j <= t; ++j) kl += std::exp(log_p[j]) * (log_p[j] - log_p_hat[j]);
-      const std::vector<int> top = TopK(log_p, top_k), top_hat = TopK(log_p_hat, top_k);
-      std::vector<int> common;
-      std::set_intersection(top.begin(), top.end(), top_hat.begin(), top_hat.end(),
-                            std::back_inserter(common));
-      result.kl += kl;
-      result.top_k_overlap += static_cast<double>(common.size()) / top.size();
-      ++result.queries;
+      const std::vector<int> top = TopK(log_p, top_k);
+      for (size_t m = 0; m < k_hats.size(); ++m) {
+        CausalLogSoftmax(q_row, k_hats[m].data() + kv * hd, t + 1, stride, hd, log_p_hat);
+        double kl = 0.0;
+        for (int j = 0; j <= t; ++j) kl += std::exp(log_p[j]) * (log_p[j] - log_p_hat[j]);
+        const std::vector<int> top_hat = TopK(log_p_hat, top_k);
+        common.clear();
+        std::set_intersection(top.begin(), top.end(), top_hat.begin(), top_hat.end(),
+                              std::back_inserter(common));
+        results[m].kl += kl;
+        results[m].top_k_overlap += static_cast<double>(common.size()) / top.size();
+        ++results[m].queries;
+      }
     }
   }
-  result.kl /= result.queries;
-  result.top_k_overlap /= result.queries;
-  return result;
+  for (AttentionFidelity& r : results) {
+    r.kl /= r.queries;
+    r.top_k_overlap /= r.queries;
+  }
+  return results;
+}
+
+absl::StatusOr<AttentionFidelity> CausalAttentionFidelity(absl::Span<const float> q,
+                                                          absl::Span<const float> k,
+                                                          absl::Span<const float> k_hat,
+                                                          const AttentionShape& shape,
+                                                          int first_query, int top_k) {
+  const absl::Span<const float> k_hats[] = {k_hat};
+  absl::StatusOr<std::vector<AttentionFidelity>> all =
+      CausalAttentionFidelities(q, k, k_hats, shape, first_query, top_k);
+  if (!all.ok()) return all.status();
+  return all->front();
 }
 
 }  // namespace kvplan

@@ -57,6 +57,14 @@ absl::StatusOr<AttentionFidelity> CausalAttentionFidelity(absl::Span<const float
                                                           const AttentionShape& shape,
                                                           int first_query = 16, int top_k = 10);
 
+// The same for several quantized versions of one chunk's keys at once: the
+// reference attention is computed once and compared with each. Result i belongs
+// to k_hats[i].
+absl::StatusOr<std::vector<AttentionFidelity>> CausalAttentionFidelities(
+    absl::Span<const float> q, absl::Span<const float> k,
+    absl::Span<const absl::Span<const float>> k_hats, const AttentionShape& shape,
+    int first_query = 16, int top_k = 10);
+
 }  // namespace kvplan
 
 #endif  // KVPLAN_CORE_FIDELITY_H_

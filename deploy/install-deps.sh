@@ -18,6 +18,9 @@ PACKAGES=(
   # LibTorch (CPU) for the worker. Its CMake config needs gflags resolved first
   # (see CMakeLists.txt); libgflags-dev provides it.
   libtorch-dev libgflags-dev
+  # Debian's LibTorch calls whatever libblas.so.3 the alternatives system points at;
+  # without OpenBLAS that is the reference BLAS, ~60x slower for the worker's matmuls.
+  libopenblas0-pthread
   # Tests, benchmarks and small libraries.
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libpcre2-dev
   # promtool, to check the /metrics exposition in tests.

@@ -1,0 +1,53 @@
+// Helpers for the tokenizer tests: shared material and scratch files.
+#ifndef KVPLAN_TESTS_WORKER_TOKENIZER_TEST_UTIL_H_
+#define KVPLAN_TESTS_WORKER_TOKENIZER_TEST_UTIL_H_
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gtest/gtest.h"
+
+namespace kvplan::tokenizer_test {
+
+// `relative` under shared/: ../shared from the project root (where ctest runs
+// the tests), else the KVPLAN_SHARED_DIR the build was configured with.
+// nullopt when neither exists.
+inline std::optional<std::filesystem::path> SharedPath(std::string_view relative) {
+  std::error_code error;
+  const std::filesystem::path local = std::filesystem::path("../shared") / relative;
+  if (std::filesystem::exists(local, error)) return local;
+#ifdef KVPLAN_SHARED_DIR
+  const std::filesystem::path configured = std::filesystem::path(KVPLAN_SHARED_DIR) / relative;
+  if (std::filesystem::exists(configured, error)) return configured;
+#endif
+  return std::nullopt;
+}
+
+// A fresh, empty directory for the running test.
+inline std::filesystem::path MakeTestDir() {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
+                                    "kvplan_tokenizer" /
+                                    (std::string(info->test_suite_name()) + "." + info->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline void WriteFile(const std::filesystem::path& path, std::string_view contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  ASSERT_TRUE(out.good()) << "cannot write " << path;
+}
+
+inline std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace kvplan::tokenizer_test
+
+#endif  // KVPLAN_TESTS_WORKER_TOKENIZER_TEST_UTIL_H_

@@ -1,0 +1,80 @@
+// kvplan-worker: runs a Hugging Face checkpoint in LibTorch to generate text
+// and to measure the per-RoPE-block query/key energies that kvplan allocates
+// bits by.
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/cli/commands.h"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(usage: kvplan-worker VERB [flags]
+
+Verbs:
+  generate   Greedy continuation of one prompt (checks a checkpoint runs as it should).
+             --model DIR            Hugging Face checkpoint directory: config.json, model.safetensors
+                                    or model.safetensors.index.json + shards, tokenizer.json or
+                                    tokenizer.bin
+             --prompt TEXT          text to continue; BOS is added if the tokenizer's own pipeline
+                                    adds it
+             --prompt-ids LIST      or: token ids to continue, e.g. 1,403,407 (used as given)
+             --no-bos               do not add BOS to --prompt
+             --max-new-tokens N     tokens to generate at most (default 32); stops early at EOS
+             --device D             cpu (default), cuda or cuda:N
+             --dtype T              compute dtype: fp32 (default), bf16 or fp16
+             --json                 print {"prompt_ids": [...], "output_ids": [prompt + generated],
+                                    "output_text": "..."} instead of the text
+  calibrate  Per-(layer, KV head, RoPE block) q/k energy statistics over a prompt set, taken at the
+             RoPE input, written as a statistics file for `kvplan allocate` / `kvplan plan build`.
+             --model DIR            as for generate
+             --prompts FILE         JSON Lines, one prompt per line: {"text": "..."} or {"ids": [...]}
+             --out FILE             statistics file to write (replaced atomically)
+             --max-tokens N         stop after N tokens in all (default: every token of every prompt)
+             --seq-len N            split prompts into windows of at most N tokens, each run from
+                                    position 0 (default: no splitting; a prompt longer than the
+                                    model's context is an error)
+             --batch N              sequences per forward pass (default 8)
+             --bos                  put BOS in front of text prompts (default: none, as in the
+                                    paper's protocol)
+             --device D, --dtype T  as for generate
+  eval       The paper's fidelity diagnostic: calibrate on the first --tokens tokens of one text,
+             then quantize K of the first --tokens tokens of another with uniform TQ-MSE and
+             Block-GTQ (sum and product scores) and report, per layer, the kernel MAE over 50
+             offsets in [-1024, 1024] (pre-RoPE q, k), softmax KL and top-10 overlap of causal
+             attention inside each chunk (queries from position 16), wins and mean MAE reduction.
+             --model DIR            as for generate
+             --calib-text FILE      calibration text (its first --tokens tokens, no BOS)
+             --test-text FILE       test text, disjoint from the calibration text
+             --bits LIST            K budgets, whole bits (default 2,3,4)
+             --tokens N             tokens of each text (default 2048)
+             --chunk N              tokens per independent forward, positions from 0 (default 256)
+             --json OUT             write {"bits": {"<b>": {"layers": [...], "wins": n,
+                                    "mae_reduction_mean": x, "mae_reduction_mean_product": x}}}
+                                    to OUT instead of printing a table
+             --device D, --dtype T  as for generate
+  help       this text
+
+Exit status: 0 success, 2 bad arguments or input, 1 other failures.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string verb = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  if (verb == "generate") return kvplan::worker_cli::RunGenerate(args, std::cout, std::cerr);
+  if (verb == "calibrate") return kvplan::worker_cli::RunCalibrate(args, std::cout, std::cerr);
+  if (verb == "eval") return kvplan::worker_cli::RunEval(args, std::cout, std::cerr);
+  if (verb == "help" || verb == "--help" || verb == "-h") {
+    std::cout << kUsage;
+    return 0;
+  }
+  std::cerr << "kvplan-worker: unknown verb '" << verb << "'\n\n" << kUsage;
+  return 2;
+}
