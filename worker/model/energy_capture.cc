@@ -26,26 +26,32 @@ EnergyCapture::EnergyCapture(const ModelConfig& config, at::Device device, const
   k_sums_ = at::zeros_like(q_sums_);
 }
 
-at::Tensor EnergyCapture::BlockEnergy(const at::Tensor& x) const {
-  const at::Tensor sq = x.to(at::kFloat).square();
+at::Tensor EnergyCapture::BlockSums(const at::Tensor& x, at::IntArrayRef sum_dims) const {
+  // Reduce over tokens (and query heads) first, then pair dims into blocks on
+  // the small [kv_heads, head_dim] result. A 2-norm reduction reads the
+  // activations once without materializing their squares; one forward's partial
+  // sums are fp32 (pairwise, ~1e-7 relative error), batches accumulate in fp64.
+  at::Tensor values = x.to(at::kFloat);
+  if (mask_.defined()) {
+    std::vector<int64_t> shape(values.dim(), 1);
+    shape[0] = mask_.size(0);
+    shape[1] = mask_.size(1);
+    values = values * mask_.view(shape);  // The mask is 0/1, so squares are masked too.
+  }
+  const at::Tensor per_dim =
+      at::linalg_vector_norm(values, 2, sum_dims, /*keepdim=*/false).square().to(at::kDouble);
   if (!dim_a_.defined()) {
     // Split-half over the whole head: block i is dims (i, i + hd/2).
     const int64_t half = config_.head_dim / 2;
-    return sq.narrow(-1, 0, half) + sq.narrow(-1, half, half);
+    return per_dim.narrow(-1, 0, half) + per_dim.narrow(-1, half, half);
   }
-  return sq.index_select(-1, dim_a_) + sq.index_select(-1, dim_b_);
+  return per_dim.index_select(-1, dim_a_) + per_dim.index_select(-1, dim_b_);
 }
 
 void EnergyCapture::Add(int layer, const at::Tensor& q, const at::Tensor& k) {
-  at::Tensor eq = BlockEnergy(q);  // [B, T, KVH, G, blocks]
-  at::Tensor ek = BlockEnergy(k);  // [B, T, KVH, blocks]
-  if (mask_.defined()) {
-    eq = eq * mask_.view({mask_.size(0), mask_.size(1), 1, 1, 1});
-    ek = ek * mask_.view({mask_.size(0), mask_.size(1), 1, 1});
-  }
   // Every query head of the group is its own sample: summed, not averaged first.
-  q_sums_.select(0, layer).add_(eq.sum(at::IntArrayRef{0, 1, 3}, /*keepdim=*/false, at::kDouble));
-  k_sums_.select(0, layer).add_(ek.sum(at::IntArrayRef{0, 1}, /*keepdim=*/false, at::kDouble));
+  q_sums_.select(0, layer).add_(BlockSums(q, {0, 1, 3}));  // q: [B, T, KVH, G, hd]
+  k_sums_.select(0, layer).add_(BlockSums(k, {0, 1}));     // k: [B, T, KVH, hd]
 }
 
 absl::Status EnergyCapture::AddTo(BlockStats& stats) const {

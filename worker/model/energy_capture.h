@@ -5,7 +5,7 @@
 // interface); the public face of capture is ForwardOptions::capture.
 //
 // Each layer's pre-RoPE q and k are squared in their compute dtype's fp32
-// upcast, paired into blocks, masked to real tokens and summed in fp64 into
+// upcast, masked to real tokens, summed in fp64 and paired into blocks, into
 // two small device tensors, so a forward pass keeps no activation alive and
 // syncs with the host once, in AddTo.
 //
@@ -42,8 +42,8 @@ class EnergyCapture {
   absl::Status AddTo(BlockStats& stats) const;
 
  private:
-  // [head_dim] -> [blocks] of x² summed over each block's two dims.
-  at::Tensor BlockEnergy(const at::Tensor& x) const;
+  // Σ x² over `sum_dims` (real tokens only), paired into blocks: [KVH, blocks] fp64.
+  at::Tensor BlockSums(const at::Tensor& x, at::IntArrayRef sum_dims) const;
 
   ModelConfig config_;
   // Real-token mask as [batch, tokens] fp32, or undefined when every token is real.

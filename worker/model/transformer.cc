@@ -16,7 +16,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -177,7 +179,13 @@ struct CausalLm::Impl {
   double rope_attention_factor = 1.0;
   double attention_scale = 1.0;
 
-  absl::Status LoadWeights(const Checkpoint& ckpt, bool* aliased);
+  // Fills every weight from `tensor(name)`, which returns it placed on the
+  // device in the compute dtype (names and shapes as ExpectedTensors says).
+  absl::Status LoadWeights(const std::function<at::Tensor(const std::string&)>& tensor);
+
+  // An Impl for `config` on the requested device and dtype, both probed.
+  static absl::StatusOr<std::unique_ptr<Impl>> Prepare(ModelConfig config,
+                                                       const RuntimeOptions& options);
   absl::Status CheckBatch(absl::Span<const std::vector<int32_t>> batch, int64_t extra) const;
 
   // cos, sin for `positions` [B, T]: [B, T, rotary_dim] in the compute dtype.
@@ -195,18 +203,8 @@ struct CausalLm::Impl {
                     const ForwardOptions* observe = nullptr) const;
 };
 
-absl::Status CausalLm::Impl::LoadWeights(const Checkpoint& ckpt, bool* aliased) {
-  *aliased = false;
-  auto load = [&](const std::string& name) -> at::Tensor {
-    const TensorView* view = ckpt.Find(name);  // Present: CheckTensors passed.
-    void* data = const_cast<uint8_t*>(view->bytes.data());
-    // The mapping is read-only; nothing ever writes through a weight tensor.
-    const at::Tensor mapped =
-        at::from_blob(data, view->shape, at::TensorOptions().dtype(ScalarTypeOf(view->dtype)));
-    at::Tensor placed = mapped.to(device, dtype);
-    if (placed.data_ptr() == data) *aliased = true;
-    return placed;
-  };
+absl::Status CausalLm::Impl::LoadWeights(
+    const std::function<at::Tensor(const std::string&)>& load) {
   auto maybe = [&](bool present, const std::string& name) {
     return present ? load(name) : at::Tensor();
   };
@@ -365,19 +363,10 @@ std::string CausalLm::device() const { return impl_->device.str(); }
 ComputeDType CausalLm::dtype() const { return impl_->compute_dtype; }
 bool CausalLm::weights_mapped() const { return impl_->checkpoint.has_value(); }
 
-absl::StatusOr<CausalLm> CausalLm::Load(const std::filesystem::path& dir,
-                                        const RuntimeOptions& options) {
-  absl::StatusOr<Checkpoint> checkpoint = Checkpoint::Open(dir);
-  if (!checkpoint.ok()) return checkpoint.status();
-  absl::StatusOr<ModelConfig> config = ModelConfigFromHf(checkpoint->config());
-  if (!config.ok()) {
-    return absl::Status(config.status().code(),
-                        absl::StrCat(dir.string(), "/", std::string(config.status().message())));
-  }
-  if (absl::Status st = CheckTensors(*config, *checkpoint); !st.ok()) return st;
-
+absl::StatusOr<std::unique_ptr<CausalLm::Impl>> CausalLm::Impl::Prepare(
+    ModelConfig config, const RuntimeOptions& options) {
   auto impl = std::make_unique<Impl>();
-  impl->config = *std::move(config);
+  impl->config = std::move(config);
   impl->compute_dtype = options.dtype;
   impl->dtype = ScalarTypeOf(options.dtype);
 
@@ -419,13 +408,60 @@ absl::StatusOr<CausalLm> CausalLm::Load(const std::filesystem::path& dir,
         ComputeDTypeName(options.dtype), options.device, std::string(probe.message())));
   }
 
+  return impl;
+}
+
+absl::StatusOr<CausalLm> CausalLm::Load(const std::filesystem::path& dir,
+                                        const RuntimeOptions& options) {
+  absl::StatusOr<Checkpoint> checkpoint = Checkpoint::Open(dir);
+  if (!checkpoint.ok()) return checkpoint.status();
+  absl::StatusOr<ModelConfig> config = ModelConfigFromHf(checkpoint->config());
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        absl::StrCat(dir.string(), "/", std::string(config.status().message())));
+  }
+  if (absl::Status st = CheckTensors(*config, *checkpoint); !st.ok()) return st;
+
+  absl::StatusOr<std::unique_ptr<Impl>> impl = Impl::Prepare(*std::move(config), options);
+  if (!impl.ok()) return impl.status();
   bool aliased = false;
+  const Impl& m = **impl;
+  auto mapped = [&](const std::string& name) -> at::Tensor {
+    const TensorView* view = checkpoint->Find(name);  // Present: CheckTensors passed.
+    void* data = const_cast<uint8_t*>(view->bytes.data());
+    // The mapping is read-only; nothing ever writes through a weight tensor.
+    const at::Tensor tensor =
+        at::from_blob(data, view->shape, at::TensorOptions().dtype(ScalarTypeOf(view->dtype)));
+    at::Tensor placed = tensor.to(m.device, m.dtype);
+    if (placed.data_ptr() == data) aliased = true;
+    return placed;
+  };
   absl::Status loaded = CallTorch(absl::StrCat("loading weights from ", dir.string()),
-                                  [&] { return impl->LoadWeights(*checkpoint, &aliased); });
+                                  [&] { return (*impl)->LoadWeights(mapped); });
   if (!loaded.ok()) return loaded;
   // Converted weights own their memory; keep the mapping only if they read it.
-  if (aliased) impl->checkpoint.emplace(*std::move(checkpoint));
-  return CausalLm(std::move(impl));
+  if (aliased) (*impl)->checkpoint.emplace(*std::move(checkpoint));
+  return CausalLm(*std::move(impl));
+}
+
+absl::StatusOr<CausalLm> CausalLm::CreateRandom(const ModelConfig& config,
+                                                const RuntimeOptions& options) {
+  absl::StatusOr<std::unique_ptr<Impl>> impl = Impl::Prepare(config, options);
+  if (!impl.ok()) return impl.status();
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const ExpectedTensor& t : ExpectedTensors(config)) shapes[t.name] = t.shape;
+  const at::TensorOptions placed =
+      at::TensorOptions().device((*impl)->device).dtype((*impl)->dtype);
+  // Norm weights at 1 and small Gaussian matrices keep activations finite
+  // through any depth, which is all a throughput measurement needs.
+  auto random = [&](const std::string& name) -> at::Tensor {
+    const std::vector<int64_t>& shape = shapes.at(name);
+    if (name.find("norm") != std::string::npos) return at::ones(shape, placed);
+    return at::randn(shape, placed).mul_(0.02);
+  };
+  absl::Status loaded = CallTorch("random weights", [&] { return (*impl)->LoadWeights(random); });
+  if (!loaded.ok()) return loaded;
+  return CausalLm(*std::move(impl));
 }
 
 absl::StatusOr<ForwardResult> CausalLm::Forward(absl::Span<const std::vector<int32_t>> batch,

@@ -112,6 +112,12 @@ class CausalLm {
   static absl::StatusOr<CausalLm> Load(const std::filesystem::path& dir,
                                        const RuntimeOptions& options = {});
 
+  // A model of `config`'s shape with random weights (norms at 1, matrices
+  // N(0, 0.02²)), generated on the device: for throughput benchmarks of shapes
+  // no checkpoint is at hand for. Not reproducible; errors as for Load.
+  static absl::StatusOr<CausalLm> CreateRandom(const ModelConfig& config,
+                                               const RuntimeOptions& options = {});
+
   CausalLm(CausalLm&&) noexcept;
   CausalLm& operator=(CausalLm&&) noexcept;
   ~CausalLm();
