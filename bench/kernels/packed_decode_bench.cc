@@ -1,0 +1,347 @@
+// Decode-step benchmark on one GPU: packed K/V decode attention (kernels/)
+// against an fp16 flash-decoding kernel of the same launch scheme and against
+// LibTorch's scaled_dot_product_attention (enable_gqa), plus encode + pack,
+// with device-to-device cudaMemcpy bandwidth as the roofline. Prints a table;
+// numbers and the commands that produce them go to BENCHMARKS.md.
+//
+// Usage: packed_decode_bench [--quick] [--iters N]
+//   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
+//   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
+//   GreedyAllocate from lognormal block energies decaying with block index.
+//   Times: median of N single launches timed with CUDA events; inputs rotate
+//   over enough replicas to exceed the L2 several times.
+#include <cuda_runtime.h>  // the typed cudaMalloc overloads
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench/kernels/bench_device.h"
+#include "bench/kernels/sdpa_baseline.h"
+#include "core/allocator.h"
+#include "core/group_layout.h"
+#include "core/random.h"
+#include "core/rotation.h"
+#include "kvplan/kernels/launch.h"
+#include "kvplan/kernels/packed_plan.h"
+
+namespace kvplan::bench {
+namespace {
+
+using kernels::HeadCodec;
+using kernels::PackedDecodeConfig;
+using kernels::PackedDecodePlan;
+
+#define BENCH_CHECK(expr)                                                                         \
+  do {                                                                                            \
+    const cudaError_t e_ = (expr);                                                                \
+    if (e_ != cudaSuccess) {                                                                      \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                               \
+    }                                                                                             \
+  } while (0)
+
+struct Model {
+  const char* name;
+  int q_heads, kv_heads, head_dim;
+};
+
+struct Timer {
+  cudaEvent_t start, stop;
+  Timer() {
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+  }
+  ~Timer() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  // Median µs of `iters` timed calls of f(i) after 3 warm-ups.
+  template <typename F>
+  double Median(int iters, F&& f) {
+    for (int i = 0; i < 3; ++i) f(i);
+    BENCH_CHECK(cudaDeviceSynchronize());
+    std::vector<float> t;
+    for (int i = 0; i < iters; ++i) {
+      cudaEventRecord(start, 0);
+      f(i);
+      cudaEventRecord(stop, 0);
+      BENCH_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      t.push_back(ms * 1000.0f);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
+};
+
+// K widths for one head from lognormal energies decaying with block index.
+HeadCodec RealisticCodec(int head_dim, double k_bits, uint64_t seed) {
+  const int blocks = head_dim / 2;
+  DeterministicRng rng(seed);
+  std::vector<double> scores(blocks);
+  for (int i = 0; i < blocks; ++i) {
+    scores[i] = std::exp(1.2 * rng.NextGaussian()) * std::exp(-4.0 * i / blocks);
+  }
+  AllocationOptions options;
+  options.avg_bits = k_bits;
+  const std::vector<int> widths = *GreedyAllocate(scores, options);
+  std::vector<std::array<int, 2>> dims(blocks);
+  for (int i = 0; i < blocks; ++i) dims[i] = {i, i + blocks};
+  HeadCodec codec;
+  codec.k_layout = *BuildGroupLayout(widths, dims);
+  for (size_t g = 0; g < codec.k_layout.groups.size(); ++g) {
+    codec.k_rotations.push_back(HaarRotation(codec.k_layout.groups[g].size, seed * 37 + g));
+  }
+  codec.v_rotation = HaarRotation(head_dim, seed * 37 + 31);
+  return codec;
+}
+
+double MemcpyBandwidth(Timer& timer) {
+  const size_t bytes = size_t{4} << 30;
+  void *a, *b;
+  BENCH_CHECK(cudaMalloc(&a, bytes));
+  BENCH_CHECK(cudaMalloc(&b, bytes));
+  BENCH_CHECK(FillRandomBits(a, bytes, 1, nullptr));
+  const double us =
+      timer.Median(10, [&](int) { cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0); });
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * bytes / (us * 1e-6) / 1e9;  // read + write, GB/s
+}
+
+struct Row {
+  std::string text;
+};
+
+int Run(int argc, char** argv) {
+  bool quick = false;
+  int iters = 20;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = std::atoi(argv[++i]);
+  }
+  int device_count = 0;
+  if (cudaGetDeviceCount(&device_count) != cudaSuccess || device_count == 0) {
+    std::printf("no CUDA device\n");
+    return 0;
+  }
+  cudaDeviceProp prop;
+  BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
+  Timer timer;
+  const double memcpy_gbs = MemcpyBandwidth(timer);
+  std::printf("device %s, %d SMs, L2 %d MB; cudaMemcpy D2D %.0f GB/s (read + write)\n", prop.name,
+              prop.multiProcessorCount, prop.l2CacheSize >> 20, memcpy_gbs);
+  std::printf("SDPA baseline: %s\n", SdpaAvailable()
+                                         ? "LibTorch at::scaled_dot_product_attention(enable_gqa)"
+                                         : "not built");
+
+  const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128}, {"qwen2.5-3b", 16, 2, 128}};
+  const std::vector<int> contexts = quick ? std::vector<int>{4096, 32768, 131072}
+                                          : std::vector<int>{4096, 16384, 32768, 131072, 524288};
+  const std::vector<std::array<int, 2>> plans = {{3, 3}, {2, 2}};
+  std::printf("\n%-12s %-5s %5s %7s %6s | %9s %7s %5s | %9s %6s | %9s %6s | %9s %7s\n", "model",
+              "plan", "batch", "ctx", "B/tok", "packed_us", "GB/s", "%cpy", "fp16_us", "x",
+              "sdpa_us", "x", "encode_us", "enc%cpy");
+  for (const Model& m : models) {
+    const int group = m.q_heads / m.kv_heads, hd = m.head_dim, heads = m.kv_heads;
+    for (const auto& kv : plans) {
+      std::vector<HeadCodec> codecs;
+      for (int h = 0; h < heads; ++h) codecs.push_back(RealisticCodec(hd, kv[0], 100 + h));
+      PackedDecodeConfig config;
+      config.num_layers = 1;
+      config.num_kv_heads = heads;
+      config.group_size = group;
+      config.head_dim = hd;
+      config.v_bits = kv[1];
+      config.max_batch = 16;
+      config.num_sms = prop.multiProcessorCount;
+      absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, codecs);
+      if (!plan.ok()) {
+        std::fprintf(stderr, "plan: %s\n", std::string(plan.status().message()).c_str());
+        return 1;
+      }
+      void* ws;
+      BENCH_CHECK(cudaMalloc(&ws, plan->workspace_bytes()));
+      BENCH_CHECK(plan->Upload(ws, nullptr));
+      const int64_t stride = plan->page_stride();
+      std::vector<int> spans;
+      double page_bytes_sum = 0;
+      for (int h = 0; h < heads; ++h) {
+        const PackedPageLayout& l = plan->page_layout(0, h);
+        spans.insert(spans.end(),
+                     {static_cast<int>(l.k_norm_offset()), l.num_k_groups() * kPageTokens,
+                      static_cast<int>(l.v_norm_offset()), kPageTokens});
+        page_bytes_sum += l.page_bytes();
+      }
+      int* d_spans;
+      BENCH_CHECK(cudaMalloc(&d_spans, spans.size() * sizeof(int)));
+      BENCH_CHECK(
+          cudaMemcpy(d_spans, spans.data(), spans.size() * sizeof(int), cudaMemcpyHostToDevice));
+      const double bytes_per_token = page_bytes_sum / heads / kPageTokens;
+
+      for (int batch : {1, 16}) {
+        for (int ctx : contexts) {
+          const int pages_per_seq = (ctx + kPageTokens - 1) / kPageTokens;
+          const int64_t seq_pages = int64_t{batch} * pages_per_seq;
+          const size_t packed_bytes = static_cast<size_t>(seq_pages) * heads * stride;
+          const size_t fp16_bytes = size_t{2} * batch * heads * ctx * hd * 2;
+          // Replicas so that the data rotates through well over the 60 MB L2.
+          const int reps_p =
+              static_cast<int>(std::clamp<size_t>((size_t{512} << 20) / packed_bytes + 1, 1, 16));
+          const int reps_f =
+              static_cast<int>(std::clamp<size_t>((size_t{512} << 20) / fp16_bytes + 1, 1, 8));
+
+          // Packed.
+          uint8_t* pool;
+          BENCH_CHECK(cudaMalloc(&pool, packed_bytes * reps_p));
+          BENCH_CHECK(FillRandomBits(pool, packed_bytes * reps_p, 7, nullptr));
+          BENCH_CHECK(FixPageNorms(pool, seq_pages * reps_p, heads, stride, d_spans, nullptr));
+          std::vector<int> table(static_cast<size_t>(reps_p) * seq_pages);
+          for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
+          int *d_table, *d_len;
+          BENCH_CHECK(cudaMalloc(&d_table, table.size() * sizeof(int)));
+          BENCH_CHECK(cudaMemcpy(d_table, table.data(), table.size() * sizeof(int),
+                                 cudaMemcpyHostToDevice));
+          std::vector<int> lens(batch, ctx);
+          BENCH_CHECK(cudaMalloc(&d_len, batch * sizeof(int)));
+          BENCH_CHECK(cudaMemcpy(d_len, lens.data(), batch * sizeof(int), cudaMemcpyHostToDevice));
+          float *q, *out;
+          BENCH_CHECK(cudaMalloc(&q, sizeof(float) * batch * m.q_heads * hd));
+          BENCH_CHECK(cudaMalloc(&out, sizeof(float) * batch * m.q_heads * hd));
+          BENCH_CHECK(FillRandomFloat(q, size_t{1} * batch * m.q_heads * hd, 3, 1.0f, nullptr));
+          kernels::PackedDecodeParams p =
+              plan->DecodeParams(0, ws, batch, plan->SplitsFor(batch, ctx));
+          p.q = q;
+          p.pages = pool;
+          p.max_pages_per_seq = pages_per_seq;
+          p.packed_len = d_len;
+          p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+          p.out = out;
+          const double packed_us = timer.Median(iters, [&](int i) {
+            kernels::PackedDecodeParams pi = p;
+            pi.page_table = d_table + static_cast<size_t>(i % reps_p) * seq_pages;
+            BENCH_CHECK(kernels::LaunchPackedDecode(pi, nullptr));
+          });
+          const double read_bytes = static_cast<double>(seq_pages) * page_bytes_sum;
+          const double packed_gbs = read_bytes / (packed_us * 1e-6) / 1e9;
+          cudaFree(pool);
+          cudaFree(d_table);
+
+          // fp16: own flash decoding and SDPA.
+          uint16_t *kf, *vf, *qf;
+          const size_t kv_count = size_t{1} * batch * heads * ctx * hd;
+          BENCH_CHECK(cudaMalloc(&kf, kv_count * 2 * reps_f));
+          BENCH_CHECK(cudaMalloc(&vf, kv_count * 2 * reps_f));
+          BENCH_CHECK(cudaMalloc(&qf, size_t{2} * batch * m.q_heads * hd));
+          BENCH_CHECK(FillRandomHalf(kf, kv_count * reps_f, 11, 1.0f, nullptr));
+          BENCH_CHECK(FillRandomHalf(vf, kv_count * reps_f, 12, 1.0f, nullptr));
+          BENCH_CHECK(FillRandomHalf(qf, size_t{1} * batch * m.q_heads * hd, 13, 1.0f, nullptr));
+          const int fsplits = std::max(
+              1, std::min((4 * prop.multiProcessorCount + batch * heads - 1) / (batch * heads),
+                          std::max(1, ctx / 128)));
+          float *po, *pml;
+          BENCH_CHECK(cudaMalloc(&po, sizeof(float) * batch * heads * fsplits * group * hd));
+          BENCH_CHECK(cudaMalloc(&pml, sizeof(float) * batch * heads * fsplits * group * 2));
+          Fp16DecodeParams fp;
+          fp.q = qf;
+          fp.len = d_len;
+          fp.max_len = ctx;
+          fp.batch = batch;
+          fp.kv_heads = heads;
+          fp.num_splits = fsplits;
+          fp.scale = p.scale;
+          fp.partial_o = po;
+          fp.partial_ml = pml;
+          fp.out = out;
+          const double fp16_us = timer.Median(iters, [&](int i) {
+            Fp16DecodeParams fi = fp;
+            fi.k = kf + (i % reps_f) * kv_count;
+            fi.v = vf + (i % reps_f) * kv_count;
+            BENCH_CHECK(LaunchFp16DecodeBaseline(fi, hd, group, nullptr));
+          });
+          std::string sdpa_error;
+          const double sdpa_us =
+              SdpaMedianMicros(qf, kf, vf, batch, m.q_heads, heads, hd, ctx, iters, &sdpa_error);
+          if (sdpa_us < 0 && SdpaAvailable())
+            std::fprintf(stderr, "sdpa: %s\n", sdpa_error.c_str());
+          cudaFree(kf);
+          cudaFree(vf);
+          cudaFree(qf);
+          cudaFree(po);
+          cudaFree(pml);
+
+          // Encode + pack of a prefill chunk: min(batch·ctx, 32K) tokens.
+          double encode_us = -1, encode_frac = 0;
+          if (ctx == contexts.front() || ctx == 32768) {
+            const int tokens = std::min(batch * ctx, 32768);
+            const size_t in_count = size_t{1} * tokens * heads * hd;
+            float *kin, *vin;
+            int64_t* slots;
+            uint8_t* epool;
+            const int64_t epages = (tokens + kPageTokens - 1) / kPageTokens;
+            BENCH_CHECK(cudaMalloc(&kin, in_count * 4));
+            BENCH_CHECK(cudaMalloc(&vin, in_count * 4));
+            BENCH_CHECK(cudaMalloc(&slots, tokens * sizeof(int64_t)));
+            BENCH_CHECK(cudaMalloc(&epool, epages * heads * stride));
+            BENCH_CHECK(FillRandomFloat(kin, in_count, 21, 1.0f, nullptr));
+            BENCH_CHECK(FillRandomFloat(vin, in_count, 22, 1.0f, nullptr));
+            std::vector<int64_t> hs(tokens);
+            for (int t = 0; t < tokens; ++t) hs[t] = t;
+            BENCH_CHECK(
+                cudaMemcpy(slots, hs.data(), tokens * sizeof(int64_t), cudaMemcpyHostToDevice));
+            kernels::EncodePackParams ep = plan->EncodeParams(0, ws);
+            ep.k = kin;
+            ep.v = vin;
+            ep.slot_mapping = slots;
+            ep.pages = epool;
+            ep.num_tokens = tokens;
+            encode_us = timer.Median(std::max(3, iters / 4), [&](int) {
+              BENCH_CHECK(kernels::LaunchEncodePack(ep, nullptr));
+            });
+            const double bytes = 2.0 * in_count * 4 + static_cast<double>(epages) * page_bytes_sum;
+            encode_frac = bytes / (encode_us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
+            cudaFree(kin);
+            cudaFree(vin);
+            cudaFree(slots);
+            cudaFree(epool);
+          }
+          cudaFree(q);
+          cudaFree(out);
+          cudaFree(d_len);
+
+          char sdpa_col[64], enc_col[64];
+          if (sdpa_us > 0) {
+            std::snprintf(sdpa_col, sizeof(sdpa_col), "%9.1f %6.2f", sdpa_us, sdpa_us / packed_us);
+          } else {
+            std::snprintf(sdpa_col, sizeof(sdpa_col), "%9s %6s", "-", "-");
+          }
+          if (encode_us > 0) {
+            std::snprintf(enc_col, sizeof(enc_col), "%9.1f %6.1f%%", encode_us, encode_frac);
+          } else {
+            std::snprintf(enc_col, sizeof(enc_col), "%9s %7s", "-", "-");
+          }
+          std::printf("%-12s K%dV%d %5d %7d %6.1f | %9.1f %7.0f %4.0f%% | %9.1f %6.2f | %s | %s\n",
+                      m.name, kv[0], kv[1], batch, ctx, bytes_per_token, packed_us, packed_gbs,
+                      packed_gbs / memcpy_gbs * 100.0, fp16_us, fp16_us / packed_us, sdpa_col,
+                      enc_col);
+          std::fflush(stdout);
+        }
+      }
+      cudaFree(ws);
+      cudaFree(d_spans);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace kvplan::bench
+
+int main(int argc, char** argv) { return kvplan::bench::Run(argc, argv); }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the standalone kernels project on the GPU machine (device tool: only
+# CUDA, CMake, Ninja and PyTorch there), runs the GPU tests, compute-sanitizer
+# on a subset, and the decode benchmark. Abseil, GoogleTest, nlohmann-json and
+# OpenSSL come as Debian .debs carried in .kdeps (apt-get download ...).
+# Usage (repo root): bench/kernels/run_on_h200.sh [bench args...]; logs to $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" /tmp/deb
+for f in .kdeps/*.deb; do dpkg -x "$f" /tmp/deb; done
+TORCH=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null || true)
+LIB=/tmp/deb/usr/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$LIB:${LD_LIBRARY_PATH:-}
+cmake -S kernels -B /tmp/build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CUDA_ARCHITECTURES=90a \
+  -DCMAKE_PREFIX_PATH="/tmp/deb/usr;$LIB/cmake;$TORCH" -DOPENSSL_ROOT_DIR=/tmp/deb/usr \
+  -DCMAKE_EXE_LINKER_FLAGS="-L$LIB -Wl,-rpath-link,$LIB" > "$OUT/configure.log" 2>&1 \
+  || { tail -40 "$OUT/configure.log"; exit 1; }
+cmake --build /tmp/build-gpu -j 16 > "$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
+echo "== build ok"
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
+/tmp/build-gpu/bin/kernels_tests --gtest_brief=1 > "$OUT/tests.log" 2>&1
+echo "== tests rc=$?"; grep -E "FAILED|PASSED|SKIPPED \]|Failure" "$OUT/tests.log" | head -30
+cp -r /tmp/build-gpu/gpu_failures "$OUT/" 2>/dev/null
+timeout 240 compute-sanitizer --tool memcheck --print-limit 20 /tmp/build-gpu/bin/kernels_tests \
+  --gtest_filter='*hd128_g4_v3_len_1_63*:*hd64_g8_v8*:*allwidths*:BlockStats*OneToken:*Graph*' \
+  --gtest_brief=1 > "$OUT/memcheck.log" 2>&1
+echo "== memcheck rc=$?"; grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$OUT/memcheck.log" | head -10
+timeout 120 compute-sanitizer --tool racecheck --print-limit 10 /tmp/build-gpu/bin/kernels_tests \
+  --gtest_filter='*hd128_g4_v3_len_1_63*:*hd128_v3_t33*' --gtest_brief=1 > "$OUT/racecheck.log" 2>&1
+echo "== racecheck rc=$?"; grep -E "ERROR SUMMARY|hazard|PASSED|FAILED" "$OUT/racecheck.log" | head -10
+/tmp/build-gpu/bin/packed_decode_bench "$@" 2>&1 | tee "$OUT/bench.log"

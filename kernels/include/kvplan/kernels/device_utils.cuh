@@ -1,0 +1,103 @@
+// Small device helpers shared by the kvplan kernels: tensor-core MMA, async
+// copies, bit-stream reads and reductions. Header-only, no host code.
+//
+// Example:
+//   float acc[4] = {};
+//   MmaF16x16x8(acc, a, b);  // acc += A(16x16, fp16) · B(16x8, fp16), fp32
+#ifndef KVPLAN_KERNELS_DEVICE_UTILS_CUH_
+#define KVPLAN_KERNELS_DEVICE_UTILS_CUH_
+
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace kvplan::kernels::internal {
+
+// d += A·B for one m16n8k16 tile (row-major A, column-major B, fp32 C).
+// Fragment ownership (g = lane / 4, t = lane % 4): a[0] (row g, k 2t..2t+1),
+// a[1] (row g+8, same k), a[2] (row g, k 2t+8..2t+9), a[3] (row g+8, same);
+// b[0] (k 2t..2t+1, col g), b[1] (k 2t+8..2t+9, col g); d[0..1] (row g, cols
+// 2t..2t+1), d[2..3] (row g+8, same cols). Lower k in the low half.
+__device__ __forceinline__ void MmaF16x16x8(float (&d)[4], const uint32_t (&a)[4],
+                                            const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// 16-byte global -> shared copy that does not block the issuing thread.
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// 32 stream bits starting at bit `bit` of a word-aligned stream (the words at
+// bit / 32 and the next one must be readable).
+__device__ __forceinline__ uint32_t ReadBits32(const uint32_t* words, uint32_t bit) {
+  const uint32_t w = bit >> 5;
+  return __funnelshift_r(words[w], words[w + 1], bit & 31u);
+}
+
+__device__ __forceinline__ uint32_t PackHalves(uint16_t lo, uint16_t hi) {
+  return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+}
+
+__device__ __forceinline__ uint32_t PackHalf2(float lo, float hi) {
+  return PackHalves(__half_as_ushort(__float2half_rn(lo)), __half_as_ushort(__float2half_rn(hi)));
+}
+
+__device__ __forceinline__ float HalfBitsToFloat(uint16_t h) {
+  return __half2float(__ushort_as_half(h));
+}
+
+// IEEE fp32 -> fp16, round to nearest even, finite overflow clamped to ±65504
+// (core/half.h FloatToHalfSaturate).
+__device__ __forceinline__ uint16_t FloatToHalfSaturate(float f) {
+  const uint16_t h = __half_as_ushort(__float2half_rn(f));
+  if ((h & 0x7fffu) == 0x7c00u && !isinf(f)) return static_cast<uint16_t>((h & 0x8000u) | 0x7bffu);
+  return h;
+}
+
+template <typename T>
+__device__ __forceinline__ T WarpSum(T v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float WarpMax(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum of n fp64 terms as four interleaved partial sums (index mod 4), combined
+// as (s0 + s1) + (s2 + s3): the order core's quantizer uses. Terms should be
+// formed with __dmul_rn so that no multiply-add is fused (the CPU never fuses).
+template <typename Term>
+__device__ __forceinline__ double SumOf4Lanes(int n, Term term) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s[0] = __dadd_rn(s[0], term(i));
+    s[1] = __dadd_rn(s[1], term(i + 1));
+    s[2] = __dadd_rn(s[2], term(i + 2));
+    s[3] = __dadd_rn(s[3], term(i + 3));
+  }
+  // Tail of at most three terms into s[0], s[1], s[2] (unrolled: no local memory).
+  if (i < n) s[0] = __dadd_rn(s[0], term(i));
+  if (i + 1 < n) s[1] = __dadd_rn(s[1], term(i + 1));
+  if (i + 2 < n) s[2] = __dadd_rn(s[2], term(i + 2));
+  return __dadd_rn(__dadd_rn(s[0], s[1]), __dadd_rn(s[2], s[3]));
+}
+
+}  // namespace kvplan::kernels::internal
+
+#endif  // KVPLAN_KERNELS_DEVICE_UTILS_CUH_

@@ -1,0 +1,101 @@
+// Runtime sizes -> compile-time kernel parameters, with one explicit supported
+// set per parameter. Anything outside a set is an error that names the value
+// and the set (UnsupportedDecodeConfig), never a silent fallback.
+//
+// Supported:  head_dim {64, 128}   group_size {1, 2, 4, 8}   v_bits {2, 3, 4, 8}
+// K group widths are runtime values inside the kernels (all of 1..8).
+//
+// Example:
+//   std::string error = UnsupportedDecodeConfig(128, 4, 3);  // "" (supported)
+//   UnsupportedDecodeConfig(96, 4, 3);
+//   // "head_dim 96 is not supported; supported: {64, 128}"
+//   cudaError_t e = DispatchDecodeConfig(128, 4, 3, [&](auto hd, auto gs, auto vb) {
+//     return Launch<decltype(hd)::value, decltype(gs)::value, decltype(vb)::value>(...);
+//   });
+#ifndef KVPLAN_KERNELS_DISPATCH_H_
+#define KVPLAN_KERNELS_DISPATCH_H_
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+#include <type_traits>
+
+namespace kvplan::kernels {
+
+// "" when (head_dim, group_size, v_bits) is in the dispatch set, otherwise a
+// message naming the first unsupported value and its set.
+inline std::string UnsupportedDecodeConfig(int head_dim, int group_size, int v_bits) {
+  if (head_dim != 64 && head_dim != 128) {
+    return "head_dim " + std::to_string(head_dim) + " is not supported; supported: {64, 128}";
+  }
+  if (group_size != 1 && group_size != 2 && group_size != 4 && group_size != 8) {
+    return "group_size " + std::to_string(group_size) +
+           " is not supported; supported: {1, 2, 4, 8}";
+  }
+  if (v_bits != 2 && v_bits != 3 && v_bits != 4 && v_bits != 8) {
+    return "v_bits " + std::to_string(v_bits) + " is not supported; supported: {2, 3, 4, 8}";
+  }
+  return "";
+}
+
+template <int V>
+using IntConstant = std::integral_constant<int, V>;
+
+// Calls f(IntConstant<head_dim>) or returns cudaErrorInvalidValue.
+template <typename F>
+cudaError_t DispatchHeadDim(int head_dim, F&& f) {
+  switch (head_dim) {
+    case 64:
+      return f(IntConstant<64>{});
+    case 128:
+      return f(IntConstant<128>{});
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+template <typename F>
+cudaError_t DispatchGroupSize(int group_size, F&& f) {
+  switch (group_size) {
+    case 1:
+      return f(IntConstant<1>{});
+    case 2:
+      return f(IntConstant<2>{});
+    case 4:
+      return f(IntConstant<4>{});
+    case 8:
+      return f(IntConstant<8>{});
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+template <typename F>
+cudaError_t DispatchVBits(int v_bits, F&& f) {
+  switch (v_bits) {
+    case 2:
+      return f(IntConstant<2>{});
+    case 3:
+      return f(IntConstant<3>{});
+    case 4:
+      return f(IntConstant<4>{});
+    case 8:
+      return f(IntConstant<8>{});
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+// f(IntConstant<HEAD_DIM>, IntConstant<GROUP_SIZE>, IntConstant<V_BITS>).
+template <typename F>
+cudaError_t DispatchDecodeConfig(int head_dim, int group_size, int v_bits, F&& f) {
+  return DispatchHeadDim(head_dim, [&](auto hd) {
+    return DispatchGroupSize(group_size, [&](auto gs) {
+      return DispatchVBits(v_bits, [&](auto vb) { return f(hd, gs, vb); });
+    });
+  });
+}
+
+}  // namespace kvplan::kernels
+
+#endif  // KVPLAN_KERNELS_DISPATCH_H_

@@ -1,0 +1,32 @@
+// Host launchers of the kvplan kernels: a params struct by value (params.h)
+// and a stream in, a cudaError_t out. They allocate nothing, never
+// synchronize, and may be captured in a CUDA graph; sizes outside the dispatch
+// set (dispatch.h) return cudaErrorInvalidValue without launching. Thread-safe.
+//
+// Example:
+//   PackedDecodeParams p = plan.DecodeParams(layer, workspace);
+//   ... fill the per-step fields ...
+//   if (cudaError_t e = LaunchPackedDecode(p, stream); e != cudaSuccess) { ... }
+#ifndef KVPLAN_KERNELS_LAUNCH_H_
+#define KVPLAN_KERNELS_LAUNCH_H_
+
+#include <cuda_runtime_api.h>
+
+#include "kvplan/kernels/params.h"
+
+namespace kvplan::kernels {
+
+// Adds per-(kv_head, block) energy sums of a batch of tokens into p.q_sums and
+// p.k_sums (which the caller zeroes once per accumulation).
+cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
+
+// Encodes p.num_tokens tokens of K and V for every KV head into their slots.
+cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream);
+
+// One decode step: rotate q, split-K attention over the packed pages (+ fp16
+// sink/recent), merge; writes p.out.
+cudaError_t LaunchPackedDecode(const PackedDecodeParams& p, cudaStream_t stream);
+
+}  // namespace kvplan::kernels
+
+#endif  // KVPLAN_KERNELS_LAUNCH_H_

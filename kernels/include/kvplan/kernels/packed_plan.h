@@ -1,0 +1,123 @@
+// Plan once, run many: the host side of the packed-cache kernels.
+//
+// A PackedDecodePlan is computed once per model and bit plan from every
+// (layer, KV head)'s K GroupLayout and rotations and V's rotation. It fixes
+// the page layout of each head (core/packed_page.h; one page_stride for all
+// heads so that pages of a layer are [num_pages, num_kv_heads, page_stride]),
+// and carves a caller-owned device workspace into named, 256-byte aligned
+// regions:
+//   descs       [num_layers, num_kv_heads] PackedHeadDesc       (uploaded)
+//   tables      CodeTables: codebooks, boundaries, fp16 decode tables (uploaded)
+//   rotations   every K group's Rᵀ, V's Rᵀ and R, fp32            (uploaded)
+//   q_rot       [max_batch, q_heads, QRotStride(head_dim)] fp16   (per step)
+//   partial_o   [max_batch, num_kv_heads, max_splits + 1, group_size, head_dim] fp32
+//   partial_ml  [max_batch, num_kv_heads, max_splits + 1, group_size, 2] fp32
+// Upload() makes the one async copy of the uploaded part; the step launchers
+// (launch.h) then allocate nothing and can be captured in a CUDA graph.
+//
+// Example:
+//   absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, heads);
+//   void* ws; cudaMalloc(&ws, plan->workspace_bytes());
+//   plan->Upload(ws, stream);
+//   PackedDecodeParams p = plan->DecodeParams(layer, ws, batch, plan->SplitsFor(batch, max_len));
+//   ... fill per-step pointers ...; LaunchPackedDecode(p, stream);
+#ifndef KVPLAN_KERNELS_PACKED_PLAN_H_
+#define KVPLAN_KERNELS_PACKED_PLAN_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/group_layout.h"
+#include "core/packed_page.h"
+#include "core/rotation.h"
+#include "kvplan/kernels/params.h"
+
+namespace kvplan::kernels {
+
+struct PackedDecodeConfig {
+  int num_layers = 0;
+  int num_kv_heads = 0;
+  // Query heads per KV head. Must be in the dispatch set (dispatch.h).
+  int group_size = 1;
+  // Must be in the dispatch set: 64 or 128.
+  int head_dim = 0;
+  // V width (uniform TQ-MSE). Must be in the dispatch set.
+  int v_bits = 3;
+  // Largest batch a step may have (sizes the per-step scratch). Default: 1.
+  int max_batch = 1;
+  // Largest key-axis split count; 0 derives it from num_sms. Default: 0.
+  int max_splits = 0;
+  // Multiprocessors to fill (cudaDevAttrMultiProcessorCount). Default: 132 (H100/H200 SXM).
+  int num_sms = 132;
+  // Most fp16 sink and recent tokens per sequence; sum <= kMaxFp16Tokens.
+  int max_sink = 0;
+  int max_recent = 0;
+  // The plan only feeds encode (any v_bits in [1, 8]), not attention, whose
+  // dispatch set is narrower. Default: false.
+  bool encode_only = false;
+};
+
+// One (layer, KV head)'s codec.
+struct HeadCodec {
+  GroupLayout k_layout;
+  // One per K group, dims equal to the group sizes.
+  std::vector<Rotation> k_rotations;
+  // dim head_dim.
+  Rotation v_rotation;
+};
+
+class PackedDecodePlan {
+ public:
+  // heads: [num_layers * num_kv_heads], layer-major. InvalidArgument naming the
+  // problem for sizes outside the dispatch set, wrong counts, invalid layouts,
+  // rotations that do not fit their groups.
+  static absl::StatusOr<PackedDecodePlan> Create(const PackedDecodeConfig& config,
+                                                 absl::Span<const HeadCodec> heads);
+
+  const PackedDecodeConfig& config() const { return config_; }
+  int max_splits() const { return max_splits_; }
+  size_t workspace_bytes() const { return workspace_bytes_; }
+  // Bytes of one (page, kv_head); a multiple of 16.
+  int64_t page_stride() const { return page_stride_; }
+  const PackedPageLayout& page_layout(int layer, int kv_head) const {
+    return layouts_[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
+  }
+
+  // Copies descriptors, tables and rotations into `workspace` (one async copy
+  // on `stream`). The source is this plan's host image: keep the plan alive
+  // until the stream has run the copy.
+  cudaError_t Upload(void* workspace, cudaStream_t stream) const;
+
+  // Splits that fill the machine for `batch` sequences of up to `max_tokens`
+  // packed tokens: about 4 CTAs per SM, at least 2 pages per split, at most
+  // max_splits().
+  int SplitsFor(int batch, int max_tokens) const;
+
+  // Params with the plan-derived fields set (per-step fields left empty).
+  EncodePackParams EncodeParams(int layer, void* workspace) const;
+  PackedDecodeParams DecodeParams(int layer, void* workspace, int batch, int num_splits) const;
+
+ private:
+  PackedDecodePlan() = default;
+
+  PackedDecodeConfig config_;
+  int max_splits_ = 0;
+  int64_t page_stride_ = 0;
+  std::vector<PackedPageLayout> layouts_;
+  std::vector<uint8_t> image_;  // descs, tables, rotations as uploaded
+  size_t tables_offset_ = 0;
+  size_t rotations_offset_ = 0;
+  size_t q_rot_offset_ = 0;
+  size_t partial_o_offset_ = 0;
+  size_t partial_ml_offset_ = 0;
+  size_t workspace_bytes_ = 0;
+};
+
+}  // namespace kvplan::kernels
+
+#endif  // KVPLAN_KERNELS_PACKED_PLAN_H_

@@ -1,0 +1,143 @@
+// Parameter structs of the kvplan CUDA kernels: plain data, passed by value to
+// the launchers of launch.h (FlashInfer style). Every pointer is a device
+// pointer; its shape and layout are documented beside it. The plan-derived
+// fields (heads, rotations, code tables, scratch) come from PackedDecodePlan
+// (packed_plan.h); the rest is the caller's per-step data.
+//
+// Example:
+//   PackedDecodeParams p = plan.DecodeParams(layer, workspace);
+//   p.q = q; p.pages = pages; p.page_table = table; p.packed_len = lens; ...
+//   cudaError_t e = LaunchPackedDecode(p, stream);
+#ifndef KVPLAN_KERNELS_PARAMS_H_
+#define KVPLAN_KERNELS_PARAMS_H_
+
+#include <cstdint>
+
+namespace kvplan::kernels {
+
+// Widths 1..8 give at most eight K groups (one per width).
+inline constexpr int kMaxKGroups = 8;
+// Largest head_dim the kernels support (the dispatch set is {64, 128}).
+inline constexpr int kMaxKernelHeadDim = 128;
+// Token slots per packed page (core/packed_page.h: kPageTokens).
+inline constexpr int kKernelPageTokens = 64;
+// Query heads per KV head that one attention CTA covers (the MMA's N).
+inline constexpr int kMaxGroupSize = 8;
+// Most fp16 tokens (sink + recent) per sequence the attention kernel takes.
+inline constexpr int kMaxFp16Tokens = 512;
+
+// Halves per query head of the rotated, padded q̂: groups padded to 16
+// dimensions each add at most 14 (sizes are even), eight groups at most.
+constexpr int QRotStride(int head_dim) { return head_dim + 16 * kMaxKGroups; }
+
+// One (layer, KV head): its K groups and where everything of its page lives.
+// Built by the plan; lives in the workspace. Byte offsets are within a page.
+struct PackedHeadDesc {
+  int num_groups = 0;
+  int bits[kMaxKGroups] = {};           // K group widths, ascending
+  int size[kMaxKGroups] = {};           // d_g
+  int offset[kMaxKGroups] = {};         // first permuted position of group g
+  int padded_offset[kMaxKGroups] = {};  // group g's start in the padded q̂ (multiple of 16)
+  int block_offset[kMaxKGroups] = {};   // k_block_g
+  int k_norm_offset = 0;
+  int v_block_offset = 0;
+  int v_norm_offset = 0;
+  int page_bytes = 0;   // multiple of 16
+  int padded_dims = 0;  // Σ_g roundup(d_g, 16)
+  // Float offsets into the rotation region: K group g's Rᵀ ([j][i] = R[i][j]),
+  // V's Rᵀ and V's R (row-major).
+  int64_t k_rotation_t[kMaxKGroups] = {};
+  int64_t v_rotation_t = 0;
+  int64_t v_rotation = 0;
+  // permutation[p] = original dimension at permuted position p.
+  uint8_t permutation[kMaxKernelHeadDim] = {};
+};
+
+// Code tables of the unit Lloyd–Max codebooks, uploaded by the plan.
+//   centroids [8][256] fp32: width b at row b-1 (2^b used)
+//   boundaries [8][256] fp32: width b at row b-1 (2^b - 1 used)
+//   pair_tables: fp16x2 words, width b in 1..4 at kPairTableOffset[b]; entry e
+//     = (c[e & (2^b-1)], c[e >> b]) (low half first)
+//   single_tables: fp16, width b in 5..8 at kSingleTableOffset[b]
+inline constexpr int kPairTableWords = 4 + 16 + 64 + 256;
+inline constexpr int kSingleTableHalves = 32 + 64 + 128 + 256;
+struct CodeTables {
+  float centroids[8][256];
+  float boundaries[8][256];
+  uint32_t pair_tables[kPairTableWords];
+  uint16_t single_tables[kSingleTableHalves];
+};
+
+// Block statistics: per (kv_head, block) Σ over tokens of Σ_{query heads of the
+// group} ‖q⁽ⁱ⁾‖² and Σ ‖k⁽ⁱ⁾‖², added (fp64) into q_sums / k_sums.
+struct BlockStatsParams {
+  const float* q = nullptr;         // [num_tokens, num_kv_heads * group_size, head_dim]
+  const float* k = nullptr;         // [num_tokens, num_kv_heads, head_dim]
+  const int* block_dims = nullptr;  // [num_blocks, 2]: the two dims of each block
+  double* q_sums = nullptr;         // [num_kv_heads, num_blocks], accumulated into
+  double* k_sums = nullptr;         // [num_kv_heads, num_blocks], accumulated into
+  int num_tokens = 0;
+  int num_kv_heads = 0;
+  int group_size = 1;
+  int head_dim = 0;
+  int num_blocks = 0;
+};
+
+// Encode + pack of one layer's new K and V tokens into their page slots.
+struct EncodePackParams {
+  const PackedHeadDesc* heads = nullptr;  // [num_kv_heads] of this layer
+  const float* rotations = nullptr;       // plan rotation region
+  const CodeTables* tables = nullptr;
+  const float* k = nullptr;  // [num_tokens, num_kv_heads, head_dim], post-RoPE
+  const float* v = nullptr;  // [num_tokens, num_kv_heads, head_dim]
+  // [num_tokens]: page_id * 64 + slot of each token; negative: skip the token.
+  const int64_t* slot_mapping = nullptr;
+  uint8_t* pages = nullptr;  // [num_pages, num_kv_heads, page_stride]
+  int64_t page_stride = 0;   // bytes per (page, kv_head)
+  int num_tokens = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int v_bits = 0;
+};
+
+// One decode step of one layer: every sequence of the batch, every query head.
+struct PackedDecodeParams {
+  // Plan-derived.
+  const PackedHeadDesc* heads = nullptr;  // [num_kv_heads] of this layer
+  const float* rotations = nullptr;
+  const CodeTables* tables = nullptr;
+  int num_kv_heads = 0;
+  int group_size = 0;
+  int head_dim = 0;
+  int v_bits = 0;
+  // Key-axis splits per (sequence, kv_head); at most the plan's max_splits.
+  int num_splits = 1;
+  int64_t page_stride = 0;
+  // Scratch in the workspace (sized by the plan for max_batch, max_splits).
+  uint16_t* q_rot = nullptr;    // [batch, q_heads, QRotStride(head_dim)] fp16
+  float* partial_o = nullptr;   // [batch, num_kv_heads, num_splits + 1, group_size, head_dim]
+  float* partial_ml = nullptr;  // [batch, num_kv_heads, num_splits + 1, group_size, 2]
+
+  // Per step.
+  int batch = 0;
+  const float* q = nullptr;         // [batch, num_kv_heads * group_size, head_dim], post-RoPE
+  const uint8_t* pages = nullptr;   // [num_pages, num_kv_heads, page_stride]
+  const int* page_table = nullptr;  // [batch, max_pages_per_seq]: page ids in token order
+  int max_pages_per_seq = 0;
+  const int* packed_len = nullptr;  // [batch]: tokens in pages
+  // Optional fp16 sink prefix and recent window (nullptr: none).
+  const uint16_t* sink_k = nullptr;  // [batch, num_kv_heads, max_sink, head_dim] fp16
+  const uint16_t* sink_v = nullptr;  // same shape
+  const int* sink_len = nullptr;     // [batch], each <= max_sink
+  int max_sink = 0;
+  const uint16_t* recent_k = nullptr;  // [batch, num_kv_heads, max_recent, head_dim] fp16
+  const uint16_t* recent_v = nullptr;  // same shape
+  const int* recent_len = nullptr;     // [batch], each <= max_recent
+  int max_recent = 0;
+  float scale = 1.0f;    // logit scale, usually 1/√head_dim
+  float* out = nullptr;  // [batch, num_kv_heads * group_size, head_dim] fp32
+};
+
+}  // namespace kvplan::kernels
+
+#endif  // KVPLAN_KERNELS_PARAMS_H_

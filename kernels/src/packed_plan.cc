@@ -1,0 +1,223 @@
+#include "kvplan/kernels/packed_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "core/codebook.h"
+#include "core/half.h"
+#include "kvplan/kernels/dispatch.h"
+
+namespace kvplan::kernels {
+namespace {
+
+constexpr size_t kAlign = 256;
+
+size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+int PairTableOffset(int bits) { return bits == 1 ? 0 : bits == 2 ? 4 : bits == 3 ? 20 : 84; }
+int SingleTableOffset(int bits) { return bits == 5 ? 0 : bits == 6 ? 32 : bits == 7 ? 96 : 224; }
+
+void FillTables(CodeTables& t) {
+  std::memset(&t, 0, sizeof(t));
+  for (int bits = 1; bits <= 8; ++bits) {
+    const Codebook& book = LloydMaxCodebook(bits);
+    for (size_t k = 0; k < book.centroids.size(); ++k) t.centroids[bits - 1][k] = book.centroids[k];
+    for (size_t k = 0; k < book.boundaries.size(); ++k)
+      t.boundaries[bits - 1][k] = book.boundaries[k];
+    if (bits <= 4) {
+      const int n = 1 << bits;
+      for (int e = 0; e < n * n; ++e) {
+        const uint32_t lo = FloatToHalf(book.centroids[e & (n - 1)]);
+        const uint32_t hi = FloatToHalf(book.centroids[e >> bits]);
+        t.pair_tables[PairTableOffset(bits) + e] = lo | (hi << 16);
+      }
+    } else {
+      for (int k = 0; k < (1 << bits); ++k) {
+        t.single_tables[SingleTableOffset(bits) + k] = FloatToHalf(book.centroids[k]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConfig& config,
+                                                          absl::Span<const HeadCodec> heads) {
+  // Encode-only plans take any V width; UnsupportedDecodeConfig checks the rest.
+  const int checked_v_bits =
+      config.encode_only && config.v_bits >= 1 && config.v_bits <= 8 ? 3 : config.v_bits;
+  if (std::string e = UnsupportedDecodeConfig(config.head_dim, config.group_size, checked_v_bits);
+      !e.empty()) {
+    return absl::InvalidArgumentError(e);
+  }
+  if (config.num_layers < 1 || config.num_kv_heads < 1 || config.max_batch < 1 ||
+      config.num_sms < 1 || config.max_splits < 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "num_layers %d, num_kv_heads %d, max_batch %d, num_sms %d must be positive and max_splits "
+        "%d non-negative",
+        config.num_layers, config.num_kv_heads, config.max_batch, config.num_sms,
+        config.max_splits));
+  }
+  if (config.max_sink < 0 || config.max_recent < 0 ||
+      config.max_sink + config.max_recent > kMaxFp16Tokens) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("max_sink %d + max_recent %d must be in [0, %d]", config.max_sink,
+                        config.max_recent, kMaxFp16Tokens));
+  }
+  const size_t num_heads = static_cast<size_t>(config.num_layers) * config.num_kv_heads;
+  if (heads.size() != num_heads) {
+    return absl::InvalidArgumentError(absl::StrFormat("%d head codecs for %d layers x %d KV heads",
+                                                      heads.size(), config.num_layers,
+                                                      config.num_kv_heads));
+  }
+  const int hd = config.head_dim;
+  PackedDecodePlan plan;
+  plan.config_ = config;
+  plan.max_splits_ =
+      config.max_splits > 0
+          ? config.max_splits
+          : std::min(512, (4 * config.num_sms + config.num_kv_heads - 1) / config.num_kv_heads);
+
+  std::vector<PackedHeadDesc> descs(num_heads);
+  std::vector<float> rotations;
+  for (size_t h = 0; h < num_heads; ++h) {
+    const HeadCodec& codec = heads[h];
+    const std::string where =
+        absl::StrFormat("layer %d KV head %d", h / config.num_kv_heads, h % config.num_kv_heads);
+    if (codec.k_layout.head_dim != hd) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s: K layout head_dim %d, config %d",
+                                                        where, codec.k_layout.head_dim, hd));
+    }
+    absl::StatusOr<PackedPageLayout> layout =
+        PackedPageLayout::Create(codec.k_layout, config.v_bits);
+    if (!layout.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: %s", where, layout.status().message()));
+    }
+    const int groups = layout->num_k_groups();
+    if (codec.k_rotations.size() != static_cast<size_t>(groups)) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s: %d K rotations for %d groups", where,
+                                                        codec.k_rotations.size(), groups));
+    }
+    if (codec.v_rotation.dim != hd ||
+        codec.v_rotation.matrix.size() != static_cast<size_t>(hd) * hd) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s: V rotation has dim %d; head_dim is %d",
+                                                        where, codec.v_rotation.dim, hd));
+    }
+    PackedHeadDesc& d = descs[h];
+    d.num_groups = groups;
+    int padded = 0;
+    for (int g = 0; g < groups; ++g) {
+      const QuantGroup& q = codec.k_layout.groups[g];
+      const Rotation& r = codec.k_rotations[g];
+      if (r.dim != q.size || r.matrix.size() != static_cast<size_t>(q.size) * q.size) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: K rotation %d has dim %d; group size is %d", where, g, r.dim, q.size));
+      }
+      d.bits[g] = q.bits;
+      d.size[g] = q.size;
+      d.offset[g] = q.offset;
+      d.padded_offset[g] = padded;
+      padded += (q.size + 15) / 16 * 16;
+      d.block_offset[g] = static_cast<int>(layout->k_block_offset(g));
+      d.k_rotation_t[g] = static_cast<int64_t>(rotations.size());
+      for (int j = 0; j < q.size; ++j) {
+        for (int i = 0; i < q.size; ++i)
+          rotations.push_back(r.matrix[static_cast<size_t>(i) * q.size + j]);
+      }
+    }
+    d.padded_dims = padded;
+    d.k_norm_offset = static_cast<int>(layout->k_norm_offset());
+    d.v_block_offset = static_cast<int>(layout->v_block_offset());
+    d.v_norm_offset = static_cast<int>(layout->v_norm_offset());
+    d.page_bytes = static_cast<int>(layout->page_bytes());
+    for (int p = 0; p < hd; ++p)
+      d.permutation[p] = static_cast<uint8_t>(codec.k_layout.permutation[p]);
+    d.v_rotation_t = static_cast<int64_t>(rotations.size());
+    for (int j = 0; j < hd; ++j) {
+      for (int i = 0; i < hd; ++i)
+        rotations.push_back(codec.v_rotation.matrix[static_cast<size_t>(i) * hd + j]);
+    }
+    d.v_rotation = static_cast<int64_t>(rotations.size());
+    rotations.insert(rotations.end(), codec.v_rotation.matrix.begin(),
+                     codec.v_rotation.matrix.end());
+    plan.page_stride_ = std::max<int64_t>(plan.page_stride_, d.page_bytes);
+    plan.layouts_.push_back(*std::move(layout));
+  }
+
+  const size_t descs_bytes = AlignUp(num_heads * sizeof(PackedHeadDesc));
+  plan.tables_offset_ = descs_bytes;
+  plan.rotations_offset_ = plan.tables_offset_ + AlignUp(sizeof(CodeTables));
+  const size_t uploaded = plan.rotations_offset_ + AlignUp(rotations.size() * sizeof(float));
+  plan.image_.assign(uploaded, 0);
+  std::memcpy(plan.image_.data(), descs.data(), num_heads * sizeof(PackedHeadDesc));
+  FillTables(*reinterpret_cast<CodeTables*>(plan.image_.data() + plan.tables_offset_));
+  std::memcpy(plan.image_.data() + plan.rotations_offset_, rotations.data(),
+              rotations.size() * sizeof(float));
+
+  const size_t q_heads = static_cast<size_t>(config.num_kv_heads) * config.group_size;
+  const size_t parts = static_cast<size_t>(config.max_batch) * config.num_kv_heads *
+                       (plan.max_splits_ + 1) * config.group_size;
+  plan.q_rot_offset_ = uploaded;
+  plan.partial_o_offset_ =
+      plan.q_rot_offset_ + AlignUp(config.max_batch * q_heads * QRotStride(hd) * sizeof(uint16_t));
+  plan.partial_ml_offset_ = plan.partial_o_offset_ + AlignUp(parts * hd * sizeof(float));
+  plan.workspace_bytes_ = plan.partial_ml_offset_ + AlignUp(parts * 2 * sizeof(float));
+  return plan;
+}
+
+cudaError_t PackedDecodePlan::Upload(void* workspace, cudaStream_t stream) const {
+  return cudaMemcpyAsync(workspace, image_.data(), image_.size(), cudaMemcpyHostToDevice, stream);
+}
+
+int PackedDecodePlan::SplitsFor(int batch, int max_tokens) const {
+  const int pages = std::max(1, (max_tokens + kPageTokens - 1) / kPageTokens);
+  const int units = std::max(1, batch * config_.num_kv_heads);
+  int splits = (4 * config_.num_sms + units - 1) / units;
+  splits = std::min(splits, std::max(1, pages / 2));
+  return std::clamp(splits, 1, max_splits_);
+}
+
+EncodePackParams PackedDecodePlan::EncodeParams(int layer, void* workspace) const {
+  uint8_t* ws = static_cast<uint8_t*>(workspace);
+  EncodePackParams p;
+  p.heads = reinterpret_cast<const PackedHeadDesc*>(ws) +
+            static_cast<size_t>(layer) * config_.num_kv_heads;
+  p.rotations = reinterpret_cast<const float*>(ws + rotations_offset_);
+  p.tables = reinterpret_cast<const CodeTables*>(ws + tables_offset_);
+  p.page_stride = page_stride_;
+  p.num_kv_heads = config_.num_kv_heads;
+  p.head_dim = config_.head_dim;
+  p.v_bits = config_.v_bits;
+  return p;
+}
+
+PackedDecodeParams PackedDecodePlan::DecodeParams(int layer, void* workspace, int batch,
+                                                  int num_splits) const {
+  uint8_t* ws = static_cast<uint8_t*>(workspace);
+  PackedDecodeParams p;
+  p.heads = reinterpret_cast<const PackedHeadDesc*>(ws) +
+            static_cast<size_t>(layer) * config_.num_kv_heads;
+  p.rotations = reinterpret_cast<const float*>(ws + rotations_offset_);
+  p.tables = reinterpret_cast<const CodeTables*>(ws + tables_offset_);
+  p.num_kv_heads = config_.num_kv_heads;
+  p.group_size = config_.group_size;
+  p.head_dim = config_.head_dim;
+  p.v_bits = config_.v_bits;
+  p.num_splits = std::clamp(num_splits, 1, max_splits_);
+  p.page_stride = page_stride_;
+  p.q_rot = reinterpret_cast<uint16_t*>(ws + q_rot_offset_);
+  p.partial_o = reinterpret_cast<float*>(ws + partial_o_offset_);
+  p.partial_ml = reinterpret_cast<float*>(ws + partial_ml_offset_);
+  p.batch = std::min(batch, config_.max_batch);
+  p.max_sink = config_.max_sink;
+  p.max_recent = config_.max_recent;
+  return p;
+}
+
+}  // namespace kvplan::kernels
