@@ -1,7 +1,7 @@
 # kvplan front door. `make demo` and `make test` work on a fresh Debian 12 machine:
 # each installs what is missing, configures, builds, then runs.
 #
-#   make demo [STATS=FILE]   what Block-GTQ does on block statistics (see README.md)
+#   make demo [MODEL=DIR]    Block-GTQ end to end on a model (see README.md)
 #   make test                every test suite under ctest
 #   make test-asan           core tests under AddressSanitizer + UBSan
 #   make bench               the Google Benchmark programs (numbers go to BENCHMARKS.md)
@@ -13,9 +13,9 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 SHARED     ?= ../shared
-STATS      ?=
-
-REFERENCE_STATS := $(SHARED)/reference/doc-llama-h64.blockgtq-reference.json
+MODEL      ?= $(SHARED)/models/doc-llama-h64
+PROMPTS    ?= $(SHARED)/data/calib-prompts.jsonl
+STATS      ?= $(SHARED)/reference/doc-llama-h64.blockgtq-reference.json
 
 .PHONY: deps build demo test test-asan bench format
 
@@ -29,7 +29,7 @@ build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	@deploy/demo.sh "$(BUILD)" "$(if $(STATS),$(STATS),$(REFERENCE_STATS))"
+	@deploy/demo.sh "$(BUILD)" "$(MODEL)" "$(PROMPTS)" "$(STATS)" "$(SHARED)"
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

@@ -12,10 +12,14 @@ namespace kvplan::cli {
 absl::StatusOr<EnergyTable> ReadEnergyTable(const std::filesystem::path& path) {
   absl::StatusOr<std::string> bytes = ReadFile(path);
   if (!bytes.ok()) return bytes.status();
-  auto annotate = [&](const absl::Status& st) {
-    return absl::Status(st.code(),
-                        absl::StrFormat("%s: %s", path.string(), std::string(st.message())));
-  };
+  auto annotate = [&](const absl::Status& st) { return AnnotateWithPath(st, path.string()); };
+  if (LooksLikeCalibrationFile(*bytes)) {
+    absl::StatusOr<CalibrationFile> file = ParseCalibrationFile(*bytes);
+    if (!file.ok()) return annotate(file.status());
+    absl::StatusOr<EnergyTable> table = EnergyTableFromStats(file->stats);
+    if (!table.ok()) return annotate(table.status());
+    return table;
+  }
   if (bytes->starts_with("KVPS")) {
     absl::StatusOr<BlockStats> stats = BlockStats::Deserialize(*bytes);
     if (!stats.ok()) return annotate(stats.status());

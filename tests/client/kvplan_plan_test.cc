@@ -45,6 +45,14 @@ TEST(KvplanPlanTest, BuildsFromACalibrationFileAlone) {
   EXPECT_EQ(plan->provenance.tokens, 10u);
   EXPECT_EQ(plan->KBlockBits(1, 1), (std::vector<int>{4, 3, 2, 1}));
   EXPECT_NE(r.out.find(PlanDigest(*plan)), std::string::npos) << r.out;
+
+  // The offline allocate and whatif verbs read the same file.
+  r = RunKvplan("allocate --energy-json " + calib + " --bits 2.5 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["1.1"], nlohmann::json({4, 3, 2, 1}));
+  r = RunKvplan("whatif --energy-json " + calib + " --k-bits 2.5 --v-bits 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)[0]["v_bits"], 2);
 }
 
 TEST(KvplanPlanTest, BuildsFromReferenceEnergiesWithAModelConfig) {
