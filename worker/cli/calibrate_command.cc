@@ -111,7 +111,10 @@ absl::Status Calibrate(const cli::Flags& flags, std::ostream& out) {
   absl::StatusOr<RuntimeOptions> runtime = RuntimeFlags(flags);
   if (!runtime.ok()) return runtime.status();
 
-  absl::StatusOr<std::vector<Prompt>> prompts = ReadPromptFile(*prompt_path);
+  // Read once: the same bytes are parsed and hashed into the file's provenance.
+  absl::StatusOr<std::string> prompt_bytes = ReadFile(*prompt_path);
+  if (!prompt_bytes.ok()) return prompt_bytes.status();
+  absl::StatusOr<std::vector<Prompt>> prompts = ParsePrompts(*prompt_bytes, *prompt_path);
   if (!prompts.ok()) return prompts.status();
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = LoadTokenizer(*model_dir);
   if (!tokenizer.ok()) return tokenizer.status();
@@ -143,8 +146,6 @@ absl::Status Calibrate(const cli::Flags& flags, std::ostream& out) {
   if (!checkpoint.ok()) return checkpoint.status();
   absl::StatusOr<std::string> fingerprint = ModelFingerprint(*checkpoint);
   if (!fingerprint.ok()) return fingerprint.status();
-  absl::StatusOr<std::string> prompt_bytes = ReadFile(*prompt_path);
-  if (!prompt_bytes.ok()) return prompt_bytes.status();
   const ModelConfig& config = lm->config();
   const CalibrationFile file{.model_fingerprint = *fingerprint,
                              .architecture = std::string(ArchitectureName(config.architecture)),
