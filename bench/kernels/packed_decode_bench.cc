@@ -4,7 +4,9 @@
 // with device-to-device cudaMemcpy bandwidth as the roofline. Prints a table;
 // numbers and the commands that produce them go to BENCHMARKS.md.
 //
-// Usage: packed_decode_bench [--quick] [--iters N]
+// Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
+//                             [--batch N] [--ctx N] [--no-encode]
+//   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
 //   GreedyAllocate from lognormal block energies decaying with block index.
@@ -121,11 +123,18 @@ struct Row {
 };
 
 int Run(int argc, char** argv) {
-  bool quick = false;
-  int iters = 20;
+  bool quick = false, encode = true;
+  int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0;
+  std::string only_model;
   for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
-    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--no-encode") == 0) encode = false;
+    if (std::strcmp(argv[i], "--iters") == 0 && has_value) iters = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--model") == 0 && has_value) only_model = argv[++i];
+    if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--batch") == 0 && has_value) only_batch = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--ctx") == 0 && has_value) only_ctx = std::atoi(argv[++i]);
   }
   int device_count = 0;
   if (cudaGetDeviceCount(&device_count) != cudaSuccess || device_count == 0) {
@@ -143,15 +152,18 @@ int Run(int argc, char** argv) {
                                          : "not built");
 
   const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128}, {"qwen2.5-3b", 16, 2, 128}};
-  const std::vector<int> contexts = quick ? std::vector<int>{4096, 32768, 131072}
-                                          : std::vector<int>{4096, 16384, 32768, 131072, 524288};
+  std::vector<int> contexts = quick ? std::vector<int>{4096, 32768, 131072}
+                                    : std::vector<int>{4096, 16384, 32768, 131072, 524288};
+  if (only_ctx > 0) contexts = {only_ctx};
   const std::vector<std::array<int, 2>> plans = {{3, 3}, {2, 2}};
   std::printf("\n%-12s %-5s %5s %7s %6s | %9s %7s %5s | %9s %6s | %9s %6s | %9s %7s\n", "model",
               "plan", "batch", "ctx", "B/tok", "packed_us", "GB/s", "%cpy", "fp16_us", "x",
               "sdpa_us", "x", "encode_us", "enc%cpy");
   for (const Model& m : models) {
+    if (!only_model.empty() && only_model != m.name) continue;
     const int group = m.q_heads / m.kv_heads, hd = m.head_dim, heads = m.kv_heads;
     for (const auto& kv : plans) {
+      if (only_kbits > 0 && only_kbits != kv[0]) continue;
       std::vector<HeadCodec> codecs;
       for (int h = 0; h < heads; ++h) codecs.push_back(RealisticCodec(hd, kv[0], 100 + h));
       PackedDecodeConfig config;
@@ -187,6 +199,7 @@ int Run(int argc, char** argv) {
       const double bytes_per_token = page_bytes_sum / heads / kPageTokens;
 
       for (int batch : {1, 16}) {
+        if (only_batch > 0 && only_batch != batch) continue;
         for (int ctx : contexts) {
           const int pages_per_seq = (ctx + kPageTokens - 1) / kPageTokens;
           const int64_t seq_pages = int64_t{batch} * pages_per_seq;
@@ -279,7 +292,7 @@ int Run(int argc, char** argv) {
 
           // Encode + pack of a prefill chunk: min(batch·ctx, 32K) tokens.
           double encode_us = -1, encode_frac = 0;
-          if (ctx == contexts.front() || ctx == 32768) {
+          if (encode && (ctx == contexts.front() || ctx == 32768)) {
             const int tokens = std::min(batch * ctx, 32768);
             const size_t in_count = size_t{1} * tokens * heads * hd;
             float *kin, *vin;

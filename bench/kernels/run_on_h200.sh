@@ -22,6 +22,7 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
 /tmp/build-gpu/bin/kernels_tests --gtest_brief=1 > "$OUT/tests.log" 2>&1
 echo "== tests rc=$?"; grep -E "FAILED|PASSED|SKIPPED \]|Failure" "$OUT/tests.log" | head -30
 cp -r /tmp/build-gpu/gpu_failures "$OUT/" 2>/dev/null
+if [ -z "${SKIP_SANITIZERS:-}" ]; then
 timeout 240 compute-sanitizer --tool memcheck --print-limit 20 /tmp/build-gpu/bin/kernels_tests \
   --gtest_filter='*hd128_g4_v3_len_1_63*:*hd64_g8_v8*:*allwidths*:BlockStats*OneToken:*Graph*' \
   --gtest_brief=1 > "$OUT/memcheck.log" 2>&1
@@ -29,4 +30,13 @@ echo "== memcheck rc=$?"; grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$OUT/me
 timeout 120 compute-sanitizer --tool racecheck --print-limit 10 /tmp/build-gpu/bin/kernels_tests \
   --gtest_filter='*hd128_g4_v3_len_1_63*:*hd128_v3_t33*' --gtest_brief=1 > "$OUT/racecheck.log" 2>&1
 echo "== racecheck rc=$?"; grep -E "ERROR SUMMARY|hazard|PASSED|FAILED" "$OUT/racecheck.log" | head -10
+fi
+# NCU_CASE="--model llama3.1-8b --kbits 3 --batch 16 --ctx 32768": one Nsight
+# Compute profile of the attention kernel on that case (clocks left alone).
+if [ -n "${NCU_CASE:-}" ]; then
+  timeout 180 ncu --clock-control none --set full -k regex:PackedAttention --launch-count 1 \
+    /tmp/build-gpu/bin/packed_decode_bench $NCU_CASE --no-encode --iters 3 > "$OUT/ncu.log" 2>&1
+  echo "== ncu rc=$?"
+  grep -E "^    (Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Issue Slots Busy|Warp Cycles Per Issued|Executed Ipc A|Block Limit)" "$OUT/ncu.log" | head -20
+fi
 /tmp/build-gpu/bin/packed_decode_bench "$@" 2>&1 | tee "$OUT/bench.log"

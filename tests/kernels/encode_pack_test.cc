@@ -143,7 +143,7 @@ INSTANTIATE_TEST_SUITE_P(
                       EncodeCase{64, 2, 1, 40, true}, EncodeCase{64, 2, 5, 40, false},
                       EncodeCase{128, 2, 6, 70, true}, EncodeCase{128, 2, 7, 17, false},
                       EncodeCase{128, 8, 3, 1000, false}),
-    [](const ::testing::TestParamInfo<EncodeCase>& info) { return Name(info.param); });
+    [](const ::testing::TestParamInfo<EncodeCase>& test_info) { return Name(test_info.param); });
 
 }  // namespace
 }  // namespace kvplan::kernels::testing

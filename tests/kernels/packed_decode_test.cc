@@ -263,8 +263,8 @@ std::vector<DecodeCase> AllDispatchedConfigs() {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryConfig, PackedDecodeTest, ::testing::ValuesIn(AllDispatchedConfigs()),
-                         [](const ::testing::TestParamInfo<DecodeCase>& info) {
-                           return Name(info.param);
+                         [](const ::testing::TestParamInfo<DecodeCase>& test_info) {
+                           return Name(test_info.param);
                          });
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedDecodeTest,
@@ -274,8 +274,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PackedDecodeTest,
                                            DecodeCase{128, 4, 3, {0, 64, 1000}},
                                            DecodeCase{64, 4, 4, {2000, 700}, 0, 0, 7},
                                            DecodeCase{128, 4, 3, {3000}, 0, 0, 1}),
-                         [](const ::testing::TestParamInfo<DecodeCase>& info) {
-                           return Name(info.param);
+                         [](const ::testing::TestParamInfo<DecodeCase>& test_info) {
+                           return Name(test_info.param);
                          });
 
 TEST(PackedDecodeGraphTest, CapturedStepEqualsDirectLaunch) {

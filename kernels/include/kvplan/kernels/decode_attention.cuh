@@ -8,8 +8,10 @@
 //                       < num_splits reads its share of the sequence's pages
 //                       (cp.async, STAGES deep) and, per 16-token tile and
 //                       warp, decodes K codes in registers into fp16 MMA
-//                       fragments (S = K̂·q̂ᵀ on tensor cores, per K group so
-//                       the group norms multiply fp32 partial scores), runs an
+//                       fragments (S = (n'·K̂)·q̂ᵀ on tensor cores: each token's
+//                       group norm is folded into its decoded fp16 codes, and
+//                       the head's groups come from a per-slice table built
+//                       once per CTA in shared memory), runs an
 //                       online softmax in log2 units, and multiplies decoded
 //                       V (still rotated) by P on tensor cores. All query heads
 //                       of the GQA group share each decoded tile (the MMA's N).
@@ -65,7 +67,10 @@ struct AttentionSmem {
   static constexpr int kPairBytes = (84 * 32 + 256 * 8) * 4;
   static constexpr int kSingleBytes = kSingleTableHalves * 2;
   static constexpr int kPBytes = kAttentionWarps * kMaxGroupSize * 16 * 2;
-  static constexpr int kFixedBytes = kQBytes + kPairBytes + kSingleBytes + kPBytes;
+  // Two int4 per 16-dim slice of the padded q̂ (KSliceScores).
+  static constexpr int kMaxSlices = kQRotStride / 16;
+  static constexpr int kSliceBytes = kMaxSlices * 32;
+  static constexpr int kFixedBytes = kQBytes + kPairBytes + kSingleBytes + kPBytes + kSliceBytes;
   // Cross-warp combine: (m, l) and O per warp and head.
   static constexpr int kCombineBytes =
       kAttentionWarps * kMaxGroupSize * (2 + HEAD_DIM) * static_cast<int>(sizeof(float));
@@ -117,30 +122,63 @@ __device__ __forceinline__ void DecodeQuad(uint32_t quad, const uint32_t* pair_t
   }
 }
 
-// Scores of one K group for the warp's 16-token tile: acc (per the MMA C
-// layout: tokens g, g+8 x heads 2t, 2t+1) += K̂_g·q̂_gᵀ over the group's slices.
-template <int BITS>
-__device__ __forceinline__ void KGroupScores(float (&acc)[4], const uint32_t* block, int d_g,
-                                             int num_slices, const uint16_t* q_row, int token,
-                                             int t, const uint32_t* pair_tables,
-                                             const uint16_t* single_tables) {
-  constexpr int kStride = StrideBits(BITS);
-  const int lane = threadIdx.x & 31;
-  const uint32_t* pair_table = pair_tables + SmemPairOffset(BITS < 5 ? BITS : 1) +
-                               (lane & (PairReplicas(BITS < 5 ? BITS : 1) - 1));
-  const uint16_t* single_table = single_tables + SingleTableOffset(BITS > 4 ? BITS : 5);
-  const uint32_t e0 = static_cast<uint32_t>(token * d_g + 4 * t);
-  const uint32_t e1 = e0 + static_cast<uint32_t>(8 * d_g);
-  for (int s = 0; s < num_slices; ++s) {
-    const uint2 qb = *reinterpret_cast<const uint2*>(q_row + 16 * s + 4 * t);
-    const uint32_t quad0 = ReadBits32(block, (e0 + 16 * s) * kStride);
-    const uint32_t quad1 = ReadBits32(block, (e1 + 16 * s) * kStride);
-    uint32_t a[4];
-    DecodeQuad<BITS>(quad0, pair_table, single_table, a[0], a[2]);
-    DecodeQuad<BITS>(quad1, pair_table, single_table, a[1], a[3]);
-    const uint32_t b[2] = {qb.x, qb.y};
-    MmaF16x16x8(acc, a, b);
+// One 16-dim slice of the K side, built once per CTA from the head's
+// descriptor, so that the tile loop reads no descriptor, has no switch and
+// derives nothing per slice that does not depend on the thread:
+//   geo.x  stream bit of (slot 0, the slice's first coordinate): block_offset·8 + 16·j·bits
+//          (j = the slice's index within its group)
+//   geo.y  bits per slot of the group's stream (d_g · bits)
+//   geo.z  bits of one quad (4 · bits)
+//   geo.w  the group's first norm (group · kPageTokens)
+//   dec.x  width; dec.y code mask of a lookup (pair tables: 2·bits, single: bits)
+//   dec.z  log2 of the pair-table replicas (5 or 3; 0 for single tables)
+//   dec.w  table start in shared memory: pair table (words, widths 1..4) or
+//          single table (halves, widths 5..8)
+__device__ __forceinline__ uint32_t ScaleHalf2(uint32_t pair, __half2 n) {
+  const __half2 r = __hmul2(*reinterpret_cast<const __half2*>(&pair), n);
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
+// acc (MMA C layout: tokens g, g+8 x heads 2t, 2t+1) += (n'·K̂)·q̂ᵀ over one
+// slice: the group norm n' of each token is folded into its decoded fp16
+// codes (one HMUL2 per two codes), so every slice of every group accumulates
+// into the same fp32 registers. Widths are runtime but warp-uniform.
+__device__ __forceinline__ void KSliceScores(float (&acc)[4], const int4* slice,
+                                             const uint32_t* page_words, const uint16_t* k_norms,
+                                             const uint16_t* q_row, int token, int t, int lane,
+                                             const uint32_t* pair_s, const uint16_t* single_s) {
+  const int4 geo = slice[0], dec = slice[1];
+  const uint32_t bit0 = static_cast<uint32_t>(geo.x + token * geo.y + t * geo.z);
+  const uint32_t bit1 = bit0 + static_cast<uint32_t>(8 * geo.y);
+  const uint32_t quad0 = ReadBits32(page_words, bit0);
+  const uint32_t quad1 = ReadBits32(page_words, bit1);
+  const __half2 n0 = __half2half2(__ushort_as_half(k_norms[geo.w + token]));
+  const __half2 n1 = __half2half2(__ushort_as_half(k_norms[geo.w + token + 8]));
+  const uint2 qb = *reinterpret_cast<const uint2*>(q_row);
+  const int bits = dec.x;
+  const uint32_t mask = static_cast<uint32_t>(dec.y);
+  uint32_t a[4];
+  if (dec.z != 0) {
+    // Replicated pair tables (SmemPairOffset): 32 replicas for widths 1..3, 8 for 4.
+    const int rs = dec.z;
+    const uint32_t* pt = pair_s + dec.w + (lane & ((1 << rs) - 1));
+    a[0] = pt[(quad0 & mask) << rs];
+    a[2] = pt[((quad0 >> (2 * bits)) & mask) << rs];
+    a[1] = pt[(quad1 & mask) << rs];
+    a[3] = pt[((quad1 >> (2 * bits)) & mask) << rs];
+  } else {
+    const uint16_t* st = single_s + dec.w;
+    a[0] = PackHalves(st[quad0 & mask], st[(quad0 >> bits) & mask]);
+    a[2] = PackHalves(st[(quad0 >> (2 * bits)) & mask], st[(quad0 >> (3 * bits)) & mask]);
+    a[1] = PackHalves(st[quad1 & mask], st[(quad1 >> bits) & mask]);
+    a[3] = PackHalves(st[(quad1 >> (2 * bits)) & mask], st[(quad1 >> (3 * bits)) & mask]);
   }
+  a[0] = ScaleHalf2(a[0], n0);
+  a[2] = ScaleHalf2(a[2], n0);
+  a[1] = ScaleHalf2(a[1], n1);
+  a[3] = ScaleHalf2(a[3], n1);
+  const uint32_t b[2] = {qb.x, qb.y};
+  MmaF16x16x8(acc, a, b);
 }
 
 // fp16 sink + recent part of one (sequence, KV head): plain q·k in fp32.
@@ -246,7 +284,7 @@ __global__ void RotateQueryKernel(const __grid_constant__ PackedDecodeParams p) 
 }
 
 template <int HEAD_DIM, int GROUP_SIZE, int V_BITS>
-__global__ void __launch_bounds__(internal::kAttentionThreads, 2)
+__global__ void __launch_bounds__(internal::kAttentionThreads, 4)
     PackedAttentionKernel(const __grid_constant__ PackedDecodeParams p) {
   using namespace internal;
   using Smem = AttentionSmem<HEAD_DIM>;
@@ -259,6 +297,8 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 2)
   uint16_t* single_s = reinterpret_cast<uint16_t*>(smem + Smem::kQBytes + Smem::kPairBytes);
   uint16_t* p_s =
       reinterpret_cast<uint16_t*>(smem + Smem::kQBytes + Smem::kPairBytes + Smem::kSingleBytes);
+  int4* slice_s = reinterpret_cast<int4*>(smem + Smem::kQBytes + Smem::kPairBytes +
+                                          Smem::kSingleBytes + Smem::kPBytes);
   uint8_t* body = smem + Smem::kFixedBytes;
 
   const int split = blockIdx.x, kv_head = blockIdx.y, b = blockIdx.z;
@@ -275,7 +315,13 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 2)
     return;
   }
 
+  // The descriptor is read once, here: scalars into registers, the K groups
+  // into the per-slice table below.
   const PackedHeadDesc& desc = p.heads[kv_head];
+  const int num_slices = desc.padded_dims / 16;
+  const int k_norm_offset = desc.k_norm_offset;
+  const int v_block_offset = desc.v_block_offset;
+  const int v_norm_offset = desc.v_norm_offset;
   const int len = p.packed_len[b];
   const int num_pages = (len + kKernelPageTokens - 1) / kKernelPageTokens;
   const int per_split = (num_pages + p.num_splits - 1) / p.num_splits;
@@ -320,6 +366,19 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 2)
   for (int i = tid; i < kSingleTableHalves; i += kAttentionThreads) {
     single_s[i] = p.tables->single_tables[i];
   }
+  if (tid < desc.num_groups) {
+    const int bits = desc.bits[tid], d_g = desc.size[tid];
+    const int first = desc.padded_offset[tid] / 16, count = (d_g + 15) / 16;
+    const bool pair = bits <= 4;
+    const int4 dec = make_int4(bits, (1 << (pair ? 2 * bits : bits)) - 1,
+                               pair ? (bits <= 3 ? 5 : 3) : 0,
+                               pair ? SmemPairOffset(bits) : SingleTableOffset(bits));
+    for (int j = 0; j < count; ++j) {
+      slice_s[2 * (first + j)] = make_int4(desc.block_offset[tid] * 8 + 16 * j * bits, d_g * bits,
+                                           4 * bits, tid * kKernelPageTokens);
+      slice_s[2 * (first + j) + 1] = dec;
+    }
+  }
 
   float o[kMTiles][4];
 #pragma unroll
@@ -338,49 +397,25 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 2)
     const int valid = min(kKernelPageTokens, len - (page_begin + i) * kKernelPageTokens) - tile;
     if (valid <= 0) continue;  // the whole tile is past the sequence end
     const uint8_t* page = body + (i % kAttentionStages) * stage_bytes;
-    const uint16_t* k_norms = reinterpret_cast<const uint16_t*>(page + desc.k_norm_offset);
+    const uint16_t* k_norms = reinterpret_cast<const uint16_t*>(page + k_norm_offset);
+    const uint32_t* page_words = reinterpret_cast<const uint32_t*>(page);
 
-    // S = K̂·q̂ᵀ, group by group so that the fp32 partial scores take the norms.
+    // S = (n'·K̂)·q̂ᵀ over all slices of all groups, two independent MMA chains.
     float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int grp = 0; grp < desc.num_groups; ++grp) {
-      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      const uint32_t* block = reinterpret_cast<const uint32_t*>(page + desc.block_offset[grp]);
-      const int d_g = desc.size[grp];
-      const int slices = (d_g + 15) / 16;
-      const uint16_t* q_row = q_s + g * kQSmem + desc.padded_offset[grp];
+    {
+      float s1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       const int token = tile + g;
-      switch (desc.bits[grp]) {
-        case 1:
-          KGroupScores<1>(acc, block, d_g, slices, q_row, token, t, pair_s, single_s);
-          break;
-        case 2:
-          KGroupScores<2>(acc, block, d_g, slices, q_row, token, t, pair_s, single_s);
-          break;
-        case 3:
-          KGroupScores<3>(acc, block, d_g, slices, q_row, token, t, pair_s, single_s);
-          break;
-        case 4:
-          KGroupScores<4>(acc, block, d_g, slices, q_row, token, t, pair_s, single_s);
-          break;
-        case 5:
-          KGroupScores<5>(acc, block, d_g, slices, q_row, token, t, pair_s, single_s);
-          break;
-        case 6:
-          KGroupScores<6>(acc, block, d_g, slices, q_row, token, t, pair_s, single_s);
-          break;
-        case 7:
-          KGroupScores<7>(acc, block, d_g, slices, q_row, token, t, pair_s, single_s);
-          break;
-        default:
-          KGroupScores<8>(acc, block, d_g, slices, q_row, token, t, pair_s, single_s);
-          break;
+      const uint16_t* q_row = q_s + g * kQSmem + 4 * t;
+      for (int sl = 0; sl < num_slices; sl += 2) {
+        KSliceScores(s, slice_s + 2 * sl, page_words, k_norms, q_row + 16 * sl, token, t, lane, pair_s,
+                     single_s);
+        if (sl + 1 < num_slices) {
+          KSliceScores(s1, slice_s + 2 * (sl + 1), page_words, k_norms, q_row + 16 * (sl + 1), token, t,
+                       lane, pair_s, single_s);
+        }
       }
-      const float n0 = HalfBitsToFloat(k_norms[grp * kKernelPageTokens + token]);
-      const float n1 = HalfBitsToFloat(k_norms[grp * kKernelPageTokens + token + 8]);
-      s[0] += acc[0] * n0;
-      s[1] += acc[1] * n0;
-      s[2] += acc[2] * n1;
-      s[3] += acc[3] * n1;
+#pragma unroll
+      for (int r = 0; r < 4; ++r) s[r] += s1[r];
     }
     // Slots past the end hold arbitrary bytes: select, never multiply.
     const bool valid0 = g < valid, valid1 = g + 8 < valid;
@@ -390,7 +425,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 2)
     s[3] = valid1 ? s[3] : -INFINITY;
 
     // Online softmax per head column; lanes with equal t share heads.
-    float p_val[4];
+    float p_val[4], rescale[2];
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       float m = fmaxf(s[j], s[j + 2]);
@@ -399,19 +434,24 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 2)
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 16));
       const float m_new = fmaxf(row_max[j], m);
       const float base = m_new == -INFINITY ? 0.0f : m_new;
-      const float rescale = exp2f(row_max[j] - base);
+      rescale[j] = exp2f(row_max[j] - base);
       row_max[j] = m_new;
       p_val[j] = exp2f(s[j] - base);
       p_val[j + 2] = exp2f(s[j + 2] - base);
-      row_sum[j] = row_sum[j] * rescale + p_val[j] + p_val[j + 2];
+      row_sum[j] = row_sum[j] * rescale[j] + p_val[j] + p_val[j + 2];
+    }
+    // Once the running maxima settle, most tiles leave O alone.
+    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) {
 #pragma unroll
       for (int m_tile = 0; m_tile < kMTiles; ++m_tile) {
-        o[m_tile][j] *= rescale;
-        o[m_tile][j + 2] *= rescale;
+        o[m_tile][0] *= rescale[0];
+        o[m_tile][1] *= rescale[1];
+        o[m_tile][2] *= rescale[0];
+        o[m_tile][3] *= rescale[1];
       }
     }
     // Pᵀ with V's norms folded in, as fp16 [head][token] for the B fragment.
-    const uint16_t* v_norms = reinterpret_cast<const uint16_t*>(page + desc.v_norm_offset);
+    const uint16_t* v_norms = reinterpret_cast<const uint16_t*>(page + v_norm_offset);
     const float nv0 = valid0 ? HalfBitsToFloat(v_norms[tile + g]) : 0.0f;
     const float nv1 = valid1 ? HalfBitsToFloat(v_norms[tile + g + 8]) : 0.0f;
     p_warp[(2 * t) * 16 + g] = __half_as_ushort(__float2half_rn(valid0 ? p_val[0] * nv0 : 0.0f));
@@ -428,7 +468,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 2)
 
     // O += V̂ᵀ·Pᵀ, 16 dims at a time.
     constexpr int kVStride = StrideBits(V_BITS);
-    const uint32_t* v_block = reinterpret_cast<const uint32_t*>(page + desc.v_block_offset);
+    const uint32_t* v_block = reinterpret_cast<const uint32_t*>(page + v_block_offset);
     const uint32_t* v_pairs = pair_s + SmemPairOffset(V_BITS < 5 ? V_BITS : 1) +
                               (lane & (PairReplicas(V_BITS < 5 ? V_BITS : 1) - 1));
     const uint16_t* v_singles = single_s + SingleTableOffset(V_BITS > 4 ? V_BITS : 5);
