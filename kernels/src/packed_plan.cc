@@ -178,10 +178,11 @@ cudaError_t PackedDecodePlan::Upload(void* workspace, cudaStream_t stream) const
 int PackedDecodePlan::SplitsFor(int batch, int max_tokens) const {
   const int pages = std::max(1, (max_tokens + kPageTokens - 1) / kPageTokens);
   const int units = std::max(1, batch * config_.num_kv_heads);
-  // Rounded down: the grid stays within one wave of 4 CTAs per SM (rounding
-  // up left a second, mostly idle wave: 640 CTAs on 528 slots at batch 16).
-  int splits = std::max(1, 4 * config_.num_sms / units);
-  splits = std::min(splits, std::max(1, pages / 2));
+  // Rounded down: the grid stays within one wave of kAttentionCtasPerSm CTAs
+  // per SM (the attention kernel's occupancy at K3V3 hd 128); rounding up
+  // leaves a second, mostly idle wave. A split gets at least four pages.
+  int splits = std::max(1, kAttentionCtasPerSm * config_.num_sms / units);
+  splits = std::min(splits, std::max(1, pages / 4));
   return std::clamp(splits, 1, max_splits_);
 }
 

@@ -6,12 +6,14 @@
 //                       (padding zero), once per (sequence, query head).
 //   PackedAttentionKernel  grid (num_splits + 1, kv_heads, batch): CTA `split`
 //                       < num_splits reads its share of the sequence's pages
-//                       (cp.async, STAGES deep) and, per 16-token tile and
-//                       warp, decodes K codes in registers into fp16 MMA
-//                       fragments (S = (n'·K̂)·q̂ᵀ on tensor cores: each token's
-//                       group norm is folded into its decoded fp16 codes, and
-//                       the head's groups come from a per-slice table built
-//                       once per CTA in shared memory), runs an
+//                       (cp.async, two stages of whole pages) and, per warp,
+//                       decodes the K codes of kTilesPerPage 16-token tiles
+//                       (32 tokens: two warps per page) in registers into fp16
+//                       MMA fragments (S = Σ_g n'_g·(K̂_g·q̂_gᵀ) on tensor
+//                       cores, each group's norm applied in fp32 after its
+//                       last slice; the head's groups come from a per-slice
+//                       table built once per CTA in shared memory, and each
+//                       slice's setup is shared by the warp's tiles), runs an
 //                       online softmax in log2 units, and multiplies decoded
 //                       V (still rotated) by P on tensor cores. All query heads
 //                       of the GQA group share each decoded tile (the MMA's N).
@@ -26,6 +28,9 @@
 // both, the k index pairs a thread owns (2t, 2t+1, 2t+8, 2t+9) are mapped to
 // the four consecutive dims (or tokens) 4t..4t+3, so each thread reads one
 // contiguous run of 4 codes ("quad") per row, with the same map on the B side.
+// For O, k-step kk of a warp's T tiles maps thread t's k pairs to its tokens
+// 4Tt + 4kk .. +3, so a thread reads one contiguous run of 4T codes per V row
+// and of P per step.
 #ifndef KVPLAN_KERNELS_DECODE_ATTENTION_CUH_
 #define KVPLAN_KERNELS_DECODE_ATTENTION_CUH_
 
@@ -42,7 +47,18 @@ namespace internal {
 
 inline constexpr int kAttentionWarps = 4;
 inline constexpr int kAttentionThreads = 32 * kAttentionWarps;
-inline constexpr int kAttentionStages = 4;
+// Every warp decodes kTilesPerWarp 16-token MMA tiles of one page per step
+// (the per-slice setup, the softmax reductions and the O rescale are paid once
+// per step, not once per tile); a stage holds the pages of one step.
+inline constexpr int kTilesPerPage = KVPLAN_TILES_PER_WARP;  // tiles per warp and step
+inline constexpr int kWarpTokens = 16 * kTilesPerPage;
+inline constexpr int kWarpsPerPage = kKernelPageTokens / kWarpTokens;
+inline constexpr int kAttentionStages = 2;
+inline constexpr int kPagesPerStage = kAttentionWarps / kWarpsPerPage;
+static_assert(kTilesPerPage == 2 || kTilesPerPage == 4, "2 or 4 tiles per warp");
+// Row stride (halves) of the per-warp Pᵀ buffer [head][kWarpTokens]: +8
+// spreads the eight heads' rows over distinct banks.
+inline constexpr int kPStride = kWarpTokens + 8;
 inline constexpr float kLog2e = 1.4426950408889634f;
 // Offsets of each width's table inside CodeTables::pair_tables / single_tables.
 __host__ __device__ constexpr int PairTableOffset(int bits) {
@@ -66,7 +82,7 @@ struct AttentionSmem {
   // widths 1..3 (84 entries) once per lane, width 4 (256 entries) 8 times.
   static constexpr int kPairBytes = (84 * 32 + 256 * 8) * 4;
   static constexpr int kSingleBytes = kSingleTableHalves * 2;
-  static constexpr int kPBytes = kAttentionWarps * kMaxGroupSize * 16 * 2;
+  static constexpr int kPBytes = kAttentionWarps * kMaxGroupSize * kPStride * 2;
   // Two int4 per 16-dim slice of the padded q̂ (KSliceScores).
   static constexpr int kMaxSlices = kQRotStride / 16;
   static constexpr int kSliceBytes = kMaxSlices * 32;
@@ -79,10 +95,15 @@ struct AttentionSmem {
       (kMaxGroupSize * HEAD_DIM + kMaxGroupSize * kMaxFp16Tokens) * static_cast<int>(sizeof(float));
 };
 
-// Dynamic shared memory for a page of `page_bytes`.
+// Dynamic shared memory for a page of `page_bytes`: a page slot, and a stage
+// of one slot per warp.
+template <int HEAD_DIM>
+__host__ __device__ constexpr int SlotBytes(int page_bytes) {
+  return page_bytes + 16;  // ReadBits32 may read one word past a stream
+}
 template <int HEAD_DIM>
 __host__ __device__ constexpr int StageBytes(int page_bytes) {
-  return page_bytes + 16;  // ReadBits32 may read one word past a stream
+  return kPagesPerStage * SlotBytes<HEAD_DIM>(page_bytes);
 }
 template <int HEAD_DIM>
 __host__ __device__ constexpr int AttentionSmemBytes(int page_bytes) {
@@ -129,56 +150,132 @@ __device__ __forceinline__ void DecodeQuad(uint32_t quad, const uint32_t* pair_t
 //          (j = the slice's index within its group)
 //   geo.y  bits per slot of the group's stream (d_g · bits)
 //   geo.z  bits of one quad (4 · bits)
-//   geo.w  the group's first norm (group · kPageTokens)
+//   geo.w  on the group's last slice: the group's first norm (group · kPageTokens);
+//          -1 on every other slice
 //   dec.x  width; dec.y code mask of a lookup (pair tables: 2·bits, single: bits)
 //   dec.z  log2 of the pair-table replicas (5 or 3; 0 for single tables)
 //   dec.w  table start in shared memory: pair table (words, widths 1..4) or
 //          single table (halves, widths 5..8)
-__device__ __forceinline__ uint32_t ScaleHalf2(uint32_t pair, __half2 n) {
-  const __half2 r = __hmul2(*reinterpret_cast<const __half2*>(&pair), n);
-  return *reinterpret_cast<const uint32_t*>(&r);
-}
-
-// acc (MMA C layout: tokens g, g+8 x heads 2t, 2t+1) += (n'·K̂)·q̂ᵀ over one
-// slice: the group norm n' of each token is folded into its decoded fp16
-// codes (one HMUL2 per two codes), so every slice of every group accumulates
-// into the same fp32 registers. Widths are runtime but warp-uniform.
-__device__ __forceinline__ void KSliceScores(float (&acc)[4], const int4* slice,
-                                             const uint32_t* page_words, const uint16_t* k_norms,
-                                             const uint16_t* q_row, int token, int t, int lane,
+//
+// acc[tt] (MMA C layout: tokens 16·tt + g, 16·tt + g + 8 x heads 2t, 2t+1)
+// += K̂·q̂ᵀ over one slice, for the four 16-token tiles of a page. The slice's
+// setup (fields, table pointer, q̂ fragment) is shared by the four tiles, and
+// the four MMA chains are independent. The group norm n' is applied in fp32
+// when the group's last slice is done (GroupFold). Widths are runtime but
+// warp-uniform.
+__device__ __forceinline__ void KSliceScores(float (&acc)[kTilesPerPage][4], const int4 geo,
+                                             const int4 dec, const uint32_t* page_words,
+                                             const uint16_t* q_row, int g, int t, int lane,
                                              const uint32_t* pair_s, const uint16_t* single_s) {
-  const int4 geo = slice[0], dec = slice[1];
-  const uint32_t bit0 = static_cast<uint32_t>(geo.x + token * geo.y + t * geo.z);
-  const uint32_t bit1 = bit0 + static_cast<uint32_t>(8 * geo.y);
-  const uint32_t quad0 = ReadBits32(page_words, bit0);
-  const uint32_t quad1 = ReadBits32(page_words, bit1);
-  const __half2 n0 = __half2half2(__ushort_as_half(k_norms[geo.w + token]));
-  const __half2 n1 = __half2half2(__ushort_as_half(k_norms[geo.w + token + 8]));
+  const uint32_t base = static_cast<uint32_t>(geo.x + g * geo.y + t * geo.z);
+  const uint32_t row8 = static_cast<uint32_t>(8 * geo.y);
+  const uint32_t row16 = static_cast<uint32_t>(16 * geo.y);
   const uint2 qb = *reinterpret_cast<const uint2*>(q_row);
+  const uint32_t b[2] = {qb.x, qb.y};
   const int bits = dec.x;
   const uint32_t mask = static_cast<uint32_t>(dec.y);
-  uint32_t a[4];
+  uint32_t quad0[kTilesPerPage], quad1[kTilesPerPage];
+#pragma unroll
+  for (int tt = 0; tt < kTilesPerPage; ++tt) {
+    const uint32_t bit0 = base + tt * row16;
+    quad0[tt] = ReadBits32(page_words, bit0);
+    quad1[tt] = ReadBits32(page_words, bit0 + row8);
+  }
   if (dec.z != 0) {
     // Replicated pair tables (SmemPairOffset): 32 replicas for widths 1..3, 8 for 4.
     const int rs = dec.z;
     const uint32_t* pt = pair_s + dec.w + (lane & ((1 << rs) - 1));
-    a[0] = pt[(quad0 & mask) << rs];
-    a[2] = pt[((quad0 >> (2 * bits)) & mask) << rs];
-    a[1] = pt[(quad1 & mask) << rs];
-    a[3] = pt[((quad1 >> (2 * bits)) & mask) << rs];
+    const uint32_t sh = static_cast<uint32_t>(2 * bits);
+#pragma unroll
+    for (int tt = 0; tt < kTilesPerPage; ++tt) {
+      uint32_t a[4];
+      a[0] = pt[(quad0[tt] & mask) << rs];
+      a[2] = pt[((quad0[tt] >> sh) & mask) << rs];
+      a[1] = pt[(quad1[tt] & mask) << rs];
+      a[3] = pt[((quad1[tt] >> sh) & mask) << rs];
+      MmaF16x16x8(acc[tt], a, b);
+    }
   } else {
     const uint16_t* st = single_s + dec.w;
-    a[0] = PackHalves(st[quad0 & mask], st[(quad0 >> bits) & mask]);
-    a[2] = PackHalves(st[(quad0 >> (2 * bits)) & mask], st[(quad0 >> (3 * bits)) & mask]);
-    a[1] = PackHalves(st[quad1 & mask], st[(quad1 >> bits) & mask]);
-    a[3] = PackHalves(st[(quad1 >> (2 * bits)) & mask], st[(quad1 >> (3 * bits)) & mask]);
+#pragma unroll
+    for (int tt = 0; tt < kTilesPerPage; ++tt) {
+      const uint32_t x0 = quad0[tt], x1 = quad1[tt];
+      uint32_t a[4];
+      a[0] = PackHalves(st[x0 & mask], st[(x0 >> bits) & mask]);
+      a[2] = PackHalves(st[(x0 >> (2 * bits)) & mask], st[(x0 >> (3 * bits)) & mask]);
+      a[1] = PackHalves(st[x1 & mask], st[(x1 >> bits) & mask]);
+      a[3] = PackHalves(st[(x1 >> (2 * bits)) & mask], st[(x1 >> (3 * bits)) & mask]);
+      MmaF16x16x8(acc[tt], a, b);
+    }
   }
-  a[0] = ScaleHalf2(a[0], n0);
-  a[2] = ScaleHalf2(a[2], n0);
-  a[1] = ScaleHalf2(a[1], n1);
-  a[3] = ScaleHalf2(a[3], n1);
-  const uint32_t b[2] = {qb.x, qb.y};
-  MmaF16x16x8(acc, a, b);
+}
+
+// s += n'·acc for one K group (norm row `norm_row` of the page), acc = 0.
+__device__ __forceinline__ void GroupFold(float (&s)[kTilesPerPage][4],
+                                          float (&acc)[kTilesPerPage][4], const uint16_t* k_norms,
+                                          int norm_row, int g) {
+#pragma unroll
+  for (int tt = 0; tt < kTilesPerPage; ++tt) {
+    const float n0 = HalfBitsToFloat(k_norms[norm_row + 16 * tt + g]);
+    const float n1 = HalfBitsToFloat(k_norms[norm_row + 16 * tt + g + 8]);
+    s[tt][0] = fmaf(n0, acc[tt][0], s[tt][0]);
+    s[tt][1] = fmaf(n0, acc[tt][1], s[tt][1]);
+    s[tt][2] = fmaf(n1, acc[tt][2], s[tt][2]);
+    s[tt][3] = fmaf(n1, acc[tt][3], s[tt][3]);
+    acc[tt][0] = acc[tt][1] = acc[tt][2] = acc[tt][3] = 0.0f;
+  }
+}
+
+// 4·kTilesPerPage consecutive V codes of one dim-major row (starting at
+// stream bit `bit`), as the quads of the step's k-steps.
+template <int V_BITS>
+__device__ __forceinline__ void ReadVRun(const uint32_t* v_words, uint32_t bit,
+                                         uint32_t (&quad)[kTilesPerPage]) {
+  if constexpr (kTilesPerPage == 2) {
+    if constexpr (V_BITS == 8) {
+      const uint2 w = *reinterpret_cast<const uint2*>(v_words + (bit >> 5));
+      quad[0] = w.x;
+      quad[1] = w.y;
+    } else if constexpr (V_BITS == 4) {
+      const uint32_t w = v_words[bit >> 5];
+      quad[0] = w;
+      quad[1] = w >> 16;
+    } else {
+      const uint32_t w = ReadBits32(v_words, bit);
+      quad[0] = w;
+      quad[1] = w >> (4 * V_BITS);
+    }
+  } else if constexpr (V_BITS == 2) {
+    const uint32_t w = v_words[bit >> 5];
+    quad[0] = w;
+    quad[1] = w >> 8;
+    quad[2] = w >> 16;
+    quad[3] = w >> 24;
+  } else if constexpr (V_BITS == 4) {
+    const uint2 w = *reinterpret_cast<const uint2*>(v_words + (bit >> 5));
+    quad[0] = w.x;
+    quad[1] = w.x >> 16;
+    quad[2] = w.y;
+    quad[3] = w.y >> 16;
+  } else if constexpr (V_BITS == 8) {
+    const uint4 w = *reinterpret_cast<const uint4*>(v_words + (bit >> 5));
+    quad[0] = w.x;
+    quad[1] = w.y;
+    quad[2] = w.z;
+    quad[3] = w.w;
+  } else {
+    static_assert(V_BITS == 3, "v_bits outside the dispatch set");
+    // 48 bits starting at bit 0 or 16 of a word.
+    const uint32_t* w = v_words + (bit >> 5);
+    const uint32_t sh = bit & 31u;
+    const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
+    const uint32_t lo = __funnelshift_r(w0, w1, sh);
+    const uint32_t hi = __funnelshift_r(w1, w2, sh);
+    quad[0] = lo;
+    quad[1] = lo >> 12;
+    quad[2] = __funnelshift_r(lo, hi, 24);
+    quad[3] = hi >> 4;
+  }
 }
 
 // fp16 sink + recent part of one (sequence, KV head): plain q·k in fp32.
@@ -284,7 +381,7 @@ __global__ void RotateQueryKernel(const __grid_constant__ PackedDecodeParams p) 
 }
 
 template <int HEAD_DIM, int GROUP_SIZE, int V_BITS>
-__global__ void __launch_bounds__(internal::kAttentionThreads, 4)
+__global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTilesPerPage)
     PackedAttentionKernel(const __grid_constant__ PackedDecodeParams p) {
   using namespace internal;
   using Smem = AttentionSmem<HEAD_DIM>;
@@ -329,24 +426,31 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 4)
   const int page_end = min(num_pages, page_begin + per_split);
   const int my_pages = max(0, page_end - page_begin);
   const int page_bytes = desc.page_bytes;
+
+  const int slot_bytes = SlotBytes<HEAD_DIM>(page_bytes);
   const int stage_bytes = StageBytes<HEAD_DIM>(page_bytes);
+  const int num_steps = (my_pages + kPagesPerStage - 1) / kPagesPerStage;
   const int* table = p.page_table + static_cast<int64_t>(b) * p.max_pages_per_seq;
 
-  auto load_page = [&](int i) {
-    const int page_id = table[page_begin + i];
-    const uint8_t* src =
-        p.pages + (static_cast<int64_t>(page_id) * p.num_kv_heads + kv_head) * p.page_stride;
-    uint8_t* dst = body + (i % kAttentionStages) * stage_bytes;
-    for (int off = tid * 16; off < page_bytes; off += kAttentionThreads * 16) {
-      CpAsync16(dst + off, src + off);
+  // Stage `step` holds pages step·kPagesPerStage .. of this split.
+  auto load_stage = [&](int step) {
+    uint8_t* dst_stage = body + (step % kAttentionStages) * stage_bytes;
+#pragma unroll 1
+    for (int w = 0; w < kPagesPerStage; ++w) {
+      const int i = step * kPagesPerStage + w;
+      if (i >= my_pages) break;
+      const int page_id = table[page_begin + i];
+      const uint8_t* src =
+          p.pages + (static_cast<int64_t>(page_id) * p.num_kv_heads + kv_head) * p.page_stride;
+      uint8_t* dst = dst_stage + w * slot_bytes;
+      for (int off = tid * 16; off < page_bytes; off += kAttentionThreads * 16) {
+        CpAsync16(dst + off, src + off);
+      }
     }
   };
-  // Start the first pages' copies before anything else.
-#pragma unroll
-  for (int s = 0; s < kAttentionStages - 1; ++s) {
-    if (s < my_pages) load_page(s);
-    CpAsyncCommit();
-  }
+  // Start the first stage's copies before anything else.
+  if (num_steps > 0) load_stage(0);
+  CpAsyncCommit();
 
   // q̂ rows (zero beyond the group) and the code tables.
   const int q_heads = p.num_kv_heads * GROUP_SIZE;
@@ -374,8 +478,9 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 4)
                                pair ? (bits <= 3 ? 5 : 3) : 0,
                                pair ? SmemPairOffset(bits) : SingleTableOffset(bits));
     for (int j = 0; j < count; ++j) {
-      slice_s[2 * (first + j)] = make_int4(desc.block_offset[tid] * 8 + 16 * j * bits, d_g * bits,
-                                           4 * bits, tid * kKernelPageTokens);
+      slice_s[2 * (first + j)] =
+          make_int4(desc.block_offset[tid] * 8 + 16 * j * bits, d_g * bits, 4 * bits,
+                    j == count - 1 ? tid * kKernelPageTokens : -1);
       slice_s[2 * (first + j) + 1] = dec;
     }
   }
@@ -385,62 +490,70 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 4)
   for (int m = 0; m < kMTiles; ++m) o[m][0] = o[m][1] = o[m][2] = o[m][3] = 0.0f;
   float row_max[2] = {-INFINITY, -INFINITY};  // heads 2t, 2t+1
   float row_sum[2] = {0.0f, 0.0f};            // this thread's tokens only
-  uint16_t* p_warp = p_s + warp * kMaxGroupSize * 16;
-  const int tile = warp * 16;
+  uint16_t* p_warp = p_s + warp * kMaxGroupSize * kPStride;
 
-  for (int i = 0; i < my_pages; ++i) {
-    CpAsyncWait<kAttentionStages - 2>();
-    __syncthreads();
-    if (i + kAttentionStages - 1 < my_pages) load_page(i + kAttentionStages - 1);
+  for (int step = 0; step < num_steps; ++step) {
+    CpAsyncWait<0>();
+    __syncthreads();  // stage `step` landed; every warp is done with the other one
+    if (step + 1 < num_steps) load_stage(step + 1);
     CpAsyncCommit();
 
-    const int valid = min(kKernelPageTokens, len - (page_begin + i) * kKernelPageTokens) - tile;
-    if (valid <= 0) continue;  // the whole tile is past the sequence end
-    const uint8_t* page = body + (i % kAttentionStages) * stage_bytes;
+    const int slot = warp / kWarpsPerPage;
+    const int i = step * kPagesPerStage + slot;
+    if (i >= my_pages) continue;  // warp-uniform: this split's last stage is short
+    // This warp's tokens: [tok_base, tok_base + kWarpTokens) of the page.
+    const int tok_base = (warp % kWarpsPerPage) * kWarpTokens;
+    const int valid =
+        min(kKernelPageTokens, len - (page_begin + i) * kKernelPageTokens) - tok_base;
+    if (valid <= 0) continue;  // warp-uniform
+    const uint8_t* page = body + (step % kAttentionStages) * stage_bytes + slot * slot_bytes;
     const uint16_t* k_norms = reinterpret_cast<const uint16_t*>(page + k_norm_offset);
     const uint32_t* page_words = reinterpret_cast<const uint32_t*>(page);
 
-    // S = (n'·K̂)·q̂ᵀ over all slices of all groups, two independent MMA chains.
-    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    {
-      float s1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      const int token = tile + g;
-      const uint16_t* q_row = q_s + g * kQSmem + 4 * t;
-      for (int sl = 0; sl < num_slices; sl += 2) {
-        KSliceScores(s, slice_s + 2 * sl, page_words, k_norms, q_row + 16 * sl, token, t, lane, pair_s,
-                     single_s);
-        if (sl + 1 < num_slices) {
-          KSliceScores(s1, slice_s + 2 * (sl + 1), page_words, k_norms, q_row + 16 * (sl + 1), token, t,
-                       lane, pair_s, single_s);
-        }
-      }
+    // S = Σ_groups n'·(K̂_g·q̂_gᵀ) for the page's four tiles.
+    float s[kTilesPerPage][4], acc[kTilesPerPage][4];
 #pragma unroll
-      for (int r = 0; r < 4; ++r) s[r] += s1[r];
+    for (int tt = 0; tt < kTilesPerPage; ++tt) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) s[tt][r] = acc[tt][r] = 0.0f;
+    }
+    {
+      const uint16_t* q_row = q_s + g * kQSmem + 4 * t;
+#pragma unroll 1
+      for (int sl = 0; sl < num_slices; ++sl) {
+        const int4 geo = slice_s[2 * sl], dec = slice_s[2 * sl + 1];
+        KSliceScores(acc, geo, dec, page_words, q_row + 16 * sl, tok_base + g, t, lane, pair_s,
+                     single_s);
+        if (geo.w >= 0) GroupFold(s, acc, k_norms, geo.w + tok_base, g);
+      }
     }
     // Slots past the end hold arbitrary bytes: select, never multiply.
-    const bool valid0 = g < valid, valid1 = g + 8 < valid;
-    s[0] = valid0 ? s[0] : -INFINITY;
-    s[1] = valid0 ? s[1] : -INFINITY;
-    s[2] = valid1 ? s[2] : -INFINITY;
-    s[3] = valid1 ? s[3] : -INFINITY;
+#pragma unroll
+    for (int tt = 0; tt < kTilesPerPage; ++tt) {
+      const bool valid0 = 16 * tt + g < valid, valid1 = 16 * tt + g + 8 < valid;
+      s[tt][0] = valid0 ? s[tt][0] : -INFINITY;
+      s[tt][1] = valid0 ? s[tt][1] : -INFINITY;
+      s[tt][2] = valid1 ? s[tt][2] : -INFINITY;
+      s[tt][3] = valid1 ? s[tt][3] : -INFINITY;
+    }
 
-    // Online softmax per head column; lanes with equal t share heads.
-    float p_val[4], rescale[2];
+    // Online softmax per head column over the page; lanes with equal t share heads.
+    float rescale[2], base_max[2];
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      float m = fmaxf(s[j], s[j + 2]);
+      float m = fmaxf(s[0][j], s[0][j + 2]);
+#pragma unroll
+      for (int tt = 1; tt < kTilesPerPage; ++tt) m = fmaxf(m, fmaxf(s[tt][j], s[tt][j + 2]));
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 4));
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 8));
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 16));
       const float m_new = fmaxf(row_max[j], m);
-      const float base = m_new == -INFINITY ? 0.0f : m_new;
-      rescale[j] = exp2f(row_max[j] - base);
+      base_max[j] = m_new == -INFINITY ? 0.0f : m_new;
+      rescale[j] = exp2f(row_max[j] - base_max[j]);
       row_max[j] = m_new;
-      p_val[j] = exp2f(s[j] - base);
-      p_val[j + 2] = exp2f(s[j + 2] - base);
-      row_sum[j] = row_sum[j] * rescale[j] + p_val[j] + p_val[j + 2];
+      row_sum[j] *= rescale[j];
     }
-    // Once the running maxima settle, most tiles leave O alone.
+    // Once the running maxima settle, most pages leave O alone.
     if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) {
 #pragma unroll
       for (int m_tile = 0; m_tile < kMTiles; ++m_tile) {
@@ -450,46 +563,61 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 4)
         o[m_tile][3] *= rescale[1];
       }
     }
-    // Pᵀ with V's norms folded in, as fp16 [head][token] for the B fragment.
-    const uint16_t* v_norms = reinterpret_cast<const uint16_t*>(page + v_norm_offset);
-    const float nv0 = valid0 ? HalfBitsToFloat(v_norms[tile + g]) : 0.0f;
-    const float nv1 = valid1 ? HalfBitsToFloat(v_norms[tile + g + 8]) : 0.0f;
-    p_warp[(2 * t) * 16 + g] = __half_as_ushort(__float2half_rn(valid0 ? p_val[0] * nv0 : 0.0f));
-    p_warp[(2 * t + 1) * 16 + g] =
-        __half_as_ushort(__float2half_rn(valid0 ? p_val[1] * nv0 : 0.0f));
-    p_warp[(2 * t) * 16 + g + 8] =
-        __half_as_ushort(__float2half_rn(valid1 ? p_val[2] * nv1 : 0.0f));
-    p_warp[(2 * t + 1) * 16 + g + 8] =
-        __half_as_ushort(__float2half_rn(valid1 ? p_val[3] * nv1 : 0.0f));
+    // Pᵀ with V's norms folded in, as fp16 [head][token] for the B fragments.
+    const uint16_t* v_norms =
+        reinterpret_cast<const uint16_t*>(page + v_norm_offset) + tok_base;
+#pragma unroll
+    for (int tt = 0; tt < kTilesPerPage; ++tt) {
+      const int tok0 = 16 * tt + g, tok1 = tok0 + 8;
+      const bool valid0 = tok0 < valid, valid1 = tok1 < valid;
+      const float p0 = exp2f(s[tt][0] - base_max[0]), p1 = exp2f(s[tt][1] - base_max[1]);
+      const float p2 = exp2f(s[tt][2] - base_max[0]), p3 = exp2f(s[tt][3] - base_max[1]);
+      row_sum[0] += p0 + p2;
+      row_sum[1] += p1 + p3;
+      const float nv0 = valid0 ? HalfBitsToFloat(v_norms[tok0]) : 0.0f;
+      const float nv1 = valid1 ? HalfBitsToFloat(v_norms[tok1]) : 0.0f;
+      p_warp[(2 * t) * kPStride + tok0] = __half_as_ushort(__float2half_rn(valid0 ? p0 * nv0 : 0.0f));
+      p_warp[(2 * t + 1) * kPStride + tok0] =
+          __half_as_ushort(__float2half_rn(valid0 ? p1 * nv0 : 0.0f));
+      p_warp[(2 * t) * kPStride + tok1] = __half_as_ushort(__float2half_rn(valid1 ? p2 * nv1 : 0.0f));
+      p_warp[(2 * t + 1) * kPStride + tok1] =
+          __half_as_ushort(__float2half_rn(valid1 ? p3 * nv1 : 0.0f));
+    }
     __syncwarp();
-    const uint2 pb = *reinterpret_cast<const uint2*>(p_warp + g * 16 + 4 * t);
+    // k-step kk covers the warp's tokens 4Tt + 4kk .. 4Tt + 4kk + 3 of thread
+    // t (T = kTilesPerPage): each thread reads one contiguous run of 4T tokens
+    // of P and of each V row.
+    uint32_t bfrag[kTilesPerPage][2];
+#pragma unroll
+    for (int h = 0; h < kTilesPerPage / 2; ++h) {
+      const uint4 pp =
+          *reinterpret_cast<const uint4*>(p_warp + g * kPStride + 4 * kTilesPerPage * t + 8 * h);
+      bfrag[2 * h][0] = pp.x;
+      bfrag[2 * h][1] = pp.y;
+      bfrag[2 * h + 1][0] = pp.z;
+      bfrag[2 * h + 1][1] = pp.w;
+    }
     __syncwarp();
-    const uint32_t bfrag[2] = {pb.x, pb.y};
 
-    // O += V̂ᵀ·Pᵀ, 16 dims at a time.
-    constexpr int kVStride = StrideBits(V_BITS);
+    // O += V̂ᵀ·Pᵀ, 16 dims x kWarpTokens tokens at a time.
     const uint32_t* v_block = reinterpret_cast<const uint32_t*>(page + v_block_offset);
     const uint32_t* v_pairs = pair_s + SmemPairOffset(V_BITS < 5 ? V_BITS : 1) +
                               (lane & (PairReplicas(V_BITS < 5 ? V_BITS : 1) - 1));
     const uint16_t* v_singles = single_s + SingleTableOffset(V_BITS > 4 ? V_BITS : 5);
 #pragma unroll
     for (int m_tile = 0; m_tile < kMTiles; ++m_tile) {
-      const uint32_t e0 =
-          static_cast<uint32_t>((m_tile * 16 + g) * kKernelPageTokens + tile + 4 * t);
-      const uint32_t e1 = e0 + 8 * kKernelPageTokens;
-      uint32_t quad0, quad1;
-      if constexpr (32 % (4 * kVStride) == 0) {
-        // Quads start on multiples of 4 codes: never across a word.
-        quad0 = v_block[(e0 * kVStride) >> 5] >> ((e0 * kVStride) & 31);
-        quad1 = v_block[(e1 * kVStride) >> 5] >> ((e1 * kVStride) & 31);
-      } else {
-        quad0 = ReadBits32(v_block, e0 * kVStride);
-        quad1 = ReadBits32(v_block, e1 * kVStride);
+      const uint32_t e0 = static_cast<uint32_t>((m_tile * 16 + g) * kKernelPageTokens + tok_base +
+                                                4 * kTilesPerPage * t);
+      uint32_t quad0[kTilesPerPage], quad1[kTilesPerPage];
+      ReadVRun<V_BITS>(v_block, e0 * V_BITS, quad0);
+      ReadVRun<V_BITS>(v_block, (e0 + 8 * kKernelPageTokens) * V_BITS, quad1);
+#pragma unroll
+      for (int kk = 0; kk < kTilesPerPage; ++kk) {
+        uint32_t a[4];
+        DecodeQuad<V_BITS>(quad0[kk], v_pairs, v_singles, a[0], a[2]);
+        DecodeQuad<V_BITS>(quad1[kk], v_pairs, v_singles, a[1], a[3]);
+        MmaF16x16x8(o[m_tile], a, bfrag[kk]);
       }
-      uint32_t a[4];
-      DecodeQuad<V_BITS>(quad0, v_pairs, v_singles, a[0], a[2]);
-      DecodeQuad<V_BITS>(quad1, v_pairs, v_singles, a[1], a[3]);
-      MmaF16x16x8(o[m_tile], a, bfrag);
     }
   }
   CpAsyncWait<0>();

@@ -94,8 +94,8 @@ class PackedDecodePlan {
   cudaError_t Upload(void* workspace, cudaStream_t stream) const;
 
   // Splits that fill the machine for `batch` sequences of up to `max_tokens`
-  // packed tokens: at most 4 CTAs per SM in one wave (rounded down), at least
-  // 2 pages per split, at most max_splits().
+  // packed tokens: at most kAttentionCtasPerSm CTAs per SM in one wave (rounded down), at least
+  // 4 pages per split, at most max_splits().
   int SplitsFor(int batch, int max_tokens) const;
 
   // Params with the plan-derived fields set (per-step fields left empty).

@@ -23,6 +23,14 @@ inline constexpr int kMaxKernelHeadDim = 128;
 inline constexpr int kKernelPageTokens = 64;
 // Query heads per KV head that one attention CTA covers (the MMA's N).
 inline constexpr int kMaxGroupSize = 8;
+// 16-token MMA tiles that one attention warp decodes per step (2: two warps
+// share a page, 4 CTAs of 4 warps per SM at K3V3 hd 128; 4: a warp per page,
+// 2 CTAs per SM). A build-time switch for measurements; 2 is the default.
+#ifndef KVPLAN_TILES_PER_WARP
+#define KVPLAN_TILES_PER_WARP 2
+#endif
+// Attention CTAs per SM that PackedDecodePlan::SplitsFor fills in one wave.
+inline constexpr int kAttentionCtasPerSm = 8 / KVPLAN_TILES_PER_WARP;
 // Most fp16 tokens (sink + recent) per sequence the attention kernel takes.
 inline constexpr int kMaxFp16Tokens = 512;
 
