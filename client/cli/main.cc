@@ -1,17 +1,21 @@
 // kvplan: the command-line face of kvplan.
 //
-// Offline verbs work on files alone; later versions add the service verbs that
-// talk to a coordinator.
+// Offline verbs work on files alone; with --coordinator ADDR the service nouns
+// (models, plans, channels, whatif) talk to a kvplan-coordinator.
 #include <iostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "client/cli/commands.h"
+#if KVPLAN_WITH_SERVICE
+#include "client/cli/service_commands.h"
+#endif
 
 namespace {
 
 constexpr std::string_view kUsage = R"(usage: kvplan VERB [flags]
+       kvplan --coordinator ADDR [--token-file F] [--tls-ca F] NOUN VERB [flags]
 
 Offline verbs (no coordinator needed):
   allocate   Block-GTQ bit allocation for every (layer, KV head).
@@ -46,24 +50,73 @@ Offline verbs (no coordinator needed):
              --out FILE          where to write plan.json (atomically)
   help       this text
 
+Service nouns (need --coordinator host:port; --token-file F sends the bearer token a coordinator
+with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator against PEM roots):
+  models register  register a model: --model-config config.json --fingerprint FP [--name ID], or
+                   --calibration FILE (a calibration file carries both) [--name ID]
+  models get       --model ID: the stored model as JSON
+  models list      [--json]
+  plans create     allocate and store a plan: --model ID --stats FILE (calibration file or
+                   BlockStats) --k-bits B --v-bits B [--score S] [--min-bits N] [--max-bits N]
+                   [--uniform] [--rotation-seed N] [--name N (default "default")]
+  plans get        --id DIGEST | --model ID --channel C | --model ID [--name N] [--version V]
+                   [--out FILE]: the plan JSON (stdout, or FILE written atomically)
+  plans list       --model ID [--name N] [--json]
+  plans diff       --from DIGEST --to DIGEST [--json]: per (layer, KV head) K bit changes
+  plans export     --id DIGEST --out plan.json [--sidecar plan.kvpb]: JSON and the binary
+                   sidecar serving nodes load (core/plan_sidecar.h)
+  channels promote  --model ID --channel C [--plan NAME (default "default")] [--version V]
+  channels rollback --model ID --channel C: back to the previous promotion
+  channels history  --model ID [--channel C] [--json]
+  whatif           --model ID --k-bits LIST --v-bits LIST [--stats-digest D] and the offline
+                   whatif's --score, --min-bits, --max-bits, --context, --batch, --memory-gib,
+                   --per-layer, --json; over the model's latest uploaded statistics
+
 Exit status: 0 success, 2 bad arguments or input, 1 other failures.
 )";
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // Global flags before the verb select the coordinator for the service nouns.
+  std::string coordinator, token_file, tls_ca;
+  while (args.size() >= 2 &&
+         (args[0] == "--coordinator" || args[0] == "--token-file" || args[0] == "--tls-ca")) {
+    std::string& target = args[0] == "--coordinator"  ? coordinator
+                          : args[0] == "--token-file" ? token_file
+                                                      : tls_ca;
+    target = args[1];
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  if (args.empty()) {
     std::cerr << kUsage;
     return 2;
   }
-  const std::string verb = argv[1];
-  const std::vector<std::string> args(argv + 2, argv + argc);
+  const std::string verb = args[0];
+  args.erase(args.begin());
+  if (!coordinator.empty()) {
+#if KVPLAN_WITH_SERVICE
+    if (kvplan::cli::IsServiceNoun(verb)) {
+      return kvplan::cli::RunServiceNoun(
+          {.address = coordinator, .token_file = token_file, .tls_ca_file = tls_ca}, verb, args,
+          std::cout, std::cerr);
+    }
+#else
+    std::cerr << "kvplan: this build has no service support (KVPLAN_BUILD_SERVER=OFF)\n";
+    return 2;
+#endif
+  }
   if (verb == "allocate") return kvplan::cli::RunAllocate(args, std::cout, std::cerr);
   if (verb == "plan") return kvplan::cli::RunPlan(args, std::cout, std::cerr);
   if (verb == "whatif") return kvplan::cli::RunWhatIf(args, std::cout, std::cerr);
   if (verb == "help" || verb == "--help" || verb == "-h") {
     std::cout << kUsage;
     return 0;
+  }
+  if (verb == "models" || verb == "plans" || verb == "channels") {
+    std::cerr << "kvplan " << verb << ": needs --coordinator host:port before the noun\n";
+    return 2;
   }
   std::cerr << "kvplan: unknown verb '" << verb << "'\n\n" << kUsage;
   return 2;

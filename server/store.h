@@ -1,0 +1,114 @@
+// The coordinator's durable state: one RocksDB database, a column family per
+// record kind.
+//
+// Key and value grammar (schema version 1; ids, plan names and channel names are
+// [A-Za-z0-9._-]{1,64}, so "/" separates fields unambiguously; be64 is a
+// big-endian u64 so that keys sort by number):
+//
+// clang-format off
+//   family           key                                   value
+//   models           model_id                              kvplan.v1.Model (protobuf)
+//   stats            model_id "/" stats_sha256             BlockStats::Serialize() bytes
+//   plans            plan_digest                           PlanToJson text (first one stored wins)
+//   plan_versions    model_id "/" name "/" be64(version)   kvplan.v1.PlanVersion (protobuf)
+//   channels         model_id "/" channel                  ChannelState (channel_registry.h)
+//   channel_history  be64(sequence)                        kvplan.v1.ChannelMove (protobuf)
+//   meta             "schema_version"                      decimal text, "1"
+//                    "rotation/" content_hash              plan_digest of a plan naming it
+// clang-format on
+//
+// Every change that touches more than one record is one WriteBatch written with
+// sync=true, so a caller that got OK from Commit may acknowledge: a crash
+// (kill -9, power loss) after it loses nothing and never leaves half a change.
+//
+// Example:
+//   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open({.path = "/var/lib/kvplan"});
+//   Store::Batch batch;
+//   batch.Put(Family::kModels, "llama", model.SerializeAsString());
+//   absl::Status st = (*store)->Commit(batch);
+//   absl::StatusOr<std::optional<std::string>> v = (*store)->Get(Family::kModels, "llama");
+//
+// Thread safety: all methods may be called concurrently. Read-modify-write
+// sequences need the caller's own lock (the registries hold one each).
+#ifndef KVPLAN_SERVER_STORE_H_
+#define KVPLAN_SERVER_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+
+namespace kvplan::server {
+
+enum class Family { kModels, kStats, kPlans, kPlanVersions, kChannels, kChannelHistory, kMeta };
+
+inline constexpr int kStoreSchemaVersion = 1;
+
+struct StoreOptions {
+  // Directory of the database; created when missing. Required.
+  std::string path;
+};
+
+// Big-endian u64, for keys that must sort numerically.
+std::string EncodeBe64(uint64_t v);
+// Reads the last 8 bytes of `key` as EncodeBe64 wrote them (0 if shorter).
+uint64_t DecodeBe64Suffix(std::string_view key);
+
+class Store {
+ public:
+  class Batch {
+   public:
+    void Put(Family family, std::string key, std::string value) {
+      puts_.push_back({family, std::move(key), std::move(value)});
+    }
+    bool empty() const { return puts_.empty(); }
+
+   private:
+    friend class Store;
+    struct Entry {
+      Family family;
+      std::string key;
+      std::string value;
+    };
+    std::vector<Entry> puts_;
+  };
+
+  // Opens (creating when missing) the database and its column families, and
+  // checks the schema version: FailedPrecondition for a database written by a
+  // newer schema; errors from RocksDB (e.g. the directory locked by another
+  // coordinator) name the path. Stores nullptr on error.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  ~Store();
+
+  // nullopt when the key is absent.
+  absl::StatusOr<std::optional<std::string>> Get(Family family, std::string_view key) const;
+
+  // Calls `fn(key, value)` for every key starting with `prefix`, ascending, from
+  // `start` (>= prefix; empty means prefix) until fn returns false.
+  absl::Status Scan(Family family, std::string_view prefix, std::string_view start,
+                    absl::FunctionRef<bool(std::string_view, std::string_view)> fn) const;
+
+  // The last key starting with `prefix`, or nullopt.
+  absl::StatusOr<std::optional<std::string>> LastKey(Family family, std::string_view prefix) const;
+
+  // Writes the batch atomically and durably (WAL synced) before returning OK.
+  absl::Status Commit(const Batch& batch);
+
+  // Bytes on disk: SST files plus live memtables, over every family.
+  uint64_t ApproximateSizeBytes() const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvplan::server
+
+#endif  // KVPLAN_SERVER_STORE_H_

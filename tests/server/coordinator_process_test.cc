@@ -1,0 +1,215 @@
+// The kvplan-coordinator binary and the `kvplan` service nouns, as an operator
+// runs them: real processes, real sockets, kill -9, SIGTERM, /metrics.
+#include "tests/server/coordinator_process.h"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "core/file_io.h"
+#include "core/plan.h"
+#include "core/plan_sidecar.h"
+#include "gtest/gtest.h"
+#include "tests/client/cli_runner.h"
+#include "tests/server/server_test_util.h"
+
+namespace kvplan {
+namespace {
+
+using ::kvplan::testing::CoordinatorProcess;
+using ::kvplan::testing::HttpGet;
+using ::kvplan::testing::RunKvplan;
+using ::kvplan::testing::RunResult;
+using ::kvplan::testing::TempDir;
+using ::kvplan::testing::TestCalibrationFile;
+
+class CoordinatorProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    calib_ = dir_.Path("stats.kvpc");
+    ASSERT_TRUE(WriteFileAtomically(calib_, TestCalibrationFile()).ok());
+  }
+  std::vector<std::string> Args(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--data-dir", dir_.Path("db")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  RunResult Cli(const CoordinatorProcess& c, const std::string& args) {
+    return RunKvplan("--coordinator " + c.address() + " " + args);
+  }
+  TempDir dir_;
+  std::string calib_;
+};
+
+TEST_F(CoordinatorProcessTest, CliRegistersCreatesPromotesAndFetchesTheOfflinePlan) {
+  CoordinatorProcess c(Args());
+  ASSERT_TRUE(c.ok()) << c.output();
+  RunResult r = Cli(c, "models register --calibration " + calib_ + " --name tiny");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cli(c, "models list");
+  EXPECT_NE(r.out.find("tiny"), std::string::npos) << r.out;
+  r = Cli(c, "plans create --model tiny --stats " + calib_ + " --k-bits 3 --v-bits 3");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("created tiny/default v1"), std::string::npos) << r.out;
+  r = Cli(c, "plans create --model tiny --stats " + calib_ + " --k-bits 2.5 --v-bits 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cli(c, "channels promote --model tiny --channel stable --version 1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cli(c, "plans get --model tiny --channel stable --out " + dir_.Path("served.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+
+  r = RunKvplan("plan build --stats " + calib_ + " --k-bits 3 --v-bits 3 --out " +
+                dir_.Path("offline.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  absl::StatusOr<KvPlan> served = PlanFromJson(*ReadFile(dir_.Path("served.json")));
+  absl::StatusOr<KvPlan> offline = PlanFromJson(*ReadFile(dir_.Path("offline.json")));
+  ASSERT_TRUE(served.ok() && offline.ok());
+  EXPECT_EQ(PlanDigest(*served), PlanDigest(*offline));
+  EXPECT_EQ(served->k_block_bits, offline->k_block_bits);
+
+  r = Cli(c, "plans list --model tiny");
+  EXPECT_NE(r.out.find("v2"), std::string::npos) << r.out;
+  const std::string v1_id = PlanDigest(*served);
+  r = Cli(c, "plans list --model tiny --json");
+  const size_t v2_at = r.out.rfind("\"planId\": \"");
+  ASSERT_NE(v2_at, std::string::npos) << r.out;
+  const std::string v2_id = r.out.substr(v2_at + 11, 64);
+  r = Cli(c, "plans diff --from " + v1_id + " --to " + v2_id);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("blocks change width"), std::string::npos) << r.out;
+  r = Cli(c, "plans export --id " + v1_id + " --out " + dir_.Path("e.json") + " --sidecar " +
+                 dir_.Path("e.kvpb"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(ParsePlanSidecar(*ReadFile(dir_.Path("e.kvpb")))->digest, v1_id);
+
+  r = Cli(c, "channels promote --model tiny --channel stable --version 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cli(c, "channels rollback --model tiny --channel stable");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cli(c, "channels history --model tiny");
+  EXPECT_NE(r.out.find("#3 tiny/stable rollback"), std::string::npos) << r.out;
+
+  r = Cli(c, "whatif --model tiny --k-bits 2,2.5,3,4 --v-bits 2,3,4 --context 131072 --batch 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("distortion vs uniform"), std::string::npos) << r.out;
+  // The remote what-if prints what the offline one prints for the same statistics.
+  RunResult offline_whatif =
+      RunKvplan("whatif --energy-json " + calib_ + " --k-bits 2,2.5,3,4 --v-bits 2,3,4 --json");
+  RunResult remote_whatif = Cli(c, "whatif --model tiny --k-bits 2,2.5,3,4 --v-bits 2,3,4 --json");
+  EXPECT_EQ(remote_whatif.out, offline_whatif.out);
+
+  // Refusals reach the user with the coordinator's reason and a usage exit code.
+  r = Cli(c, "plans create --model tiny --stats " + calib_ + " --k-bits 9 --v-bits 3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("out of range"), std::string::npos) << r.out;
+  r = Cli(c, "plans get --model nope --channel stable");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("not found"), std::string::npos) << r.out;
+}
+
+TEST_F(CoordinatorProcessTest, KillNineAfterAnAcknowledgedCreatePlanLosesNothing) {
+  std::string plan_line;
+  {
+    CoordinatorProcess c(Args());
+    ASSERT_TRUE(c.ok()) << c.output();
+    ASSERT_EQ(Cli(c, "models register --calibration " + calib_ + " --name tiny").exit_code, 0);
+    RunResult r = Cli(c, "plans create --model tiny --stats " + calib_ + " --k-bits 3 --v-bits 3");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    ASSERT_EQ(Cli(c, "channels promote --model tiny --channel stable").exit_code, 0);
+    // Acknowledged; now the process dies without any chance to flush.
+    EXPECT_EQ(c.Stop(SIGKILL), 128 + SIGKILL);
+  }
+  CoordinatorProcess c(Args());
+  ASSERT_TRUE(c.ok()) << c.output();
+  RunResult r = Cli(c, "plans get --model tiny --channel stable --out " + dir_.Path("p.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(PlanFromJson(*ReadFile(dir_.Path("p.json"))).ok());
+  r = Cli(c, "plans list --model tiny");
+  EXPECT_NE(r.out.find("tiny/default v1"), std::string::npos) << r.out;
+  // Versions continue from the stored ones.
+  r = Cli(c, "plans create --model tiny --stats " + calib_ + " --k-bits 2 --v-bits 2");
+  EXPECT_NE(r.out.find("v2"), std::string::npos) << r.out;
+}
+
+TEST_F(CoordinatorProcessTest, SigtermDrainsAndExitsZero) {
+  CoordinatorProcess c(Args());
+  ASSERT_TRUE(c.ok()) << c.output();
+  EXPECT_EQ(c.Stop(SIGTERM), 0) << c.output();
+  EXPECT_NE(c.output().find("stopped"), std::string::npos) << c.output();
+}
+
+TEST_F(CoordinatorProcessTest, WritesNeedTheTokenFromTheTokenFile) {
+  const std::string token = dir_.Path("token");
+  std::ofstream(token) << "letmein\n";
+  const std::string wrong = dir_.Path("wrong");
+  std::ofstream(wrong) << "guess\n";
+  CoordinatorProcess c(Args({"--auth-token-file", token}));
+  ASSERT_TRUE(c.ok()) << c.output();
+  RunResult r = Cli(c, "models register --calibration " + calib_ + " --name tiny");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("unauthenticated"), std::string::npos) << r.out;
+  r = RunKvplan("--coordinator " + c.address() + " --token-file " + wrong +
+                " models register --calibration " + calib_ + " --name tiny");
+  EXPECT_NE(r.out.find("permission denied"), std::string::npos) << r.out;
+  r = Cli(c, "models list");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");  // Reads are open; nothing was stored.
+  r = RunKvplan("--coordinator " + c.address() + " --token-file " + token +
+                " models register --calibration " + calib_ + " --name tiny");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
+TEST_F(CoordinatorProcessTest, ServesTlsToAClientThatTrustsItsCertificate) {
+  const std::string key = dir_.Path("key.pem");
+  const std::string cert = dir_.Path("cert.pem");
+  const std::string make_cert =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -addext "
+      "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+      key + " -out " + cert + " > /dev/null 2>&1";
+  if (std::system(make_cert.c_str()) != 0) GTEST_SKIP() << "openssl could not make a certificate";
+  CoordinatorProcess c(Args({"--tls-cert", cert, "--tls-key", key}));
+  ASSERT_TRUE(c.ok()) << c.output();
+  RunResult r = RunKvplan("--coordinator " + c.address() + " --tls-ca " + cert + " models list");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  // A plaintext client cannot talk to it.
+  r = RunKvplan("--coordinator " + c.address() + " models list");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+}
+
+TEST_F(CoordinatorProcessTest, MetricsAreScrapedAndPassPromtool) {
+  CoordinatorProcess c(Args({"--metrics-listen", "127.0.0.1:0"}));
+  ASSERT_TRUE(c.ok()) << c.output();
+  ASSERT_FALSE(c.metrics_address().empty()) << c.output();
+  ASSERT_EQ(Cli(c, "models register --calibration " + calib_ + " --name tiny").exit_code, 0);
+  ASSERT_EQ(
+      Cli(c, "plans create --model tiny --stats " + calib_ + " --k-bits 3 --v-bits 3").exit_code,
+      0);
+  ASSERT_EQ(Cli(c, "plans get --model tiny").exit_code, 0);
+  EXPECT_EQ(Cli(c, "plans get --model nope").exit_code, 1);
+  const std::string metrics = HttpGet(c.metrics_address(), "/metrics");
+  EXPECT_NE(metrics.find("kvplan_rpc_total{"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("method=\"CreatePlan\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("code=\"NOT_FOUND\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("kvplan_rpc_duration_seconds_bucket"), std::string::npos);
+  EXPECT_NE(metrics.find("kvplan_plans_served_total 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("kvplan_store_size_bytes"), std::string::npos);
+
+  if (std::system("command -v promtool > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "promtool not installed (Debian package 'prometheus'; "
+                    "deploy/install-deps.sh installs it); scrape checked without it";
+  }
+  const std::string file = dir_.Path("metrics.txt");
+  ASSERT_TRUE(WriteFileAtomically(file, metrics).ok());
+  RunResult check{};
+  const std::string command = "promtool check metrics < " + file + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) check.out.append(buffer, n);
+  EXPECT_EQ(WEXITSTATUS(pclose(pipe)), 0) << check.out;
+}
+
+}  // namespace
+}  // namespace kvplan

@@ -1,0 +1,272 @@
+// The gRPC services over real sockets (127.0.0.1, port 0) against an in-process
+// coordinator: auth, message size, WatchPlans, artifacts, health.
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "core/plan_sidecar.h"
+#include "core/rotation.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "kvplan/v1/artifact_service.grpc.pb.h"
+#include "kvplan/v1/channel_service.grpc.pb.h"
+#include "kvplan/v1/model_service.grpc.pb.h"
+#include "kvplan/v1/plan_service.grpc.pb.h"
+#include "server/coordinator_server.h"
+#include "tests/server/server_test_util.h"
+
+namespace kvplan::server {
+namespace {
+
+using ::kvplan::testing::TempDir;
+using ::kvplan::testing::TestCalibrationFile;
+using ::kvplan::testing::TestModelRequest;
+
+constexpr char kToken[] = "s3cret-token";
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void Start(CoordinatorOptions options = {}) {
+    options.listen = "127.0.0.1:0";
+    options.data_dir = dir_.Path("db");
+    absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    ASSERT_NE(server_->port(), 0);
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(256 << 20);
+    channel_ =
+        grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), args);
+    models_ = v1::ModelService::NewStub(channel_);
+    plans_ = v1::PlanService::NewStub(channel_);
+    channels_ = v1::ChannelService::NewStub(channel_);
+  }
+  std::unique_ptr<grpc::ClientContext> Context(const std::string& token = kToken) {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
+    return context;
+  }
+  v1::CreatePlanRequest PlanRequest(double k_bits, int v_bits) {
+    v1::CreatePlanRequest r;
+    r.set_model_id("tiny");
+    r.set_name("main");
+    r.set_stats(TestCalibrationFile());
+    r.mutable_options()->set_k_bits(k_bits);
+    r.mutable_options()->set_v_bits(v_bits);
+    return r;
+  }
+  void RegisterAndCreate(int plans) {
+    v1::RegisterModelResponse registered;
+    ASSERT_TRUE(models_->RegisterModel(Context().get(), TestModelRequest(), &registered).ok());
+    for (int i = 0; i < plans; ++i) {
+      v1::CreatePlanResponse created;
+      grpc::Status st = plans_->CreatePlan(Context().get(), PlanRequest(2 + 0.5 * i, 3), &created);
+      ASSERT_TRUE(st.ok()) << st.error_message();
+    }
+  }
+  v1::ChannelMove Promote(const std::string& channel, uint64_t version) {
+    v1::PromoteRequest request;
+    request.set_model_id("tiny");
+    request.set_channel(channel);
+    request.set_plan_name("main");
+    request.set_version(version);
+    v1::ChannelMove move;
+    grpc::Status st = channels_->Promote(Context().get(), request, &move);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return move;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<CoordinatorServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::ModelService::Stub> models_;
+  std::unique_ptr<v1::PlanService::Stub> plans_;
+  std::unique_ptr<v1::ChannelService::Stub> channels_;
+};
+
+TEST_F(ServiceTest, WritesNeedTheTokenAndReadsDoNot) {
+  Start({.auth_token = kToken});
+  v1::RegisterModelResponse response;
+  grpc::Status missing = models_->RegisterModel(Context("").get(), TestModelRequest(), &response);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status wrong = models_->RegisterModel(Context("nope").get(), TestModelRequest(), &response);
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(models_->ListModels(Context("").get(), v1::ListModelsRequest(), &list).ok());
+  EXPECT_EQ(list.models_size(), 0);  // Nothing was stored by the refused writes.
+  RegisterAndCreate(1);
+  v1::CreatePlanResponse created;
+  EXPECT_EQ(plans_->CreatePlan(Context("nope").get(), PlanRequest(4, 4), &created).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::ListPlansRequest list_plans;
+  list_plans.set_model_id("tiny");
+  v1::ListPlansResponse plans;
+  ASSERT_TRUE(plans_->ListPlans(Context("").get(), list_plans, &plans).ok());
+  EXPECT_EQ(plans.versions_size(), 1);
+}
+
+TEST_F(ServiceTest, OversizedRequestsAreRefusedAndStoreNothing) {
+  Start({.max_receive_message_bytes = 64 << 10});
+  RegisterAndCreate(0);
+  v1::CreatePlanRequest request = PlanRequest(3, 3);
+  request.set_stats(std::string(200 << 10, 'x'));
+  v1::CreatePlanResponse response;
+  grpc::Status st = plans_->CreatePlan(Context().get(), request, &response);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(st.error_message().find("larger than max"), std::string::npos) << st.error_message();
+  v1::ListPlansRequest list;
+  list.set_model_id("tiny");
+  v1::ListPlansResponse plans;
+  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &plans).ok());
+  EXPECT_EQ(plans.versions_size(), 0);
+}
+
+TEST_F(ServiceTest, BadInputGetsTheRightCodes) {
+  Start();
+  RegisterAndCreate(0);
+  v1::CreatePlanResponse response;
+  v1::CreatePlanRequest request = PlanRequest(3, 3);
+  request.set_model_id("missing");
+  EXPECT_EQ(plans_->CreatePlan(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(plans_->CreatePlan(Context().get(), PlanRequest(8.5, 3), &response).error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
+  request = PlanRequest(3, 3);
+  request.set_stats("KVPS garbage");
+  EXPECT_EQ(plans_->CreatePlan(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GetPlanRequest get;
+  get.mutable_channel()->set_model_id("tiny");
+  get.mutable_channel()->set_channel("stable");
+  v1::GetPlanResponse plan;
+  EXPECT_EQ(plans_->GetPlan(Context().get(), get, &plan).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, WatchPlansDeliversEveryMoveInOrderToTwoWatchersAndResumes) {
+  Start();
+  RegisterAndCreate(3);
+  constexpr int kMoves = 6;
+  auto watch = [&](uint64_t after, int want, std::vector<uint64_t>* seen) {
+    grpc::ClientContext context;
+    v1::WatchPlansRequest request;
+    request.set_model_id("tiny");
+    request.set_after_sequence(after);
+    std::unique_ptr<grpc::ClientReader<v1::ChannelMove>> reader =
+        channels_->WatchPlans(&context, request);
+    v1::ChannelMove move;
+    while (static_cast<int>(seen->size()) < want && reader->Read(&move)) {
+      seen->push_back(move.sequence());
+    }
+    context.TryCancel();
+    reader->Finish().IgnoreError();
+  };
+  std::vector<uint64_t> a, b;
+  std::thread watcher_a(watch, 0, kMoves, &a);
+  std::thread watcher_b(watch, 0, kMoves, &b);
+  // Promotions alternate between two channels while the watchers are live.
+  for (int i = 0; i < kMoves; ++i) Promote(i % 2 ? "canary" : "stable", 1 + (i / 2) % 3);
+  watcher_a.join();
+  watcher_b.join();
+  const std::vector<uint64_t> want = {1, 2, 3, 4, 5, 6};
+  EXPECT_EQ(a, want);
+  EXPECT_EQ(b, want);
+
+  // A watcher that saw up to 4 reconnects and gets exactly 5, 6, then the new 7.
+  std::vector<uint64_t> resumed;
+  std::thread watcher_c(watch, 4, 3, &resumed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Promote("stable", 1);  // stable is at v3 after the loop; this is a real move.
+  watcher_c.join();
+  EXPECT_EQ(resumed, (std::vector<uint64_t>{5, 6, 7}));
+}
+
+TEST_F(ServiceTest, ShutdownEndsWatchersWithUnavailable) {
+  Start();
+  RegisterAndCreate(1);
+  grpc::ClientContext context;
+  v1::WatchPlansRequest request;
+  std::unique_ptr<grpc::ClientReader<v1::ChannelMove>> reader =
+      channels_->WatchPlans(&context, request);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  server_->Shutdown(absl::Seconds(5));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  v1::ChannelMove move;
+  EXPECT_FALSE(reader->Read(&move));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(ServiceTest, ExportAndRotationsMatchThePlan) {
+  Start();
+  RegisterAndCreate(1);
+  v1::ListPlansRequest list;
+  list.set_model_id("tiny");
+  v1::ListPlansResponse plans;
+  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &plans).ok());
+  v1::ExportPlanRequest request;
+  request.set_plan_id(plans.versions(0).plan_id());
+  v1::ExportPlanResponse exported;
+  ASSERT_TRUE(plans_->ExportPlan(Context().get(), request, &exported).ok());
+  absl::StatusOr<KvPlan> plan = PlanFromJson(exported.plan_json());
+  ASSERT_TRUE(plan.ok());
+  absl::StatusOr<PlanSidecar> sidecar = ParsePlanSidecar(exported.sidecar());
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  EXPECT_EQ(sidecar->digest, plans.versions(0).plan_id());
+  EXPECT_EQ(sidecar->k_block_bits, plan->k_block_bits);
+  EXPECT_EQ(sidecar->rotation_hashes, plan->rotation_hashes);
+
+  auto artifacts = v1::ArtifactService::NewStub(channel_);
+  for (const auto& [dim, hash] : plan->rotation_hashes) {
+    v1::GetRotationRequest get;
+    get.set_content_hash(hash);
+    v1::GetRotationResponse rotation;
+    ASSERT_TRUE(artifacts->GetRotation(Context().get(), get, &rotation).ok());
+    EXPECT_EQ(rotation.dim(), dim);
+    absl::StatusOr<Rotation> checked = RotationFromBytes(rotation.dim(), rotation.matrix());
+    ASSERT_TRUE(checked.ok());
+    EXPECT_EQ(checked->content_hash, hash);
+  }
+  v1::GetRotationRequest unknown;
+  unknown.set_content_hash("ffff");
+  v1::GetRotationResponse none;
+  EXPECT_EQ(artifacts->GetRotation(Context().get(), unknown, &none).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, HealthServiceReportsServing) {
+  Start();
+  grpc::GenericStub generic(channel_);
+  // grpc.health.v1.Health/Check with an empty request (service ""): the
+  // response is HealthCheckResponse{status: SERVING = 1}, field 1 varint.
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer request_buffer;
+  grpc::Slice empty("", 0);
+  request_buffer = grpc::ByteBuffer(&empty, 1);
+  grpc::ByteBuffer response_buffer;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request_buffer,
+                    &response_buffer, [&](grpc::Status s) {
+                      std::lock_guard<std::mutex> lock(mu);
+                      status = s;
+                      done = true;
+                      cv.notify_one();
+                    });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response_buffer.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+}  // namespace
+}  // namespace kvplan::server
