@@ -4,6 +4,8 @@
 # on a subset, and the decode benchmark. Abseil, GoogleTest, nlohmann-json and
 # OpenSSL come as Debian .debs carried in .kdeps (apt-get download ...).
 # Usage (repo root): bench/kernels/run_on_h200.sh [bench args...]; logs to $OUT.
+# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), NCU_CASE (below).
+# Name .kdeps in the device tool's carry (it is git-ignored).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/deb
@@ -16,12 +18,14 @@ cmake -S kernels -B /tmp/build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="/tmp/deb/usr;$LIB/cmake;$TORCH" -DOPENSSL_ROOT_DIR=/tmp/deb/usr \
   -DCMAKE_EXE_LINKER_FLAGS="-L$LIB -Wl,-rpath-link,$LIB" > "$OUT/configure.log" 2>&1 \
   || { tail -40 "$OUT/configure.log"; exit 1; }
-cmake --build /tmp/build-gpu -j 16 > "$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
+cmake --build /tmp/build-gpu -j 16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} > "$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
 echo "== build ok"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
+if [ -z "${SKIP_TESTS:-}" ]; then
 /tmp/build-gpu/bin/kernels_tests --gtest_brief=1 > "$OUT/tests.log" 2>&1
 echo "== tests rc=$?"; grep -E "FAILED|PASSED|SKIPPED \]|Failure" "$OUT/tests.log" | head -30
 cp -r /tmp/build-gpu/gpu_failures "$OUT/" 2>/dev/null
+fi
 if [ -z "${SKIP_SANITIZERS:-}" ]; then
 timeout 240 compute-sanitizer --tool memcheck --print-limit 20 /tmp/build-gpu/bin/kernels_tests \
   --gtest_filter='*hd128_g4_v3_len_1_63*:*hd64_g8_v8*:*allwidths*:BlockStats*OneToken:*Graph*' \
@@ -35,8 +39,12 @@ fi
 # Compute profile of the attention kernel on that case (clocks left alone).
 if [ -n "${NCU_CASE:-}" ]; then
   timeout 180 ncu --clock-control none --set full -k regex:PackedAttention --launch-count 1 \
-    /tmp/build-gpu/bin/packed_decode_bench $NCU_CASE --no-encode --iters 3 > "$OUT/ncu.log" 2>&1
+    -o /tmp/prof /tmp/build-gpu/bin/packed_decode_bench $NCU_CASE --no-encode --iters 3 > "$OUT/ncu_run.log" 2>&1
   echo "== ncu rc=$?"
+  ncu --import /tmp/prof.ncu-rep --print-details all > "$OUT/ncu.log" 2>&1
+  # per-SASS-instruction counters (executed instructions, stall samples): the instruction mix
+  ncu --import /tmp/prof.ncu-rep --page source --csv --print-source sass > "$OUT/ncu_sass.csv" 2>&1
+  echo "== sass page rc=$? lines $(wc -l < "$OUT/ncu_sass.csv")"
   grep -E "^    (Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Issue Slots Busy|Warp Cycles Per Issued|Executed Ipc A|Block Limit)" "$OUT/ncu.log" | head -20
 fi
 /tmp/build-gpu/bin/packed_decode_bench "$@" 2>&1 | tee "$OUT/bench.log"

@@ -167,44 +167,54 @@ __device__ __forceinline__ void KSliceScores(float (&acc)[kTilesPerPage][4], con
                                              const int4 dec, const uint32_t* page_words,
                                              const uint16_t* q_row, int g, int t, int lane,
                                              const uint32_t* pair_s, const uint16_t* single_s) {
-  const uint32_t base = static_cast<uint32_t>(geo.x + g * geo.y + t * geo.z);
-  const uint32_t row8 = static_cast<uint32_t>(8 * geo.y);
-  const uint32_t row16 = static_cast<uint32_t>(16 * geo.y);
+  const int base = geo.x + g * geo.y + t * geo.z;
+  const int row8 = 8 * geo.y;
+  const int row16 = 16 * geo.y;
   const uint2 qb = *reinterpret_cast<const uint2*>(q_row);
   const uint32_t b[2] = {qb.x, qb.y};
   const int bits = dec.x;
   const uint32_t mask = static_cast<uint32_t>(dec.y);
-  uint32_t quad0[kTilesPerPage], quad1[kTilesPerPage];
-#pragma unroll
-  for (int tt = 0; tt < kTilesPerPage; ++tt) {
-    const uint32_t bit0 = base + tt * row16;
-    quad0[tt] = ReadBits32(page_words, bit0);
-    quad1[tt] = ReadBits32(page_words, bit0 + row8);
-  }
   if (dec.z != 0) {
-    // Replicated pair tables (SmemPairOffset): 32 replicas for widths 1..3, 8 for 4.
+    // Replicated pair tables (SmemPairOffset): 32 replicas for widths 1..3, 8
+    // for 4. The quads are read `pre` bits early, so each code pair arrives
+    // already scaled to its byte offset in the replicated table (code·R·4):
+    // one LOP3 (+ one SHF for the second pair) and one add per lookup. The
+    // `pre` stream bits below the quad (possibly the word before the slot)
+    // land under the mask.
     const int rs = dec.z;
-    const uint32_t* pt = pair_s + dec.w + (lane & ((1 << rs) - 1));
+    const int pre = rs + 2;
+    const uint32_t m = mask << pre;
     const uint32_t sh = static_cast<uint32_t>(2 * bits);
+    const char* pt = reinterpret_cast<const char*>(pair_s + dec.w + (lane & ((1 << rs) - 1)));
 #pragma unroll
     for (int tt = 0; tt < kTilesPerPage; ++tt) {
+      const int bit0 = base - pre + tt * row16;
+      const uint32_t x0 = ReadBits32Signed(page_words, bit0);
+      const uint32_t x1 = ReadBits32Signed(page_words, bit0 + row8);
       uint32_t a[4];
-      a[0] = pt[(quad0[tt] & mask) << rs];
-      a[2] = pt[((quad0[tt] >> sh) & mask) << rs];
-      a[1] = pt[(quad1[tt] & mask) << rs];
-      a[3] = pt[((quad1[tt] >> sh) & mask) << rs];
+      a[0] = *reinterpret_cast<const uint32_t*>(pt + (x0 & m));
+      a[2] = *reinterpret_cast<const uint32_t*>(pt + ((x0 >> sh) & m));
+      a[1] = *reinterpret_cast<const uint32_t*>(pt + (x1 & m));
+      a[3] = *reinterpret_cast<const uint32_t*>(pt + ((x1 >> sh) & m));
       MmaF16x16x8(acc[tt], a, b);
     }
   } else {
-    const uint16_t* st = single_s + dec.w;
+    // Single tables (widths 5..8): byte offsets 2·code, one SHF + LOP3 + add each.
+    const char* st = reinterpret_cast<const char*>(single_s + dec.w);
+    const uint32_t m = mask << 1;
+    const uint32_t s1 = static_cast<uint32_t>(bits - 1), s2 = static_cast<uint32_t>(2 * bits - 1),
+                   s3 = static_cast<uint32_t>(3 * bits - 1);
+    auto at = [&](uint32_t off) -> uint16_t { return *reinterpret_cast<const uint16_t*>(st + off); };
 #pragma unroll
     for (int tt = 0; tt < kTilesPerPage; ++tt) {
-      const uint32_t x0 = quad0[tt], x1 = quad1[tt];
+      const int bit0 = base + tt * row16;
+      const uint32_t x0 = ReadBits32Signed(page_words, bit0);
+      const uint32_t x1 = ReadBits32Signed(page_words, bit0 + row8);
       uint32_t a[4];
-      a[0] = PackHalves(st[x0 & mask], st[(x0 >> bits) & mask]);
-      a[2] = PackHalves(st[(x0 >> (2 * bits)) & mask], st[(x0 >> (3 * bits)) & mask]);
-      a[1] = PackHalves(st[x1 & mask], st[(x1 >> bits) & mask]);
-      a[3] = PackHalves(st[(x1 >> (2 * bits)) & mask], st[(x1 >> (3 * bits)) & mask]);
+      a[0] = PackHalves(at((x0 << 1) & m), at((x0 >> s1) & m));
+      a[2] = PackHalves(at((x0 >> s2) & m), at((x0 >> s3) & m));
+      a[1] = PackHalves(at((x1 << 1) & m), at((x1 >> s1) & m));
+      a[3] = PackHalves(at((x1 >> s2) & m), at((x1 >> s3) & m));
       MmaF16x16x8(acc[tt], a, b);
     }
   }

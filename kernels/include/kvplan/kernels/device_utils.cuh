@@ -45,6 +45,15 @@ __device__ __forceinline__ uint32_t ReadBits32(const uint32_t* words, uint32_t b
   return __funnelshift_r(words[w], words[w + 1], bit & 31u);
 }
 
+// 32 stream bits starting at bit `bit` (may be negative down to -31: then the
+// word before `words` is read, which must lie in the same allocation).
+__device__ __forceinline__ uint32_t ReadBits32Signed(const uint32_t* words, int bit) {
+  const uint32_t* w = words + (bit >> 5);
+  uint32_t r;
+  asm("shf.r.wrap.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(w[0]), "r"(w[1]), "r"(bit));
+  return r;
+}
+
 __device__ __forceinline__ uint32_t PackHalves(uint16_t lo, uint16_t hi) {
   return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
 }
