@@ -22,6 +22,7 @@ struct CoordinatorServer::Impl {
   std::unique_ptr<ChannelRegistry> channels;
   std::unique_ptr<PlanRegistry> plans;
   std::unique_ptr<WhatIfRunner> whatif;
+  std::unique_ptr<JobRegistry> jobs;
   std::unique_ptr<Metrics> metrics;
   std::vector<std::unique_ptr<grpc::Service>> services;
   std::unique_ptr<grpc::Server> server;
@@ -59,6 +60,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   impl->plans = std::make_unique<PlanRegistry>(raw_store, impl->models.get(), impl->channels.get(),
                                                options.clock);
   impl->whatif = std::make_unique<WhatIfRunner>(raw_store, impl->models.get());
+  impl->jobs = std::make_unique<JobRegistry>(raw_store, impl->models.get(), options.clock);
   absl::StatusOr<std::unique_ptr<Metrics>> metrics =
       Metrics::Start({.listen = options.metrics_listen, .store_size_bytes = [raw_store] {
                         return raw_store->ApproximateSizeBytes();
@@ -70,6 +72,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                                    .plans = impl->plans.get(),
                                    .channels = impl->channels.get(),
                                    .whatif = impl->whatif.get(),
+                                   .jobs = impl->jobs.get(),
                                    .metrics = impl->metrics.get(),
                                    .auth_token = options.auth_token};
   impl->services.push_back(internal::NewModelService(deps));
@@ -77,6 +80,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   impl->services.push_back(internal::NewChannelService(deps));
   impl->services.push_back(internal::NewWhatIfService(deps));
   impl->services.push_back(internal::NewArtifactService(deps));
+  impl->services.push_back(internal::NewJobService(deps));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -39,6 +39,11 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>* rpcs = nullptr;
   prometheus::Family<prometheus::Histogram>* latency = nullptr;
   prometheus::Counter* plans_served = nullptr;
+  prometheus::Counter* jobs_created = nullptr;
+  prometheus::Counter* jobs_succeeded = nullptr;
+  prometheus::Counter* leases_first = nullptr;
+  prometheus::Counter* leases_reassigned = nullptr;
+  prometheus::Counter* shards_committed = nullptr;
   std::unique_ptr<prometheus::Exposer> exposer;
 };
 
@@ -60,6 +65,28 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(MetricsOptions options) 
                             .Help("Plans returned by GetPlan and ExportPlan.")
                             .Register(*impl->registry)
                             .Add({});
+  impl->jobs_created = &prometheus::BuildCounter()
+                            .Name("kvplan_jobs_created_total")
+                            .Help("Calibration jobs created.")
+                            .Register(*impl->registry)
+                            .Add({});
+  impl->jobs_succeeded = &prometheus::BuildCounter()
+                              .Name("kvplan_jobs_succeeded_total")
+                              .Help("Calibration jobs whose last shard committed.")
+                              .Register(*impl->registry)
+                              .Add({});
+  prometheus::Family<prometheus::Counter>& leases =
+      prometheus::BuildCounter()
+          .Name("kvplan_shard_leases_total")
+          .Help("Shard leases granted; kind=reassigned when an earlier lease had expired.")
+          .Register(*impl->registry);
+  impl->leases_first = &leases.Add({{"kind", "first"}});
+  impl->leases_reassigned = &leases.Add({{"kind", "reassigned"}});
+  impl->shards_committed = &prometheus::BuildCounter()
+                                .Name("kvplan_shards_committed_total")
+                                .Help("Shards committed (repeated commits not counted).")
+                                .Register(*impl->registry)
+                                .Add({});
   impl->store_size = std::make_shared<StoreSizeCollectable>(std::move(options.store_size_bytes));
   if (!options.listen.empty()) {
     // prometheus-cpp reports a failed bind by throwing; keep that inside here.
@@ -88,6 +115,17 @@ void Metrics::RecordRpc(std::string_view method, std::string_view code, double s
 }
 
 void Metrics::PlanServed() { impl_->plans_served->Increment(); }
+
+void Metrics::JobCreated() { impl_->jobs_created->Increment(); }
+
+void Metrics::ShardLeased(bool reassigned) {
+  (reassigned ? impl_->leases_reassigned : impl_->leases_first)->Increment();
+}
+
+void Metrics::ShardCommitted(bool job_done) {
+  impl_->shards_committed->Increment();
+  if (job_done) impl_->jobs_succeeded->Increment();
+}
 
 int Metrics::port() const {
   if (impl_->exposer == nullptr) return 0;

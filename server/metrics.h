@@ -4,6 +4,11 @@
 //   kvplan_rpc_duration_seconds{method}       histogram: handler latency
 //   kvplan_plans_served_total                 counter: plans returned by GetPlan/ExportPlan
 //   kvplan_store_size_bytes                   gauge: RocksDB SST + memtable bytes
+//   kvplan_jobs_created_total                 counter: calibration jobs created
+//   kvplan_jobs_succeeded_total               counter: jobs whose last shard committed
+//   kvplan_shard_leases_total{kind}           counter: leases granted; kind="first" or
+//                                             "reassigned" (an earlier lease had expired)
+//   kvplan_shards_committed_total             counter: shards committed (retries not counted)
 //
 // Example:
 //   absl::StatusOr<std::unique_ptr<Metrics>> m = Metrics::Start({.listen = "127.0.0.1:0"});
@@ -40,6 +45,11 @@ class Metrics {
   // `code` is the gRPC code's name ("OK", "NOT_FOUND", ...).
   void RecordRpc(std::string_view method, std::string_view code, double seconds);
   void PlanServed();
+  void JobCreated();
+  // `reassigned`: the shard had an earlier lease, which expired.
+  void ShardLeased(bool reassigned);
+  // `job_done`: this commit finished its job.
+  void ShardCommitted(bool job_done);
   // Bound port of the endpoint, 0 when none.
   int port() const;
 

@@ -11,6 +11,7 @@
 #include "core/whatif.h"
 #include "nlohmann/json.hpp"
 #include "proto/wire_convert.h"
+#include "server/job_registry.h"
 #include "server/plan_versions.h"
 
 namespace kvplan::server {
@@ -87,7 +88,17 @@ absl::StatusOr<v1::CreatePlanResponse> PlanRegistry::Create(const v1::CreatePlan
   if (!options.ok()) return options.status();
   absl::StatusOr<v1::Model> model = models_->Get(request.model_id());
   if (!model.ok()) return model.status();
-  absl::StatusOr<UploadedStats> uploaded = ParseUploadedStats(*model, request.stats());
+  std::string job_stats;
+  if (!request.job_id().empty()) {
+    if (!request.stats().empty()) {
+      return absl::InvalidArgumentError("give either stats or job_id, not both");
+    }
+    absl::StatusOr<std::string> bytes = LoadJobStats(*store_, model->model_id(), request.job_id());
+    if (!bytes.ok()) return bytes.status();
+    job_stats = *std::move(bytes);
+  }
+  absl::StatusOr<UploadedStats> uploaded =
+      ParseUploadedStats(*model, request.job_id().empty() ? request.stats() : job_stats);
   if (!uploaded.ok()) return uploaded.status();
   absl::StatusOr<EnergyTable> table = EnergyTableFromStats(uploaded->stats);
   if (!table.ok()) return table.status();
@@ -99,7 +110,9 @@ absl::StatusOr<v1::CreatePlanResponse> PlanRegistry::Create(const v1::CreatePlan
   plan->provenance = {.tokens = uploaded->stats.tokens(),
                       .stats_digest = uploaded->digest,
                       .created_unix = clock_(),
-                      .source = request.source()};
+                      .source = request.source().empty() && !request.job_id().empty()
+                                    ? absl::StrFormat("job:%s", request.job_id())
+                                    : request.source()};
   const std::string digest = PlanDigest(*plan);
 
   absl::MutexLock lock(&write_mu_);

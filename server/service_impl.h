@@ -22,6 +22,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/service_type.h"
 #include "server/channel_registry.h"
+#include "server/job_registry.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/plan_registry.h"
@@ -34,6 +35,7 @@ struct ServiceDeps {
   PlanRegistry* plans = nullptr;
   ChannelRegistry* channels = nullptr;
   WhatIfRunner* whatif = nullptr;
+  JobRegistry* jobs = nullptr;
   Metrics* metrics = nullptr;
   // Bearer token write RPCs must carry; empty leaves writes open.
   std::string auth_token;
@@ -68,6 +70,7 @@ std::unique_ptr<grpc::Service> NewPlanService(const ServiceDeps& deps);
 std::unique_ptr<grpc::Service> NewChannelService(const ServiceDeps& deps);
 std::unique_ptr<grpc::Service> NewWhatIfService(const ServiceDeps& deps);
 std::unique_ptr<grpc::Service> NewArtifactService(const ServiceDeps& deps);
+std::unique_ptr<grpc::Service> NewJobService(const ServiceDeps& deps);
 
 }  // namespace kvplan::server::internal
 

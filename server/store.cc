@@ -12,8 +12,10 @@
 namespace kvplan::server {
 namespace {
 
-constexpr std::array<const char*, 7> kFamilyNames = {
-    "models", "stats", "plans", "plan_versions", "channels", "channel_history", "meta"};
+// Indexed by Family.
+constexpr std::array<const char*, 11> kFamilyNames = {
+    "models", "stats", "plans",      "plan_versions", "channels",   "channel_history",
+    "meta",   "jobs",  "job_shards", "shard_prompts", "shard_stats"};
 constexpr char kSchemaKey[] = "schema_version";
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
@@ -80,21 +82,21 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
 
   absl::StatusOr<std::optional<std::string>> schema = store->Get(Family::kMeta, kSchemaKey);
   if (!schema.ok()) return schema.status();
-  if (!schema->has_value()) {
+  int version = 0;
+  if (schema->has_value() && (!absl::SimpleAtoi(**schema, &version) || version < 1)) {
+    return absl::DataLossError(
+        absl::StrFormat("store %s: meta/schema_version is corrupt ('%s')", options.path, **schema));
+  }
+  if (version > kStoreSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("store %s has schema version %d; this coordinator reads up to %d",
+                        options.path, version, kStoreSchemaVersion));
+  }
+  if (version < kStoreSchemaVersion) {
+    // New or older: the families this version added now exist (created above).
     Batch batch;
     batch.Put(Family::kMeta, kSchemaKey, absl::StrFormat("%d", kStoreSchemaVersion));
     if (absl::Status st = store->Commit(batch); !st.ok()) return st;
-  } else {
-    int version = 0;
-    if (!absl::SimpleAtoi(**schema, &version) || version < 1) {
-      return absl::DataLossError(absl::StrFormat("store %s: meta/schema_version is corrupt ('%s')",
-                                                 options.path, **schema));
-    }
-    if (version > kStoreSchemaVersion) {
-      return absl::FailedPreconditionError(
-          absl::StrFormat("store %s has schema version %d; this coordinator reads up to %d",
-                          options.path, version, kStoreSchemaVersion));
-    }
   }
   return store;
 }

@@ -1,8 +1,8 @@
 // The coordinator's durable state: one RocksDB database, a column family per
 // record kind.
 //
-// Key and value grammar (schema version 1; ids, plan names and channel names are
-// [A-Za-z0-9._-]{1,64}, so "/" separates fields unambiguously; be64 is a
+// Key and value grammar (schema version 2, which added the job families; ids, plan names and
+// channel names are [A-Za-z0-9._-]{1,64}, so "/" separates fields unambiguously; be64 is a
 // big-endian u64 so that keys sort by number):
 //
 // clang-format off
@@ -13,7 +13,12 @@
 //   plan_versions    model_id "/" name "/" be64(version)   kvplan.v1.PlanVersion (protobuf)
 //   channels         model_id "/" channel                  ChannelState (channel_registry.h)
 //   channel_history  be64(sequence)                        kvplan.v1.ChannelMove (protobuf)
-//   meta             "schema_version"                      decimal text, "1"
+//   jobs             job_id                                kvplan.v1.Job (protobuf; progress holds
+//                                                          shards_done and tokens only)
+//   job_shards       job_id "/" be64(shard)                ShardState (records.proto)
+//   shard_prompts    job_id "/" be64(shard)                the shard's prompts, JSONL text
+//   shard_stats      job_id "/" be64(shard)                BlockStats::Serialize() bytes
+//   meta             "schema_version"                      decimal text, "2"
 //                    "rotation/" content_hash              plan_digest of a plan naming it
 // clang-format on
 //
@@ -46,9 +51,24 @@
 
 namespace kvplan::server {
 
-enum class Family { kModels, kStats, kPlans, kPlanVersions, kChannels, kChannelHistory, kMeta };
+enum class Family {
+  kModels,
+  kStats,
+  kPlans,
+  kPlanVersions,
+  kChannels,
+  kChannelHistory,
+  kMeta,
+  kJobs,
+  kJobShards,
+  kShardPrompts,
+  kShardStats,
+};
 
-inline constexpr int kStoreSchemaVersion = 1;
+// Version 1 databases open unchanged (their job families are created empty)
+// and are marked version 2, so that a version-1 coordinator, which does not
+// know those families, refuses them instead of failing inside RocksDB.
+inline constexpr int kStoreSchemaVersion = 2;
 
 struct StoreOptions {
   // Directory of the database; created when missing. Required.

@@ -48,6 +48,8 @@ std::string MessageToJson(const google::protobuf::Message& message);
 // The nouns, one file each: `args` starts with the sub-verb.
 absl::Status RunModelsNoun(const CoordinatorConnection& c, const std::vector<std::string>& args,
                            std::ostream& out);
+absl::Status RunJobsNoun(const CoordinatorConnection& c, const std::vector<std::string>& args,
+                         std::ostream& out);
 absl::Status RunPlansNoun(const CoordinatorConnection& c, const std::vector<std::string>& args,
                           std::ostream& out);
 absl::Status RunChannelsNoun(const CoordinatorConnection& c, const std::vector<std::string>& args,

@@ -1,7 +1,7 @@
 // kvplan: the command-line face of kvplan.
 //
 // Offline verbs work on files alone; with --coordinator ADDR the service nouns
-// (models, plans, channels, whatif) talk to a kvplan-coordinator.
+// (models, jobs, plans, channels, whatif) talk to a kvplan-coordinator.
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -56,8 +56,15 @@ with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator a
                    --calibration FILE (a calibration file carries both) [--name ID]
   models get       --model ID: the stored model as JSON
   models list      [--json]
-  plans create     allocate and store a plan: --model ID --stats FILE (calibration file or
-                   BlockStats) --k-bits B --v-bits B [--score S] [--min-bits N] [--max-bits N]
+  jobs create      a calibration job: --model ID --prompts FILE.jsonl [--shards N (default 1)]
+                   --tokens-per-shard T [--lease-seconds S (default 300)] [--name ID (default:
+                   derived from the inputs)] [--prompt-set-hash H (default sha256 of FILE)]
+                   [--json]; FILE's non-empty lines are cut into N contiguous shards
+  jobs get         --job ID [--json]: state, shards done/total, tokens, tokens/s, ETA
+  jobs list        [--model ID] [--json]
+  jobs cancel      --job ID [--json]
+  plans create     allocate and store a plan: --model ID, --stats FILE (calibration file or
+                   BlockStats) or --job ID (a succeeded job's merged statistics), --k-bits B --v-bits B [--score S] [--min-bits N] [--max-bits N]
                    [--uniform] [--rotation-seed N] [--name N (default "default")]
   plans get        --id DIGEST | --model ID --channel C | --model ID [--name N] [--version V]
                    [--out FILE]: the plan JSON (stdout, or FILE written atomically)

@@ -26,8 +26,8 @@ absl::StatusOr<uint64_t> VersionFlag(const Flags& flags) {
 absl::Status Create(const CoordinatorConnection& c, const std::vector<std::string>& args,
                     std::ostream& out) {
   absl::StatusOr<Flags> flags =
-      Flags::Parse(args, {.values = {"model", "stats", "k-bits", "v-bits", "score", "min-bits",
-                                     "max-bits", "rotation-seed", "name"},
+      Flags::Parse(args, {.values = {"model", "stats", "job", "k-bits", "v-bits", "score",
+                                     "min-bits", "max-bits", "rotation-seed", "name"},
                           .switches = {"uniform"}});
   if (!flags.ok()) return flags.status();
   v1::CreatePlanRequest request;
@@ -35,8 +35,10 @@ absl::Status Create(const CoordinatorConnection& c, const std::vector<std::strin
   if (!model.ok()) return model.status();
   request.set_model_id(*model);
   request.set_name(flags->Get("name").value_or(""));
-  absl::StatusOr<std::string> stats_path = flags->String("stats");
-  if (!stats_path.ok()) return stats_path.status();
+  if (flags->Has("stats") == flags->Has("job")) {
+    return absl::InvalidArgumentError(
+        "pass exactly one of --stats FILE or --job ID (a succeeded calibration job)");
+  }
   absl::StatusOr<double> k_bits = flags->Double("k-bits");
   if (!k_bits.ok()) return k_bits.status();
   absl::StatusOr<double> v_bits = flags->Double("v-bits");
@@ -59,10 +61,15 @@ absl::Status Create(const CoordinatorConnection& c, const std::vector<std::strin
   o->set_min_bits(range->min_bits);
   o->set_max_bits(range->max_bits);
   o->set_rotation_seed(static_cast<uint64_t>(*seed));
-  absl::StatusOr<std::string> bytes = ReadFile(*stats_path);
-  if (!bytes.ok()) return bytes.status();
-  request.set_stats(*std::move(bytes));
-  request.set_source(*stats_path);
+  if (flags->Has("job")) {
+    request.set_job_id(*flags->Get("job"));
+  } else {
+    const std::string stats_path = *flags->Get("stats");
+    absl::StatusOr<std::string> bytes = ReadFile(stats_path);
+    if (!bytes.ok()) return bytes.status();
+    request.set_stats(*std::move(bytes));
+    request.set_source(stats_path);
+  }
   v1::CreatePlanResponse response;
   auto stub = v1::PlanService::NewStub(c.channel());
   if (absl::Status st = FromGrpc(stub->CreatePlan(c.NewContext().get(), request, &response));

@@ -7,7 +7,8 @@
 namespace kvplan::cli {
 
 bool IsServiceNoun(const std::string& noun) {
-  return noun == "models" || noun == "plans" || noun == "channels" || noun == "whatif";
+  return noun == "models" || noun == "jobs" || noun == "plans" || noun == "channels" ||
+         noun == "whatif";
 }
 
 int RunServiceNoun(const CoordinatorFlags& coordinator, const std::string& noun,
@@ -19,6 +20,8 @@ int RunServiceNoun(const CoordinatorFlags& coordinator, const std::string& noun,
   absl::Status status;
   if (noun == "models") {
     status = RunModelsNoun(*connection, args, out);
+  } else if (noun == "jobs") {
+    status = RunJobsNoun(*connection, args, out);
   } else if (noun == "plans") {
     status = RunPlansNoun(*connection, args, out);
   } else if (noun == "channels") {

@@ -1,5 +1,5 @@
-// The service nouns of `kvplan`, which talk to a coordinator: models, plans,
-// channels and whatif. This header pulls in no gRPC; the verbs that do live
+// The service nouns of `kvplan`, which talk to a coordinator: models, jobs,
+// plans, channels and whatif. This header pulls in no gRPC; the verbs that do live
 // behind it (coordinator_connection.h is private to them).
 //
 // Example:

@@ -108,6 +108,38 @@ TEST_F(CoordinatorProcessTest, CliRegistersCreatesPromotesAndFetchesTheOfflinePl
   EXPECT_NE(r.out.find("not found"), std::string::npos) << r.out;
 }
 
+TEST_F(CoordinatorProcessTest, CliCreatesListsGetsAndCancelsJobs) {
+  CoordinatorProcess c(Args());
+  ASSERT_TRUE(c.ok()) << c.output();
+  RunResult r = Cli(c, "models register --calibration " + calib_ + " --name tiny");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string prompts = dir_.Path("prompts.jsonl");
+  ASSERT_TRUE(
+      WriteFileAtomically(prompts, "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"}\n")
+          .ok());
+  r = Cli(c, "jobs create --model tiny --prompts " + prompts +
+                 " --shards 2 --tokens-per-shard 256 --name calib1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("created calib1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("shards 0/2"), std::string::npos) << r.out;
+  r = Cli(c, "jobs list --model tiny");
+  EXPECT_NE(r.out.find("calib1"), std::string::npos) << r.out;
+  r = Cli(c, "jobs get --job calib1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"shardCount\": 2"), std::string::npos) << r.out;
+  r = Cli(c, "jobs cancel --job calib1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("CANCELLED"), std::string::npos) << r.out;
+  r = Cli(c, "jobs get --job nope");
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("no job has id 'nope'"), std::string::npos) << r.out;
+  r = Cli(c, "jobs create --model tiny --prompts " + prompts + " --shards 4 --tokens-per-shard 1");
+  EXPECT_EQ(r.exit_code, 2) << "more shards than prompts: " << r.out;
+  r = Cli(c, "plans create --model tiny --job calib1 --k-bits 3 --v-bits 3");
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("is CANCELLED"), std::string::npos) << "no statistics: " << r.out;
+}
+
 TEST_F(CoordinatorProcessTest, KillNineAfterAnAcknowledgedCreatePlanLosesNothing) {
   std::string plan_line;
   {

@@ -63,5 +63,20 @@ TEST(StoreTest, SecondOpenOfTheSameDirectoryFailsWithAClearError) {
   EXPECT_NE(std::string(second.status().message()).find(dir.Path("db")), std::string::npos);
 }
 
+TEST(StoreTest, AVersionOneStoreOpensAndIsMarkedCurrent) {
+  TempDir dir;
+  {
+    std::unique_ptr<Store> store = *Store::Open({.path = dir.Path("db")});
+    Store::Batch batch;
+    batch.Put(Family::kMeta, "schema_version", "1");
+    batch.Put(Family::kModels, "a", "model-a");
+    ASSERT_TRUE(store->Commit(batch).ok());
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open({.path = dir.Path("db")});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(**(*store)->Get(Family::kMeta, "schema_version"), std::to_string(kStoreSchemaVersion));
+  EXPECT_EQ(**(*store)->Get(Family::kModels, "a"), "model-a");
+}
+
 }  // namespace
 }  // namespace kvplan::server
