@@ -119,11 +119,21 @@ __host__ __device__ constexpr int AttentionSmemBytes(int page_bytes) {
 // the low bits of `quad`): (code0, code1) and (code2, code3), each as its unit
 // centroid.
 // Start of width BITS's replicated pair table in shared memory (words) and
-// the replica this lane reads: entry e of replica r is word e·R + r.
+// the replica this lane reads: entry e of replica r is word e·R + r. Each
+// table starts at a multiple of its own size within the pair area (width 3:
+// 8 KB at 0, width 4: 8 KB at 8 KB, width 2: 2 KB at 16 KB, width 1: 512 B at
+// 18 KB), so a lookup's byte offset within the area is one LOP3:
+// (scaled code pair & mask) | (table start + 4·replica), the bit fields never
+// overlapping, and the area's start is a warp-uniform base.
 __host__ __device__ constexpr int SmemPairOffset(int bits) {
-  return bits == 1 ? 0 : bits == 2 ? 4 * 32 : bits == 3 ? 20 * 32 : 84 * 32;
+  return bits == 3 ? 0 : bits == 4 ? 2048 : bits == 2 ? 4096 : 4608;
 }
 __host__ __device__ constexpr int PairReplicas(int bits) { return bits <= 3 ? 32 : 8; }
+// Same for the single tables (halves; width 8: 512 B at 0, 7: 256 B at 512,
+// 6: 128 B at 768, 5: 64 B at 896).
+__host__ __device__ constexpr int SmemSingleOffset(int bits) {
+  return bits == 8 ? 0 : bits == 7 ? 256 : bits == 6 ? 384 : 448;
+}
 
 template <int BITS>
 __device__ __forceinline__ void DecodeQuad(uint32_t quad, const uint32_t* pair_table,
@@ -154,8 +164,9 @@ __device__ __forceinline__ void DecodeQuad(uint32_t quad, const uint32_t* pair_t
 //          -1 on every other slice
 //   dec.x  width; dec.y code mask of a lookup (pair tables: 2·bits, single: bits)
 //   dec.z  log2 of the pair-table replicas (5 or 3; 0 for single tables)
-//   dec.w  table start in shared memory: pair table (words, widths 1..4) or
-//          single table (halves, widths 5..8)
+//   dec.w  table start in shared memory: pair table (words from the pair area,
+//          widths 1..4, SmemPairOffset) or single table (halves from the single
+//          area, widths 5..8, SmemSingleOffset)
 //
 // acc[tt] (MMA C layout: tokens 16·tt + g, 16·tt + g + 8 x heads 2t, 2t+1)
 // += K̂·q̂ᵀ over one slice, for the four 16-token tiles of a page. The slice's
@@ -185,23 +196,26 @@ __device__ __forceinline__ void KSliceScores(float (&acc)[kTilesPerPage][4], con
     const int pre = rs + 2;
     const uint32_t m = mask << pre;
     const uint32_t sh = static_cast<uint32_t>(2 * bits);
-    const char* pt = reinterpret_cast<const char*>(pair_s + dec.w + (lane & ((1 << rs) - 1)));
+    // Byte offset of this lane's replica within the pair area; disjoint from m.
+    const uint32_t c = static_cast<uint32_t>(4 * (dec.w + (lane & ((1 << rs) - 1))));
+    const char* pt = reinterpret_cast<const char*>(pair_s);
 #pragma unroll
     for (int tt = 0; tt < kTilesPerPage; ++tt) {
       const int bit0 = base - pre + tt * row16;
       const uint32_t x0 = ReadBits32Signed(page_words, bit0);
       const uint32_t x1 = ReadBits32Signed(page_words, bit0 + row8);
       uint32_t a[4];
-      a[0] = *reinterpret_cast<const uint32_t*>(pt + (x0 & m));
-      a[2] = *reinterpret_cast<const uint32_t*>(pt + ((x0 >> sh) & m));
-      a[1] = *reinterpret_cast<const uint32_t*>(pt + (x1 & m));
-      a[3] = *reinterpret_cast<const uint32_t*>(pt + ((x1 >> sh) & m));
+      a[0] = *reinterpret_cast<const uint32_t*>(pt + ((x0 & m) | c));
+      a[2] = *reinterpret_cast<const uint32_t*>(pt + (((x0 >> sh) & m) | c));
+      a[1] = *reinterpret_cast<const uint32_t*>(pt + ((x1 & m) | c));
+      a[3] = *reinterpret_cast<const uint32_t*>(pt + (((x1 >> sh) & m) | c));
       MmaF16x16x8(acc[tt], a, b);
     }
   } else {
-    // Single tables (widths 5..8): byte offsets 2·code, one SHF + LOP3 + add each.
-    const char* st = reinterpret_cast<const char*>(single_s + dec.w);
+    // Single tables (widths 5..8): byte offsets 2·code | table start, one SHF + LOP3 each.
+    const char* st = reinterpret_cast<const char*>(single_s);
     const uint32_t m = mask << 1;
+    const uint32_t c = static_cast<uint32_t>(2 * dec.w);
     const uint32_t s1 = static_cast<uint32_t>(bits - 1), s2 = static_cast<uint32_t>(2 * bits - 1),
                    s3 = static_cast<uint32_t>(3 * bits - 1);
     auto at = [&](uint32_t off) -> uint16_t { return *reinterpret_cast<const uint16_t*>(st + off); };
@@ -211,10 +225,10 @@ __device__ __forceinline__ void KSliceScores(float (&acc)[kTilesPerPage][4], con
       const uint32_t x0 = ReadBits32Signed(page_words, bit0);
       const uint32_t x1 = ReadBits32Signed(page_words, bit0 + row8);
       uint32_t a[4];
-      a[0] = PackHalves(at((x0 << 1) & m), at((x0 >> s1) & m));
-      a[2] = PackHalves(at((x0 >> s2) & m), at((x0 >> s3) & m));
-      a[1] = PackHalves(at((x1 << 1) & m), at((x1 >> s1) & m));
-      a[3] = PackHalves(at((x1 >> s2) & m), at((x1 >> s3) & m));
+      a[0] = PackHalves(at(((x0 << 1) & m) | c), at(((x0 >> s1) & m) | c));
+      a[2] = PackHalves(at(((x0 >> s2) & m) | c), at(((x0 >> s3) & m) | c));
+      a[1] = PackHalves(at(((x1 << 1) & m) | c), at(((x1 >> s1) & m) | c));
+      a[3] = PackHalves(at(((x1 >> s2) & m) | c), at(((x1 >> s3) & m) | c));
       MmaF16x16x8(acc[tt], a, b);
     }
   }
@@ -285,6 +299,86 @@ __device__ __forceinline__ void ReadVRun(const uint32_t* v_words, uint32_t bit,
     quad[1] = lo >> 12;
     quad[2] = __funnelshift_r(lo, hi, 24);
     quad[3] = hi >> 4;
+  }
+}
+
+// O += V̂ᵀ·Pᵀ over the warp's tokens for pair-table widths (V_BITS <= 4).
+// Each thread reads one run of 4·kTilesPerPage codes per V row (rows g and
+// g + 8 of every 16-dim m-tile). All runs of a step share one word offset
+// modulo the m-tile (rows 8 apart are 16·V_BITS words apart) and one bit
+// shift, so a run is 1-3 LDS with immediate offsets and 1-2 SHF. Unaligned
+// runs are read kPre = rs + 2 bits early, aligned ones shifted left, so that
+// every code pair lands at its byte offset in the replicated table (pair ·
+// 4R): a lookup is (SHF +) one LOP3 that also ORs in this lane's replica,
+// off the warp-uniform pair-area base. The bits read early (possibly from the
+// word before the V block: the K norms of the same page) land under the mask.
+template <int V_BITS, int M_TILES>
+__device__ __forceinline__ void VPairTiles(float (&o)[M_TILES][4],
+                                           const uint32_t (&bfrag)[kTilesPerPage][2],
+                                           const uint32_t* v_block, int tok_base, int g, int t,
+                                           int lane, const uint32_t* pair_s) {
+  constexpr int kRs = PairReplicas(V_BITS) == 32 ? 5 : 3;
+  constexpr int kP = kRs + 2;  // bit position of a code pair's byte offset
+  constexpr int kRunBits = 4 * kTilesPerPage * V_BITS;
+  // Runs of a whole number of words start word-aligned (4·T·V·t, 64·V·g and
+  // tok_base·V are multiples of 32 then).
+  constexpr bool kAligned = kRunBits % 32 == 0;
+  constexpr int kPre = kAligned ? 0 : kP;
+  constexpr bool kWide = kPre + kRunBits > 32;
+  constexpr uint32_t kM = ((1u << (2 * V_BITS)) - 1u) << kP;
+  constexpr int kRowWords = 8 * kKernelPageTokens * V_BITS / 32;  // 8 rows
+  const uint32_t c = static_cast<uint32_t>(4 * (SmemPairOffset(V_BITS) +
+                                                (lane & (PairReplicas(V_BITS) - 1))));
+  const char* pt = reinterpret_cast<const char*>(pair_s);
+  const int run0 =
+      (g * kKernelPageTokens + tok_base + 4 * kTilesPerPage * t) * V_BITS - kPre;
+  const uint32_t* vw = v_block + (run0 >> 5);
+  auto field = [&](uint32_t lo, uint32_t hi, int k) -> uint32_t {
+    const int d = kPre + 2 * V_BITS * k - kP;  // compile-time after unrolling
+    if (d < 0) return lo << (-d);
+    if (d == 0) return lo;
+    if (d < 32) return kWide ? __funnelshift_r(lo, hi, d) : lo >> d;
+    return hi >> (d - 32);
+  };
+  auto lookup = [&](uint32_t y) -> uint32_t {
+    return *reinterpret_cast<const uint32_t*>(pt + ((y & kM) | c));
+  };
+#pragma unroll
+  for (int m_tile = 0; m_tile < M_TILES; ++m_tile) {
+    uint32_t lo[2], hi[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t* w = vw + (2 * m_tile + h) * kRowWords;
+      if constexpr (kAligned) {
+        if constexpr (kWide) {
+          const uint2 ww = *reinterpret_cast<const uint2*>(w);
+          lo[h] = ww.x;
+          hi[h] = ww.y;
+        } else {
+          lo[h] = w[0];
+          hi[h] = 0;
+        }
+      } else {
+        uint32_t r;
+        asm("shf.r.wrap.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(w[0]), "r"(w[1]), "r"(run0));
+        lo[h] = r;
+        if constexpr (kWide) {
+          asm("shf.r.wrap.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(w[1]), "r"(w[2]), "r"(run0));
+          hi[h] = r;
+        } else {
+          hi[h] = 0;
+        }
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < kTilesPerPage; ++kk) {
+      uint32_t a[4];
+      a[0] = lookup(field(lo[0], hi[0], 2 * kk));
+      a[2] = lookup(field(lo[0], hi[0], 2 * kk + 1));
+      a[1] = lookup(field(lo[1], hi[1], 2 * kk));
+      a[3] = lookup(field(lo[1], hi[1], 2 * kk + 1));
+      MmaF16x16x8(o[m_tile], a, bfrag[kk]);
+    }
   }
 }
 
@@ -477,8 +571,10 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
           p.tables->pair_tables[PairTableOffset(bits) + i / replicas];
     }
   }
-  for (int i = tid; i < kSingleTableHalves; i += kAttentionThreads) {
-    single_s[i] = p.tables->single_tables[i];
+  for (int bits = 5; bits <= 8; ++bits) {
+    for (int i = tid; i < (1 << bits); i += kAttentionThreads) {
+      single_s[SmemSingleOffset(bits) + i] = p.tables->single_tables[SingleTableOffset(bits) + i];
+    }
   }
   if (tid < desc.num_groups) {
     const int bits = desc.bits[tid], d_g = desc.size[tid];
@@ -486,7 +582,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
     const bool pair = bits <= 4;
     const int4 dec = make_int4(bits, (1 << (pair ? 2 * bits : bits)) - 1,
                                pair ? (bits <= 3 ? 5 : 3) : 0,
-                               pair ? SmemPairOffset(bits) : SingleTableOffset(bits));
+                               pair ? SmemPairOffset(bits) : SmemSingleOffset(bits));
     for (int j = 0; j < count; ++j) {
       slice_s[2 * (first + j)] =
           make_int4(desc.block_offset[tid] * 8 + 16 * j * bits, d_g * bits, 4 * bits,
@@ -611,22 +707,24 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
 
     // O += V̂ᵀ·Pᵀ, 16 dims x kWarpTokens tokens at a time.
     const uint32_t* v_block = reinterpret_cast<const uint32_t*>(page + v_block_offset);
-    const uint32_t* v_pairs = pair_s + SmemPairOffset(V_BITS < 5 ? V_BITS : 1) +
-                              (lane & (PairReplicas(V_BITS < 5 ? V_BITS : 1) - 1));
-    const uint16_t* v_singles = single_s + SingleTableOffset(V_BITS > 4 ? V_BITS : 5);
+    if constexpr (V_BITS <= 4) {
+      VPairTiles<V_BITS, kMTiles>(o, bfrag, v_block, tok_base, g, t, lane, pair_s);
+    } else {
+      const uint16_t* v_singles = single_s + SmemSingleOffset(V_BITS);
 #pragma unroll
-    for (int m_tile = 0; m_tile < kMTiles; ++m_tile) {
-      const uint32_t e0 = static_cast<uint32_t>((m_tile * 16 + g) * kKernelPageTokens + tok_base +
-                                                4 * kTilesPerPage * t);
-      uint32_t quad0[kTilesPerPage], quad1[kTilesPerPage];
-      ReadVRun<V_BITS>(v_block, e0 * V_BITS, quad0);
-      ReadVRun<V_BITS>(v_block, (e0 + 8 * kKernelPageTokens) * V_BITS, quad1);
+      for (int m_tile = 0; m_tile < kMTiles; ++m_tile) {
+        const uint32_t e0 = static_cast<uint32_t>((m_tile * 16 + g) * kKernelPageTokens +
+                                                  tok_base + 4 * kTilesPerPage * t);
+        uint32_t quad0[kTilesPerPage], quad1[kTilesPerPage];
+        ReadVRun<V_BITS>(v_block, e0 * V_BITS, quad0);
+        ReadVRun<V_BITS>(v_block, (e0 + 8 * kKernelPageTokens) * V_BITS, quad1);
 #pragma unroll
-      for (int kk = 0; kk < kTilesPerPage; ++kk) {
-        uint32_t a[4];
-        DecodeQuad<V_BITS>(quad0[kk], v_pairs, v_singles, a[0], a[2]);
-        DecodeQuad<V_BITS>(quad1[kk], v_pairs, v_singles, a[1], a[3]);
-        MmaF16x16x8(o[m_tile], a, bfrag[kk]);
+        for (int kk = 0; kk < kTilesPerPage; ++kk) {
+          uint32_t a[4];
+          DecodeQuad<V_BITS>(quad0[kk], nullptr, v_singles, a[0], a[2]);
+          DecodeQuad<V_BITS>(quad1[kk], nullptr, v_singles, a[1], a[3]);
+          MmaF16x16x8(o[m_tile], a, bfrag[kk]);
+        }
       }
     }
   }
