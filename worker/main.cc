@@ -54,6 +54,20 @@ Verbs:
                                     "mae_reduction_mean": x, "mae_reduction_mean_product": x}}}
                                     to OUT instead of printing a table
              --device D, --dtype T  as for generate
+  serve      Work for a kvplan-coordinator: lease calibration shards, compute their statistics
+             exactly as calibrate does, upload and commit them; retries with backoff through
+             coordinator restarts. (Only in builds with the wire API.)
+             --coordinator ADDR     host:port of kvplan-coordinator
+             --model DIR            the checkpoint for every job's model, or
+             --model-cache DIR      checkpoints as DIR/<model id>/; either way its fingerprint
+                                    must equal the coordinator's model's
+             --token-file F         bearer token for the coordinator's write RPCs
+             --worker-id ID         name in leases and logs (default HOST-PID)
+             --job ID               only serve this job (default: any running job)
+             --seq-len N, --batch N, --bos
+                                    as for calibrate (each shard's token budget is its job's)
+             --once                 exit 0 once no running job is left (default: poll forever)
+             --device D, --dtype T  as for generate
   help       this text
 
 Exit status: 0 success, 2 bad arguments or input, 1 other failures.
@@ -71,6 +85,9 @@ int main(int argc, char** argv) {
   if (verb == "generate") return kvplan::worker_cli::RunGenerate(args, std::cout, std::cerr);
   if (verb == "calibrate") return kvplan::worker_cli::RunCalibrate(args, std::cout, std::cerr);
   if (verb == "eval") return kvplan::worker_cli::RunEval(args, std::cout, std::cerr);
+#ifdef KVPLAN_WORKER_HAS_SERVE
+  if (verb == "serve") return kvplan::worker_cli::RunServe(args, std::cout, std::cerr);
+#endif
   if (verb == "help" || verb == "--help" || verb == "-h") {
     std::cout << kUsage;
     return 0;

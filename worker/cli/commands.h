@@ -22,6 +22,12 @@ int RunCalibrate(const std::vector<std::string>& args, std::ostream& out, std::o
 //                    [--tokens 2048] [--chunk 256] [--device cpu] [--dtype fp32] [--json OUT]
 int RunEval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
+// kvplan-worker serve --coordinator ADDR (--model DIR | --model-cache DIR) [--device cpu]
+//     [--dtype fp32] [--token-file F] [--worker-id ID] [--job ID] [--seq-len N] [--batch 8]
+//     [--bos] [--once]
+// Only in builds with the wire API (KVPLAN_WORKER_HAS_SERVE).
+int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
 }  // namespace kvplan::worker_cli
 
 #endif  // KVPLAN_WORKER_CLI_COMMANDS_H_

@@ -1,0 +1,224 @@
+// Distributed calibration end to end, on real processes and sockets: a
+// kvplan-coordinator on a temporary data dir, `kvplan-worker serve` processes
+// on doc-llama-h64 over a slice of ../shared/data/calib-prompts.jsonl, and the
+// kvplan CLI. The job's merged statistics must equal, bit for bit, the merge of
+// offline `kvplan-worker calibrate` runs over the same shards with the same
+// settings, and the plan served on `stable` must equal `kvplan plan build`'s.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "core/block_stats.h"
+#include "core/calibration_file.h"
+#include "core/digest.h"
+#include "core/file_io.h"
+#include "core/plan.h"
+#include "gtest/gtest.h"
+#include "tests/client/cli_runner.h"
+#include "tests/e2e/child_process.h"
+#include "tests/server/coordinator_process.h"
+
+namespace kvplan {
+namespace {
+
+using ::kvplan::testing::BinaryPath;
+using ::kvplan::testing::ChildProcess;
+using ::kvplan::testing::CoordinatorProcess;
+using ::kvplan::testing::RunKvplan;
+using ::kvplan::testing::RunResult;
+using ::kvplan::testing::ScratchDir;
+using ::kvplan::testing::SharedPath;
+using namespace std::chrono_literals;
+
+constexpr int kShards = 4;
+constexpr int kPromptsPerShard = 10;
+constexpr int kTokensPerShard = 600;
+// Short windows and small batches keep a shard to a second or so on the CPU.
+const std::vector<std::string> kPassFlags = {"--seq-len", "48", "--batch", "4"};
+
+class DistributedCalibrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = SharedPath("models/doc-llama-h64");
+    const std::string prompts = SharedPath("data/calib-prompts.jsonl");
+    if (!std::filesystem::exists(model_ + "/config.json") || !std::filesystem::exists(prompts)) {
+      GTEST_SKIP() << "needs " << model_ << " and " << prompts
+                   << " (set KVPLAN_SHARED_DIR to the shared material)";
+    }
+    // The slice, and its shards cut as `kvplan jobs create --shards` cuts them
+    // (contiguous runs of whole lines, equal here).
+    std::ifstream in(prompts);
+    std::string line, all;
+    std::vector<std::string> shard(kShards);
+    for (int i = 0; i < kShards * kPromptsPerShard && std::getline(in, line); ++i) {
+      all += line + "\n";
+      shard[static_cast<size_t>(i / kPromptsPerShard)] += line + "\n";
+    }
+    slice_ = dir_.Write("slice.jsonl", all);
+    for (int s = 0; s < kShards; ++s) {
+      shard_files_.push_back(dir_.Write(absl::StrFormat("shard%d.jsonl", s), shard[s]));
+    }
+  }
+
+  // Offline: `kvplan-worker calibrate` per shard, merged (exact fixed point)
+  // into one calibration file. Returns its path; `digest` gets the SHA-256 of
+  // the merged BlockStats bytes, as the coordinator names merged statistics.
+  std::string OfflineMergedStats(std::string* digest) {
+    std::optional<CalibrationFile> merged;
+    for (int s = 0; s < kShards; ++s) {
+      const std::string out = dir_.Path(absl::StrFormat("shard%d.kvpc", s));
+      std::vector<std::string> args = {
+          "calibrate", "--model",       model_,
+          "--prompts", shard_files_[s], "--out",
+          out,         "--max-tokens",  std::to_string(kTokensPerShard)};
+      args.insert(args.end(), kPassFlags.begin(), kPassFlags.end());
+      ChildProcess calibrate(BinaryPath("kvplan-worker"), args);
+      EXPECT_EQ(calibrate.Wait(120s), 0) << calibrate.output();
+      absl::StatusOr<std::string> bytes = ReadFile(out);
+      EXPECT_TRUE(bytes.ok()) << bytes.status();
+      if (!bytes.ok()) return "";
+      absl::StatusOr<CalibrationFile> file = ParseCalibrationFile(*bytes);
+      EXPECT_TRUE(file.ok()) << file.status();
+      if (!file.ok()) return "";
+      if (!merged) {
+        merged = *std::move(file);
+      } else {
+        EXPECT_TRUE(merged->stats.Merge(file->stats).ok());
+      }
+    }
+    *digest = Sha256Hex(merged->stats.Serialize());
+    const std::string path = dir_.Path("merged.kvpc");
+    EXPECT_TRUE(WriteFileAtomically(path, SerializeCalibrationFile(*merged)).ok());
+    return path;
+  }
+
+  RunResult Cli(const std::string& address, const std::string& args) {
+    return RunKvplan("--coordinator " + address + " " + args);
+  }
+
+  // Registers the model (from a shard's calibration file, which carries its
+  // fingerprint and architecture) and creates the job; returns the job id.
+  std::string CreateJob(const std::string& address, int lease_seconds) {
+    RunResult r = Cli(
+        address, "models register --calibration " + dir_.Path("shard0.kvpc") + " --name doc-llama");
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    r = Cli(address, absl::StrFormat("jobs create --model doc-llama --prompts %s --shards %d "
+                                     "--tokens-per-shard %d --lease-seconds %d --name calib",
+                                     slice_, kShards, kTokensPerShard, lease_seconds));
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return "calib";
+  }
+
+  std::vector<std::string> ServeArgs(const std::string& address, const std::string& id) {
+    std::vector<std::string> args = {"serve", "--coordinator", address, "--model",
+                                     model_,  "--device",      "cpu",   "--worker-id",
+                                     id,      "--once"};
+    args.insert(args.end(), kPassFlags.begin(), kPassFlags.end());
+    return args;
+  }
+
+  // The job's state and merged statistics digest, from `kvplan jobs get --json`.
+  std::string JobJson(const std::string& address) {
+    return Cli(address, "jobs get --job calib --json").out;
+  }
+
+  ScratchDir dir_{"kvplan_e2e"};
+  std::string model_;
+  std::string slice_;
+  std::vector<std::string> shard_files_;
+};
+
+TEST_F(DistributedCalibrationTest, TwoWorkersFillAJobWhosePlanEqualsTheOfflinePlan) {
+  std::string expected_digest;
+  const std::string merged = OfflineMergedStats(&expected_digest);
+  ASSERT_FALSE(merged.empty());
+
+  CoordinatorProcess coordinator({"--listen", "127.0.0.1:0", "--data-dir", dir_.Path("db")});
+  ASSERT_TRUE(coordinator.ok()) << coordinator.output();
+  const std::string address = coordinator.address();
+  CreateJob(address, 300);
+
+  ChildProcess w1(BinaryPath("kvplan-worker"), ServeArgs(address, "w1"));
+  ChildProcess w2(BinaryPath("kvplan-worker"), ServeArgs(address, "w2"));
+  ASSERT_EQ(w1.Wait(180s), 0) << w1.output();
+  ASSERT_EQ(w2.Wait(180s), 0) << w2.output();
+  // Each shard was committed by exactly one of them.
+  const std::string logs = w1.output() + w2.output();
+  for (int s = 0; s < kShards; ++s) {
+    EXPECT_NE(logs.find(absl::StrFormat("committed job calib shard %d ", s)), std::string::npos)
+        << logs;
+  }
+
+  const std::string job = JobJson(address);
+  EXPECT_NE(job.find("\"SUCCEEDED\""), std::string::npos) << job;
+  EXPECT_NE(job.find(expected_digest), std::string::npos)
+      << "merged statistics differ from the offline merge " << expected_digest << "\n"
+      << job;
+
+  RunResult r = Cli(address, "plans create --model doc-llama --job calib --k-bits 3 --v-bits 3");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cli(address, "channels promote --model doc-llama --channel stable");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cli(address,
+          "plans get --model doc-llama --channel stable --out " + dir_.Path("served.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = RunKvplan("plan build --stats " + merged + " --k-bits 3 --v-bits 3 --out " +
+                dir_.Path("offline.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+
+  absl::StatusOr<KvPlan> served = PlanFromJson(*ReadFile(dir_.Path("served.json")));
+  absl::StatusOr<KvPlan> offline = PlanFromJson(*ReadFile(dir_.Path("offline.json")));
+  ASSERT_TRUE(served.ok()) << served.status();
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  EXPECT_EQ(PlanDigest(*served), PlanDigest(*offline));
+  EXPECT_EQ(served->k_block_bits, offline->k_block_bits);
+  EXPECT_EQ(served->provenance.stats_digest, expected_digest);
+}
+
+TEST_F(DistributedCalibrationTest, SurvivesAKilledWorkerAndACoordinatorKilledMidJob) {
+  std::string expected_digest;
+  ASSERT_FALSE(OfflineMergedStats(&expected_digest).empty());
+
+  auto coordinator = std::make_unique<CoordinatorProcess>(
+      std::vector<std::string>{"--listen", "127.0.0.1:0", "--data-dir", dir_.Path("db")});
+  ASSERT_TRUE(coordinator->ok()) << coordinator->output();
+  const std::string address = coordinator->address();
+  // Short leases, so the killed worker's shard is reassigned within seconds.
+  CreateJob(address, 3);
+
+  // A worker killed while it holds shard 0: its lease dies with it.
+  {
+    ChildProcess doomed(BinaryPath("kvplan-worker"), ServeArgs(address, "doomed"));
+    ASSERT_TRUE(doomed.WaitForOutput("leased job calib shard 0", 60s)) << doomed.output();
+    doomed.Kill(SIGKILL);
+  }
+  // A worker that will ride out the coordinator's death.
+  ChildProcess survivor(BinaryPath("kvplan-worker"), ServeArgs(address, "survivor"));
+  ASSERT_TRUE(survivor.WaitForOutput("leased job calib shard 1", 60s)) << survivor.output();
+  coordinator->Stop(SIGKILL);
+  coordinator.reset();
+  std::this_thread::sleep_for(1s);
+  coordinator = std::make_unique<CoordinatorProcess>(
+      std::vector<std::string>{"--listen", address, "--data-dir", dir_.Path("db")});
+  ASSERT_TRUE(coordinator->ok()) << coordinator->output();
+
+  ASSERT_EQ(survivor.Wait(240s), 0) << survivor.output();
+  EXPECT_NE(survivor.output().find("committed job calib shard 0 (attempt 2)"), std::string::npos)
+      << survivor.output();
+  const std::string job = JobJson(address);
+  EXPECT_NE(job.find("\"SUCCEEDED\""), std::string::npos) << job;
+  EXPECT_NE(job.find(expected_digest), std::string::npos)
+      << "merged statistics differ from the undisturbed merge " << expected_digest << "\n"
+      << job;
+}
+
+}  // namespace
+}  // namespace kvplan
