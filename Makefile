@@ -1,7 +1,7 @@
 # kvplan front door. `make demo` and `make test` work on a fresh Debian 12 machine:
 # each installs what is missing, configures, builds, then runs.
 #
-#   make demo [MODEL=DIR]    Block-GTQ end to end on a model (see README.md)
+#   make demo [MODEL=DIR]    coordinator + workers + plan + what-if on a model (README.md)
 #   make test                every test suite under ctest
 #   make test-asan           core tests under AddressSanitizer + UBSan
 #   make bench               the Google Benchmark programs (numbers go to BENCHMARKS.md)

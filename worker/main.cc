@@ -68,6 +68,10 @@ Verbs:
                                     as for calibrate (each shard's token budget is its job's)
              --once                 exit 0 once no running job is left (default: poll forever)
              --device D, --dtype T  as for generate
+  fingerprint  Print the model's fingerprint: SHA-256 of its architecture, RoPE layout and the
+             tensors that produce q and k; what `kvplan models register --fingerprint` takes and
+             what plans are bound to.
+             --model DIR            as for generate
   help       this text
 
 Exit status: 0 success, 2 bad arguments or input, 1 other failures.
@@ -85,6 +89,9 @@ int main(int argc, char** argv) {
   if (verb == "generate") return kvplan::worker_cli::RunGenerate(args, std::cout, std::cerr);
   if (verb == "calibrate") return kvplan::worker_cli::RunCalibrate(args, std::cout, std::cerr);
   if (verb == "eval") return kvplan::worker_cli::RunEval(args, std::cout, std::cerr);
+  if (verb == "fingerprint") {
+    return kvplan::worker_cli::RunFingerprint(args, std::cout, std::cerr);
+  }
 #ifdef KVPLAN_WORKER_HAS_SERVE
   if (verb == "serve") return kvplan::worker_cli::RunServe(args, std::cout, std::cerr);
 #endif

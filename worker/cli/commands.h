@@ -22,6 +22,11 @@ int RunCalibrate(const std::vector<std::string>& args, std::ostream& out, std::o
 //                    [--tokens 2048] [--chunk 256] [--device cpu] [--dtype fp32] [--json OUT]
 int RunEval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
+// kvplan-worker fingerprint --model DIR: prints the model's fingerprint
+// (worker/model/fingerprint.h), the identity `kvplan models register --fingerprint` and plans are
+// bound to.
+int RunFingerprint(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
 // kvplan-worker serve --coordinator ADDR (--model DIR | --model-cache DIR) [--device cpu]
 //     [--dtype fp32] [--token-file F] [--worker-id ID] [--job ID] [--seq-len N] [--batch 8]
 //     [--bos] [--once]

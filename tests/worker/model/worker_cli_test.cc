@@ -9,6 +9,8 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/worker/model/test_util.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/fingerprint.h"
 
 namespace kvplan {
 namespace {
@@ -157,6 +159,18 @@ TEST(WorkerCliTest, EvalReproducesThePaperDiagnostic) {
       EXPECT_GT(budget["layers"][l]["top10_bgt"].get<double>(), 0.5);
     }
   }
+}
+
+TEST(WorkerCliTest, FingerprintMatchesTheLibraryAndNamesBadDirectories) {
+  KVPLAN_REQUIRE_SHARED(model, "models/doc-llama-h64");
+  const RunResult run = RunWorker(absl::StrCat("fingerprint --model ", model.string()));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  absl::StatusOr<Checkpoint> checkpoint = Checkpoint::Open(model);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  EXPECT_EQ(run.out, *ModelFingerprint(*checkpoint) + "\n");
+  const RunResult missing = RunWorker("fingerprint --model /nonexistent/model");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, HasSubstr("/nonexistent/model"));
 }
 
 TEST(WorkerCliTest, EvalRefusesTextsTooShortForTheProtocol) {
