@@ -9,8 +9,14 @@
 namespace kvplan {
 namespace {
 
-// A block's next marginal gain, s_i·4^(−b_i). ldexp keeps it an exact power-of-two
-// scaling of the score, so comparisons match any implementation of the paper's rule.
+// 4^(−b) for b in [0, 8]: powers of two, so s·kQuarterPow[b] is exactly s scaled
+// by 2^(−2b) (the same bits ldexp would give, several times cheaper) and gain
+// comparisons match any implementation of the paper's rule.
+constexpr double kQuarterPow[kMaxSupportedBits + 1] = {
+    1.0,          0.25,           0.0625,           0.015625,          0.00390625,
+    0.0009765625, 0.000244140625, 0.00006103515625, 0.0000152587890625};
+
+// A block's next marginal gain, s_i·4^(−b_i).
 struct Candidate {
   double gain;
   int block;
@@ -101,7 +107,7 @@ absl::StatusOr<std::vector<std::vector<int>>> GreedyAllocateBudgets(
   heap.reserve(num_blocks);
   if (options.max_bits > options.min_bits) {
     for (int i = 0; i < num_blocks; ++i) {
-      heap.push_back({std::ldexp(scores[i], -2 * options.min_bits), i});
+      heap.push_back({scores[i] * kQuarterPow[options.min_bits], i});
     }
     std::make_heap(heap.begin(), heap.end(),
                    [](const Candidate& a, const Candidate& b) { return Before(b, a); });
@@ -119,7 +125,7 @@ absl::StatusOr<std::vector<std::vector<int>>> GreedyAllocateBudgets(
         heap.front() = heap.back();
         heap.pop_back();
       } else {
-        heap.front().gain = std::ldexp(scores[block], -2 * bits[block]);
+        heap.front().gain = scores[block] * kQuarterPow[bits[block]];
       }
       if (!heap.empty()) SiftDown(heap, 0);
     }
@@ -148,7 +154,9 @@ absl::StatusOr<std::vector<int>> UniformAllocate(int num_blocks, const Allocatio
 double AllocationDistortion(absl::Span<const double> scores, absl::Span<const int> bits) {
   double total = 0.0;
   for (size_t i = 0; i < scores.size() && i < bits.size(); ++i) {
-    total += std::ldexp(scores[i], -2 * bits[i]);
+    const int b = bits[i];
+    total += b >= 0 && b <= kMaxSupportedBits ? scores[i] * kQuarterPow[b]
+                                              : std::ldexp(scores[i], -2 * b);
   }
   return total;
 }

@@ -2,6 +2,8 @@
 // what-if, and refusals that store nothing.
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "core/energy_table.h"
 #include "core/plan.h"
@@ -253,6 +255,48 @@ TEST_F(RegistryTest, WhatIfEqualsCoreRunWhatIf) {
       EXPECT_EQ(r.layers(static_cast<int>(j)).distortion(), l.layers[j].distortion);
     }
   }
+}
+
+// The runner keeps parsed statistics by digest (a bounded cache): every digest,
+// the latest by default or an older one by name, even after it was evicted,
+// answers from its own statistics.
+TEST_F(RegistryTest, WhatIfAnswersFromEachDigestsOwnStatistics) {
+  constexpr int kDigests = 10;  // more than the runner keeps
+  v1::WhatIfRequest request;
+  request.set_model_id("tiny");
+  for (double k : {2.0, 3.0}) request.add_k_bits(k);
+  request.add_v_bits(3);
+  std::vector<v1::WhatIfResponse> first;
+  for (int seed = 0; seed < kDigests; ++seed) {
+    // A name per seed: a plan equal to its name's latest version would store nothing.
+    const std::string name = "s" + std::to_string(seed);
+    ASSERT_TRUE(r_->plans->Create(PlanRequest(3, 3, TestStats(seed).Serialize(), name)).ok());
+    request.clear_stats_digest();  // the model's latest statistics
+    absl::StatusOr<v1::WhatIfResponse> r = r_->whatif->Run(request);
+    ASSERT_TRUE(r.ok()) << r.status();
+    absl::StatusOr<std::vector<WhatIfResult>> local =
+        RunWhatIf(*EnergyTableFromStats(TestStats(seed)), {.k_bits = {2, 3}, .v_bits = {3}});
+    ASSERT_TRUE(local.ok());
+    for (int i = 0; i < r->rows_size(); ++i) {
+      EXPECT_EQ(r->rows(i).distortion_ratio(), (*local)[static_cast<size_t>(i)].distortion_ratio)
+          << "seed " << seed;
+    }
+    if (seed > 0) {
+      EXPECT_NE(r->stats_digest(), first.back().stats_digest());
+    }
+    first.push_back(*std::move(r));
+  }
+  // Twice over, oldest first, so the earliest digests come back after eviction.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const v1::WhatIfResponse& want : first) {
+      request.set_stats_digest(want.stats_digest());
+      absl::StatusOr<v1::WhatIfResponse> again = r_->whatif->Run(request);
+      ASSERT_TRUE(again.ok()) << again.status();
+      EXPECT_EQ(again->SerializeAsString(), want.SerializeAsString());
+    }
+  }
+  request.set_stats_digest(std::string(64, '0'));
+  EXPECT_EQ(r_->whatif->Run(request).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(RegistryTest, BadInputIsRefusedWithTheRightCodeAndNothingStored) {
