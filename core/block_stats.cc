@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/byte_io.h"
 #include "core/digest.h"
 
 // Serialized form (all integers little-endian):
@@ -59,8 +60,8 @@ absl::Status CheckSums(absl::Span<const double> sums, int num_blocks, const char
 class Writer {
  public:
   void Bytes(const void* data, size_t n) { out_.append(static_cast<const char*>(data), n); }
-  void U32(uint32_t v) { Le(v, 4); }
-  void U64(uint64_t v) { Le(v, 8); }
+  void U32(uint32_t v) { AppendLittleEndian(out_, v, 4); }
+  void U64(uint64_t v) { AppendLittleEndian(out_, v, 8); }
   void U128(absl::uint128 v) {
     U64(absl::Uint128Low64(v));
     U64(absl::Uint128High64(v));
@@ -68,23 +69,13 @@ class Writer {
   std::string& out() { return out_; }
 
  private:
-  void Le(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
   std::string out_;
 };
 
+// Reads fields whose presence the caller checked against the total size first.
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
-  size_t remaining() const { return in_.size() - pos_; }
-  uint64_t Le(int n) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; ++i)
-      v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
-    pos_ += n;
-    return v;
-  }
   uint32_t U32() { return static_cast<uint32_t>(Le(4)); }
   uint64_t U64() { return Le(8); }
   absl::uint128 U128() {
@@ -93,8 +84,12 @@ class Reader {
   }
 
  private:
-  std::string_view in_;
-  size_t pos_ = 0;
+  uint64_t Le(int bytes) {
+    uint64_t v = 0;
+    in_.LittleEndian(bytes, &v);
+    return v;
+  }
+  ByteReader in_;
 };
 
 }  // namespace

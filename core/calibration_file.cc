@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "core/byte_io.h"
 #include "core/digest.h"
 #include "nlohmann/json.hpp"
 
@@ -13,16 +14,11 @@ constexpr char kMagic[4] = {'K', 'V', 'P', 'C'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kChecksumBytes = 64;
 
-void PutLe(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t GetLe(std::string_view in, size_t pos, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) {
-    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[pos + i])) << (8 * i);
-  }
-  return v;
+// A little-endian integer at a position the caller has bounds-checked.
+uint64_t LittleEndianAt(std::string_view in, size_t pos, int bytes) {
+  uint64_t value = 0;
+  ByteReader(in.substr(pos)).LittleEndian(bytes, &value);
+  return value;
 }
 
 std::string StringField(const nlohmann::json& obj, const char* key) {
@@ -47,10 +43,10 @@ std::string SerializeCalibrationFile(const CalibrationFile& file) {
   const std::string meta_text = meta.dump();
   const std::string stats = file.stats.Serialize();
   std::string out(kMagic, sizeof(kMagic));
-  PutLe(out, kVersion, 4);
-  PutLe(out, meta_text.size(), 4);
+  AppendLittleEndian(out, kVersion, 4);
+  AppendLittleEndian(out, meta_text.size(), 4);
   out += meta_text;
-  PutLe(out, stats.size(), 8);
+  AppendLittleEndian(out, stats.size(), 8);
   out += stats;
   out += Sha256Hex(out);
   return out;
@@ -60,7 +56,7 @@ absl::StatusOr<CalibrationFile> ParseCalibrationFile(std::string_view bytes) {
   if (!LooksLikeCalibrationFile(bytes) || bytes.size() < 12 + 8 + kChecksumBytes) {
     return absl::DataLossError("not a kvplan calibration file (no 'KVPC' header)");
   }
-  const uint32_t version = static_cast<uint32_t>(GetLe(bytes, 4, 4));
+  const uint32_t version = static_cast<uint32_t>(LittleEndianAt(bytes, 4, 4));
   if (version != kVersion) {
     return absl::DataLossError(absl::StrFormat(
         "calibration file version %d is not supported (this build reads %d)", version, kVersion));
@@ -69,11 +65,11 @@ absl::StatusOr<CalibrationFile> ParseCalibrationFile(std::string_view bytes) {
   if (Sha256Hex(body) != bytes.substr(bytes.size() - kChecksumBytes)) {
     return absl::DataLossError("calibration file checksum mismatch: truncated or corrupt");
   }
-  const uint64_t meta_bytes = GetLe(bytes, 8, 4);
+  const uint64_t meta_bytes = LittleEndianAt(bytes, 8, 4);
   if (12 + meta_bytes + 8 > body.size()) {
     return absl::DataLossError("calibration file metadata runs past the end of the file");
   }
-  const uint64_t stats_bytes = GetLe(bytes, 12 + meta_bytes, 8);
+  const uint64_t stats_bytes = LittleEndianAt(bytes, 12 + meta_bytes, 8);
   if (12 + meta_bytes + 8 + stats_bytes != body.size()) {
     return absl::DataLossError("calibration file statistics length disagrees with the file size");
   }

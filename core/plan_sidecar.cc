@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "core/byte_io.h"
 #include "core/digest.h"
 
 namespace kvplan {
@@ -12,36 +13,6 @@ constexpr char kMagic[4] = {'K', 'V', 'P', 'B'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kHashBytes = 64;
 
-void PutLe(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-// Reads forward through the body, failing (once, by name) when it runs short.
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool Take(size_t n, std::string_view* out) {
-    if (pos_ + n > in_.size()) return false;
-    *out = in_.substr(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  bool Le(int bytes, uint64_t* v) {
-    std::string_view raw;
-    if (!Take(static_cast<size_t>(bytes), &raw)) return false;
-    *v = 0;
-    for (int i = 0; i < bytes; ++i) {
-      *v |= static_cast<uint64_t>(static_cast<uint8_t>(raw[i])) << (8 * i);
-    }
-    return true;
-  }
-  bool done() const { return pos_ == in_.size(); }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-};
-
 absl::Status Truncated(const char* part) {
   return absl::DataLossError(absl::StrFormat("plan sidecar truncated in %s", part));
 }
@@ -50,21 +21,21 @@ absl::Status Truncated(const char* part) {
 
 std::string PlanToSidecar(const KvPlan& plan) {
   std::string out(kMagic, sizeof(kMagic));
-  PutLe(out, kVersion, 4);
+  AppendLittleEndian(out, kVersion, 4);
   out += PlanDigest(plan);
-  PutLe(out, plan.model_fingerprint.size(), 2);
+  AppendLittleEndian(out, plan.model_fingerprint.size(), 2);
   out += plan.model_fingerprint;
-  PutLe(out, static_cast<uint64_t>(plan.num_layers), 2);
-  PutLe(out, static_cast<uint64_t>(plan.num_kv_heads), 2);
-  PutLe(out, static_cast<uint64_t>(plan.head_dim), 2);
-  PutLe(out, static_cast<uint64_t>(plan.options.v_bits), 1);
-  PutLe(out, plan.options.k_scheme == KScheme::kUniform ? 1 : 0, 1);
+  AppendLittleEndian(out, static_cast<uint64_t>(plan.num_layers), 2);
+  AppendLittleEndian(out, static_cast<uint64_t>(plan.num_kv_heads), 2);
+  AppendLittleEndian(out, static_cast<uint64_t>(plan.head_dim), 2);
+  AppendLittleEndian(out, static_cast<uint64_t>(plan.options.v_bits), 1);
+  AppendLittleEndian(out, plan.options.k_scheme == KScheme::kUniform ? 1 : 0, 1);
   for (const std::vector<int>& head : plan.k_block_bits) {
-    for (int bits : head) PutLe(out, static_cast<uint64_t>(bits), 1);
+    for (int bits : head) AppendLittleEndian(out, static_cast<uint64_t>(bits), 1);
   }
-  PutLe(out, plan.rotation_hashes.size(), 2);
+  AppendLittleEndian(out, plan.rotation_hashes.size(), 2);
   for (const auto& [dim, hash] : plan.rotation_hashes) {
-    PutLe(out, static_cast<uint64_t>(dim), 2);
+    AppendLittleEndian(out, static_cast<uint64_t>(dim), 2);
     out += hash;
   }
   out += Sha256Hex(out);
@@ -80,9 +51,9 @@ absl::StatusOr<PlanSidecar> ParsePlanSidecar(std::string_view bytes) {
   if (Sha256Hex(body) != bytes.substr(bytes.size() - kHashBytes)) {
     return absl::DataLossError("plan sidecar checksum mismatch: truncated or corrupt");
   }
-  Reader r(body.substr(sizeof(kMagic)));
+  ByteReader r(body.substr(sizeof(kMagic)));
   uint64_t version = 0, fp_len = 0, layers = 0, heads = 0, head_dim = 0, v_bits = 0, scheme = 0;
-  if (!r.Le(4, &version)) return Truncated("version");
+  if (!r.LittleEndian(4, &version)) return Truncated("version");
   if (version != kVersion) {
     return absl::DataLossError(absl::StrFormat(
         "plan sidecar version %d is not supported (this build reads %d)", version, kVersion));
@@ -91,10 +62,10 @@ absl::StatusOr<PlanSidecar> ParsePlanSidecar(std::string_view bytes) {
   std::string_view text;
   if (!r.Take(kHashBytes, &text)) return Truncated("digest");
   out.digest = std::string(text);
-  if (!r.Le(2, &fp_len) || !r.Take(fp_len, &text)) return Truncated("fingerprint");
+  if (!r.LittleEndian(2, &fp_len) || !r.Take(fp_len, &text)) return Truncated("fingerprint");
   out.model_fingerprint = std::string(text);
-  if (!r.Le(2, &layers) || !r.Le(2, &heads) || !r.Le(2, &head_dim) || !r.Le(1, &v_bits) ||
-      !r.Le(1, &scheme)) {
+  if (!r.LittleEndian(2, &layers) || !r.LittleEndian(2, &heads) || !r.LittleEndian(2, &head_dim) ||
+      !r.LittleEndian(1, &v_bits) || !r.LittleEndian(1, &scheme)) {
     return Truncated("shape");
   }
   if (head_dim % 2 != 0 || scheme > 1) {
@@ -111,15 +82,15 @@ absl::StatusOr<PlanSidecar> ParsePlanSidecar(std::string_view bytes) {
     head.resize(head_dim / 2);
     for (int& bits : head) {
       uint64_t b = 0;
-      if (!r.Le(1, &b)) return Truncated("block bits");
+      if (!r.LittleEndian(1, &b)) return Truncated("block bits");
       bits = static_cast<int>(b);
     }
   }
   uint64_t rotations = 0;
-  if (!r.Le(2, &rotations)) return Truncated("rotation count");
+  if (!r.LittleEndian(2, &rotations)) return Truncated("rotation count");
   for (uint64_t i = 0; i < rotations; ++i) {
     uint64_t dim = 0;
-    if (!r.Le(2, &dim) || !r.Take(kHashBytes, &text)) return Truncated("rotations");
+    if (!r.LittleEndian(2, &dim) || !r.Take(kHashBytes, &text)) return Truncated("rotations");
     out.rotation_hashes[static_cast<int>(dim)] = std::string(text);
   }
   if (!r.done()) return absl::DataLossError("plan sidecar has trailing bytes before its checksum");
