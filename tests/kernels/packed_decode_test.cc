@@ -325,6 +325,27 @@ TEST(DispatchTest, NamesUnsupportedValuesAndSets) {
   EXPECT_NE(plan.status().message().find("head_dim 96"), std::string::npos);
 }
 
+TEST(DispatchTest, CallsWithTheMatchingCompileTimeConstant) {
+  int seen = 0;
+  EXPECT_EQ(DispatchGroupSize(4,
+                              [&](auto g) {
+                                seen = decltype(g)::value;
+                                return cudaSuccess;
+                              }),
+            cudaSuccess);
+  EXPECT_EQ(seen, 4);
+  EXPECT_EQ(DispatchGroupSize(3, [](auto) { return cudaSuccess; }), cudaErrorInvalidValue);
+  EXPECT_EQ(DispatchVBits(5, [](auto) { return cudaSuccess; }), cudaErrorInvalidValue);
+  EXPECT_EQ(DispatchDecodeConfig(64, 8, 2,
+                                 [&](auto hd, auto gs, auto vb) {
+                                   seen = decltype(hd)::value * 100 + decltype(gs)::value * 10 +
+                                          decltype(vb)::value;
+                                   return cudaErrorNotReady;  // Passed through unchanged.
+                                 }),
+            cudaErrorNotReady);
+  EXPECT_EQ(seen, 6482);
+}
+
 TEST(PackedPlanTest, K3V3At128FitsTheByteBudget) {
   // The bench's K3V3 plans spread widths over 1..6: at most 6 groups.
   const HeadCodec codec = CodecFromWidths(

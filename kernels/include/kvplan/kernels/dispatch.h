@@ -41,49 +41,28 @@ inline std::string UnsupportedDecodeConfig(int head_dim, int group_size, int v_b
 template <int V>
 using IntConstant = std::integral_constant<int, V>;
 
-// Calls f(IntConstant<head_dim>) or returns cudaErrorInvalidValue.
+// Calls f(IntConstant<V>{}) for the V of VALUES equal to `value`; returns
+// cudaErrorInvalidValue when none is.
+template <int... VALUES, typename F>
+cudaError_t DispatchOneOf(int value, F&& f) {
+  cudaError_t result = cudaErrorInvalidValue;
+  (void)((value == VALUES ? (result = f(IntConstant<VALUES>{}), true) : false) || ...);
+  return result;
+}
+
 template <typename F>
 cudaError_t DispatchHeadDim(int head_dim, F&& f) {
-  switch (head_dim) {
-    case 64:
-      return f(IntConstant<64>{});
-    case 128:
-      return f(IntConstant<128>{});
-    default:
-      return cudaErrorInvalidValue;
-  }
+  return DispatchOneOf<64, 128>(head_dim, f);
 }
 
 template <typename F>
 cudaError_t DispatchGroupSize(int group_size, F&& f) {
-  switch (group_size) {
-    case 1:
-      return f(IntConstant<1>{});
-    case 2:
-      return f(IntConstant<2>{});
-    case 4:
-      return f(IntConstant<4>{});
-    case 8:
-      return f(IntConstant<8>{});
-    default:
-      return cudaErrorInvalidValue;
-  }
+  return DispatchOneOf<1, 2, 4, 8>(group_size, f);
 }
 
 template <typename F>
 cudaError_t DispatchVBits(int v_bits, F&& f) {
-  switch (v_bits) {
-    case 2:
-      return f(IntConstant<2>{});
-    case 3:
-      return f(IntConstant<3>{});
-    case 4:
-      return f(IntConstant<4>{});
-    case 8:
-      return f(IntConstant<8>{});
-    default:
-      return cudaErrorInvalidValue;
-  }
+  return DispatchOneOf<2, 3, 4, 8>(v_bits, f);
 }
 
 // f(IntConstant<HEAD_DIM>, IntConstant<GROUP_SIZE>, IntConstant<V_BITS>).
