@@ -23,7 +23,7 @@
 #include "core/plan.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_runner.h"
-#include "tests/e2e/child_process.h"
+#include "tests/common/child_process.h"
 #include "tests/server/coordinator_process.h"
 
 namespace kvplan {

@@ -9,21 +9,13 @@
 #include <string_view>
 
 #include "gtest/gtest.h"
+#include "tests/common/shared_path.h"
 
 namespace kvplan::tokenizer_test {
 
-// `relative` under shared/: ../shared from the project root (where ctest runs
-// the tests), else the KVPLAN_SHARED_DIR the build was configured with.
-// nullopt when neither exists.
+// See tests/common/shared_path.h.
 inline std::optional<std::filesystem::path> SharedPath(std::string_view relative) {
-  std::error_code error;
-  const std::filesystem::path local = std::filesystem::path("../shared") / relative;
-  if (std::filesystem::exists(local, error)) return local;
-#ifdef KVPLAN_SHARED_DIR
-  const std::filesystem::path configured = std::filesystem::path(KVPLAN_SHARED_DIR) / relative;
-  if (std::filesystem::exists(configured, error)) return configured;
-#endif
-  return std::nullopt;
+  return ::kvplan::testing::FindSharedPath(relative);
 }
 
 // A fresh, empty directory for the running test.

@@ -1,13 +1,14 @@
-// A child process for end-to-end tests: any binary of the build, its stdout
-// and stderr read through a pipe, waited for with a timeout, killed with any
-// signal. (tests/server/coordinator_process.h is the coordinator's own.)
+// A child process for tests that run the project's real binaries: any binary
+// of the build, its stdout and stderr read through a pipe, waited for with a
+// timeout, killed with any signal. (tests/server/coordinator_process.h builds
+// the coordinator's wrapper on it.)
 //
 // Example:
 //   ChildProcess w(BinaryPath("kvplan-worker"), {"serve", "--coordinator", addr, "--once"});
 //   ASSERT_TRUE(w.WaitForOutput("leased job", std::chrono::seconds(30)));
 //   w.Kill(SIGKILL);
-#ifndef KVPLAN_TESTS_E2E_CHILD_PROCESS_H_
-#define KVPLAN_TESTS_E2E_CHILD_PROCESS_H_
+#ifndef KVPLAN_TESTS_COMMON_CHILD_PROCESS_H_
+#define KVPLAN_TESTS_COMMON_CHILD_PROCESS_H_
 
 #include <poll.h>
 #include <signal.h>
@@ -85,6 +86,7 @@ class ChildProcess {
     return exit_code_;
   }
   int Kill(int signal) {
+    if (exit_code_) return *exit_code_;  // Already reaped: nothing to signal.
     kill(pid_, signal);
     int status = 0;
     waitpid(pid_, &status, 0);
@@ -113,4 +115,4 @@ class ChildProcess {
 
 }  // namespace kvplan::testing
 
-#endif  // KVPLAN_TESTS_E2E_CHILD_PROCESS_H_
+#endif  // KVPLAN_TESTS_COMMON_CHILD_PROCESS_H_
