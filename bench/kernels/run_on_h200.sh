@@ -4,7 +4,8 @@
 # on a subset, and the decode benchmark. Abseil, GoogleTest, nlohmann-json and
 # OpenSSL come as Debian .debs carried in .kdeps (apt-get download ...).
 # Usage (repo root): bench/kernels/run_on_h200.sh [bench args...]; logs to $OUT.
-# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), NCU_CASE (below).
+# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), NCU_CASE and
+# AB_HEADER (below).
 # Name .kdeps in the device tool's carry (it is git-ignored).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -18,8 +19,36 @@ cmake -S kernels -B /tmp/build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="/tmp/deb/usr;$LIB/cmake;$TORCH" -DOPENSSL_ROOT_DIR=/tmp/deb/usr \
   -DCMAKE_EXE_LINKER_FLAGS="-L$LIB -Wl,-rpath-link,$LIB" > "$OUT/configure.log" 2>&1 \
   || { tail -40 "$OUT/configure.log"; exit 1; }
+# AB_HEADERS="a.cuh b.cuh": more benchmark binaries, each built (alongside, in a copy of
+# the tree) with that file as decode_attention.cuh, e.g. the committed kernel
+# (git show HEAD:kernels/include/kvplan/kernels/decode_attention.cuh > .kab/old.cuh,
+# carry .kab); AB_FLAGS="-DKVPLAN_TILES_PER_WARP=4": one more, the working tree built
+# with these extra flags. All are alternated with the working tree's binary on AB_CASE
+# at the end (same process start, same card).
+configure_variant() {  # source dir, build dir, extra flags
+  cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
+    -DCMAKE_CUDA_FLAGS="$3" -DCMAKE_CXX_FLAGS="$3" \
+    -DCMAKE_PREFIX_PATH="/tmp/deb/usr;$LIB/cmake;$TORCH" -DOPENSSL_ROOT_DIR=/tmp/deb/usr \
+    -DCMAKE_EXE_LINKER_FLAGS="-L$LIB -Wl,-rpath-link,$LIB" && cmake --build "$2" -j 4 --target packed_decode_bench
+}
+VARIANTS=""
+if [ -n "${AB_FLAGS:-}" ]; then
+  configure_variant kernels /tmp/build-flags "$AB_FLAGS" > "$OUT/build_flags.log" 2>&1 &
+  VARIANTS="flags"
+fi
+n=0
+for h in ${AB_HEADERS:-}; do
+  n=$((n + 1))
+  rm -rf /tmp/ab-src$n && mkdir -p /tmp/ab-src$n && cp -r kernels core bench cmake tests /tmp/ab-src$n/
+  cp "$h" /tmp/ab-src$n/kernels/include/kvplan/kernels/decode_attention.cuh
+  configure_variant /tmp/ab-src$n/kernels /tmp/build-ab$n "" > "$OUT/build_ab$n.log" 2>&1 &
+  VARIANTS="$VARIANTS ab$n"
+done
 cmake --build /tmp/build-gpu -j 16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} > "$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
 echo "== build ok"
+# Static SASS of the K3V3 Llama instantiation (registers, instruction mix without a profiler).
+cuobjdump -sass -fun '_ZN6kvplan7kernels21PackedAttentionKernelILi128ELi4ELi3EEEvNS0_18PackedDecodeParamsE' \
+  /tmp/build-gpu/bin/packed_decode_bench > "$OUT/sass.txt" 2>&1 || echo "== cuobjdump failed"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
 if [ -z "${SKIP_TESTS:-}" ]; then
 /tmp/build-gpu/bin/kernels_tests --gtest_brief=1 > "$OUT/tests.log" 2>&1
@@ -48,3 +77,15 @@ if [ -n "${NCU_CASE:-}" ]; then
   grep -E "^    (Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Issue Slots Busy|Warp Cycles Per Issued|Executed Ipc A|Block Limit)" "$OUT/ncu.log" | head -20
 fi
 /tmp/build-gpu/bin/packed_decode_bench "$@" 2>&1 | tee "$OUT/bench.log"
+if [ -n "$VARIANTS" ]; then
+  wait
+  AB_CASE=${AB_CASE:---model llama3.1-8b --kbits 3 --batch 16 --ctx 32768}
+  names=(${AB_HEADERS:-})
+  for r in 1 2; do
+    for v in gpu $VARIANTS; do
+      case $v in gpu) echo "== working tree";; flags) echo "== working tree, $AB_FLAGS";;
+        ab*) echo "== ${names[$((${v#ab} - 1))]}";; esac
+      /tmp/build-$v/bin/packed_decode_bench $AB_CASE --no-encode 2>&1 | grep -E "^(llama|qwen)"
+    done
+  done 2>&1 | tee "$OUT/ab.log"
+fi

@@ -6,7 +6,9 @@
 //                       (padding zero), once per (sequence, query head).
 //   PackedAttentionKernel  grid (num_splits + 1, kv_heads, batch): CTA `split`
 //                       < num_splits reads its share of the sequence's pages
-//                       (cp.async, two stages of whole pages) and, per warp,
+//                       (bulk copies: one thread moves each whole page into
+//                       one of two shared-memory stages, completing on the
+//                       stage's mbarrier) and, per warp,
 //                       decodes the K codes of kTilesPerPage 16-token tiles
 //                       (32 tokens: two warps per page) in registers into fp16
 //                       MMA fragments (S = Σ_g n'_g·(K̂_g·q̂_gᵀ) on tensor
@@ -86,7 +88,10 @@ struct AttentionSmem {
   // Two int4 per 16-dim slice of the padded q̂ (KSliceScores).
   static constexpr int kMaxSlices = kQRotStride / 16;
   static constexpr int kSliceBytes = kMaxSlices * 32;
-  static constexpr int kFixedBytes = kQBytes + kPairBytes + kSingleBytes + kPBytes + kSliceBytes;
+  // One mbarrier per page stage (bulk copies), padded to 16 bytes.
+  static constexpr int kBarrierBytes = 16;
+  static constexpr int kFixedBytes =
+      kQBytes + kPairBytes + kSingleBytes + kPBytes + kSliceBytes + kBarrierBytes;
   // Cross-warp combine: (m, l) and O per warp and head.
   static constexpr int kCombineBytes =
       kAttentionWarps * kMaxGroupSize * (2 + HEAD_DIM) * static_cast<int>(sizeof(float));
@@ -500,10 +505,11 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
       reinterpret_cast<uint16_t*>(smem + Smem::kQBytes + Smem::kPairBytes + Smem::kSingleBytes);
   int4* slice_s = reinterpret_cast<int4*>(smem + Smem::kQBytes + Smem::kPairBytes +
                                           Smem::kSingleBytes + Smem::kPBytes);
+  uint64_t* stage_bar = reinterpret_cast<uint64_t*>(smem + Smem::kFixedBytes - Smem::kBarrierBytes);
   uint8_t* body = smem + Smem::kFixedBytes;
 
   const int split = blockIdx.x, kv_head = blockIdx.y, b = blockIdx.z;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tid = OpaqueThreadIndex(), lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int slots = p.num_splits + 1;
   const int64_t part =
@@ -536,25 +542,42 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
   const int num_steps = (my_pages + kPagesPerStage - 1) / kPagesPerStage;
   const int* table = p.page_table + static_cast<int64_t>(b) * p.max_pages_per_seq;
 
-  // Stage `step` holds pages step·kPagesPerStage .. of this split.
-  auto load_stage = [&](int step) {
-    uint8_t* dst_stage = body + (step % kAttentionStages) * stage_bytes;
-#pragma unroll 1
+  // Stage `step` holds pages step·kPagesPerStage .. of this split, moved by
+  // thread 0 as one bulk copy per page that completes on the stage's mbarrier
+  // (phase parity: the stage's use count mod 2). The page ids are read one
+  // stage ahead (read_ids(step + 1) right after stage `step` was issued), so
+  // the global load's latency never sits in front of the copies.
+  int ids[kPagesPerStage];
+  auto read_ids = [&](int step) {
+#pragma unroll
     for (int w = 0; w < kPagesPerStage; ++w) {
       const int i = step * kPagesPerStage + w;
-      if (i >= my_pages) break;
-      const int page_id = table[page_begin + i];
+      ids[w] = i < my_pages ? table[page_begin + i] : -1;
+    }
+  };
+  auto load_stage = [&](int step) {  // thread 0 only
+    uint8_t* dst = body + (step % kAttentionStages) * stage_bytes;
+    uint64_t* bar = stage_bar + step % kAttentionStages;
+    const int pages = min(kPagesPerStage, my_pages - step * kPagesPerStage);
+    FenceProxyAsyncShared();  // the warps' reads of this stage's last use come first
+    MbarrierArriveExpectTx(bar, static_cast<uint32_t>(pages * page_bytes));
+#pragma unroll
+    for (int w = 0; w < kPagesPerStage; ++w) {
+      if (w >= pages) break;
       const uint8_t* src =
-          p.pages + (static_cast<int64_t>(page_id) * p.num_kv_heads + kv_head) * p.page_stride;
-      uint8_t* dst = dst_stage + w * slot_bytes;
-      for (int off = tid * 16; off < page_bytes; off += kAttentionThreads * 16) {
-        CpAsync16(dst + off, src + off);
-      }
+          p.pages + (static_cast<int64_t>(ids[w]) * p.num_kv_heads + kv_head) * p.page_stride;
+      BulkCopyToShared(dst + w * slot_bytes, src, static_cast<uint32_t>(page_bytes), bar);
     }
   };
   // Start the first stage's copies before anything else.
-  if (num_steps > 0) load_stage(0);
-  CpAsyncCommit();
+  if (tid == 0) {
+    MbarrierInit(stage_bar, 1);
+    MbarrierInit(stage_bar + 1, 1);
+    FenceMbarrierInit();
+    read_ids(0);
+    if (num_steps > 0) load_stage(0);
+    read_ids(1);
+  }
 
   // q̂ rows (zero beyond the group) and the code tables.
   const int q_heads = p.num_kv_heads * GROUP_SIZE;
@@ -599,10 +622,15 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
   uint16_t* p_warp = p_s + warp * kMaxGroupSize * kPStride;
 
   for (int step = 0; step < num_steps; ++step) {
-    CpAsyncWait<0>();
-    __syncthreads();  // stage `step` landed; every warp is done with the other one
-    if (step + 1 < num_steps) load_stage(step + 1);
-    CpAsyncCommit();
+    // Every warp is done with the other stage (and, at step 0, the tables, q̂
+    // and the stage barriers are ready): refill it before waiting for this one,
+    // so that two stages of copies can be in flight.
+    __syncthreads();
+    if (tid == 0 && step + 1 < num_steps) {
+      load_stage(step + 1);
+      read_ids(step + 2);
+    }
+    MbarrierWait(stage_bar + step % kAttentionStages, (step / kAttentionStages) & 1);
 
     const int slot = warp / kWarpsPerPage;
     const int i = step * kPagesPerStage + slot;
@@ -728,8 +756,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
       }
     }
   }
-  CpAsyncWait<0>();
-  __syncthreads();  // every warp is done with the stages: reuse them
+  __syncthreads();  // every warp is done with the stages (all copies were waited for): reuse them
 
   // Combine the four warps: row sums over the lanes sharing heads first.
   float* comb = reinterpret_cast<float*>(body);

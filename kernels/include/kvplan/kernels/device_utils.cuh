@@ -27,6 +27,65 @@ __device__ __forceinline__ void MmaF16x16x8(float (&d)[4], const uint32_t (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// The bulk copy engine (cp.async.bulk, sm_90): one thread moves a whole
+// contiguous run of bytes global -> shared (16-byte aligned, size a multiple
+// of 16), completing on an mbarrier that counts the transferred bytes.
+__device__ __forceinline__ uint32_t SharedAddress(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void MbarrierInit(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(SharedAddress(bar)), "r"(count)
+               : "memory");
+}
+// Makes initialized mbarriers visible to the async proxy (and, after a
+// __syncthreads, to the other threads).
+__device__ __forceinline__ void FenceMbarrierInit() {
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+// Orders this thread's earlier shared-memory accesses before later async-proxy ones.
+__device__ __forceinline__ void FenceProxyAsyncShared() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+// One arrival that also announces `bytes` of transfers the phase waits for.
+__device__ __forceinline__ void MbarrierArriveExpectTx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(SharedAddress(bar)),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void BulkCopyToShared(void* dst, const void* src, uint32_t bytes,
+                                                 uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+          SharedAddress(dst)),
+      "l"(src), "r"(bytes), "r"(SharedAddress(bar))
+      : "memory");
+}
+// Blocks until the phase of parity `parity` of the mbarrier has completed.
+__device__ __forceinline__ void MbarrierWait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "KVPLAN_MBARRIER_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra KVPLAN_MBARRIER_WAIT;\n"
+      "}\n" ::"r"(SharedAddress(bar)),
+      "r"(parity)
+      : "memory");
+}
+
+// threadIdx.x through an identity shuffle. Values derived from it stay in
+// registers (or are recomputed with plain ALU ops): ptxas cannot re-read a
+// shuffle, whereas it re-reads SR_TID (a long-latency S2R) wherever registers
+// run short, at the head of every loop that needs the lane. Call with every
+// warp complete and converged (full shuffle mask).
+__device__ __forceinline__ int OpaqueThreadIndex() {
+  int v;
+  asm volatile("shfl.sync.idx.b32 %0, %1, %2, 0x1f, 0xffffffff;"
+               : "=r"(v)
+               : "r"(static_cast<int>(threadIdx.x)), "r"(static_cast<int>(threadIdx.x & 31u)));
+  return v;
+}
+
 // 16-byte global -> shared copy that does not block the issuing thread.
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
