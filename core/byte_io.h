@@ -11,8 +11,10 @@
 #ifndef KVPLAN_CORE_BYTE_IO_H_
 #define KVPLAN_CORE_BYTE_IO_H_
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -21,6 +23,14 @@ namespace kvplan {
 // Appends the low `bytes` (1..8) bytes of `value`, least significant first.
 inline void AppendLittleEndian(std::string& out, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+// Appends each value's IEEE binary32 bits, little-endian, in order: the
+// canonical bytes of the fp32 artifacts that content hashes name (rotation
+// matrices, codebook centroids), identical on every machine.
+inline void AppendFloat32LittleEndian(std::string& out, std::span<const float> values) {
+  out.reserve(out.size() + 4 * values.size());
+  for (float v : values) AppendLittleEndian(out, std::bit_cast<uint32_t>(v), 4);
 }
 
 // Reads forward through a byte string; every read is bounds-checked and a read

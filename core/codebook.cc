@@ -5,12 +5,16 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
+#include "core/byte_io.h"
+#include "core/digest.h"
 
 namespace kvplan {
 namespace {
@@ -151,11 +155,18 @@ std::array<Codebook, kMaxCodeBits> BuildCodebooks() {
       book.boundaries[k] = 0.5f * (book.centroids[k] + book.centroids[k + 1]);
     }
     book.mse = kLloydMaxMse[bits - 1];
+    book.content_hash = Sha256Hex(CodebookCentroidBytes(book.centroids));
   }
   return books;
 }
 
 }  // namespace
+
+std::string CodebookCentroidBytes(absl::Span<const float> centroids) {
+  std::string bytes;
+  AppendFloat32LittleEndian(bytes, std::span<const float>(centroids.data(), centroids.size()));
+  return bytes;
+}
 
 const Codebook& LloydMaxCodebook(int bits) {
   static const std::array<Codebook, kMaxCodeBits>* const kBooks =

@@ -14,14 +14,22 @@
 //   KVPLAN_WRITE_CODEBOOKS=core/codebook_tables.inc build/bin/core_tests
 //       --gtest_filter=CodebookTablesTest.WriteTablesWhenRequested
 //
+// A codebook is named by the SHA-256 of its canonical bytes, as rotations are,
+// so a plan can name the exact tables its cache is coded with:
+//   centroid bytes := 2^bits IEEE binary32 values, ascending, each little-endian.
+// The centroids alone fix a codebook: its width is log2 of their count and its
+// boundaries are their fp32 midpoints.
+//
 // Example:
 //   const Codebook& book = LloydMaxCodebook(2);
 //   // book.centroids  == {-1.510418, -0.452780, 0.452780, 1.510418} (to 6 places)
 //   // book.boundaries == {-0.981599, 0, 0.981599}
 //   // book.mse        == 0.117482 (expected squared error per N(0,1) coordinate)
+//   // book.content_hash == Sha256Hex(CodebookCentroidBytes(book.centroids))
 #ifndef KVPLAN_CORE_CODEBOOK_H_
 #define KVPLAN_CORE_CODEBOOK_H_
 
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -46,12 +54,17 @@ struct Codebook {
   // Expected squared error per coordinate for X ~ N(0, 1) with exactly these
   // fp32 centroids and boundaries.
   double mse = 0.0;
+  // Lowercase hex SHA-256 of CodebookCentroidBytes(centroids).
+  std::string content_hash;
 };
 
 // The checked-in codebook for `bits` in [kMinCodeBits, kMaxCodeBits]. The result
 // lives for the whole program; thread-safe. Widths outside the range are clamped
 // to it (callers validate widths at their boundary, e.g. GroupLayout).
 const Codebook& LloydMaxCodebook(int bits);
+
+// The canonical bytes of a codebook's centroids (the grammar above).
+std::string CodebookCentroidBytes(absl::Span<const float> centroids);
 
 // Solves the Lloyd–Max conditions for N(0, 1) at `bits` in [1, 8]: returns the
 // 2^bits ascending, exactly symmetric centroids in fp64. Starts from the

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "core/allocator.h"
+#include "core/codebook.h"
 #include "core/digest.h"
 #include "core/random.h"
 #include "core/whatif.h"
@@ -43,9 +44,20 @@ absl::StatusOr<std::set<int>> RotationDims(const KvPlan& plan) {
   return dims;
 }
 
+// Every code width the plan uses: its K blocks' and V's.
+std::set<int> CodeWidths(const KvPlan& plan) {
+  std::set<int> widths = {plan.options.v_bits};
+  for (const std::vector<int>& head : plan.k_block_bits) widths.insert(head.begin(), head.end());
+  return widths;
+}
+
+ordered_json HashesJson(const std::map<int, std::string>& hashes) {
+  ordered_json out = ordered_json::object();
+  for (const auto& [key, hash] : hashes) out[std::to_string(key)] = hash;
+  return out;
+}
+
 ordered_json ContentJson(const KvPlan& plan) {
-  ordered_json rotations = ordered_json::object();
-  for (const auto& [dim, hash] : plan.rotation_hashes) rotations[std::to_string(dim)] = hash;
   const PlanOptions& o = plan.options;
   return {{"format_version", plan.format_version},
           {"model",
@@ -62,12 +74,45 @@ ordered_json ContentJson(const KvPlan& plan) {
             {"min_bits", o.min_bits},
             {"max_bits", o.max_bits},
             {"rotation_seed", o.rotation_seed}}},
-          {"rotations", rotations},
+          {"rotations", HashesJson(plan.rotation_hashes)},
+          {"codebooks", HashesJson(plan.codebook_hashes)},
           {"k_block_bits", plan.k_block_bits}};
 }
 
 absl::Status Corrupt(std::string_view what) {
   return absl::InvalidArgumentError(absl::StrFormat("plan JSON: %s", what));
+}
+
+// Reads "codebooks" into plan.codebook_hashes (the K bits must be read first):
+// exactly the widths the plan uses, each naming this build's table.
+absl::Status ReadCodebooks(const json& in, KvPlan& plan) {
+  const json& codebooks = in.contains("codebooks") ? in["codebooks"] : json();
+  if (!codebooks.is_object()) {
+    return Corrupt("'codebooks' must be an object of bits -> content hash");
+  }
+  const std::set<int> widths = CodeWidths(plan);
+  for (const auto& [key, hash] : codebooks.items()) {
+    int bits = 0;
+    if (!absl::SimpleAtoi(key, &bits) || !hash.is_string() || !widths.contains(bits)) {
+      return Corrupt(absl::StrFormat(
+          "codebook entry '%s' is malformed or names a width no K block or V uses", key));
+    }
+    plan.codebook_hashes[bits] = hash.get<std::string>();
+  }
+  for (int bits : widths) {
+    auto it = plan.codebook_hashes.find(bits);
+    if (it == plan.codebook_hashes.end()) {
+      return Corrupt(absl::StrFormat("no codebook is named for %d-bit codes", bits));
+    }
+    const std::string& ours = LloydMaxCodebook(bits).content_hash;
+    if (it->second != ours) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "the plan's %d-bit codebook is %s but this build's is %s; caches coded with the plan "
+          "would decode wrongly here, so use a kvplan build with the plan's codebooks",
+          bits, it->second, ours));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -132,6 +177,8 @@ absl::StatusOr<KvPlan> BuildPlan(const EnergyTable& table, const RopeSpec& rope,
   for (int dim : *dims) {
     plan.rotation_hashes[dim] = HaarRotation(dim, plan.RotationSeed(dim)).content_hash;
   }
+  for (int bits : CodeWidths(plan))
+    plan.codebook_hashes[bits] = LloydMaxCodebook(bits).content_hash;
   return plan;
 }
 
@@ -154,11 +201,11 @@ std::string PlanDigest(const KvPlan& plan) { return Sha256Hex(ContentJson(plan).
 
 std::string PlanToJson(const KvPlan& plan) {
   ordered_json out = ContentJson(plan);
-  int64_t k_bytes = 0, v_bytes = 0;
+  double k_bytes = 0.0, v_bytes = 0.0;
   for (const std::vector<int>& bits : plan.k_block_bits) {
     const KvTokenBytes b = TokenBytesForHead(bits, plan.options.v_bits);
-    k_bytes += b.k_codes + b.k_norms;
-    v_bytes += b.v_codes + b.v_norms;
+    k_bytes += b.k();
+    v_bytes += b.v();
   }
   const double heads = static_cast<double>(plan.k_block_bits.size());
   out["bytes_per_token"] = {{"k", k_bytes},
@@ -184,7 +231,13 @@ absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
     return true;
   };
   if (!int_at(in, "format_version", &plan.format_version)) return Corrupt("no format_version");
-  if (plan.format_version != kPlanFormatVersion) {
+  if (plan.format_version < kPlanFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "plan format_version %d is older than this build's %d, which added the codebooks a plan "
+        "names; rebuild the plan from its statistics (kvplan plans create / kvplan plan build)",
+        plan.format_version, kPlanFormatVersion));
+  }
+  if (plan.format_version > kPlanFormatVersion) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "plan format_version %d is not supported by this build (reads %d); upgrade kvplan",
         plan.format_version, kPlanFormatVersion));
@@ -270,6 +323,7 @@ absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
       return Corrupt(absl::StrFormat("no rotation is named for group size %d", d));
     }
   }
+  if (absl::Status st = ReadCodebooks(in, plan); !st.ok()) return st;
   if (const json* p = in.contains("provenance") ? &in["provenance"] : nullptr;
       p != nullptr && p->is_object()) {
     int_at(*p, "tokens", &plan.provenance.tokens);

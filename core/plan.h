@@ -5,19 +5,23 @@
 // rotations used, named by content hash. Rotations are shared by dimension: the
 // plan holds one Haar rotation per distinct group size (and V's head_dim), drawn
 // from the plan's rotation seed, so a plan names a few dozen matrices at most.
+// It also names, by content hash, the Lloyd–Max codebook (core/codebook.h) of
+// every code width it uses (K's block widths and V's), so a node can check that
+// it decodes with the tables the cache was coded with.
 //
 // Plans are immutable and content-addressed: `PlanDigest` is the SHA-256 of the
 // canonical JSON of everything but the provenance, so the same statistics and
 // options give the same digest on every machine.
 //
-// JSON form (format_version 1):
-//   {"format_version": 1,
+// JSON form (format_version 2):
+//   {"format_version": 2,
 //    "digest": "<sha256 of the canonical content>",
 //    "model": {"fingerprint": "...", "num_layers": L, "num_kv_heads": H, "head_dim": D,
 //              "rope": <RopeSpecToJson>},
 //    "options": {"k_scheme": "block-gtq" | "uniform", "k_bits": 3, "v_bits": 3,
 //                "score": "sum", "min_bits": 1, "max_bits": 8, "rotation_seed": N},
 //    "rotations": {"<dim>": "<sha256 of the matrix bytes>", ...},
+//    "codebooks": {"<bits>": "<sha256 of the centroid bytes>", ...},
 //    "k_block_bits": [[bits per block of layer 0 head 0], [layer 0 head 1], ...],
 //    "bytes_per_token": {"k": .., "v": .., "per_head_mean": ..},
 //    "provenance": {"tokens": N, "stats_digest": "...", "created_unix": T, "source": "..."}}
@@ -43,7 +47,8 @@
 
 namespace kvplan {
 
-inline constexpr int kPlanFormatVersion = 1;
+// 2: plans name their codebooks ("codebooks"); 1 (unreadable now) did not.
+inline constexpr int kPlanFormatVersion = 2;
 
 enum class KScheme {
   kBlockGtq,  // Greedy per-block allocation from the statistics.
@@ -83,6 +88,9 @@ struct KvPlan {
   std::vector<std::vector<int>> k_block_bits;
   // Group size (dimension) -> content hash of its rotation.
   std::map<int, std::string> rotation_hashes;
+  // Code width in bits -> content hash of its Lloyd–Max codebook, for every
+  // width a K block or V uses (and no other).
+  std::map<int, std::string> codebook_hashes;
   PlanProvenance provenance;
 
   const std::vector<int>& KBlockBits(int layer, int kv_head) const {
@@ -94,7 +102,8 @@ struct KvPlan {
   uint64_t RotationSeed(int dim) const;
 };
 
-// Allocates every head of `table` under `options` and names the rotations.
+// Allocates every head of `table` under `options` and names the rotations and
+// codebooks.
 // InvalidArgument / OutOfRange for bad options or a table whose shape does not
 // fit `rope` (num_blocks must be head_dim / 2).
 absl::StatusOr<KvPlan> BuildPlan(const EnergyTable& table, const RopeSpec& rope,
@@ -108,7 +117,9 @@ absl::StatusOr<std::map<int, Rotation>> PlanRotations(const KvPlan& plan);
 std::string PlanDigest(const KvPlan& plan);
 
 // Serialization; PlanFromJson verifies the format version, the shape, every
-// allocation against the bit range, and the digest, naming what is wrong.
+// allocation against the bit range, the codebooks against this build's tables
+// (FailedPrecondition naming the width when one differs), and the digest,
+// naming what is wrong.
 std::string PlanToJson(const KvPlan& plan);
 absl::StatusOr<KvPlan> PlanFromJson(std::string_view text);
 

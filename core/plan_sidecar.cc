@@ -1,5 +1,6 @@
 #include "core/plan_sidecar.h"
 
+#include <bit>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -10,11 +11,108 @@ namespace kvplan {
 namespace {
 
 constexpr char kMagic[4] = {'K', 'V', 'P', 'B'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHashBytes = 64;
 
 absl::Status Truncated(const char* part) {
   return absl::DataLossError(absl::StrFormat("plan sidecar truncated in %s", part));
+}
+
+void AppendDouble(std::string& out, double value) {
+  AppendLittleEndian(out, std::bit_cast<uint64_t>(value), 8);
+}
+
+bool ReadDouble(ByteReader& r, double* value) {
+  uint64_t bits = 0;
+  if (!r.LittleEndian(8, &bits)) return false;
+  *value = std::bit_cast<double>(bits);
+  return true;
+}
+
+// The grammar's `rope` (the enum codes are the sidecar's own, not the C++ enums',
+// so reordering an enum cannot change the format).
+void AppendRope(std::string& out, const RopeSpec& rope) {
+  AppendLittleEndian(out, rope.style == RopeStyle::kInterleaved ? 1 : 0, 1);
+  AppendLittleEndian(out, static_cast<uint64_t>(rope.rotary_dim), 2);
+  AppendDouble(out, rope.theta);
+  const RopeScaling& s = rope.scaling;
+  int type = 0;
+  switch (s.type) {
+    case RopeScalingType::kNone:
+      type = 0;
+      break;
+    case RopeScalingType::kLinear:
+      type = 1;
+      break;
+    case RopeScalingType::kLlama3:
+      type = 2;
+      break;
+    case RopeScalingType::kYarn:
+      type = 3;
+      break;
+  }
+  AppendLittleEndian(out, static_cast<uint64_t>(type), 1);
+  AppendDouble(out, s.factor);
+  AppendDouble(out, s.low_freq_factor);
+  AppendDouble(out, s.high_freq_factor);
+  AppendLittleEndian(out, static_cast<uint64_t>(s.original_max_position_embeddings), 4);
+  AppendDouble(out, s.beta_fast);
+  AppendDouble(out, s.beta_slow);
+  AppendLittleEndian(out, s.truncate ? 1 : 0, 1);
+  AppendDouble(out, s.attention_factor);
+}
+
+absl::StatusOr<RopeSpec> ReadRope(ByteReader& r, int head_dim) {
+  uint64_t style = 0, rotary_dim = 0, type = 0, original = 0, truncate = 0;
+  RopeSpec rope;
+  RopeScaling& s = rope.scaling;
+  if (!r.LittleEndian(1, &style) || !r.LittleEndian(2, &rotary_dim) ||
+      !ReadDouble(r, &rope.theta) || !r.LittleEndian(1, &type) || !ReadDouble(r, &s.factor) ||
+      !ReadDouble(r, &s.low_freq_factor) || !ReadDouble(r, &s.high_freq_factor) ||
+      !r.LittleEndian(4, &original) || !ReadDouble(r, &s.beta_fast) ||
+      !ReadDouble(r, &s.beta_slow) || !r.LittleEndian(1, &truncate) ||
+      !ReadDouble(r, &s.attention_factor)) {
+    return Truncated("rope");
+  }
+  if (style > 1 || type > 3 || truncate > 1) {
+    return absl::DataLossError(
+        absl::StrFormat("plan sidecar rope has unknown codes (style %d, scaling %d, truncate %d)",
+                        style, type, truncate));
+  }
+  constexpr RopeScalingType kTypes[] = {RopeScalingType::kNone, RopeScalingType::kLinear,
+                                        RopeScalingType::kLlama3, RopeScalingType::kYarn};
+  rope.style = style == 1 ? RopeStyle::kInterleaved : RopeStyle::kSplitHalf;
+  rope.head_dim = head_dim;
+  rope.rotary_dim = static_cast<int>(rotary_dim);
+  s.type = kTypes[type];
+  s.original_max_position_embeddings = static_cast<int>(original);
+  s.truncate = truncate == 1;
+  if (absl::Status st = rope.Validate(); !st.ok()) {
+    return absl::DataLossError(absl::StrFormat("plan sidecar rope is invalid: %s", st.message()));
+  }
+  return rope;
+}
+
+// A map of small keys (dimension, width) to content hashes:
+// u16:count (u16:key 64 ASCII bytes)*.
+void AppendHashes(std::string& out, const std::map<int, std::string>& hashes) {
+  AppendLittleEndian(out, hashes.size(), 2);
+  for (const auto& [key, hash] : hashes) {
+    AppendLittleEndian(out, static_cast<uint64_t>(key), 2);
+    out += hash;
+  }
+}
+
+absl::Status ReadHashes(ByteReader& r, const char* part, std::map<int, std::string>& hashes) {
+  uint64_t count = 0;
+  if (!r.LittleEndian(2, &count)) return Truncated(part);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t key = 0;
+    std::string_view text;
+    if (!r.LittleEndian(2, &key) || !r.Take(kHashBytes, &text)) return Truncated(part);
+    hashes[static_cast<int>(key)] = std::string(text);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -30,14 +128,12 @@ std::string PlanToSidecar(const KvPlan& plan) {
   AppendLittleEndian(out, static_cast<uint64_t>(plan.head_dim), 2);
   AppendLittleEndian(out, static_cast<uint64_t>(plan.options.v_bits), 1);
   AppendLittleEndian(out, plan.options.k_scheme == KScheme::kUniform ? 1 : 0, 1);
+  AppendRope(out, plan.rope);
   for (const std::vector<int>& head : plan.k_block_bits) {
     for (int bits : head) AppendLittleEndian(out, static_cast<uint64_t>(bits), 1);
   }
-  AppendLittleEndian(out, plan.rotation_hashes.size(), 2);
-  for (const auto& [dim, hash] : plan.rotation_hashes) {
-    AppendLittleEndian(out, static_cast<uint64_t>(dim), 2);
-    out += hash;
-  }
+  AppendHashes(out, plan.rotation_hashes);
+  AppendHashes(out, plan.codebook_hashes);
   out += Sha256Hex(out);
   return out;
 }
@@ -56,7 +152,9 @@ absl::StatusOr<PlanSidecar> ParsePlanSidecar(std::string_view bytes) {
   if (!r.LittleEndian(4, &version)) return Truncated("version");
   if (version != kVersion) {
     return absl::DataLossError(absl::StrFormat(
-        "plan sidecar version %d is not supported (this build reads %d)", version, kVersion));
+        "plan sidecar version %d is not supported (this build reads %d); export the plan again "
+        "with this build's coordinator (kvplan plans export --sidecar)",
+        version, kVersion));
   }
   PlanSidecar out;
   std::string_view text;
@@ -77,6 +175,9 @@ absl::StatusOr<PlanSidecar> ParsePlanSidecar(std::string_view bytes) {
   out.head_dim = static_cast<int>(head_dim);
   out.v_bits = static_cast<int>(v_bits);
   out.k_scheme = scheme == 1 ? KScheme::kUniform : KScheme::kBlockGtq;
+  absl::StatusOr<RopeSpec> rope = ReadRope(r, out.head_dim);
+  if (!rope.ok()) return rope.status();
+  out.rope = *rope;
   out.k_block_bits.resize(layers * heads);
   for (std::vector<int>& head : out.k_block_bits) {
     head.resize(head_dim / 2);
@@ -86,13 +187,8 @@ absl::StatusOr<PlanSidecar> ParsePlanSidecar(std::string_view bytes) {
       bits = static_cast<int>(b);
     }
   }
-  uint64_t rotations = 0;
-  if (!r.LittleEndian(2, &rotations)) return Truncated("rotation count");
-  for (uint64_t i = 0; i < rotations; ++i) {
-    uint64_t dim = 0;
-    if (!r.LittleEndian(2, &dim) || !r.Take(kHashBytes, &text)) return Truncated("rotations");
-    out.rotation_hashes[static_cast<int>(dim)] = std::string(text);
-  }
+  if (absl::Status st = ReadHashes(r, "rotations", out.rotation_hashes); !st.ok()) return st;
+  if (absl::Status st = ReadHashes(r, "codebooks", out.codebook_hashes); !st.ok()) return st;
   if (!r.done()) return absl::DataLossError("plan sidecar has trailing bytes before its checksum");
   return out;
 }

@@ -1,21 +1,32 @@
 // The compact binary form of a plan for serving nodes ("sidecar").
 //
-// A serving node needs only the shape, the K bits of every block, V's width and
-// the rotations' names to pack its cache; the sidecar carries exactly that, bound
-// to the plan's digest and the model fingerprint, so a node can load it without
-// a JSON parser and check it against the JSON plan it came from.
+// A serving node needs only the shape, the RoPE layout (which dimensions pair
+// into block i, so it can rebuild each head's group layout from the bits), the
+// K bits of every block, V's width, and the names of the rotations and codebooks
+// to pack its cache; the sidecar carries exactly that, bound to the plan's
+// digest and the model fingerprint, so a node can load it without a JSON
+// parser and check it against the JSON plan it came from.
 //
-//   sidecar  := "KVPB" u32:version(=1) digest fingerprint
+//   sidecar  := "KVPB" u32:version(=2) digest fingerprint
 //               u16:num_layers u16:num_kv_heads u16:head_dim u8:v_bits u8:k_scheme
-//               bits[num_layers·num_kv_heads·head_dim/2] u16:num_rotations rotation*
-//               checksum
+//               rope bits[num_layers·num_kv_heads·head_dim/2] hashes:rotations
+//               hashes:codebooks checksum
 //   digest   := 64 ASCII bytes: the plan's PlanDigest
 //   fingerprint := u16:length bytes
-//   bits     := u8 per RoPE block (K bits per coordinate), head-major as KvPlan::k_block_bits
 //   k_scheme := 0 block-gtq | 1 uniform
-//   rotation := u16:dim 64 ASCII bytes: content hash
+//   rope     := u8:style (0 split-half | 1 interleaved) u16:rotary_dim f64:theta
+//               u8:scaling (0 none | 1 linear | 2 llama3 | 3 yarn) f64:factor
+//               f64:low_freq_factor f64:high_freq_factor u32:original_max_position_embeddings
+//               f64:beta_fast f64:beta_slow u8:truncate f64:attention_factor
+//               (core/rope.h RopeSpec; its head_dim is the sidecar's)
+//   bits     := u8 per RoPE block (K bits per coordinate), head-major as KvPlan::k_block_bits
+//   hashes   := u16:count (u16:key 64 ASCII bytes: content hash)*, keys ascending;
+//               rotations are keyed by dimension, codebooks by code width
 //   checksum := 64 ASCII bytes: lowercase hex SHA-256 of everything before it
-//   (integers little-endian)
+//   (integers little-endian; f64 the IEEE binary64 bits as a little-endian u64)
+//
+// Version 1 (no rope) is refused: sidecars are exported from stored plans on
+// demand, so a node asks the coordinator for a fresh one.
 //
 // Example:
 //   std::string bytes = PlanToSidecar(plan);
@@ -42,14 +53,17 @@ struct PlanSidecar {
   int head_dim = 0;
   int v_bits = 0;
   KScheme k_scheme = KScheme::kBlockGtq;
+  RopeSpec rope;                               // As KvPlan::rope; rope.head_dim == head_dim.
   std::vector<std::vector<int>> k_block_bits;  // As KvPlan::k_block_bits.
   std::map<int, std::string> rotation_hashes;  // Dimension -> content hash.
+  std::map<int, std::string> codebook_hashes;  // Code width -> content hash.
 };
 
 // The sidecar of `plan` (its digest computed afresh).
 std::string PlanToSidecar(const KvPlan& plan);
 
-// DataLoss naming the bad part for truncated, corrupt or foreign bytes.
+// DataLoss naming the bad part for truncated, corrupt or foreign bytes, or a
+// version this build does not read.
 absl::StatusOr<PlanSidecar> ParsePlanSidecar(std::string_view bytes);
 
 }  // namespace kvplan

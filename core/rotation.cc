@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,9 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
+#include "core/byte_io.h"
 #include "core/digest.h"
 #include "core/random.h"
-
 
 namespace kvplan {
 namespace {
@@ -115,11 +116,8 @@ absl::Status CheckRotation(int dim, const std::vector<float>& matrix) {
 }  // namespace
 
 std::string RotationMatrixBytes(absl::Span<const float> matrix) {
-  std::string bytes(4 * matrix.size(), '\0');
-  for (size_t k = 0; k < matrix.size(); ++k) {
-    const uint32_t bits = std::bit_cast<uint32_t>(matrix[k]);
-    for (int b = 0; b < 4; ++b) bytes[4 * k + b] = static_cast<char>((bits >> (8 * b)) & 0xff);
-  }
+  std::string bytes;
+  AppendFloat32LittleEndian(bytes, std::span<const float>(matrix.data(), matrix.size()));
   return bytes;
 }
 

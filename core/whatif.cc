@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
-#include "core/bit_packing.h"
+#include "core/packed_page.h"
 
 namespace kvplan {
 namespace {
@@ -47,14 +47,15 @@ absl::StatusOr<HeadAllocations> AllocateAll(const EnergyTable& table, const What
   return all;
 }
 
-// The K half of TokenBytesForHead: one byte-aligned segment and one norm per width.
+// The K half of TokenBytesForHead: per width, a dense code stream of its
+// blocks' 2 dims each, and one norm.
 KvTokenBytes KBytesForHead(absl::Span<const int> k_block_bits) {
   std::array<int, 9> blocks_at_width{};
   for (int b : k_block_bits) ++blocks_at_width[b];
   KvTokenBytes bytes;
   for (int w = 1; w <= 8; ++w) {
     if (blocks_at_width[w] == 0) continue;
-    bytes.k_codes += static_cast<int>(PackedCodeBytes(2 * blocks_at_width[w], w));
+    bytes.k_codes += 2.0 * blocks_at_width[w] * w / 8;
     bytes.k_norms += kNormBytes;
   }
   return bytes;
@@ -65,7 +66,7 @@ KvTokenBytes KBytesForHead(absl::Span<const int> k_block_bits) {
 KvTokenBytes TokenBytesForHead(absl::Span<const int> k_block_bits, int v_bits) {
   KvTokenBytes bytes = KBytesForHead(k_block_bits);
   const int head_dim = 2 * static_cast<int>(k_block_bits.size());
-  bytes.v_codes = static_cast<int>(PackedCodeBytes(head_dim, v_bits));
+  bytes.v_codes = static_cast<double>(head_dim) * v_bits / 8;
   bytes.v_norms = kNormBytes;
   return bytes;
 }
@@ -101,7 +102,7 @@ absl::StatusOr<std::vector<WhatIfResult>> RunWhatIf(const EnergyTable& table,
     if (!uniform.ok()) return uniform.status();
     WhatIfResult base;
     base.k_bits = request.k_bits[kb];
-    int64_t k_bytes = 0;
+    double k_bytes = 0.0;  // Quarter-byte multiples: sums are exact.
     double distortion = 0.0, uniform_distortion = 0.0;
     for (int l = 0; l < table.num_layers(); ++l) {
       LayerAllocationSummary layer{.layer = l};
@@ -112,29 +113,32 @@ absl::StatusOr<std::vector<WhatIfResult>> RunWhatIf(const EnergyTable& table,
         layer.distortion += AllocationDistortion(scores[head], bits);
         layer.uniform_distortion += AllocationDistortion(scores[head], *uniform);
         const KvTokenBytes bytes = KBytesForHead(bits);
-        k_bytes += bytes.k_codes + bytes.k_norms;
+        k_bytes += bytes.k();
       }
       layer.entropy_bits = Entropy(layer.bit_histogram);
       distortion += layer.distortion;
       uniform_distortion += layer.uniform_distortion;
       base.layers.push_back(layer);
     }
-    base.k_bytes_per_token_head = static_cast<double>(k_bytes) / num_heads;
+    base.k_bytes_per_token_head = k_bytes / num_heads;
     base.distortion_ratio = uniform_distortion > 0.0 ? distortion / uniform_distortion : 1.0;
 
     for (int v : request.v_bits) {
       WhatIfResult result = base;
       result.v_bits = v;
       const KvTokenBytes v_bytes = TokenBytesForHead(*uniform, v);
-      const int v_head_bytes = v_bytes.v_codes + v_bytes.v_norms;
-      result.v_bytes_per_token_head = v_head_bytes;
-      result.bytes_per_token = k_bytes + static_cast<int64_t>(v_head_bytes) * num_heads;
+      result.v_bytes_per_token_head = v_bytes.v();
+      result.bytes_per_token = k_bytes + v_bytes.v() * num_heads;
       const double fp16 = 4.0 * head_dim * num_heads;
       result.compression_vs_fp16 = fp16 / result.bytes_per_token;
       result.compression_vs_fp8 = fp16 / 2.0 / result.bytes_per_token;
-      result.kv_bytes_at_context = result.bytes_per_token * request.context_tokens * request.batch;
+      // The cache allocates whole pages: one page of every head holds 64 tokens.
+      const int64_t page_bytes = std::llround(result.bytes_per_token * kPageTokens);
+      const int64_t pages = (request.context_tokens + kPageTokens - 1) / kPageTokens;
+      result.kv_bytes_at_context = pages * page_bytes * request.batch;
       if (request.memory_bytes > 0) {
-        result.max_context_tokens = request.memory_bytes / (result.bytes_per_token * request.batch);
+        result.max_context_tokens =
+            request.memory_bytes / (page_bytes * request.batch) * kPageTokens;
       }
       results.push_back(std::move(result));
     }

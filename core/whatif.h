@@ -27,17 +27,24 @@
 
 namespace kvplan {
 
-// Bytes one token occupies in the packed cache of one KV head.
+// Bytes one token occupies in the packed cache of one KV head: a packed page
+// (core/packed_page.h) over its kPageTokens slots. Codes are dense at every
+// width, so a token can cost a fraction of a byte (a 2-dim block at 3 bits is
+// 0.75 B); every part of a page is a whole number of 16-byte units for even
+// head dims, so there is no padding to add.
 struct KvTokenBytes {
-  int k_codes = 0;  // K code segments, one per distinct width, each byte-aligned.
-  int k_norms = 0;  // One fp16 norm per K group.
-  int v_codes = 0;
-  int v_norms = 0;  // V is one group: one fp16 norm.
-  int total() const { return k_codes + k_norms + v_codes + v_norms; }
+  double k_codes = 0;  // K code streams, one per distinct width.
+  double k_norms = 0;  // One fp16 norm per K group.
+  double v_codes = 0;
+  double v_norms = 0;  // V is one group: one fp16 norm.
+  double k() const { return k_codes + k_norms; }
+  double v() const { return v_codes + v_norms; }
+  double total() const { return k() + v(); }
 };
 
 // Packed bytes for a head whose K blocks have `k_block_bits` (head_dim = 2·blocks)
-// and whose V is uniform at `v_bits`.
+// and whose V is uniform at `v_bits`; equal to PackedPageLayout::bytes_per_token
+// of that head's layout (tested).
 KvTokenBytes TokenBytesForHead(absl::Span<const int> k_block_bits, int v_bits);
 
 struct WhatIfRequest {
@@ -74,14 +81,17 @@ struct WhatIfResult {
   // Mean over KV heads of the packed bytes per token per KV head.
   double k_bytes_per_token_head = 0.0;
   double v_bytes_per_token_head = 0.0;
-  // Whole model: Σ over layers and KV heads, per token.
-  int64_t bytes_per_token = 0;
+  // Whole model: Σ over layers and KV heads, per token (a multiple of 1/64:
+  // pages hold 64 tokens).
+  double bytes_per_token = 0.0;
   // fp16 K+V (4·hd bytes per head) and fp8 (2·hd) over the packed bytes.
   double compression_vs_fp16 = 0.0;
   double compression_vs_fp8 = 0.0;
-  // bytes_per_token · context_tokens · batch.
+  // What batch sequences of context_tokens occupy: whole pages, so a partial
+  // last page counts in full.
   int64_t kv_bytes_at_context = 0;
-  // Longest context per sequence that fits memory_bytes at this batch; 0 if not asked.
+  // Longest context per sequence that fits memory_bytes at this batch, in whole
+  // pages (a multiple of 64); 0 if not asked.
   int64_t max_context_tokens = 0;
   // Predicted distortion of the greedy allocation over uniform TQ-MSE's (< 1 is better).
   double distortion_ratio = 0.0;

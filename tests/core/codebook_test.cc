@@ -2,15 +2,19 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <numbers>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "core/digest.h"
 
 namespace kvplan {
 namespace {
@@ -125,6 +129,27 @@ TEST(CodebookTest, MseFallsAboutSixDecibelsPerBit) {
   }
   const double high_rate = std::sqrt(3.0) * std::numbers::pi / 2.0 * std::pow(4.0, -8);
   EXPECT_NEAR(LloydMaxCodebook(8).mse / high_rate, 1.0, 0.02);
+}
+
+TEST(CodebookTest, ContentHashNamesTheCanonicalCentroidBytes) {
+  std::set<std::string> hashes;
+  for (int bits = kMinCodeBits; bits <= kMaxCodeBits; ++bits) {
+    const Codebook& book = LloydMaxCodebook(bits);
+    const std::string bytes = CodebookCentroidBytes(book.centroids);
+    ASSERT_EQ(bytes.size(), 4u << bits);
+    // Little-endian binary32, lowest centroid first.
+    const uint32_t first = std::bit_cast<uint32_t>(book.centroids.front());
+    for (int b = 0; b < 4; ++b) {
+      EXPECT_EQ(static_cast<uint8_t>(bytes[b]), (first >> (8 * b)) & 0xff) << bits;
+    }
+    EXPECT_EQ(book.content_hash, Sha256Hex(bytes)) << bits;
+    hashes.insert(book.content_hash);
+  }
+  EXPECT_EQ(hashes.size(), static_cast<size_t>(kMaxCodeBits)) << "every width has its own hash";
+  // Pinned: plans name codebooks by this hash, so a change to the checked-in
+  // table or to the byte grammar must show up here (and changes every plan digest).
+  EXPECT_EQ(LloydMaxCodebook(2).content_hash,
+            "6c5d865914121f63d23f9c2c9830f822284302d1bb4025e134ba3b75b03da562");
 }
 
 TEST(CodebookTest, OutOfRangeWidthsClamp) {

@@ -1,8 +1,10 @@
 #include "core/plan.h"
 
 #include <random>
+#include <set>
 
 #include "core/allocator.h"
+#include "core/codebook.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -54,6 +56,25 @@ TEST(PlanTest, BuildsGreedyAllocationsAndNamesEveryRotation) {
   EXPECT_EQ(rotations->size(), plan->rotation_hashes.size());
 }
 
+TEST(PlanTest, NamesTheCodebookOfEveryWidthItUses) {
+  absl::StatusOr<KvPlan> plan =
+      BuildPlan(Table(2, 2, 16, 7), Rope(32), {.k_bits = 2.5, .v_bits = 5});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::set<int> widths = {5};
+  for (const std::vector<int>& head : plan->k_block_bits) widths.insert(head.begin(), head.end());
+  ASSERT_GT(widths.size(), 2u) << "the greedy should mix widths here";
+  std::set<int> named;
+  for (const auto& [bits, hash] : plan->codebook_hashes) {
+    named.insert(bits);
+    EXPECT_EQ(hash, LloydMaxCodebook(bits).content_hash) << bits;
+  }
+  EXPECT_EQ(named, widths);
+  // The codebooks are content: naming other tables is another plan.
+  KvPlan other = *plan;
+  other.codebook_hashes.begin()->second = std::string(64, '0');
+  EXPECT_NE(PlanDigest(other), PlanDigest(*plan));
+}
+
 TEST(PlanTest, UniformSchemeIsOneIdentityGroup) {
   absl::StatusOr<KvPlan> plan = BuildPlan(
       Table(1, 1, 8, 2), Rope(16), {.k_scheme = KScheme::kUniform, .k_bits = 3, .v_bits = 2});
@@ -75,6 +96,7 @@ TEST(PlanTest, JsonRoundTripKeepsTheDigest) {
   EXPECT_EQ(PlanDigest(*back), PlanDigest(*plan));
   EXPECT_EQ(back->k_block_bits, plan->k_block_bits);
   EXPECT_EQ(back->rotation_hashes, plan->rotation_hashes);
+  EXPECT_EQ(back->codebook_hashes, plan->codebook_hashes);
   EXPECT_EQ(back->provenance.tokens, 77u);
   EXPECT_EQ(back->model_fingerprint, "abc");
   EXPECT_EQ(PlanToJson(*back), json);
@@ -110,6 +132,31 @@ TEST(PlanTest, TamperedOrForeignPlansAreRefused) {
   edited["rotations"].erase("16");
   EXPECT_NE(PlanFromJson(edited.dump()).status().message().find("group size 16"),
             absl::string_view::npos);
+  edited = json;
+  edited["format_version"] = 1;  // Plans before codebook names: rebuild, not upgrade.
+  EXPECT_NE(PlanFromJson(edited.dump()).status().message().find("rebuild the plan"),
+            absl::string_view::npos);
+  edited = json;
+  edited.erase("codebooks");
+  EXPECT_NE(PlanFromJson(edited.dump()).status().message().find("'codebooks' must be an object"),
+            absl::string_view::npos);
+  edited = json;
+  edited["codebooks"].erase("3");
+  EXPECT_NE(PlanFromJson(edited.dump()).status().message().find("3-bit codes"),
+            absl::string_view::npos);
+  int unused = kMaxCodeBits;
+  while (plan.codebook_hashes.contains(unused)) --unused;
+  edited = json;
+  edited["codebooks"][std::to_string(unused)] = LloydMaxCodebook(unused).content_hash;
+  EXPECT_NE(PlanFromJson(edited.dump()).status().message().find("no K block or V uses"),
+            absl::string_view::npos);
+  // Another build's 3-bit table: refused before the digest is even looked at,
+  // naming the width, because decoding with the wrong table is silent.
+  edited = json;
+  edited["codebooks"]["3"] = std::string(64, 'a');
+  absl::Status foreign = PlanFromJson(edited.dump()).status();
+  EXPECT_EQ(foreign.code(), absl::StatusCode::kFailedPrecondition) << foreign;
+  EXPECT_NE(foreign.message().find("3-bit codebook"), absl::string_view::npos) << foreign;
   edited = json;
   edited["k_block_bits"].erase(1);
   EXPECT_FALSE(PlanFromJson(edited.dump()).ok());

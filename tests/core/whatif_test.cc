@@ -26,12 +26,13 @@ TEST(WhatIfTest, TokenBytesCountEverySegmentAndNorm) {
   EXPECT_EQ(uniform.v_codes, 48);
   EXPECT_EQ(uniform.v_norms, 2);
   EXPECT_EQ(uniform.total(), 100);
-  // Mixed: 10 blocks at 2 bits (20 codes -> 5 B), 50 at 3 (100 codes -> 38 B), 4 at 5 (8 B).
+  // Mixed, codes dense as in a page: 10 blocks at 2 bits (20 codes -> 5 B), 50 at 3
+  // (100 codes -> 37.5 B), 4 at 5 (8 codes -> 5 B).
   std::vector<int> mixed(64, 3);
   for (int i = 0; i < 10; ++i) mixed[i] = 2;
   for (int i = 60; i < 64; ++i) mixed[i] = 5;
   const KvTokenBytes bytes = TokenBytesForHead(mixed, 2);
-  EXPECT_EQ(bytes.k_codes, 5 + 38 + 8);
+  EXPECT_EQ(bytes.k_codes, 5 + 37.5 + 5);
   EXPECT_EQ(bytes.k_norms, 6);
   EXPECT_EQ(bytes.v_codes, 32);
 }
@@ -49,11 +50,17 @@ TEST(WhatIfTest, MemoryAndCompressionArithmetic) {
   const WhatIfResult& r = (*results)[0];
   EXPECT_EQ(r.v_bits, 3);
   EXPECT_EQ(r.v_bytes_per_token_head, 50.0);
-  EXPECT_EQ(r.bytes_per_token, static_cast<int64_t>(4 * r.k_bytes_per_token_head + 4 * 50));
+  EXPECT_EQ(r.bytes_per_token, 4 * r.k_bytes_per_token_head + 4 * 50);
   EXPECT_DOUBLE_EQ(r.compression_vs_fp16, 4.0 * 128 * 4 / r.bytes_per_token);
   EXPECT_DOUBLE_EQ(r.compression_vs_fp8, r.compression_vs_fp16 / 2);
-  EXPECT_EQ(r.kv_bytes_at_context, r.bytes_per_token * 2000);
-  EXPECT_EQ(r.max_context_tokens, 1'000'000 / (r.bytes_per_token * 2));
+  // Whole pages: 1000 tokens take 16 pages of 64; the longest context that
+  // fits is whole pages too.
+  const int64_t page_bytes = static_cast<int64_t>(r.bytes_per_token * 64);
+  EXPECT_EQ(page_bytes, r.bytes_per_token * 64);
+  EXPECT_EQ(r.kv_bytes_at_context, 16 * page_bytes * 2);
+  EXPECT_EQ(r.max_context_tokens, 1'000'000 / (page_bytes * 2) * 64);
+  EXPECT_LE(r.max_context_tokens * 2 * r.bytes_per_token, 1'000'000);
+  EXPECT_GT((r.max_context_tokens + 64) * 2 * r.bytes_per_token, 1'000'000);
   EXPECT_LE(r.distortion_ratio, 1.0);
   ASSERT_EQ(r.layers.size(), 2u);
   int64_t blocks = 0;
