@@ -55,7 +55,7 @@ echo "== 1. Start kvplan-coordinator (embedded RocksDB in $out/coordinator)"
 rm -rf "$out/coordinator"
 : >"$out/coordinator.log"
 "$coordinator" --listen 127.0.0.1:0 --data-dir "$out/coordinator" \
-  --metrics-listen 127.0.0.1:0 >"$out/coordinator.log" 2>&1 &
+  --metrics-listen 127.0.0.1:0 --log-format text >"$out/coordinator.log" 2>&1 &
 pids+=($!)
 addr=""
 for _ in $(seq 1 200); do
@@ -82,15 +82,8 @@ for w in 1 2; do
     --worker-id "demo-worker-$w" --once >"$out/worker-$w.log" 2>&1 &
   pids+=($!)
 done
-while true; do
-  line=$("${kv[@]}" jobs get --job demo-job)
-  printf '\r%s' "$line"
-  case "$line" in
-    *SUCCEEDED*) echo; break ;;
-    *FAILED* | *CANCELLED*) echo; cat "$out"/worker-*.log >&2; exit 1 ;;
-  esac
-  sleep 1
-done
+# A live progress line until the job ends; non-zero if it is cancelled.
+"${kv[@]}" jobs watch demo-job || { cat "$out"/worker-*.log >&2; exit 1; }
 grep -h "committed" "$out"/worker-*.log
 
 echo

@@ -25,6 +25,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libpcre2-dev
   # promtool, to check the /metrics exposition in tests.
   prometheus
+  # The openssl tool, which the TLS and mTLS tests make their certificates with.
+  openssl
 )
 
 missing=()

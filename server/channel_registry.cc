@@ -3,6 +3,7 @@
 #include "absl/strings/str_format.h"
 #include "proto/wire_convert.h"
 #include "server/plan_versions.h"
+#include "server/validation_registry.h"
 
 namespace kvplan::server {
 
@@ -28,6 +29,30 @@ bool SameVersion(const v1::PlanVersion& a, const v1::PlanVersion& b) {
   return a.model_id() == b.model_id() && a.name() == b.name() && a.version() == b.version();
 }
 
+// OK when the plan's latest validation passed; FailedPrecondition saying what
+// is missing otherwise. `why` says who requires it.
+absl::Status CheckValidated(const Store& store, const v1::PlanVersion& to, std::string_view channel,
+                            std::string_view why) {
+  absl::StatusOr<std::optional<v1::PlanValidation>> latest = LatestValidation(store, to.plan_id());
+  if (!latest.ok()) return latest.status();
+  const std::string plan = absl::StrFormat("plan %s v%d (%s) of model '%s'", to.name(),
+                                           to.version(), to.plan_id(), to.model_id());
+  if (!latest->has_value()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s has no validation result, and %s requires a passing one to promote to channel '%s'; "
+        "run `kvplan-worker validate --plan-id %s` first",
+        plan, std::string(why), std::string(channel), to.plan_id()));
+  }
+  if (!(*latest)->passed()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the latest validation of %s (#%d, by %s) failed (%s), and %s requires a passing one to "
+        "promote to channel '%s'",
+        plan, (*latest)->sequence(), (*latest)->worker_id(), (*latest)->verdict(), std::string(why),
+        std::string(channel)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ChannelRegistry::Init() {
@@ -49,6 +74,16 @@ absl::StatusOr<v1::ChannelMove> ChannelRegistry::Promote(const v1::PromoteReques
   absl::MutexLock lock(&write_mu_);
   absl::StatusOr<ChannelState> state = LoadState(*store_, request.model_id(), request.channel());
   if (!state.ok()) return state.status();
+  // Checked before the no-op case too: a promotion that asks for validation
+  // succeeds only for a validated plan, whatever the channel points at.
+  if (request.require_validation() || state->require_validation()) {
+    if (absl::Status st =
+            CheckValidated(*store_, *to, request.channel(),
+                           state->require_validation() ? "the channel's policy" : "the request");
+        !st.ok()) {
+      return st;
+    }
+  }
   if (state->stack_size() > 0 && SameVersion(state->stack(state->stack_size() - 1), *to)) {
     absl::StatusOr<std::optional<std::string>> last =
         store_->Get(Family::kChannelHistory, EncodeBe64(state->last_sequence()));
@@ -108,6 +143,35 @@ absl::StatusOr<v1::ChannelMove> ChannelRegistry::Commit(std::string_view model_i
   absl::MutexLock lock(&seq_mu_);
   last_sequence_ = sequence;
   return move;
+}
+
+absl::StatusOr<v1::ChannelPolicy> ChannelRegistry::SetPolicy(const v1::ChannelPolicy& policy) {
+  if (absl::Status st = ValidateName(policy.channel(), "channel"); !st.ok()) return st;
+  if (absl::StatusOr<v1::Model> m = models_->Get(policy.model_id()); !m.ok()) return m.status();
+  absl::MutexLock lock(&write_mu_);
+  absl::StatusOr<ChannelState> state = LoadState(*store_, policy.model_id(), policy.channel());
+  if (!state.ok()) return state.status();
+  if (state->require_validation() != policy.require_validation()) {
+    state->set_require_validation(policy.require_validation());
+    Store::Batch batch;
+    batch.Put(Family::kChannels, ChannelKey(policy.model_id(), policy.channel()),
+              state->SerializeAsString());
+    if (absl::Status st = store_->Commit(batch); !st.ok()) return st;
+  }
+  return policy;
+}
+
+absl::StatusOr<v1::ChannelPolicy> ChannelRegistry::GetPolicy(std::string_view model_id,
+                                                             std::string_view channel) const {
+  if (absl::Status st = ValidateName(channel, "channel"); !st.ok()) return st;
+  if (absl::StatusOr<v1::Model> m = models_->Get(model_id); !m.ok()) return m.status();
+  absl::StatusOr<ChannelState> state = LoadState(*store_, model_id, channel);
+  if (!state.ok()) return state.status();
+  v1::ChannelPolicy policy;
+  policy.set_model_id(std::string(model_id));
+  policy.set_channel(std::string(channel));
+  policy.set_require_validation(state->require_validation());
+  return policy;
 }
 
 absl::StatusOr<v1::PlanVersion> ChannelRegistry::Current(std::string_view model_id,

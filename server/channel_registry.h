@@ -6,6 +6,12 @@
 // history from the store after the sequence they last saw, so a watcher that
 // reconnects with that sequence misses nothing and sees nothing twice.
 //
+// Promotion can be gated on validation (validation_registry.h): per call
+// (PromoteRequest.require_validation) or per channel (its policy). A gated
+// promotion of a plan whose latest validation is missing or failed is refused
+// and moves nothing. Rollback is never gated: it returns to a plan that
+// already served on the channel, and must stay available in an emergency.
+//
 // Example:
 //   ChannelRegistry channels(store.get(), &models, clock);
 //   absl::Status st = channels.Init();
@@ -52,10 +58,18 @@ class ChannelRegistry {
 
   // Points the channel at a stored version (NotFound if there is none).
   // Promoting what the channel already points at returns its last move and
-  // writes nothing, so a retried promotion is harmless.
+  // writes nothing, so a retried promotion is harmless. FailedPrecondition
+  // naming the plan and what is missing when validation is required and the
+  // plan's latest validation is absent or failed.
   absl::StatusOr<v1::ChannelMove> Promote(const v1::PromoteRequest& request);
   // FailedPrecondition when no earlier promotion is in effect.
   absl::StatusOr<v1::ChannelMove> Rollback(const v1::RollbackRequest& request);
+  // Replaces the channel's policy (NotFound for an unknown model); the
+  // channel need not have been promoted yet.
+  absl::StatusOr<v1::ChannelPolicy> SetPolicy(const v1::ChannelPolicy& policy);
+  // Defaults for a channel never configured.
+  absl::StatusOr<v1::ChannelPolicy> GetPolicy(std::string_view model_id,
+                                              std::string_view channel) const;
   // The version a channel points at now; NotFound naming it when unset.
   absl::StatusOr<v1::PlanVersion> Current(std::string_view model_id,
                                           std::string_view channel) const;

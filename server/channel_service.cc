@@ -17,8 +17,10 @@ class ChannelServiceImpl final : public v1::ChannelService::Service {
                        v1::ChannelMove* response) override {
     return RunRpc(deps_, "Promote", RpcKind::kWrite, context, [&]() -> absl::Status {
       absl::StatusOr<v1::ChannelMove> r = deps_.channels->Promote(*request);
-      if (r.ok()) *response = *std::move(r);
-      return r.status();
+      if (!r.ok()) return r.status();
+      LogMove(*r);
+      *response = *std::move(r);
+      return absl::OkStatus();
     });
   }
 
@@ -26,6 +28,28 @@ class ChannelServiceImpl final : public v1::ChannelService::Service {
                         v1::ChannelMove* response) override {
     return RunRpc(deps_, "Rollback", RpcKind::kWrite, context, [&]() -> absl::Status {
       absl::StatusOr<v1::ChannelMove> r = deps_.channels->Rollback(*request);
+      if (!r.ok()) return r.status();
+      LogMove(*r);
+      *response = *std::move(r);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status SetChannelPolicy(grpc::ServerContext* context, const v1::ChannelPolicy* request,
+                                v1::ChannelPolicy* response) override {
+    return RunRpc(deps_, "SetChannelPolicy", RpcKind::kWrite, context, [&]() -> absl::Status {
+      absl::StatusOr<v1::ChannelPolicy> r = deps_.channels->SetPolicy(*request);
+      if (r.ok()) *response = *std::move(r);
+      return r.status();
+    });
+  }
+
+  grpc::Status GetChannelPolicy(grpc::ServerContext* context,
+                                const v1::GetChannelPolicyRequest* request,
+                                v1::ChannelPolicy* response) override {
+    return RunRpc(deps_, "GetChannelPolicy", RpcKind::kRead, context, [&]() -> absl::Status {
+      absl::StatusOr<v1::ChannelPolicy> r =
+          deps_.channels->GetPolicy(request->model_id(), request->channel());
       if (r.ok()) *response = *std::move(r);
       return r.status();
     });
@@ -74,6 +98,17 @@ class ChannelServiceImpl final : public v1::ChannelService::Service {
   }
 
  private:
+  void LogMove(const v1::ChannelMove& move) const {
+    deps_.logger.Info("channel moved",
+                      {{"model_id", move.model_id()},
+                       {"channel", move.channel()},
+                       {"kind", move.kind() == v1::ChannelMove::ROLLBACK ? "rollback" : "promote"},
+                       {"sequence", move.sequence()},
+                       {"plan_id", move.to().plan_id()},
+                       {"version", move.to().version()},
+                       {"from_version", move.from().version()}});
+  }
+
   ServiceDeps deps_;
 };
 

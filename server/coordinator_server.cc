@@ -23,6 +23,7 @@ struct CoordinatorServer::Impl {
   std::unique_ptr<PlanRegistry> plans;
   std::unique_ptr<WhatIfRunner> whatif;
   std::unique_ptr<JobRegistry> jobs;
+  std::unique_ptr<ValidationRegistry> validations;
   std::unique_ptr<Metrics> metrics;
   std::vector<std::unique_ptr<grpc::Service>> services;
   std::unique_ptr<grpc::Server> server;
@@ -48,6 +49,19 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (options.max_receive_message_bytes <= 0) {
     return absl::InvalidArgumentError("max_receive_message_bytes must be positive");
   }
+  if (!options.tls_client_ca_pem.empty() && options.tls_cert_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "client certificates (a client CA) need TLS: give a server certificate and key too");
+  }
+  if (!options.tls_allowed_client_cns.empty() && options.tls_client_ca_pem.empty()) {
+    return absl::InvalidArgumentError("allowed client CNs need a client CA to verify them");
+  }
+  if (options.authenticate_reads && options.auth_token.empty() &&
+      options.tls_client_ca_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "authenticating reads needs a bearer token or a client CA to check them against");
+  }
+  if (absl::Status st = CheckValidationRule(options.validation_rule); !st.ok()) return st;
   auto impl = std::make_unique<Impl>();
   impl->host = options.listen.substr(0, colon);
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open({.path = options.data_dir});
@@ -61,20 +75,31 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                                                options.clock);
   impl->whatif = std::make_unique<WhatIfRunner>(raw_store, impl->models.get());
   impl->jobs = std::make_unique<JobRegistry>(raw_store, impl->models.get(), options.clock);
+  impl->validations =
+      std::make_unique<ValidationRegistry>(raw_store, options.validation_rule, options.clock);
   absl::StatusOr<std::unique_ptr<Metrics>> metrics =
-      Metrics::Start({.listen = options.metrics_listen, .store_size_bytes = [raw_store] {
-                        return raw_store->ApproximateSizeBytes();
-                      }});
+      Metrics::Start({.listen = options.metrics_listen,
+                      .store_size_bytes = [raw_store] { return raw_store->ApproximateSizeBytes(); },
+                      .plan_reads_from_memory =
+                          [plans = impl->plans.get()] { return plans->read_counts().memory; },
+                      .plan_reads_from_store =
+                          [plans = impl->plans.get()] { return plans->read_counts().store; }});
   if (!metrics.ok()) return metrics.status();
   impl->metrics = *std::move(metrics);
 
+  internal::AuthPolicy auth{.bearer_token = options.auth_token,
+                            .client_certificates = !options.tls_client_ca_pem.empty(),
+                            .allowed_client_cns = options.tls_allowed_client_cns,
+                            .authenticate_reads = options.authenticate_reads};
   const internal::ServiceDeps deps{.models = impl->models.get(),
                                    .plans = impl->plans.get(),
                                    .channels = impl->channels.get(),
                                    .whatif = impl->whatif.get(),
                                    .jobs = impl->jobs.get(),
+                                   .validations = impl->validations.get(),
                                    .metrics = impl->metrics.get(),
-                                   .auth_token = options.auth_token};
+                                   .auth = std::move(auth),
+                                   .logger = options.logger};
   impl->services.push_back(internal::NewModelService(deps));
   impl->services.push_back(internal::NewPlanService(deps));
   impl->services.push_back(internal::NewChannelService(deps));
@@ -89,6 +114,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (!options.tls_cert_pem.empty()) {
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
+    if (!options.tls_client_ca_pem.empty()) {
+      // Requested, not required: a client with no certificate still gets
+      // through the handshake and can authorize writes with the token (and
+      // read). One it sends must verify, or the handshake fails; rpc_auth.cc
+      // relies on that to trust any certificate it finds.
+      ssl.pem_root_certs = options.tls_client_ca_pem;
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
     credentials = grpc::SslServerCredentials(ssl);
   }
   builder.AddListeningPort(options.listen, credentials, &impl->port);

@@ -14,10 +14,13 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/clock.h"
+#include "server/logger.h"
+#include "server/validation_registry.h"
 
 namespace kvplan::server {
 
@@ -29,16 +32,33 @@ struct CoordinatorOptions {
   // host:port for Prometheus /metrics; port 0 binds a free port; empty serves
   // none. Default: empty.
   std::string metrics_listen;
-  // Bearer token that write RPCs must carry; empty leaves writes open. Default: empty.
+  // Bearer token that authorizes writes. Writes are open only while this and
+  // tls_client_ca_pem are both empty. Default: empty.
   std::string auth_token;
   // PEM server certificate chain and private key; both empty: plaintext. Default: empty.
   std::string tls_cert_pem;
   std::string tls_key_pem;
+  // PEM CA certificates for mTLS. Non-empty: the server asks every client for a
+  // certificate and fails the handshake of one it cannot verify against these;
+  // a verified certificate authorizes writes, and a client without one can
+  // still use the bearer token. Needs tls_cert_pem. Default: empty.
+  std::string tls_client_ca_pem;
+  // Common names of the client certificates that authorize writes; empty: any
+  // certificate tls_client_ca_pem verifies. Default: empty.
+  std::vector<std::string> tls_allowed_client_cns;
+  // Whether reads need the same credentials as writes; needs auth_token or
+  // tls_client_ca_pem. Default: false (reads are open to the fleet).
+  bool authenticate_reads = false;
   // Largest request accepted, bytes; larger ones fail with RESOURCE_EXHAUSTED
   // before any handler runs. Default: 64 MiB (statistics are kilobytes to a few MiB).
   int max_receive_message_bytes = 64 << 20;
+  // When a plan's validation passes (server/validation_registry.h). Default:
+  // it must win at least 3/4 of the layers and have the lower mean MAE.
+  ValidationRule validation_rule;
   // Seconds since the epoch for timestamps. Default: the system clock.
   Clock clock = SystemClock();
+  // State changes at info, every RPC at debug. Default: discards.
+  Logger logger;
 };
 
 class CoordinatorServer {

@@ -1,9 +1,24 @@
 // kvplan.v1.JobService over the job registry.
+#include "absl/strings/numbers.h"
 #include "kvplan/v1/job_service.grpc.pb.h"
 #include "server/service_impl.h"
 
 namespace kvplan::server::internal {
 namespace {
+
+// The shard a lease id names ("<job>:<shard>:<attempt>", job_registry.h; job
+// ids have no ':'), for the logs; -1 for anything else.
+int ShardOfLease(const std::string& lease_id) {
+  const size_t last = lease_id.rfind(':');
+  const size_t first =
+      last == std::string::npos || last == 0 ? std::string::npos : lease_id.rfind(':', last - 1);
+  int shard = -1;
+  if (first == std::string::npos ||
+      !absl::SimpleAtoi(lease_id.substr(first + 1, last - first - 1), &shard)) {
+    return -1;
+  }
+  return shard;
+}
 
 class JobServiceImpl final : public v1::JobService::Service {
  public:
@@ -14,7 +29,12 @@ class JobServiceImpl final : public v1::JobService::Service {
     return RunRpc(deps_, "CreateJob", RpcKind::kWrite, context, [&]() -> absl::Status {
       absl::StatusOr<v1::CreateJobResponse> r = deps_.jobs->Create(*request);
       if (!r.ok()) return r.status();
-      if (r->created()) deps_.metrics->JobCreated();
+      if (r->created()) {
+        deps_.metrics->JobCreated();
+        deps_.logger.Info("job created", {{"job_id", r->job().job_id()},
+                                          {"model_id", r->job().model_id()},
+                                          {"shards", r->job().shard_count()}});
+      }
       *response = *std::move(r);
       return absl::OkStatus();
     });
@@ -42,8 +62,10 @@ class JobServiceImpl final : public v1::JobService::Service {
                          v1::Job* response) override {
     return RunRpc(deps_, "CancelJob", RpcKind::kWrite, context, [&]() -> absl::Status {
       absl::StatusOr<v1::Job> r = deps_.jobs->Cancel(request->job_id());
-      if (r.ok()) *response = *std::move(r);
-      return r.status();
+      if (!r.ok()) return r.status();
+      deps_.logger.Info("job cancelled", {{"job_id", r->job_id()}});
+      *response = *std::move(r);
+      return absl::OkStatus();
     });
   }
 
@@ -52,7 +74,19 @@ class JobServiceImpl final : public v1::JobService::Service {
     return RunRpc(deps_, "LeaseShard", RpcKind::kWrite, context, [&]() -> absl::Status {
       absl::StatusOr<v1::LeaseShardResponse> r = deps_.jobs->Lease(*request);
       if (!r.ok()) return r.status();
-      if (r->has_lease()) deps_.metrics->ShardLeased(r->lease().attempt() > 1);
+      if (r->has_lease()) {
+        const v1::ShardLease& lease = r->lease();
+        deps_.metrics->ShardLeased(lease.attempt() > 1);
+        // Expiry is noticed here, lazily: a later attempt means the last lease
+        // ran out and the shard now goes to this caller.
+        if (lease.attempt() > 1) {
+          deps_.logger.Info("lease expired; shard reassigned", {{"job_id", lease.job_id()},
+                                                                {"shard", lease.shard()},
+                                                                {"attempt", lease.attempt()},
+                                                                {"lease_id", lease.lease_id()},
+                                                                {"peer", context->peer()}});
+        }
+      }
       *response = *std::move(r);
       return absl::OkStatus();
     });
@@ -83,7 +117,19 @@ class JobServiceImpl final : public v1::JobService::Service {
       absl::StatusOr<v1::CommitShardResponse> r = deps_.jobs->Commit(request->lease_id());
       if (!r.ok()) return r.status();
       // Repeats of an acknowledged commit are not counted again.
-      if (r->committed()) deps_.metrics->ShardCommitted(r->job_done());
+      if (r->committed()) {
+        deps_.metrics->ShardCommitted(r->job_done());
+        deps_.logger.Info("shard committed", {{"job_id", r->job().job_id()},
+                                              {"shard", ShardOfLease(request->lease_id())},
+                                              {"lease_id", request->lease_id()},
+                                              {"shards_done", r->job().progress().shards_done()},
+                                              {"peer", context->peer()}});
+        if (r->job_done()) {
+          deps_.logger.Info("job completed", {{"job_id", r->job().job_id()},
+                                              {"model_id", r->job().model_id()},
+                                              {"shards", r->job().shard_count()}});
+        }
+      }
       *response = *std::move(r);
       return absl::OkStatus();
     });

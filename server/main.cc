@@ -1,40 +1,50 @@
 // kvplan-coordinator: the plan registry and serving half of the kvplan service.
 //
-//   kvplan-coordinator --listen ADDR --data-dir DIR [--metrics-listen ADDR]
-//                      [--auth-token-file F] [--tls-cert F --tls-key F]
-//                      [--max-message-mib N]
+//   kvplan-coordinator --data-dir DIR [--config FILE] [--listen ADDR] [flags]
 //
-// Prints "listening on HOST:PORT" (and "metrics on HOST:PORT") once serving,
-// then runs until SIGTERM or SIGINT, when it drains and exits 0.
+// Settings come from flags and an optional config file
+// (server/coordinator_config.h; --help lists them). Prints "listening on
+// HOST:PORT" (and "metrics on HOST:PORT") on stdout once serving; logs go to
+// stderr, one JSON object (or text line) each. Runs until SIGTERM or SIGINT,
+// then drains and exits 0.
+#include <grpc/support/log.h>
 #include <signal.h>
 
-#include <cstdlib>
+#include <atomic>
 #include <iostream>
-#include <map>
 #include <string>
+#include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
-#include "core/file_io.h"
+#include "server/coordinator_config.h"
 #include "server/coordinator_server.h"
+#include "server/logger.h"
 
 namespace {
 
-constexpr char kUsage[] = R"(usage: kvplan-coordinator --listen ADDR --data-dir DIR [flags]
+using ::kvplan::server::LogField;
+using ::kvplan::server::Logger;
+using ::kvplan::server::LogLevel;
 
-  --listen ADDR          gRPC address, host:port; port 0 picks a free port (default 127.0.0.1:0)
-  --data-dir DIR         RocksDB store directory, created when missing (required)
-  --metrics-listen ADDR  serve Prometheus /metrics on host:port (port 0: any free port)
-  --auth-token-file F    write RPCs must carry "authorization: Bearer <token in F>"
-  --tls-cert F           PEM certificate chain; with --tls-key serves TLS instead of plaintext
-  --tls-key F            PEM private key
-  --max-message-mib N    largest request accepted, MiB (default 64)
+// gRPC reports its own events (a client's failed TLS handshake, ...) through
+// gpr_set_log_function, which takes a plain function pointer and no context
+// pointer, so the logger it reaches has to be process-wide. It is set once in
+// main before the server starts and never freed, so a gRPC thread that logs
+// while the process exits still finds it.
+std::atomic<const Logger*> grpc_log_target{nullptr};
 
-Prints "listening on HOST:PORT" once serving; SIGTERM or SIGINT drains and exits 0.
-)";
+void LogGrpcEvent(gpr_log_func_args* args) {
+  const Logger* logger = grpc_log_target.load(std::memory_order_acquire);
+  if (logger == nullptr) return;
+  // gRPC's ERROR covers peers' failures (a bad handshake), which are not the
+  // coordinator's errors; the coordinator logs its own faults at error itself.
+  const LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kWarn
+                         : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                                   : LogLevel::kDebug;
+  logger->Log(level, args->message, {{"file", args->file}, {"line", args->line}});
+}
 
-int Fail(const std::string& message) {
+int UsageError(const std::string& message) {
   std::cerr << "kvplan-coordinator: " << message << "\n";
   return 2;
 }
@@ -42,64 +52,23 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::map<std::string, std::string> defaults = {
-      {"listen", "127.0.0.1:0"}, {"data-dir", ""}, {"metrics-listen", ""},
-      {"auth-token-file", ""},   {"tls-cert", ""}, {"tls-key", ""},
-      {"max-message-mib", "64"}};
-  std::map<std::string, std::string> flags = defaults;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "help" || arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (!arg.starts_with("--") || !defaults.contains(arg.substr(2, arg.find('=') - 2))) {
-      return Fail(absl::StrFormat("unknown argument '%s'\n\n%s", argv[i], kUsage));
-    }
-    arg = arg.substr(2);
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      flags[arg.substr(0, eq)] = arg.substr(eq + 1);
-    } else if (i + 1 < argc) {
-      flags[arg] = argv[++i];
-    } else {
-      return Fail(absl::StrFormat("--%s needs a value", arg));
-    }
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (kvplan::server::WantsHelp(args)) {
+    std::cout << kvplan::server::CoordinatorUsage();
+    return 0;
   }
-  kvplan::server::CoordinatorOptions options;
-  options.listen = flags["listen"];
-  options.data_dir = flags["data-dir"];
-  options.metrics_listen = flags["metrics-listen"];
-  if (options.data_dir.empty()) return Fail(std::string("--data-dir is required\n\n") + kUsage);
-  int mib = 0;
-  if (!absl::SimpleAtoi(flags["max-message-mib"], &mib) || mib < 1 || mib > 1024) {
-    return Fail("--max-message-mib must be a whole number in [1, 1024]");
-  }
-  options.max_receive_message_bytes = mib << 20;
-  auto read = [](const std::string& path, std::string* out) -> absl::Status {
-    absl::StatusOr<std::string> text = kvplan::ReadFile(path, 1 << 20);
-    if (!text.ok()) return text.status();
-    *out = *std::move(text);
-    return absl::OkStatus();
-  };
-  if (!flags["auth-token-file"].empty()) {
-    if (absl::Status st = read(flags["auth-token-file"], &options.auth_token); !st.ok()) {
-      return Fail(std::string(st.message()));
-    }
-    options.auth_token = std::string(absl::StripAsciiWhitespace(options.auth_token));
-    if (options.auth_token.empty()) return Fail("--auth-token-file holds an empty token");
-  }
-  if (flags["tls-cert"].empty() != flags["tls-key"].empty()) {
-    return Fail("--tls-cert and --tls-key go together");
-  }
-  if (!flags["tls-cert"].empty()) {
-    if (absl::Status st = read(flags["tls-cert"], &options.tls_cert_pem); !st.ok()) {
-      return Fail(std::string(st.message()));
-    }
-    if (absl::Status st = read(flags["tls-key"], &options.tls_key_pem); !st.ok()) {
-      return Fail(std::string(st.message()));
-    }
-  }
+  // Until the logger exists (its format is a setting), errors are plain text.
+  absl::StatusOr<kvplan::server::CoordinatorConfig> config =
+      kvplan::server::LoadCoordinatorConfig(args);
+  if (!config.ok()) return UsageError(std::string(config.status().message()));
+  kvplan::server::CoordinatorOptions& options = config->server;
+  const Logger logger({.format = config->log_format,
+                       .min_level = config->log_level,
+                       .component = "coordinator",
+                       .sink = kvplan::server::StderrSink()});
+  options.logger = logger;
+  grpc_log_target.store(new Logger(logger.WithComponent("grpc")), std::memory_order_release);
+  gpr_set_log_function(LogGrpcEvent);
 
   // Blocked before any thread starts, so every thread inherits the mask and the
   // signals are taken only by sigwait below.
@@ -112,18 +81,34 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<kvplan::server::CoordinatorServer>> server =
       kvplan::server::CoordinatorServer::Start(options);
   if (!server.ok()) {
-    std::cerr << "kvplan-coordinator: " << server.status().message() << "\n";
+    logger.Error("cannot start", {{"error", std::string(server.status().message())},
+                                  {"code", absl::StatusCodeToString(server.status().code())}});
     return 1;
   }
+  // stdout carries only these lines, which scripts and tests wait for.
   std::cout << "listening on " << (*server)->address() << std::endl;
+  std::string metrics_address;
   if ((*server)->metrics_port() != 0) {
     const std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
-    std::cout << "metrics on " << host << ":" << (*server)->metrics_port() << std::endl;
+    metrics_address = absl::StrFormat("%s:%d", host, (*server)->metrics_port());
+    std::cout << "metrics on " << metrics_address << std::endl;
   }
+  std::vector<LogField> fields = {{"address", (*server)->address()},
+                                  {"data_dir", options.data_dir},
+                                  {"tls", !options.tls_cert_pem.empty()},
+                                  {"client_certificates", !options.tls_client_ca_pem.empty()},
+                                  {"bearer_token", !options.auth_token.empty()},
+                                  {"authenticate_reads", options.authenticate_reads}};
+  if (!metrics_address.empty()) fields.emplace_back("metrics_address", metrics_address);
+  if (!config->config_file.empty()) fields.emplace_back("config_file", config->config_file);
+  logger.Info("serving", fields);
+
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  std::cout << "signal " << signal_number << ": draining" << std::endl;
-  (*server)->Shutdown(absl::Seconds(5));
-  std::cout << "stopped" << std::endl;
+  constexpr absl::Duration kGrace = absl::Seconds(5);
+  logger.Info("draining",
+              {{"signal", signal_number}, {"grace_ms", absl::ToInt64Milliseconds(kGrace)}});
+  (*server)->Shutdown(kGrace);
+  logger.Info("stopped");
   return 0;
 }

@@ -12,11 +12,20 @@
 namespace kvplan::server {
 namespace {
 
-// Reads the store size at scrape time rather than after every write.
-class StoreSizeCollectable final : public prometheus::Collectable {
+// Reads the store size and the plan cache's counts at scrape time rather than
+// after every write or read; the plan registry owns the cache and its counts.
+class ScrapeTimeCollectable final : public prometheus::Collectable {
  public:
-  explicit StoreSizeCollectable(std::function<uint64_t()> size) : size_(std::move(size)) {}
+  explicit ScrapeTimeCollectable(const MetricsOptions& options)
+      : size_(options.store_size_bytes),
+        reads_from_memory_(options.plan_reads_from_memory),
+        reads_from_store_(options.plan_reads_from_store) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
+    return {StoreSize(), PlanReads()};
+  }
+
+ private:
+  prometheus::MetricFamily StoreSize() const {
     prometheus::MetricFamily family;
     family.name = "kvplan_store_size_bytes";
     family.help = "Bytes of the coordinator's RocksDB store (SST files plus memtables).";
@@ -24,18 +33,36 @@ class StoreSizeCollectable final : public prometheus::Collectable {
     prometheus::ClientMetric metric;
     metric.gauge.value = size_ ? static_cast<double>(size_()) : 0.0;
     family.metric.push_back(std::move(metric));
-    return {std::move(family)};
+    return family;
   }
 
- private:
+  prometheus::MetricFamily PlanReads() const {
+    prometheus::MetricFamily family;
+    family.name = "kvplan_plan_reads_total";
+    family.help =
+        "Plan reads (GetPlan, ExportPlan, DiffPlans, GetRotation) by where they were served "
+        "from: source=memory (the plan cache) or store (RocksDB).";
+    family.type = prometheus::MetricType::Counter;
+    for (const auto& [source, count] :
+         {std::pair{"memory", &reads_from_memory_}, std::pair{"store", &reads_from_store_}}) {
+      prometheus::ClientMetric metric;
+      metric.label.push_back({"source", source});
+      metric.counter.value = *count ? static_cast<double>((*count)()) : 0.0;
+      family.metric.push_back(std::move(metric));
+    }
+    return family;
+  }
+
   std::function<uint64_t()> size_;
+  std::function<uint64_t()> reads_from_memory_;
+  std::function<uint64_t()> reads_from_store_;
 };
 
 }  // namespace
 
 struct Metrics::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::shared_ptr<StoreSizeCollectable> store_size;
+  std::shared_ptr<ScrapeTimeCollectable> scrape_time;
   prometheus::Family<prometheus::Counter>* rpcs = nullptr;
   prometheus::Family<prometheus::Histogram>* latency = nullptr;
   prometheus::Counter* plans_served = nullptr;
@@ -87,7 +114,7 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(MetricsOptions options) 
                                 .Help("Shards committed (repeated commits not counted).")
                                 .Register(*impl->registry)
                                 .Add({});
-  impl->store_size = std::make_shared<StoreSizeCollectable>(std::move(options.store_size_bytes));
+  impl->scrape_time = std::make_shared<ScrapeTimeCollectable>(options);
   if (!options.listen.empty()) {
     // prometheus-cpp reports a failed bind by throwing; keep that inside here.
     try {
@@ -97,7 +124,7 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(MetricsOptions options) 
           absl::StrFormat("cannot serve metrics on %s: %s", options.listen, e.what()));
     }
     impl->exposer->RegisterCollectable(impl->registry);
-    impl->exposer->RegisterCollectable(impl->store_size);
+    impl->exposer->RegisterCollectable(impl->scrape_time);
   }
   return std::unique_ptr<Metrics>(new Metrics(std::move(impl)));
 }

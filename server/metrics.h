@@ -3,6 +3,9 @@
 //   kvplan_rpc_total{method, code}            counter: RPCs finished
 //   kvplan_rpc_duration_seconds{method}       histogram: handler latency
 //   kvplan_plans_served_total                 counter: plans returned by GetPlan/ExportPlan
+//   kvplan_plan_reads_total{source}           counter: plan reads (GetPlan, ExportPlan,
+//                                             DiffPlans, GetRotation); source="memory" (the
+//                                             plan cache) or "store" (RocksDB)
 //   kvplan_store_size_bytes                   gauge: RocksDB SST + memtable bytes
 //   kvplan_jobs_created_total                 counter: calibration jobs created
 //   kvplan_jobs_succeeded_total               counter: jobs whose last shard committed
@@ -34,6 +37,11 @@ struct MetricsOptions {
   std::string listen;
   // Read at every scrape for kvplan_store_size_bytes. Default: none (0).
   std::function<uint64_t()> store_size_bytes;
+  // Read at every scrape for kvplan_plan_reads_total{source="memory"} and
+  // {source="store"}: plan reads served from the in-memory cache, and from the
+  // store, so far. Default: none (0).
+  std::function<uint64_t()> plan_reads_from_memory;
+  std::function<uint64_t()> plan_reads_from_store;
 };
 
 class Metrics {

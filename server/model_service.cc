@@ -13,8 +13,13 @@ class ModelServiceImpl final : public v1::ModelService::Service {
                              v1::RegisterModelResponse* response) override {
     return RunRpc(deps_, "RegisterModel", RpcKind::kWrite, context, [&]() -> absl::Status {
       absl::StatusOr<v1::RegisterModelResponse> r = deps_.models->Register(*request);
-      if (r.ok()) *response = *std::move(r);
-      return r.status();
+      if (!r.ok()) return r.status();
+      if (r->created()) {
+        deps_.logger.Info("model registered", {{"model_id", r->model().model_id()},
+                                               {"fingerprint", r->model().fingerprint()}});
+      }
+      *response = *std::move(r);
+      return absl::OkStatus();
     });
   }
 

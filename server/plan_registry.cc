@@ -13,6 +13,7 @@
 #include "proto/wire_convert.h"
 #include "server/job_registry.h"
 #include "server/plan_versions.h"
+#include "server/validation_registry.h"
 
 namespace kvplan::server {
 
@@ -36,8 +37,8 @@ StatsShape ModelShape(const v1::ModelArchitecture& a) {
           .group_size = a.num_q_heads() / a.num_kv_heads()};
 }
 
-int64_t BytesPerToken(const KvPlan& plan) {
-  int64_t total = 0;
+double BytesPerToken(const KvPlan& plan) {
+  double total = 0.0;
   for (const std::vector<int>& head : plan.k_block_bits) {
     total += TokenBytesForHead(head, plan.options.v_bits).total();
   }
@@ -168,7 +169,10 @@ absl::StatusOr<std::shared_ptr<const std::string>> PlanRegistry::PlanJson(
     std::string_view plan_id) {
   {
     absl::MutexLock lock(&cache_mu_);
-    if (auto it = plan_cache_.find(plan_id); it != plan_cache_.end()) return it->second;
+    if (auto it = plan_cache_.find(plan_id); it != plan_cache_.end()) {
+      reads_from_memory_.fetch_add(1, std::memory_order_relaxed);
+      return it->second;
+    }
   }
   absl::StatusOr<std::optional<std::string>> bytes = store_->Get(Family::kPlans, plan_id);
   if (!bytes.ok()) return bytes.status();
@@ -176,6 +180,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> PlanRegistry::PlanJson(
     return absl::NotFoundError(absl::StrFormat("no plan has id %s", std::string(plan_id)));
   }
   auto json = std::make_shared<const std::string>(**std::move(bytes));
+  reads_from_store_.fetch_add(1, std::memory_order_relaxed);
   absl::MutexLock lock(&cache_mu_);
   plan_cache_.emplace(std::string(plan_id), json);
   return json;
@@ -229,6 +234,11 @@ absl::StatusOr<v1::GetPlanResponse> PlanRegistry::Get(const v1::GetPlanRequest& 
   absl::StatusOr<std::shared_ptr<const std::string>> json = PlanJson(response.version().plan_id());
   if (!json.ok()) return json.status();
   response.set_plan_json(**json);
+  // Not cached with the plan: validations are added after it is stored.
+  absl::StatusOr<std::optional<v1::PlanValidation>> validation =
+      LatestValidation(*store_, response.version().plan_id());
+  if (!validation.ok()) return validation.status();
+  if (validation->has_value()) *response.mutable_validation() = **std::move(validation);
   return response;
 }
 

@@ -16,6 +16,8 @@
 #ifndef KVPLAN_SERVER_PLAN_REGISTRY_H_
 #define KVPLAN_SERVER_PLAN_REGISTRY_H_
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,6 +49,13 @@ struct UploadedStats {
 // fingerprint or RoPE layout.
 absl::StatusOr<UploadedStats> ParseUploadedStats(const v1::Model& model, std::string_view bytes);
 
+// Plan reads (GetPlan, ExportPlan, DiffPlans, GetRotation) served from the
+// in-memory cache and from the store, since the registry was made.
+struct PlanReadCounts {
+  uint64_t memory = 0;
+  uint64_t store = 0;
+};
+
 class PlanRegistry {
  public:
   // The pointers must outlive the registry.
@@ -69,6 +78,11 @@ class PlanRegistry {
   absl::StatusOr<v1::PlanVersion> GetVersion(std::string_view model_id, std::string_view name,
                                              uint64_t version) const;
 
+  PlanReadCounts read_counts() const {
+    return {.memory = reads_from_memory_.load(std::memory_order_relaxed),
+            .store = reads_from_store_.load(std::memory_order_relaxed)};
+  }
+
  private:
   // The stored JSON of a plan, through the cache.
   absl::StatusOr<std::shared_ptr<const std::string>> PlanJson(std::string_view plan_id);
@@ -85,6 +99,8 @@ class PlanRegistry {
       ABSL_GUARDED_BY(cache_mu_);
   std::map<std::string, std::shared_ptr<const std::string>, std::less<>> rotation_cache_
       ABSL_GUARDED_BY(cache_mu_);
+  std::atomic<uint64_t> reads_from_memory_{0};
+  std::atomic<uint64_t> reads_from_store_{0};
 };
 
 }  // namespace kvplan::server

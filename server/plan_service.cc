@@ -13,8 +13,17 @@ class PlanServiceImpl final : public v1::PlanService::Service {
                           v1::CreatePlanResponse* response) override {
     return RunRpc(deps_, "CreatePlan", RpcKind::kWrite, context, [&]() -> absl::Status {
       absl::StatusOr<v1::CreatePlanResponse> r = deps_.plans->Create(*request);
-      if (r.ok()) *response = *std::move(r);
-      return r.status();
+      if (!r.ok()) return r.status();
+      if (r->created()) {
+        const v1::PlanVersion& v = r->version();
+        deps_.logger.Info("plan created", {{"plan_id", v.plan_id()},
+                                           {"model_id", v.model_id()},
+                                           {"name", v.name()},
+                                           {"version", v.version()},
+                                           {"tokens", v.tokens()}});
+      }
+      *response = *std::move(r);
+      return absl::OkStatus();
     });
   }
 
@@ -55,6 +64,26 @@ class PlanServiceImpl final : public v1::PlanService::Service {
       *response = *std::move(r);
       deps_.metrics->PlanServed();
       return absl::OkStatus();
+    });
+  }
+
+  grpc::Status AttachValidation(grpc::ServerContext* context,
+                                const v1::AttachValidationRequest* request,
+                                v1::AttachValidationResponse* response) override {
+    return RunRpc(deps_, "AttachValidation", RpcKind::kWrite, context, [&]() -> absl::Status {
+      absl::StatusOr<v1::AttachValidationResponse> r = deps_.validations->Attach(*request);
+      if (r.ok()) *response = *std::move(r);
+      return r.status();
+    });
+  }
+
+  grpc::Status ListValidations(grpc::ServerContext* context,
+                               const v1::ListValidationsRequest* request,
+                               v1::ListValidationsResponse* response) override {
+    return RunRpc(deps_, "ListValidations", RpcKind::kRead, context, [&]() -> absl::Status {
+      absl::StatusOr<v1::ListValidationsResponse> r = deps_.validations->List(request->plan_id());
+      if (r.ok()) *response = *std::move(r);
+      return r.status();
     });
   }
 

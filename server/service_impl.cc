@@ -1,6 +1,6 @@
 #include "server/service_impl.h"
 
-#include <openssl/crypto.h>
+#include <vector>
 
 namespace kvplan::server::internal {
 
@@ -50,23 +50,30 @@ const char* CodeName(grpc::StatusCode code) {
   }
 }
 
-absl::Status CheckWriteAuth(const grpc::ServerContext& context, const std::string& token) {
-  if (token.empty()) return absl::OkStatus();
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return absl::UnauthenticatedError(
-        "this coordinator requires a bearer token for writes; pass --token-file");
+void LogRpc(const Logger& logger, const char* method, const grpc::ServerContext& context,
+            const std::string& principal, const grpc::Status& status, double seconds) {
+  LogLevel level = LogLevel::kDebug;
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED:
+      level = LogLevel::kWarn;
+      break;
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::DATA_LOSS:
+      level = LogLevel::kError;
+      break;
+    default:
+      break;
   }
-  const std::string value(it->second.data(), it->second.size());
-  constexpr std::string_view kBearer = "Bearer ";
-  const std::string given = value.starts_with(kBearer) ? value.substr(kBearer.size()) : "";
-  // Constant time, so response timing does not reveal how much of a guess was right.
-  if (given.size() != token.size() ||
-      CRYPTO_memcmp(given.data(), token.data(), token.size()) != 0) {
-    return absl::PermissionDeniedError("the bearer token is not accepted for writes");
-  }
-  return absl::OkStatus();
+  if (!logger.enabled(level)) return;
+  std::vector<LogField> fields = {{"method", method},
+                                  {"code", CodeName(status.error_code())},
+                                  {"latency_ms", seconds * 1e3},
+                                  {"peer", context.peer()}};
+  if (!principal.empty()) fields.emplace_back("principal", principal);
+  if (!status.ok()) fields.emplace_back("error", status.error_message());
+  logger.Log(level, "rpc finished", fields);
 }
 
 }  // namespace kvplan::server::internal

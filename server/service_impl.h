@@ -1,6 +1,6 @@
 // Private to server/: what the gRPC service implementations share. The one
-// boundary where absl::Status becomes grpc::Status, where write RPCs are
-// authenticated, and where every RPC is timed and counted.
+// boundary where absl::Status becomes grpc::Status, where calls are
+// authorized (rpc_auth.h), and where every RPC is timed, counted and logged.
 //
 // Example (a unary handler):
 //   grpc::Status GetModel(grpc::ServerContext* ctx, const v1::GetModelRequest* req,
@@ -23,9 +23,12 @@
 #include "grpcpp/impl/service_type.h"
 #include "server/channel_registry.h"
 #include "server/job_registry.h"
+#include "server/logger.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/plan_registry.h"
+#include "server/rpc_auth.h"
+#include "server/validation_registry.h"
 #include "server/whatif_runner.h"
 
 namespace kvplan::server::internal {
@@ -36,9 +39,12 @@ struct ServiceDeps {
   ChannelRegistry* channels = nullptr;
   WhatIfRunner* whatif = nullptr;
   JobRegistry* jobs = nullptr;
+  ValidationRegistry* validations = nullptr;
   Metrics* metrics = nullptr;
-  // Bearer token write RPCs must carry; empty leaves writes open.
-  std::string auth_token;
+  // Who may write (and read, when configured).
+  AuthPolicy auth;
+  // RPC completions at debug; state changes (job created, plan created, ...) at info.
+  Logger logger;
 };
 
 enum class RpcKind { kRead, kWrite };
@@ -47,21 +53,24 @@ enum class RpcKind { kRead, kWrite };
 grpc::Status ToGrpcStatus(const absl::Status& status);
 // "OK", "NOT_FOUND", ... (the names Prometheus labels carry).
 const char* CodeName(grpc::StatusCode code);
-// Unauthenticated when the call has no "authorization: Bearer ..." metadata,
-// PermissionDenied when the token differs. OK when `token` is empty.
-absl::Status CheckWriteAuth(const grpc::ServerContext& context, const std::string& token);
+// One line per finished RPC: method, code, latency_ms, peer, the caller's
+// principal and, on failure, the error. At debug, except refused credentials
+// (warn) and the coordinator's own faults, INTERNAL, UNKNOWN and DATA_LOSS (error).
+void LogRpc(const Logger& logger, const char* method, const grpc::ServerContext& context,
+            const std::string& principal, const grpc::Status& status, double seconds);
 
 template <typename Body>
 grpc::Status RunRpc(const ServiceDeps& deps, const char* method, RpcKind kind,
                     grpc::ServerContext* context, Body&& body) {
   const auto start = std::chrono::steady_clock::now();
-  absl::Status status =
-      kind == RpcKind::kWrite ? CheckWriteAuth(*context, deps.auth_token) : absl::OkStatus();
+  absl::StatusOr<std::string> principal = Authorize(*context, deps.auth, kind == RpcKind::kWrite);
+  absl::Status status = principal.status();
   if (status.ok()) status = body();
   grpc::Status out = ToGrpcStatus(status);
-  deps.metrics->RecordRpc(
-      method, CodeName(out.error_code()),
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  deps.metrics->RecordRpc(method, CodeName(out.error_code()), seconds);
+  LogRpc(deps.logger, method, *context, principal.ok() ? *principal : "", out, seconds);
   return out;
 }
 

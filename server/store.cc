@@ -13,9 +13,11 @@ namespace kvplan::server {
 namespace {
 
 // Indexed by Family.
-constexpr std::array<const char*, 11> kFamilyNames = {
-    "models", "stats", "plans",      "plan_versions", "channels",   "channel_history",
-    "meta",   "jobs",  "job_shards", "shard_prompts", "shard_stats"};
+constexpr std::array<const char*, 12> kFamilyNames = {
+    "models", "stats", "plans",      "plan_versions", "channels",    "channel_history",
+    "meta",   "jobs",  "job_shards", "shard_prompts", "shard_stats", "plan_validations"};
+static_assert(kFamilyNames.size() == static_cast<size_t>(Family::kPlanValidations) + 1,
+              "one name per Family, in enum order");
 constexpr char kSchemaKey[] = "schema_version";
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }

@@ -1,9 +1,10 @@
 // The coordinator's durable state: one RocksDB database, a column family per
 // record kind.
 //
-// Key and value grammar (schema version 2, which added the job families; ids, plan names and
-// channel names are [A-Za-z0-9._-]{1,64}, so "/" separates fields unambiguously; be64 is a
-// big-endian u64 so that keys sort by number):
+// Key and value grammar (schema version 3: version 2 added the job families, 3 added
+// plan_validations; ids, plan names and channel names are [A-Za-z0-9._-]{1,64} and plan digests
+// are 64 hex digits, so "/" separates fields unambiguously; be64 is a big-endian u64 so that keys
+// sort by number):
 //
 // clang-format off
 //   family           key                                   value
@@ -11,14 +12,17 @@
 //   stats            model_id "/" stats_sha256             BlockStats::Serialize() bytes
 //   plans            plan_digest                           PlanToJson text (first one stored wins)
 //   plan_versions    model_id "/" name "/" be64(version)   kvplan.v1.PlanVersion (protobuf)
-//   channels         model_id "/" channel                  ChannelState (channel_registry.h)
+//   channels         model_id "/" channel                  ChannelState (records.proto: the
+//                                                          promotion stack and the policy)
 //   channel_history  be64(sequence)                        kvplan.v1.ChannelMove (protobuf)
 //   jobs             job_id                                kvplan.v1.Job (protobuf; progress holds
 //                                                          shards_done and tokens only)
 //   job_shards       job_id "/" be64(shard)                ShardState (records.proto)
 //   shard_prompts    job_id "/" be64(shard)                the shard's prompts, JSONL text
 //   shard_stats      job_id "/" be64(shard)                BlockStats::Serialize() bytes
-//   meta             "schema_version"                      decimal text, "2"
+//   plan_validations plan_digest "/" be64(sequence)        kvplan.v1.PlanValidation (protobuf;
+//                                                          sequence from 1 per plan)
+//   meta             "schema_version"                      decimal text, "3"
 //                    "rotation/" content_hash              plan_digest of a plan naming it
 // clang-format on
 //
@@ -63,12 +67,14 @@ enum class Family {
   kJobShards,
   kShardPrompts,
   kShardStats,
+  kPlanValidations,
 };
 
-// Version 1 databases open unchanged (their job families are created empty)
-// and are marked version 2, so that a version-1 coordinator, which does not
-// know those families, refuses them instead of failing inside RocksDB.
-inline constexpr int kStoreSchemaVersion = 2;
+// Older databases open unchanged: the families added since (version 2: the job
+// families; version 3: plan_validations) are created empty and the database is
+// marked version 3, so that an older coordinator refuses it by its schema
+// version (or RocksDB's list of unopened families) instead of misreading it.
+inline constexpr int kStoreSchemaVersion = 3;
 
 struct StoreOptions {
   // Directory of the database; created when missing. Required.

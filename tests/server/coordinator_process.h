@@ -1,5 +1,6 @@
 // A real kvplan-coordinator process for tests: started on 127.0.0.1 port 0,
-// its bound ports read from its stdout, killed with any signal.
+// its bound ports read from its stdout, killed with any signal; and the
+// checks of its /metrics endpoint (a plain HTTP GET, promtool).
 #ifndef KVPLAN_TESTS_SERVER_COORDINATOR_PROCESS_H_
 #define KVPLAN_TESTS_SERVER_COORDINATOR_PROCESS_H_
 
@@ -7,10 +8,15 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,6 +95,35 @@ inline std::string HttpGet(const std::string& address, const std::string& path) 
   const size_t body = response.find("\r\n\r\n");
   return body == std::string::npos ? "" : response.substr(body + 4);
 }
+
+struct PromtoolResult {
+  int exit_code = 0;
+  std::string output;
+};
+
+// `promtool check metrics` over a /metrics exposition, written to
+// `scratch_file` first. nullopt when promtool is not installed (Debian package
+// 'prometheus'; deploy/install-deps.sh installs it): callers skip with a
+// message that says so, after checking everything else.
+inline std::optional<PromtoolResult> PromtoolCheckMetrics(const std::string& exposition,
+                                                          const std::string& scratch_file) {
+  if (std::system("command -v promtool > /dev/null 2>&1") != 0) return std::nullopt;
+  std::ofstream(scratch_file, std::ios::binary | std::ios::trunc) << exposition;
+  const std::string command = "promtool check metrics < " + scratch_file + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return PromtoolResult{.exit_code = -1, .output = "popen failed"};
+  PromtoolResult result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+inline constexpr char kPromtoolMissing[] =
+    "promtool not installed (Debian package 'prometheus'; deploy/install-deps.sh installs it); "
+    "the scrape was checked without it";
 
 }  // namespace kvplan::testing
 

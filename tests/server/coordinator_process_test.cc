@@ -7,22 +7,30 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "absl/strings/str_format.h"
+#include "core/codebook.h"
 #include "core/file_io.h"
 #include "core/plan.h"
 #include "core/plan_sidecar.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/client/cli_runner.h"
 #include "tests/server/server_test_util.h"
+#include "tests/server/test_pki.h"
 
 namespace kvplan {
 namespace {
 
 using ::kvplan::testing::CoordinatorProcess;
 using ::kvplan::testing::HttpGet;
+using ::kvplan::testing::kPromtoolMissing;
+using ::kvplan::testing::PromtoolCheckMetrics;
+using ::kvplan::testing::PromtoolResult;
 using ::kvplan::testing::RunKvplan;
 using ::kvplan::testing::RunResult;
 using ::kvplan::testing::TempDir;
 using ::kvplan::testing::TestCalibrationFile;
+using ::kvplan::testing::TestPki;
 
 class CoordinatorProcessTest : public ::testing::Test {
  protected:
@@ -106,6 +114,42 @@ TEST_F(CoordinatorProcessTest, CliRegistersCreatesPromotesAndFetchesTheOfflinePl
   r = Cli(c, "plans get --model nope --channel stable");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("not found"), std::string::npos) << r.out;
+}
+
+TEST_F(CoordinatorProcessTest, CliFetchesTheCodebooksAPlanNames) {
+  CoordinatorProcess c(Args());
+  ASSERT_TRUE(c.ok()) << c.output();
+  ASSERT_EQ(Cli(c, "models register --calibration " + calib_ + " --name tiny").exit_code, 0);
+  ASSERT_EQ(
+      Cli(c, "plans create --model tiny --stats " + calib_ + " --k-bits 2.5 --v-bits 4").exit_code,
+      0);
+  const std::string path = dir_.Path("plan.json");
+  ASSERT_EQ(Cli(c, "plans get --model tiny --out " + path).exit_code, 0);
+  absl::StatusOr<KvPlan> plan = PlanFromJson(*ReadFile(path));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_TRUE(plan->codebook_hashes.contains(4)) << "V's width";
+  for (const auto& [bits, hash] : plan->codebook_hashes) {
+    RunResult r = Cli(c, "artifacts codebook --bits " + std::to_string(bits) + " --json");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const nlohmann::json book = nlohmann::json::parse(r.out);
+    EXPECT_EQ(book["bits"], bits);
+    EXPECT_EQ(book["content_hash"], hash);
+    EXPECT_EQ(book["centroids"].get<std::vector<float>>(), LloydMaxCodebook(bits).centroids);
+    r = Cli(c, "artifacts codebook --hash " + hash);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find(absl::StrFormat("codebook %d bits  %d centroids  sha256 %s", bits,
+                                         1 << bits, hash)),
+              std::string::npos)
+        << r.out;
+  }
+  RunResult r = Cli(c, "artifacts codebook --bits 9");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("codebook width 9 bits is outside [1, 8]"), std::string::npos) << r.out;
+  r = Cli(c, "artifacts codebook --hash " + std::string(64, 'f'));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("no codebook"), std::string::npos) << r.out;
+  EXPECT_EQ(Cli(c, "artifacts codebook").exit_code, 2);
+  EXPECT_EQ(Cli(c, "artifacts rotation --bits 2").exit_code, 2);
 }
 
 TEST_F(CoordinatorProcessTest, CliCreatesListsGetsAndCancelsJobs) {
@@ -209,6 +253,29 @@ TEST_F(CoordinatorProcessTest, ServesTlsToAClientThatTrustsItsCertificate) {
   EXPECT_EQ(r.exit_code, 1) << r.out;
 }
 
+// mTLS from the CLI: --tls-cert/--tls-key present a client certificate that
+// the coordinator (--tls-client-ca) accepts for writes in place of a token.
+TEST_F(CoordinatorProcessTest, CliWritesWithAClientCertificate) {
+  TestPki pki(dir_);
+  if (!pki.MakeStandardSet()) GTEST_SKIP() << TestPki::kMissing;
+  CoordinatorProcess c(Args({"--tls-cert", pki.Cert("server"), "--tls-key", pki.Key("server"),
+                             "--tls-client-ca", pki.Cert("ca")}));
+  ASSERT_TRUE(c.ok()) << c.output();
+  const std::string tls = "--coordinator " + c.address() + " --tls-ca " + pki.Cert("ca");
+  const std::string reg = " models register --calibration " + calib_ + " --name tiny";
+  RunResult r = RunKvplan(tls + reg);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("unauthenticated"), std::string::npos) << r.out;
+  r = RunKvplan(tls + " --tls-cert " + pki.Cert("worker") + reg);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("--tls-key"), std::string::npos) << r.out;
+  r = RunKvplan(tls + " --tls-cert " + pki.Cert("worker") + " --tls-key " + pki.Key("worker") +
+                reg);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  r = RunKvplan(tls + " models list");
+  EXPECT_NE(r.out.find("tiny"), std::string::npos) << r.out;
+}
+
 TEST_F(CoordinatorProcessTest, MetricsAreScrapedAndPassPromtool) {
   CoordinatorProcess c(Args({"--metrics-listen", "127.0.0.1:0"}));
   ASSERT_TRUE(c.ok()) << c.output();
@@ -227,20 +294,13 @@ TEST_F(CoordinatorProcessTest, MetricsAreScrapedAndPassPromtool) {
   EXPECT_NE(metrics.find("kvplan_plans_served_total 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("kvplan_store_size_bytes"), std::string::npos);
 
-  if (std::system("command -v promtool > /dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "promtool not installed (Debian package 'prometheus'; "
-                    "deploy/install-deps.sh installs it); scrape checked without it";
-  }
-  const std::string file = dir_.Path("metrics.txt");
-  ASSERT_TRUE(WriteFileAtomically(file, metrics).ok());
-  RunResult check{};
-  const std::string command = "promtool check metrics < " + file + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) check.out.append(buffer, n);
-  EXPECT_EQ(WEXITSTATUS(pclose(pipe)), 0) << check.out;
+  EXPECT_NE(metrics.find("kvplan_plan_reads_total{source=\"store\"} 1"), std::string::npos)
+      << metrics;
+
+  const std::optional<PromtoolResult> check =
+      PromtoolCheckMetrics(metrics, dir_.Path("metrics.txt"));
+  if (!check) GTEST_SKIP() << kPromtoolMissing;
+  EXPECT_EQ(check->exit_code, 0) << check->output;
 }
 
 }  // namespace

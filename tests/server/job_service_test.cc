@@ -1,8 +1,10 @@
 // kvplan.v1.JobService over real sockets (127.0.0.1, port 0) against an
 // in-process coordinator: auth, a whole job by the wire, codes a worker acts
-// on, the plan made from the job, and the job metrics.
+// on, the plan made from the job, the job metrics, and `kvplan jobs watch`.
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -10,16 +12,21 @@
 #include "kvplan/v1/model_service.grpc.pb.h"
 #include "kvplan/v1/plan_service.grpc.pb.h"
 #include "server/coordinator_server.h"
+#include "tests/common/child_process.h"
 #include "tests/server/coordinator_process.h"
 #include "tests/server/server_test_util.h"
 
 namespace kvplan::server {
 namespace {
 
+using ::kvplan::testing::BinaryPath;
+using ::kvplan::testing::ChildProcess;
 using ::kvplan::testing::HttpGet;
 using ::kvplan::testing::TempDir;
 using ::kvplan::testing::TestModelRequest;
 using ::kvplan::testing::TestStats;
+
+using namespace std::chrono_literals;
 
 constexpr char kToken[] = "job-token";
 
@@ -146,6 +153,69 @@ TEST_F(JobServiceTest, AJobRunsToAPlanOverTheWire) {
   EXPECT_NE(metrics.find("kvplan_shards_committed_total 2"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("kvplan_shard_leases_total{kind=\"first\"} 2"), std::string::npos)
       << metrics;
+}
+
+// `kvplan jobs watch`, as a real process following this in-process
+// coordinator; its stdout is a pipe, so it logs one line per change.
+TEST_F(JobServiceTest, JobsWatchFollowsAJobToSuccess) {
+  v1::CreateJobResponse created;
+  ASSERT_TRUE(jobs_->CreateJob(Context().get(), JobRequest(), &created).ok());
+  ChildProcess watch(BinaryPath("kvplan"), {"--coordinator", server_->address(), "jobs", "watch",
+                                            "job1", "--interval-ms", "20"});
+  ASSERT_TRUE(watch.WaitForOutput("job1 RUNNING [", 20s)) << watch.output();
+  EXPECT_NE(watch.output().find("shards 0/2 (0 leased)  tokens 0 of <=128"), std::string::npos)
+      << watch.output();
+  const v1::ShardLease a = Lease();
+  ASSERT_TRUE(watch.WaitForOutput("shards 0/2 (1 leased)", 20s)) << watch.output();
+  ASSERT_TRUE(Upload(a.lease_id(), TestStats(1).Serialize()).ok());
+  v1::CommitShardResponse committed;
+  ASSERT_TRUE(Commit(a.lease_id(), &committed).ok());
+  ASSERT_TRUE(watch.WaitForOutput("[##########----------] shards 1/2 (0 leased)", 20s))
+      << watch.output();
+  // A quiet job logs nothing more: one line per change, not per poll.
+  std::this_thread::sleep_for(300ms);
+  const std::string before = watch.output();
+  EXPECT_EQ(before.find("shards 1/2", before.find("shards 1/2") + 1), std::string::npos) << before;
+
+  const v1::ShardLease b = Lease();
+  ASSERT_TRUE(Upload(b.lease_id(), TestStats(2).Serialize()).ok());
+  ASSERT_TRUE(Commit(b.lease_id(), &committed).ok());
+  ASSERT_EQ(watch.Wait(20s), 0) << watch.output();
+  EXPECT_NE(watch.output().find("SUCCEEDED [####################] shards 2/2"), std::string::npos)
+      << watch.output();
+  EXPECT_NE(watch.output().find(
+                "job job1 succeeded: " + std::to_string(committed.job().progress().tokens()) +
+                " tokens, merged statistics " + committed.job().merged_stats_digest()),
+            std::string::npos)
+      << watch.output();
+  EXPECT_EQ(watch.output().find('\r'), std::string::npos) << "no redraws into a pipe";
+}
+
+TEST_F(JobServiceTest, JobsWatchFailsClearlyForCancelledAndUnknownJobs) {
+  v1::CreateJobResponse created;
+  ASSERT_TRUE(jobs_->CreateJob(Context().get(), JobRequest(), &created).ok());
+  ChildProcess watch(BinaryPath("kvplan"), {"--coordinator", server_->address(), "jobs", "watch",
+                                            "--job", "job1", "--interval-ms", "20"});
+  ASSERT_TRUE(watch.WaitForOutput("job1 RUNNING", 20s)) << watch.output();
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id("job1");
+  v1::Job job;
+  ASSERT_TRUE(jobs_->CancelJob(Context().get(), cancel, &job).ok());
+  EXPECT_EQ(watch.Wait(20s), 1) << watch.output();
+  EXPECT_NE(watch.output().find("kvplan jobs watch: job job1 was cancelled with 0 of 2 shards"),
+            std::string::npos)
+      << watch.output();
+
+  ChildProcess unknown(BinaryPath("kvplan"),
+                       {"--coordinator", server_->address(), "jobs", "watch", "nope"});
+  EXPECT_EQ(unknown.Wait(20s), 1) << unknown.output();
+  EXPECT_NE(unknown.output().find("no job has id 'nope'; `kvplan jobs list` shows"),
+            std::string::npos)
+      << unknown.output();
+
+  ChildProcess both(BinaryPath("kvplan"), {"--coordinator", server_->address(), "jobs", "watch",
+                                           "job1", "--job", "job1"});
+  EXPECT_EQ(both.Wait(20s), 2) << both.output();
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // The gRPC services over real sockets (127.0.0.1, port 0) against an in-process
-// coordinator: auth, message size, WatchPlans, artifacts, health.
+// coordinator: auth, message size, WatchPlans, artifacts, plan cache metrics,
+// health.
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
+#include "core/codebook.h"
+#include "core/digest.h"
 #include "core/plan_sidecar.h"
 #include "core/rotation.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -14,6 +17,7 @@
 #include "kvplan/v1/model_service.grpc.pb.h"
 #include "kvplan/v1/plan_service.grpc.pb.h"
 #include "server/coordinator_server.h"
+#include "tests/server/coordinator_process.h"
 #include "tests/server/server_test_util.h"
 
 namespace kvplan::server {
@@ -233,6 +237,85 @@ TEST_F(ServiceTest, ExportAndRotationsMatchThePlan) {
   v1::GetRotationResponse none;
   EXPECT_EQ(artifacts->GetRotation(Context().get(), unknown, &none).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, CodebooksThePlanNamesAreServedByWidthAndHash) {
+  Start();
+  RegisterAndCreate(1);
+  v1::GetPlanRequest get_plan;
+  get_plan.mutable_version()->set_model_id("tiny");
+  get_plan.mutable_version()->set_name("main");
+  v1::GetPlanResponse got;
+  ASSERT_TRUE(plans_->GetPlan(Context().get(), get_plan, &got).ok());
+  absl::StatusOr<KvPlan> plan = PlanFromJson(got.plan_json());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_FALSE(plan->codebook_hashes.empty());
+
+  auto artifacts = v1::ArtifactService::NewStub(channel_);
+  for (const auto& [bits, hash] : plan->codebook_hashes) {
+    v1::GetCodebookRequest by_bits;
+    by_bits.set_bits(bits);
+    v1::GetCodebookResponse book;
+    ASSERT_TRUE(artifacts->GetCodebook(Context().get(), by_bits, &book).ok());
+    EXPECT_EQ(book.bits(), bits);
+    EXPECT_EQ(book.content_hash(), hash);
+    EXPECT_EQ(Sha256Hex(book.centroids()), hash);
+    EXPECT_EQ(book.centroids(), CodebookCentroidBytes(LloydMaxCodebook(bits).centroids));
+    v1::GetCodebookRequest by_hash;
+    by_hash.set_content_hash(hash);
+    v1::GetCodebookResponse same;
+    ASSERT_TRUE(artifacts->GetCodebook(Context().get(), by_hash, &same).ok());
+    EXPECT_EQ(same.SerializeAsString(), book.SerializeAsString());
+  }
+
+  v1::GetCodebookResponse none;
+  for (int bits : {0, 9, -1}) {
+    v1::GetCodebookRequest bad;
+    bad.set_bits(bits);
+    grpc::Status st = artifacts->GetCodebook(Context().get(), bad, &none);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bits;
+    EXPECT_NE(st.error_message().find("outside [1, 8]"), std::string::npos) << st.error_message();
+  }
+  EXPECT_EQ(artifacts->GetCodebook(Context().get(), v1::GetCodebookRequest(), &none).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GetCodebookRequest unknown;
+  unknown.set_content_hash(std::string(64, 'f'));
+  EXPECT_EQ(artifacts->GetCodebook(Context().get(), unknown, &none).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, PlanReadsAreCountedByWhereTheyWereServedFrom) {
+  Start({.metrics_listen = "127.0.0.1:0"});
+  RegisterAndCreate(1);
+  const std::string metrics = "127.0.0.1:" + std::to_string(server_->metrics_port());
+  auto reads = [&](const std::string& source) {
+    const std::string text = ::kvplan::testing::HttpGet(metrics, "/metrics");
+    const std::string key = "kvplan_plan_reads_total{source=\"" + source + "\"} ";
+    const size_t at = text.find(key);
+    EXPECT_NE(at, std::string::npos) << text;
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + key.size()));
+  };
+  EXPECT_EQ(reads("memory"), 0);
+  EXPECT_EQ(reads("store"), 0);
+  v1::GetPlanRequest request;
+  request.mutable_version()->set_model_id("tiny");
+  request.mutable_version()->set_name("main");
+  v1::GetPlanResponse got;
+  // The first read comes from RocksDB and fills the cache; plans are immutable,
+  // so every later one is served from memory.
+  ASSERT_TRUE(plans_->GetPlan(Context().get(), request, &got).ok());
+  EXPECT_EQ(reads("store"), 1);
+  EXPECT_EQ(reads("memory"), 0);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(plans_->GetPlan(Context().get(), request, &got).ok());
+  EXPECT_EQ(reads("store"), 1);
+  EXPECT_EQ(reads("memory"), 3);
+  // An unknown plan is neither.
+  v1::GetPlanRequest unknown;
+  unknown.set_plan_id("no-such-plan");
+  EXPECT_EQ(plans_->GetPlan(Context().get(), unknown, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(reads("store"), 1);
+  EXPECT_EQ(reads("memory"), 3);
 }
 
 TEST_F(ServiceTest, HealthServiceReportsServing) {
