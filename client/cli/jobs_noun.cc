@@ -1,4 +1,12 @@
-// kvplan --coordinator ADDR jobs create|get|list|cancel.
+// kvplan --coordinator ADDR jobs create|get|list|cancel|watch.
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -6,6 +14,7 @@
 #include "client/cli/command_util.h"
 #include "client/cli/coordinator_connection.h"
 #include "client/cli/flags.h"
+#include "client/cli/job_progress.h"
 #include "core/digest.h"
 #include "core/file_io.h"
 #include "kvplan/v1/job_service.grpc.pb.h"
@@ -142,6 +151,108 @@ absl::Status List(const CoordinatorConnection& c, const std::vector<std::string>
   return absl::OkStatus();
 }
 
+// The job id of `watch JOB_ID [flags]` or `watch --job JOB_ID [flags]`, and
+// the remaining flags.
+absl::StatusOr<std::pair<std::string, Flags>> WatchArgs(std::vector<std::string> args) {
+  std::optional<std::string> positional;
+  if (!args.empty() && !args[0].starts_with("-")) {
+    positional = args[0];
+    args.erase(args.begin());
+  }
+  absl::StatusOr<Flags> flags = Flags::Parse(args, {.values = {"job", "interval-ms"}});
+  if (!flags.ok()) return flags.status();
+  if (positional.has_value() == flags->Has("job")) {
+    return absl::InvalidArgumentError("watch: give the job id once, as JOB_ID or --job JOB_ID");
+  }
+  return std::pair{positional.value_or(flags->Get("job").value_or("")), *std::move(flags)};
+}
+
+// Polls GetJob every --interval-ms (default 1000) until the job ends. On a
+// terminal the progress line is redrawn in place; otherwise (a log, a pipe) a
+// line is printed only when the progress changes, so logs stay readable.
+absl::Status Watch(const CoordinatorConnection& c, const std::vector<std::string>& args,
+                   std::ostream& out) {
+  absl::StatusOr<std::pair<std::string, Flags>> parsed = WatchArgs(args);
+  if (!parsed.ok()) return parsed.status();
+  const auto& [id, flags] = *parsed;
+  absl::StatusOr<int64_t> interval_ms = flags.Int("interval-ms", 1000);
+  if (!interval_ms.ok()) return interval_ms.status();
+  if (*interval_ms < 10 || *interval_ms > 3'600'000) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--interval-ms %d is outside [10, 3600000]", *interval_ms));
+  }
+  // Only the process's own stdout can be a terminal; a stream handed in by a
+  // caller (tests) gets the log form.
+  const bool redraw = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
+  auto stub = v1::JobService::NewStub(c.channel());
+  const auto start = std::chrono::steady_clock::now();
+  JobRateMeter meter;
+  std::string last_logged;
+  bool drawn = false;
+  for (;;) {
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    absl::Status st = FromGrpc(stub->GetJob(c.NewContext().get(), request, &job));
+    if (!st.ok()) {
+      if (drawn) out << "\n";
+      if (absl::IsNotFound(st)) {
+        return absl::NotFoundError(absl::StrFormat(
+            "%s; `kvplan jobs list` shows the coordinator's jobs", std::string(st.message())));
+      }
+      return st;
+    }
+    const v1::JobProgress& p = job.progress();
+    meter.Add(
+        {.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+         .shards_done = p.shards_done(),
+         .tokens = p.tokens()});
+    const JobProgressLine line{.job_id = job.job_id(),
+                               .state = v1::Job::State_Name(job.state()),
+                               .shards_done = p.shards_done(),
+                               .shards_total = p.shards_total(),
+                               .shards_leased = p.shards_leased(),
+                               .tokens = p.tokens(),
+                               .token_budget = job.tokens_per_shard() * p.shards_total(),
+                               .tokens_per_second = meter.TokensPerSecond(),
+                               .eta_seconds = meter.EtaSeconds(p.shards_total())};
+    if (redraw) {
+      out << "\r" << FormatJobProgress(line) << "\x1b[K" << std::flush;  // Erase to line end.
+      drawn = true;
+    } else {
+      // Rate and ETA move at every poll; the log records changes of progress.
+      JobProgressLine progress_only = line;
+      progress_only.tokens_per_second.reset();
+      progress_only.eta_seconds.reset();
+      if (const std::string key = FormatJobProgress(progress_only); key != last_logged) {
+        out << FormatJobProgress(line) << "\n" << std::flush;
+        last_logged = key;
+      }
+    }
+    switch (job.state()) {
+      case v1::Job::RUNNING:
+        std::this_thread::sleep_for(std::chrono::milliseconds(*interval_ms));
+        continue;
+      case v1::Job::SUCCEEDED:
+        if (drawn) out << "\n";
+        out << absl::StrFormat("job %s succeeded: %d tokens, merged statistics %s\n", id,
+                               p.tokens(), job.merged_stats_digest());
+        return absl::OkStatus();
+      case v1::Job::CANCELLED:
+        if (drawn) out << "\n";
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "job %s was cancelled with %d of %d shards committed; its statistics are incomplete, "
+            "so create a new job to finish the calibration",
+            id, p.shards_done(), p.shards_total()));
+      default:
+        if (drawn) out << "\n";
+        return absl::UnimplementedError(
+            absl::StrFormat("job %s is in state %d, which this kvplan does not know; upgrade it",
+                            id, static_cast<int>(job.state())));
+    }
+  }
+}
+
 }  // namespace
 
 absl::Status RunJobsNoun(const CoordinatorConnection& c, const std::vector<std::string>& args,
@@ -152,7 +263,9 @@ absl::Status RunJobsNoun(const CoordinatorConnection& c, const std::vector<std::
   if (verb == "get") return GetOrCancel(c, rest, /*cancel=*/false, out);
   if (verb == "list") return List(c, rest, out);
   if (verb == "cancel") return GetOrCancel(c, rest, /*cancel=*/true, out);
-  return absl::InvalidArgumentError("jobs: expected create, get, list or cancel (see kvplan help)");
+  if (verb == "watch") return Watch(c, rest, out);
+  return absl::InvalidArgumentError(
+      "jobs: expected create, get, list, cancel or watch (see kvplan help)");
 }
 
 }  // namespace kvplan::cli

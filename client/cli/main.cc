@@ -1,21 +1,21 @@
 // kvplan: the command-line face of kvplan.
 //
 // Offline verbs work on files alone; with --coordinator ADDR the service nouns
-// (models, jobs, plans, channels, whatif) talk to a kvplan-coordinator.
+// (models, jobs, plans, channels, whatif, artifacts) talk to a kvplan-coordinator.
 #include <iostream>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "client/cli/commands.h"
-#if KVPLAN_WITH_SERVICE
-#include "client/cli/service_commands.h"
-#endif
+#include "client/cli/service_commands.h"  // No gRPC: the flags exist in every build.
 
 namespace {
 
 constexpr std::string_view kUsage = R"(usage: kvplan VERB [flags]
-       kvplan --coordinator ADDR [--token-file F] [--tls-ca F] NOUN VERB [flags]
+       kvplan --coordinator ADDR [--token-file F] [--tls-ca F [--tls-cert F --tls-key F]]
+              NOUN VERB [flags]
 
 Offline verbs (no coordinator needed):
   allocate   Block-GTQ bit allocation for every (layer, KV head).
@@ -51,7 +51,8 @@ Offline verbs (no coordinator needed):
   help       this text
 
 Service nouns (need --coordinator host:port; --token-file F sends the bearer token a coordinator
-with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator against PEM roots):
+with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator against PEM roots;
+--tls-cert F --tls-key F present a client certificate to a coordinator with --tls-client-ca):
   models register  register a model: --model-config config.json --fingerprint FP [--name ID], or
                    --calibration FILE (a calibration file carries both) [--name ID]
   models get       --model ID: the stored model as JSON
@@ -63,21 +64,39 @@ with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator a
   jobs get         --job ID [--json]: state, shards done/total, tokens, tokens/s, ETA
   jobs list        [--model ID] [--json]
   jobs cancel      --job ID [--json]
+  jobs watch       JOB_ID (or --job ID) [--interval-ms N (default 1000)]: a live progress line
+                   (shards, tokens, tokens/s over the last 30 s, ETA) until the job ends; exit 0
+                   when it succeeds, 1 when it is cancelled or unknown
   plans create     allocate and store a plan: --model ID, --stats FILE (calibration file or
                    BlockStats) or --job ID (a succeeded job's merged statistics), --k-bits B --v-bits B [--score S] [--min-bits N] [--max-bits N]
                    [--uniform] [--rotation-seed N] [--name N (default "default")]
   plans get        --id DIGEST | --model ID --channel C | --model ID [--name N] [--version V]
                    [--out FILE]: the plan JSON (stdout, or FILE written atomically)
+  plans show       --id DIGEST | --model ID --channel C | --model ID [--name N] [--version V]
+                   [--json]: version, budget and every validation result (kvplan-worker
+                   validate), with the per-layer table of the latest, which gating reads
+  plans fetch      --fingerprint FP [--model ID] [--channel C (default stable)] [--cache-dir DIR]
+                   [--out FILE] [--timeout-ms 5000]: what a serving node loads, through
+                   libkvplan-client: the channel's plan verified against FP (digest, format,
+                   fingerprint) and cached in DIR, or DIR's cached plan when the coordinator
+                   is unreachable; prints where it came from
   plans list       --model ID [--name N] [--json]
   plans diff       --from DIGEST --to DIGEST [--json]: per (layer, KV head) K bit changes
   plans export     --id DIGEST --out plan.json [--sidecar plan.kvpb]: JSON and the binary
                    sidecar serving nodes load (core/plan_sidecar.h)
   channels promote  --model ID --channel C [--plan NAME (default "default")] [--version V]
+                   [--require-validation]: refused unless the plan's latest validation
+                   passed (also when the channel's policy requires it)
   channels rollback --model ID --channel C: back to the previous promotion
   channels history  --model ID [--channel C] [--json]
+  channels policy   --model ID --channel C [--require-validation true|false] [--json]:
+                   sets (with the flag) and prints whether promotions to the channel need a
+                   passing validation; rollbacks are never gated
   whatif           --model ID --k-bits LIST --v-bits LIST [--stats-digest D] and the offline
                    whatif's --score, --min-bits, --max-bits, --context, --batch, --memory-gib,
                    --per-layer, --json; over the model's latest uploaded statistics
+  artifacts codebook  --bits B | --hash H [--json]: the Lloyd–Max codebook a plan names (its
+                   "codebooks"), centroids checked against the hash
 
 Exit status: 0 success, 2 bad arguments or input, 1 other failures.
 )";
@@ -87,13 +106,16 @@ Exit status: 0 success, 2 bad arguments or input, 1 other failures.
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   // Global flags before the verb select the coordinator for the service nouns.
-  std::string coordinator, token_file, tls_ca;
-  while (args.size() >= 2 &&
-         (args[0] == "--coordinator" || args[0] == "--token-file" || args[0] == "--tls-ca")) {
-    std::string& target = args[0] == "--coordinator"  ? coordinator
-                          : args[0] == "--token-file" ? token_file
-                                                      : tls_ca;
-    target = args[1];
+  std::string coordinator;
+  kvplan::cli::CoordinatorFlags connection;
+  const std::map<std::string, std::string*> global_flags = {
+      {"--coordinator", &coordinator},
+      {"--token-file", &connection.token_file},
+      {"--tls-ca", &connection.tls_ca_file},
+      {"--tls-cert", &connection.tls_cert_file},
+      {"--tls-key", &connection.tls_key_file}};
+  while (args.size() >= 2 && global_flags.contains(args[0])) {
+    *global_flags.at(args[0]) = args[1];
     args.erase(args.begin(), args.begin() + 2);
   }
   if (args.empty()) {
@@ -105,9 +127,8 @@ int main(int argc, char** argv) {
   if (!coordinator.empty()) {
 #if KVPLAN_WITH_SERVICE
     if (kvplan::cli::IsServiceNoun(verb)) {
-      return kvplan::cli::RunServiceNoun(
-          {.address = coordinator, .token_file = token_file, .tls_ca_file = tls_ca}, verb, args,
-          std::cout, std::cerr);
+      connection.address = coordinator;
+      return kvplan::cli::RunServiceNoun(connection, verb, args, std::cout, std::cerr);
     }
 #else
     std::cerr << "kvplan: this build has no service support (KVPLAN_BUILD_SERVER=OFF)\n";

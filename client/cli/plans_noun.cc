@@ -1,8 +1,10 @@
-// kvplan --coordinator ADDR plans create|get|list|diff|export.
+// kvplan --coordinator ADDR plans create|get|show|fetch|list|diff|export.
 #include "absl/strings/str_format.h"
 #include "client/cli/command_util.h"
 #include "client/cli/coordinator_connection.h"
+#include "client/cli/plans_show.h"
 #include "core/file_io.h"
+#include "kvplan/plan_client.h"
 #include "kvplan/v1/plan_service.grpc.pb.h"
 #include "proto/wire_convert.h"
 
@@ -123,6 +125,50 @@ absl::Status Get(const CoordinatorConnection& c, const std::vector<std::string>&
   return absl::OkStatus();
 }
 
+// What a serving node does at start, through the same library (libkvplan-client):
+// the channel's plan verified against the node's fingerprint and cached, or the
+// cached plan when the coordinator is unreachable.
+absl::Status Fetch(const CoordinatorConnection& c, const std::vector<std::string>& args,
+                   std::ostream& out) {
+  absl::StatusOr<Flags> flags = Flags::Parse(
+      args, {.values = {"fingerprint", "model", "channel", "cache-dir", "out", "timeout-ms"}});
+  if (!flags.ok()) return flags.status();
+  absl::StatusOr<std::string> fingerprint = flags->String("fingerprint");
+  if (!fingerprint.ok()) return fingerprint.status();
+  absl::StatusOr<int64_t> timeout_ms = flags->Int("timeout-ms", 5000);
+  if (!timeout_ms.ok()) return timeout_ms.status();
+  if (*timeout_ms <= 0) return absl::InvalidArgumentError("--timeout-ms must be positive");
+  const client::CoordinatorEndpoint& endpoint = c.endpoint();
+  absl::StatusOr<std::unique_ptr<PlanClient>> plan_client =
+      PlanClient::Open({.coordinator = endpoint.address,
+                        .model_fingerprint = *fingerprint,
+                        .model_id = flags->Get("model").value_or(""),
+                        .channel = flags->Get("channel").value_or("stable"),
+                        .cache_dir = flags->Get("cache-dir").value_or(""),
+                        .token_file = endpoint.token_file,
+                        .tls_ca_file = endpoint.tls_ca_file,
+                        .tls_cert_file = endpoint.tls_cert_file,
+                        .tls_key_file = endpoint.tls_key_file,
+                        .rpc_timeout = std::chrono::milliseconds(*timeout_ms),
+                        .log = [&out](std::string_view line) { out << "note: " << line << "\n"; }});
+  if (!plan_client.ok()) return plan_client.status();
+  (*plan_client)->Close();
+  const std::shared_ptr<const ServedPlan> served = (*plan_client)->Current();
+  const std::string summary = absl::StrFormat(
+      "plan %s (%s/%s v%d, channel %s) from %s", served->digest, served->model_id,
+      served->plan_name, served->version, served->channel, PlanSourceName(served->source));
+  if (flags->Has("out")) {
+    if (absl::Status st = WriteFileAtomically(*flags->Get("out"), PlanToJson(served->plan));
+        !st.ok()) {
+      return st;
+    }
+    out << absl::StrFormat("wrote %s: %s\n", *flags->Get("out"), summary);
+  } else {
+    out << summary << "\n";
+  }
+  return absl::OkStatus();
+}
+
 absl::Status List(const CoordinatorConnection& c, const std::vector<std::string>& args,
                   std::ostream& out) {
   absl::StatusOr<Flags> flags =
@@ -169,10 +215,10 @@ absl::Status Diff(const CoordinatorConnection& c, const std::vector<std::string>
     out << MessageToJson(response);
     return absl::OkStatus();
   }
-  out << absl::StrFormat("%d of %d blocks change width; V %d -> %d bits; %d -> %d bytes/token\n",
-                         response.blocks_changed(), response.total_blocks(), response.from_v_bits(),
-                         response.to_v_bits(), response.from_bytes_per_token(),
-                         response.to_bytes_per_token());
+  out << absl::StrFormat(
+      "%d of %d blocks change width; V %d -> %d bits; %.2f -> %.2f bytes/token\n",
+      response.blocks_changed(), response.total_blocks(), response.from_v_bits(),
+      response.to_v_bits(), response.from_bytes_per_token(), response.to_bytes_per_token());
   for (const v1::HeadDiff& h : response.heads()) {
     std::string from_bits, to_bits;
     for (int b : h.from_k_bits()) absl::StrAppendFormat(&from_bits, "%d", b);
@@ -220,11 +266,13 @@ absl::Status RunPlansNoun(const CoordinatorConnection& c, const std::vector<std:
   const std::vector<std::string> rest(args.empty() ? args.end() : args.begin() + 1, args.end());
   if (verb == "create") return Create(c, rest, out);
   if (verb == "get") return Get(c, rest, out);
+  if (verb == "show") return ShowPlan(c, rest, out);
+  if (verb == "fetch") return Fetch(c, rest, out);
   if (verb == "list") return List(c, rest, out);
   if (verb == "diff") return Diff(c, rest, out);
   if (verb == "export") return Export(c, rest, out);
   return absl::InvalidArgumentError(
-      "plans: expected create, get, list, diff or export (see kvplan help)");
+      "plans: expected create, get, show, fetch, list, diff or export (see kvplan help)");
 }
 
 }  // namespace kvplan::cli

@@ -8,14 +8,14 @@ namespace kvplan::cli {
 
 bool IsServiceNoun(const std::string& noun) {
   return noun == "models" || noun == "jobs" || noun == "plans" || noun == "channels" ||
-         noun == "whatif";
+         noun == "whatif" || noun == "artifacts";
 }
 
 int RunServiceNoun(const CoordinatorFlags& coordinator, const std::string& noun,
                    const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string verb =
       noun == "whatif" || args.empty() ? noun : absl::StrFormat("%s %s", noun, args[0]);
-  absl::StatusOr<CoordinatorConnection> connection = CoordinatorConnection::Open(coordinator);
+  absl::StatusOr<CoordinatorConnection> connection = OpenCoordinator(coordinator);
   if (!connection.ok()) return ReportStatus(connection.status(), verb, err);
   absl::Status status;
   if (noun == "models") {
@@ -28,6 +28,8 @@ int RunServiceNoun(const CoordinatorFlags& coordinator, const std::string& noun,
     status = RunChannelsNoun(*connection, args, out);
   } else if (noun == "whatif") {
     status = RunRemoteWhatIf(*connection, args, out);
+  } else if (noun == "artifacts") {
+    status = RunArtifactsNoun(*connection, args, out);
   } else {
     status = absl::InvalidArgumentError(absl::StrFormat("unknown noun '%s'", noun));
   }

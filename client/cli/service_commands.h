@@ -1,5 +1,5 @@
 // The service nouns of `kvplan`, which talk to a coordinator: models, jobs,
-// plans, channels and whatif. This header pulls in no gRPC; the verbs that do live
+// plans, channels, whatif and artifacts. This header pulls in no gRPC; the verbs that do live
 // behind it (coordinator_connection.h is private to them).
 //
 // Example:
@@ -22,6 +22,10 @@ struct CoordinatorFlags {
   std::string token_file;
   // --tls-ca: PEM roots to verify a TLS coordinator; empty means plaintext.
   std::string tls_ca_file;
+  // --tls-cert / --tls-key: a PEM client certificate and key for a coordinator
+  // with --tls-client-ca (mTLS). Default: none.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // True for the nouns RunServiceNoun handles.

@@ -41,7 +41,7 @@ void PrintWhatIfTable(const std::vector<WhatIfResult>& results, const WhatIfRequ
                          memory_header, "distortion vs uniform");
   for (const WhatIfResult& r : results) {
     out << absl::StrFormat(
-        "%-6g %-6d %11.1f %11.1f %10d %7.2fx %6.2fx %16.2f %16s %.3f\n", r.k_bits, r.v_bits,
+        "%-6g %-6d %11.2f %11.2f %10.2f %7.2fx %6.2fx %16.2f %16s %.3f\n", r.k_bits, r.v_bits,
         r.k_bytes_per_token_head, r.v_bytes_per_token_head, r.bytes_per_token,
         r.compression_vs_fp16, r.compression_vs_fp8, r.kv_bytes_at_context / kBytesPerGiB,
         request.memory_bytes > 0 ? absl::StrFormat("%d", r.max_context_tokens) : "",

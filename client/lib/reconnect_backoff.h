@@ -1,0 +1,40 @@
+// Waits between a serving node's reconnect attempts: exponential with "equal
+// jitter", so that a fleet that lost its coordinator together does not come
+// back in lockstep, and never zero, so a flapping coordinator is not hammered.
+//
+// Example:
+//   ReconnectBackoff backoff(std::chrono::milliseconds(100), std::chrono::seconds(30));
+//   backoff.Next();   // in [50, 100] ms
+//   backoff.Next();   // in [100, 200] ms
+//   backoff.Reset();  // after a success: back to [50, 100] ms
+#ifndef KVPLAN_CLIENT_LIB_RECONNECT_BACKOFF_H_
+#define KVPLAN_CLIENT_LIB_RECONNECT_BACKOFF_H_
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+
+namespace kvplan::client {
+
+// Not thread-safe: one per reconnect loop.
+class ReconnectBackoff {
+ public:
+  // `min` <= `max`, both positive. `seed` fixes the jitter for tests; the
+  // default draws it from the OS so nodes started together spread out.
+  ReconnectBackoff(std::chrono::milliseconds min, std::chrono::milliseconds max,
+                   uint64_t seed = std::random_device{}());
+
+  // The next wait: uniform in [c/2, c], c = min(max, min·2^attempts so far).
+  std::chrono::milliseconds Next();
+  void Reset() { attempt_ = 0; }
+
+ private:
+  std::chrono::milliseconds min_;
+  std::chrono::milliseconds max_;
+  int attempt_ = 0;
+  std::mt19937_64 random_;
+};
+
+}  // namespace kvplan::client
+
+#endif  // KVPLAN_CLIENT_LIB_RECONNECT_BACKOFF_H_
