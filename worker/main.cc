@@ -54,6 +54,30 @@ Verbs:
                                     "mae_reduction_mean": x, "mae_reduction_mean_product": x}}}
                                     to OUT instead of printing a table
              --device D, --dtype T  as for generate
+  ppl        Teacher-forced perplexity with every layer's K/V written to and read from the packed
+             KV cache (core/packed_kv_cache.h; prefill and decode both attend over it), next to
+             the same path with K/V kept in fp16, so the two differ by quantization alone.
+             --model DIR            as for generate
+             --text FILE            a .jsonl prompt file (prompts joined with the tokenizer's EOS)
+                                    or plain text, tokenized without BOS and cut into windows of
+                                    --context tokens (the incomplete tail is dropped); each window
+                                    is one sequence from position 0
+             --plan FILE            a plan from `kvplan plan build` for this model (its fingerprint
+                                    must match), or
+             --uniform-k-bits B     uniform TQ-MSE K at B bits/dim, with
+             --v-bits B             V bits/dim (whole)
+             --context N            tokens per window (default 256)
+             --prefill N            tokens of each window run as one prefill chunk; the rest are
+                                    decode steps, one token each (default context/2)
+             --max-windows N        score at most N windows (default: all)
+             --sinks N              first N tokens kept fp16, never packed (default 0)
+             --recent N             newest N tokens read from fp16 copies (default 0)
+             --skip-fp16            do not run the fp16 baseline
+             --json                 print {"plan": {...}, "runs": [{"name": "fp16" | "packed",
+                                    "tokens_scored", "mean_nll", "perplexity",
+                                    "k_bytes_per_token_head", "v_bytes_per_token_head"}],
+                                    "delta_ppl": x, ...} instead of a table
+             --device D, --dtype T  as for generate
   serve      Work for a kvplan-coordinator: lease calibration shards, compute their statistics
              exactly as calibrate does, upload and commit them; retries with backoff through
              coordinator restarts. (Only in builds with the wire API.)
@@ -67,6 +91,23 @@ Verbs:
              --seq-len N, --batch N, --bos
                                     as for calibrate (each shard's token budget is its job's)
              --once                 exit 0 once no running job is left (default: poll forever)
+             --device D, --dtype T  as for generate
+  validate   Run the fidelity diagnostic (as eval) for one stored plan against uniform TQ-MSE at
+             the same K budget and rotation seed, and attach the result to the plan on the
+             coordinator, which judges it (promotion can require a pass). (Only in builds with
+             the wire API.)
+             --coordinator ADDR     host:port of kvplan-coordinator
+             --plan-id DIGEST       the plan, or
+             --model-id ID          the coordinator's model, with --channel C (the plan it points
+                                    at) or [--plan-name N] [--version V] (default: default, latest)
+             --model DIR            the plan's checkpoint (its fingerprint must be the plan's)
+             --prompts FILE         test text: a .jsonl prompt file (prompts joined with EOS) or
+                                    plain text; its first --tokens tokens are scored
+             --tokens N             test tokens (default 2048), a multiple of
+             --chunk N              tokens per independent forward (default 256)
+             --token-file F         bearer token for AttachValidation
+             --worker-id ID         recorded with the result (default HOST-PID)
+             --json                 print the stored result as JSON instead of a table
              --device D, --dtype T  as for generate
   fingerprint  Print the model's fingerprint: SHA-256 of its architecture, RoPE layout and the
              tensors that produce q and k; what `kvplan models register --fingerprint` takes and
@@ -89,11 +130,13 @@ int main(int argc, char** argv) {
   if (verb == "generate") return kvplan::worker_cli::RunGenerate(args, std::cout, std::cerr);
   if (verb == "calibrate") return kvplan::worker_cli::RunCalibrate(args, std::cout, std::cerr);
   if (verb == "eval") return kvplan::worker_cli::RunEval(args, std::cout, std::cerr);
+  if (verb == "ppl") return kvplan::worker_cli::RunPpl(args, std::cout, std::cerr);
   if (verb == "fingerprint") {
     return kvplan::worker_cli::RunFingerprint(args, std::cout, std::cerr);
   }
 #ifdef KVPLAN_WORKER_HAS_SERVE
   if (verb == "serve") return kvplan::worker_cli::RunServe(args, std::cout, std::cerr);
+  if (verb == "validate") return kvplan::worker_cli::RunValidate(args, std::cout, std::cerr);
 #endif
   if (verb == "help" || verb == "--help" || verb == "-h") {
     std::cout << kUsage;

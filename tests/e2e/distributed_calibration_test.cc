@@ -4,6 +4,8 @@
 // kvplan CLI. The job's merged statistics must equal, bit for bit, the merge of
 // offline `kvplan-worker calibrate` runs over the same shards with the same
 // settings, and the plan served on `stable` must equal `kvplan plan build`'s.
+// While it runs, `kvplan jobs watch` follows it and /metrics is scraped (and
+// checked by promtool) with shards under lease.
 #include <signal.h>
 
 #include <chrono>
@@ -32,6 +34,10 @@ namespace {
 using ::kvplan::testing::BinaryPath;
 using ::kvplan::testing::ChildProcess;
 using ::kvplan::testing::CoordinatorProcess;
+using ::kvplan::testing::HttpGet;
+using ::kvplan::testing::kPromtoolMissing;
+using ::kvplan::testing::PromtoolCheckMetrics;
+using ::kvplan::testing::PromtoolResult;
 using ::kvplan::testing::RunKvplan;
 using ::kvplan::testing::RunResult;
 using ::kvplan::testing::ScratchDir;
@@ -39,8 +45,13 @@ using ::kvplan::testing::SharedPath;
 using namespace std::chrono_literals;
 
 constexpr int kShards = 4;
-constexpr int kPromptsPerShard = 10;
-constexpr int kTokensPerShard = 600;
+
+// The value of the sample `series` (name and labels as exposed) in a /metrics
+// scrape; -1 when it is absent.
+double MetricValue(const std::string& scrape, const std::string& series) {
+  const size_t at = scrape.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::stod(scrape.substr(at + series.size() + 2));
+}
 // Short windows and small batches keep a shard to a second or so on the CPU.
 const std::vector<std::string> kPassFlags = {"--seq-len", "48", "--batch", "4"};
 
@@ -58,9 +69,9 @@ class DistributedCalibrationTest : public ::testing::Test {
     std::ifstream in(prompts);
     std::string line, all;
     std::vector<std::string> shard(kShards);
-    for (int i = 0; i < kShards * kPromptsPerShard && std::getline(in, line); ++i) {
+    for (int i = 0; i < kShards * prompts_per_shard_ && std::getline(in, line); ++i) {
       all += line + "\n";
-      shard[static_cast<size_t>(i / kPromptsPerShard)] += line + "\n";
+      shard[static_cast<size_t>(i / prompts_per_shard_)] += line + "\n";
     }
     slice_ = dir_.Write("slice.jsonl", all);
     for (int s = 0; s < kShards; ++s) {
@@ -78,7 +89,7 @@ class DistributedCalibrationTest : public ::testing::Test {
       std::vector<std::string> args = {
           "calibrate", "--model",       model_,
           "--prompts", shard_files_[s], "--out",
-          out,         "--max-tokens",  std::to_string(kTokensPerShard)};
+          out,         "--max-tokens",  std::to_string(tokens_per_shard_)};
       args.insert(args.end(), kPassFlags.begin(), kPassFlags.end());
       ChildProcess calibrate(BinaryPath("kvplan-worker"), args);
       EXPECT_EQ(calibrate.Wait(120s), 0) << calibrate.output();
@@ -112,7 +123,7 @@ class DistributedCalibrationTest : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.out;
     r = Cli(address, absl::StrFormat("jobs create --model doc-llama --prompts %s --shards %d "
                                      "--tokens-per-shard %d --lease-seconds %d --name calib",
-                                     slice_, kShards, kTokensPerShard, lease_seconds));
+                                     slice_, kShards, tokens_per_shard_, lease_seconds));
     EXPECT_EQ(r.exit_code, 0) << r.out;
     return "calib";
   }
@@ -130,6 +141,9 @@ class DistributedCalibrationTest : public ::testing::Test {
     return Cli(address, "jobs get --job calib --json").out;
   }
 
+  // About 600 tokens from 10 prompts: a shard is a fraction of a second.
+  int prompts_per_shard_ = 10;
+  int64_t tokens_per_shard_ = 600;
   ScratchDir dir_{"kvplan_e2e"};
   std::string model_;
   std::string slice_;
@@ -141,13 +155,45 @@ TEST_F(DistributedCalibrationTest, TwoWorkersFillAJobWhosePlanEqualsTheOfflinePl
   const std::string merged = OfflineMergedStats(&expected_digest);
   ASSERT_FALSE(merged.empty());
 
-  CoordinatorProcess coordinator({"--listen", "127.0.0.1:0", "--data-dir", dir_.Path("db")});
+  CoordinatorProcess coordinator({"--listen", "127.0.0.1:0", "--data-dir", dir_.Path("db"),
+                                  "--metrics-listen", "127.0.0.1:0"});
   ASSERT_TRUE(coordinator.ok()) << coordinator.output();
   const std::string address = coordinator.address();
   CreateJob(address, 300);
 
+  ChildProcess watch(BinaryPath("kvplan"),
+                     {"--coordinator", address, "jobs", "watch", "calib", "--interval-ms", "100"});
   ChildProcess w1(BinaryPath("kvplan-worker"), ServeArgs(address, "w1"));
   ChildProcess w2(BinaryPath("kvplan-worker"), ServeArgs(address, "w2"));
+  // Scraped mid-job: more leases granted than shards committed (a shard is
+  // under lease) and the job not yet succeeded. Every lease starts with a model
+  // load and a forward, so polling every 50 ms catches one.
+  std::string scrape;
+  for (auto deadline = std::chrono::steady_clock::now() + 120s;
+       std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(50ms)) {
+    scrape = HttpGet(coordinator.metrics_address(), "/metrics");
+    if (MetricValue(scrape, "kvplan_shard_leases_total{kind=\"first\"}") >
+            MetricValue(scrape, "kvplan_shards_committed_total") &&
+        MetricValue(scrape, "kvplan_jobs_succeeded_total") == 0) {
+      break;
+    }
+    scrape.clear();
+  }
+  ASSERT_FALSE(scrape.empty()) << "no scrape with a leased shard and the job still running";
+  for (const char* metric :
+       {"kvplan_jobs_created_total 1", "kvplan_jobs_succeeded_total 0",
+        "kvplan_shard_leases_total{kind=\"first\"} ",
+        "kvplan_shard_leases_total{kind=\"reassigned\"} 0", "kvplan_shards_committed_total ",
+        "kvplan_rpc_total{code=\"OK\",method=\"LeaseShard\"} ",
+        "kvplan_rpc_duration_seconds_bucket{method=\"LeaseShard\""}) {
+    EXPECT_NE(scrape.find(metric), std::string::npos) << metric << " missing from\n" << scrape;
+  }
+  const std::optional<PromtoolResult> promtool =
+      PromtoolCheckMetrics(scrape, dir_.Path("metrics.txt"));
+  if (promtool) {
+    EXPECT_EQ(promtool->exit_code, 0) << promtool->output << "\n" << scrape;
+  }
+
   ASSERT_EQ(w1.Wait(180s), 0) << w1.output();
   ASSERT_EQ(w2.Wait(180s), 0) << w2.output();
   // Each shard was committed by exactly one of them.
@@ -162,6 +208,13 @@ TEST_F(DistributedCalibrationTest, TwoWorkersFillAJobWhosePlanEqualsTheOfflinePl
   EXPECT_NE(job.find(expected_digest), std::string::npos)
       << "merged statistics differ from the offline merge " << expected_digest << "\n"
       << job;
+  // The watcher saw the job through, one logged line per change (stdout is a pipe).
+  ASSERT_EQ(watch.Wait(30s), 0) << watch.output();
+  EXPECT_NE(watch.output().find("shards 0/4"), std::string::npos) << watch.output();
+  EXPECT_NE(watch.output().find("SUCCEEDED [####################] shards 4/4"), std::string::npos)
+      << watch.output();
+  EXPECT_NE(watch.output().find("job calib succeeded: "), std::string::npos) << watch.output();
+  EXPECT_NE(watch.output().find(expected_digest), std::string::npos) << watch.output();
 
   RunResult r = Cli(address, "plans create --model doc-llama --job calib --k-bits 3 --v-bits 3");
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -181,9 +234,20 @@ TEST_F(DistributedCalibrationTest, TwoWorkersFillAJobWhosePlanEqualsTheOfflinePl
   EXPECT_EQ(PlanDigest(*served), PlanDigest(*offline));
   EXPECT_EQ(served->k_block_bits, offline->k_block_bits);
   EXPECT_EQ(served->provenance.stats_digest, expected_digest);
+  if (!promtool) GTEST_SKIP() << kPromtoolMissing;
 }
 
-TEST_F(DistributedCalibrationTest, SurvivesAKilledWorkerAndACoordinatorKilledMidJob) {
+// Shards of 4,000 tokens (80 prompts): a forward of about a second on the
+// CPU, long enough to kill a worker in the middle of one.
+class DistributedCalibrationKillTest : public DistributedCalibrationTest {
+ protected:
+  DistributedCalibrationKillTest() {
+    prompts_per_shard_ = 80;
+    tokens_per_shard_ = 4000;
+  }
+};
+
+TEST_F(DistributedCalibrationKillTest, SurvivesAWorkerKilledMidForwardAndACoordinatorKilledMidJob) {
   std::string expected_digest;
   ASSERT_FALSE(OfflineMergedStats(&expected_digest).empty());
 
@@ -194,15 +258,30 @@ TEST_F(DistributedCalibrationTest, SurvivesAKilledWorkerAndACoordinatorKilledMid
   // Short leases, so the killed worker's shard is reassigned within seconds.
   CreateJob(address, 3);
 
-  // A worker killed while it holds shard 0: its lease dies with it.
+  // A worker killed in the middle of a forward pass. It commits shard 0 (so
+  // its model is loaded and cached), leases shard 1 and starts on it at once;
+  // it prints nothing more until the commit, so it is killed part way through
+  // the time shard 0 took. Its lease dies with it, unexpired on the coordinator.
   {
     ChildProcess doomed(BinaryPath("kvplan-worker"), ServeArgs(address, "doomed"));
-    ASSERT_TRUE(doomed.WaitForOutput("leased job calib shard 0", 60s)) << doomed.output();
+    ASSERT_TRUE(doomed.WaitForOutput("leased job calib shard 1", 120s)) << doomed.output();
+    const std::string log = doomed.output();
+    const size_t at = log.find("committed job calib shard 0 (attempt 1): ");
+    ASSERT_NE(at, std::string::npos) << log;
+    const double shard_seconds = std::stod(log.substr(log.find(" sequences, ", at) + 12));
+    std::this_thread::sleep_for(std::chrono::duration<double>(0.3 * shard_seconds));
+    const std::string job = JobJson(address);
     doomed.Kill(SIGKILL);
+    ASSERT_EQ(doomed.output().find("committed job calib shard 1"), std::string::npos)
+        << "shard 1 finished before the kill; the test did not kill a forward\n"
+        << doomed.output();
+    EXPECT_NE(job.find("\"shardsLeased\": 1"), std::string::npos) << job;
+    EXPECT_NE(job.find("\"shardsDone\": 1"), std::string::npos) << job;
   }
-  // A worker that will ride out the coordinator's death.
+  // A worker that will ride out the coordinator's death. Shard 1's lease is
+  // still live, so it starts on shard 2.
   ChildProcess survivor(BinaryPath("kvplan-worker"), ServeArgs(address, "survivor"));
-  ASSERT_TRUE(survivor.WaitForOutput("leased job calib shard 1", 60s)) << survivor.output();
+  ASSERT_TRUE(survivor.WaitForOutput("leased job calib shard 2", 60s)) << survivor.output();
   coordinator->Stop(SIGKILL);
   coordinator.reset();
   std::this_thread::sleep_for(1s);
@@ -211,7 +290,10 @@ TEST_F(DistributedCalibrationTest, SurvivesAKilledWorkerAndACoordinatorKilledMid
   ASSERT_TRUE(coordinator->ok()) << coordinator->output();
 
   ASSERT_EQ(survivor.Wait(240s), 0) << survivor.output();
-  EXPECT_NE(survivor.output().find("committed job calib shard 0 (attempt 2)"), std::string::npos)
+  // The killed forward's shard, exactly once, by the survivor after its lease expired.
+  EXPECT_NE(survivor.output().find("committed job calib shard 1 (attempt 2)"), std::string::npos)
+      << survivor.output();
+  EXPECT_EQ(survivor.output().find("committed job calib shard 0 "), std::string::npos)
       << survivor.output();
   const std::string job = JobJson(address);
   EXPECT_NE(job.find("\"SUCCEEDED\""), std::string::npos) << job;

@@ -22,6 +22,11 @@ int RunCalibrate(const std::vector<std::string>& args, std::ostream& out, std::o
 //                    [--tokens 2048] [--chunk 256] [--device cpu] [--dtype fp32] [--json OUT]
 int RunEval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
+// kvplan-worker ppl --model DIR --text FILE (--plan FILE | --uniform-k-bits B --v-bits B)
+//     [--context 256] [--prefill N] [--max-windows N] [--sinks N] [--recent N] [--skip-fp16]
+//     [--device cpu] [--dtype fp32] [--json]
+int RunPpl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
 // kvplan-worker fingerprint --model DIR: prints the model's fingerprint
 // (worker/model/fingerprint.h), the identity `kvplan models register --fingerprint` and plans are
 // bound to.
@@ -32,6 +37,12 @@ int RunFingerprint(const std::vector<std::string>& args, std::ostream& out, std:
 //     [--bos] [--once]
 // Only in builds with the wire API (KVPLAN_WORKER_HAS_SERVE).
 int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// kvplan-worker validate --coordinator ADDR (--plan-id ID | --model-id ID (--channel C |
+//     [--plan-name N] [--version V])) --model DIR --prompts FILE [--tokens 2048] [--chunk 256]
+//     [--token-file F] [--worker-id ID] [--device cpu] [--dtype fp32] [--json]
+// Only in builds with the wire API (KVPLAN_WORKER_HAS_SERVE).
+int RunValidate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace kvplan::worker_cli
 

@@ -7,6 +7,7 @@
 #include "core/file_io.h"
 #include "nlohmann/json.hpp"
 #include "worker/cli/commands.h"
+#include "worker/cli/diagnostic_input.h"
 #include "worker/cli/runtime_flags.h"
 #include "worker/eval/fidelity_diagnostic.h"
 #include "worker/model/transformer.h"
@@ -16,26 +17,6 @@ namespace kvplan::worker_cli {
 namespace {
 
 constexpr const char* kMethodNames[kNumKMethods] = {"tq", "bgt", "bgt_product"};
-
-// The first `tokens` tokens of a text file (no BOS) as chunks of `chunk` tokens.
-absl::StatusOr<std::vector<std::vector<int32_t>>> TextChunks(const std::string& path,
-                                                             const Tokenizer& tokenizer,
-                                                             int64_t tokens, int64_t chunk) {
-  absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return text.status();
-  absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(*text, /*add_bos=*/false);
-  if (!ids.ok()) return ids.status();
-  if (static_cast<int64_t>(ids->size()) < tokens) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s has %d tokens; the diagnostic needs %d (pass a longer text or a smaller --tokens)",
-        path, ids->size(), tokens));
-  }
-  std::vector<std::vector<int32_t>> chunks;
-  for (int64_t begin = 0; begin < tokens; begin += chunk) {
-    chunks.emplace_back(ids->begin() + begin, ids->begin() + begin + chunk);
-  }
-  return chunks;
-}
 
 nlohmann::ordered_json ReportJson(const std::vector<BudgetFidelity>& report) {
   nlohmann::ordered_json bits = nlohmann::ordered_json::object();
@@ -117,10 +98,10 @@ absl::Status Eval(const cli::Flags& flags, std::ostream& out) {
   absl::StatusOr<CausalLm> lm = CausalLm::Load(*model_dir, *runtime);
   if (!lm.ok()) return lm.status();
   absl::StatusOr<std::vector<std::vector<int32_t>>> calib =
-      TextChunks(*calib_path, **tokenizer, *tokens, *chunk);
+      DiagnosticChunks(*calib_path, **tokenizer, *tokens, *chunk);
   if (!calib.ok()) return calib.status();
   absl::StatusOr<std::vector<std::vector<int32_t>>> test =
-      TextChunks(*test_path, **tokenizer, *tokens, *chunk);
+      DiagnosticChunks(*test_path, **tokenizer, *tokens, *chunk);
   if (!test.ok()) return test.status();
 
   absl::StatusOr<BlockStats> stats = BlockStats::Create(lm->config().stats_shape());
@@ -131,18 +112,7 @@ absl::Status Eval(const cli::Flags& flags, std::ostream& out) {
       FidelityDiagnostic::Create(*stats, lm->config().rope, lm->config().num_heads, options);
   if (!diagnostic.ok()) return diagnostic.status();
 
-  // The test chunks are all `chunk` long, so nothing is padded and the batch
-  // flattens to chunk-major tokens.
-  absl::Status layer_status;
-  ForwardOptions forward;
-  forward.observe_rope_input = [&](int layer, absl::Span<const float> q,
-                                   absl::Span<const float> k) {
-    if (layer_status.ok()) layer_status = diagnostic->AddLayer(layer, q, k, *tokens);
-  };
-  absl::StatusOr<ForwardResult> tested = lm->Forward(*test, forward);
-  if (!tested.ok()) return tested.status();
-  if (!layer_status.ok()) return layer_status;
-  absl::StatusOr<std::vector<BudgetFidelity>> report = diagnostic->Finish();
+  absl::StatusOr<std::vector<BudgetFidelity>> report = RunDiagnostic(*lm, *diagnostic, *test);
   if (!report.ok()) return report.status();
 
   if (std::optional<std::string> json_path = flags.Get("json")) {

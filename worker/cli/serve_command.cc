@@ -1,41 +1,26 @@
 // kvplan-worker serve: the worker side of the coordinator's calibration jobs
 // (worker/serve/serve_loop.h). Built only with the wire API (KVPLAN_BUILD_SERVER).
-#include <unistd.h>
-
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_format.h"
 #include "client/cli/flags.h"
-#include "core/file_io.h"
 #include "worker/cli/calibration_flags.h"
 #include "worker/cli/commands.h"
+#include "worker/cli/coordinator_flags.h"
 #include "worker/cli/runtime_flags.h"
 #include "worker/serve/serve_loop.h"
 
 namespace kvplan::worker_cli {
 namespace {
 
-// "<host>-<pid>": unique among the workers of one coordinator in practice.
-std::string DefaultWorkerId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  return absl::StrFormat("%s-%d", host[0] != '\0' ? host : "worker", getpid());
-}
-
 absl::Status Serve(const cli::Flags& flags, std::ostream& out, std::ostream& err) {
   serve::ServeOptions options;
-  absl::StatusOr<std::string> address = flags.String("coordinator");
-  if (!address.ok()) return address.status();
-  options.client.address = *address;
-  if (std::optional<std::string> token_file = flags.Get("token-file")) {
-    absl::StatusOr<std::string> token = ReadFile(*token_file, 1 << 20);
-    if (!token.ok()) return token.status();
-    options.client.token = std::string(absl::StripAsciiWhitespace(*token));
-  }
+  absl::StatusOr<CoordinatorFlagValues> coordinator = CoordinatorFlags(flags);
+  if (!coordinator.ok()) return coordinator.status();
+  options.client.address = coordinator->address;
+  options.client.token = coordinator->token;
   options.client.log = [&err](const std::string& line) { err << line << std::flush; };
   options.models.model_dir = flags.Get("model").value_or("");
   options.models.cache_dir = flags.Get("model-cache").value_or("");
@@ -50,10 +35,7 @@ absl::Status Serve(const cli::Flags& flags, std::ostream& out, std::ostream& err
   absl::StatusOr<CalibrationSettings> calibration = CalibrationFlags(flags);
   if (!calibration.ok()) return calibration.status();
   options.calibration = *calibration;
-  options.worker_id = flags.Get("worker-id").value_or(DefaultWorkerId());
-  if (options.worker_id.empty() || options.worker_id.size() > 128) {
-    return absl::InvalidArgumentError("--worker-id must have 1 to 128 characters");
-  }
+  options.worker_id = coordinator->worker_id;
   options.job_id = flags.Get("job").value_or("");
   options.once = flags.Has("once");
   return serve::Serve(options, out);

@@ -4,6 +4,7 @@
 #include "core/energy_table.h"
 #include "core/fidelity.h"
 #include "core/plan.h"
+#include "nlohmann/json.hpp"
 
 namespace kvplan {
 namespace {
@@ -94,6 +95,55 @@ absl::StatusOr<FidelityDiagnostic> FidelityDiagnostic::Create(const BlockStats& 
   return diag;
 }
 
+absl::StatusOr<FidelityDiagnostic> FidelityDiagnostic::CreateForPlan(const KvPlan& plan,
+                                                                     int num_q_heads,
+                                                                     DiagnosticOptions options) {
+  if (plan.num_kv_heads <= 0 || num_q_heads % plan.num_kv_heads != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d query heads are not a multiple of the plan's %d KV heads", num_q_heads,
+                        plan.num_kv_heads));
+  }
+  if (options.chunk_tokens <= options.first_query) {
+    return absl::InvalidArgumentError("the diagnostic needs chunks longer than first_query");
+  }
+  if (options.offsets.empty()) options.offsets = DiagnosticOffsets();
+  // Uniform allocation reads no statistics: scores of the right shape do.
+  nlohmann::json scores = nlohmann::json::object();
+  for (int l = 0; l < plan.num_layers; ++l) {
+    for (int h = 0; h < plan.num_kv_heads; ++h) {
+      scores[absl::StrFormat("%d.%d", l, h)] = std::vector<double>(plan.head_dim / 2, 1.0);
+    }
+  }
+  absl::StatusOr<EnergyTable> table = EnergyTableFromJson(scores);
+  if (!table.ok()) return table.status();
+  PlanOptions uniform_options = plan.options;
+  uniform_options.k_scheme = KScheme::kUniform;
+  absl::StatusOr<KvPlan> uniform = BuildPlan(*table, plan.rope, uniform_options);
+  if (!uniform.ok()) return uniform.status();
+
+  FidelityDiagnostic diag;
+  diag.rope_ = plan.rope;
+  diag.shape_ = {.num_layers = plan.num_layers,
+                 .num_kv_heads = plan.num_kv_heads,
+                 .num_blocks = plan.head_dim / 2,
+                 .group_size = num_q_heads / plan.num_kv_heads};
+  diag.num_q_heads_ = num_q_heads;
+  options.bits = {static_cast<int>(plan.options.k_bits)};
+  options.rotation_seed = plan.options.rotation_seed;
+  diag.options_ = options;
+  std::vector<std::vector<GroupedQuantizer>> methods(kNumKMethods);
+  const KvPlan& baseline = *uniform;
+  for (const auto& [method, p] :
+       {std::pair{KMethod::kTqMse, &baseline}, std::pair{KMethod::kBlockGtq, &plan}}) {
+    absl::StatusOr<std::vector<GroupedQuantizer>> q = HeadQuantizers(*p);
+    if (!q.ok()) return q.status();
+    methods[static_cast<int>(method)] = *std::move(q);
+  }
+  diag.quantizers_.push_back(std::move(methods));
+  diag.results_.resize(1);
+  return diag;
+}
+
 absl::Status FidelityDiagnostic::AddLayer(int layer, absl::Span<const float> q,
                                           absl::Span<const float> k, int tokens) {
   const int hd = rope_.head_dim;
@@ -121,9 +171,14 @@ absl::Status FidelityDiagnostic::AddLayer(int layer, absl::Span<const float> q,
 
   for (size_t b = 0; b < options_.bits.size(); ++b) {
     LayerFidelity result{.layer = layer};
-    // k̂ for every method: [method][tokens][kv_heads][hd].
-    std::vector<std::vector<float>> k_hat(kNumKMethods, std::vector<float>(k.size()));
+    std::vector<int> measured;
     for (int m = 0; m < kNumKMethods; ++m) {
+      if (!quantizers_[b][m].empty()) measured.push_back(m);
+    }
+    // k̂ for every measured method: [method][tokens][kv_heads][hd].
+    std::vector<std::vector<float>> k_hat(kNumKMethods);
+    for (int m : measured) {
+      k_hat[m].resize(k.size());
       for (int h = 0; h < kv_heads; ++h) {
         const GroupedQuantizer& quantizer = quantizers_[b][m][layer * kv_heads + h];
         std::vector<uint8_t> record(quantizer.PackedBytes());
@@ -145,7 +200,7 @@ absl::Status FidelityDiagnostic::AddLayer(int layer, absl::Span<const float> q,
       RotateChunk(rotator, chunk, kv_heads, hd, k_rot.data());
       std::vector<std::vector<float>> k_hat_rot(kNumKMethods);
       std::vector<absl::Span<const float>> k_hat_spans;
-      for (int m = 0; m < kNumKMethods; ++m) {
+      for (int m : measured) {
         k_hat_rot[m].assign(k_hat[m].begin() + c * k_chunk, k_hat[m].begin() + (c + 1) * k_chunk);
         RotateChunk(rotator, chunk, kv_heads, hd, k_hat_rot[m].data());
         k_hat_spans.push_back(k_hat_rot[m]);
@@ -153,13 +208,14 @@ absl::Status FidelityDiagnostic::AddLayer(int layer, absl::Span<const float> q,
       absl::StatusOr<std::vector<AttentionFidelity>> f = CausalAttentionFidelities(
           q_rot, k_rot, k_hat_spans, chunk_shape, options_.first_query, options_.top_k);
       if (!f.ok()) return f.status();
-      for (int m = 0; m < kNumKMethods; ++m) {
-        result.kl[m] += (*f)[m].kl * (*f)[m].queries;
-        result.top_k[m] += (*f)[m].top_k_overlap * (*f)[m].queries;
+      // (*f)[i] belongs to measured[i].
+      for (size_t i = 0; i < measured.size(); ++i) {
+        result.kl[measured[i]] += (*f)[i].kl * (*f)[i].queries;
+        result.top_k[measured[i]] += (*f)[i].top_k_overlap * (*f)[i].queries;
       }
       queries += (*f)[0].queries;
     }
-    for (int m = 0; m < kNumKMethods; ++m) {
+    for (int m : measured) {
       result.kl[m] /= queries;
       result.top_k[m] /= queries;
     }
@@ -176,6 +232,7 @@ absl::StatusOr<std::vector<BudgetFidelity>> FidelityDiagnostic::Finish() const {
                                                            results_[b].size(), shape_.num_layers));
     }
     BudgetFidelity budget{.bits = options_.bits[b]};
+    const bool has_product = !quantizers_[b][static_cast<int>(KMethod::kBlockGtqProduct)].empty();
     for (const auto& [layer, r] : results_[b]) {
       budget.layers.push_back(r);
       const double tq = r.mae[static_cast<int>(KMethod::kTqMse)];
@@ -183,7 +240,7 @@ absl::StatusOr<std::vector<BudgetFidelity>> FidelityDiagnostic::Finish() const {
       const double product = r.mae[static_cast<int>(KMethod::kBlockGtqProduct)];
       if (bgt < tq) ++budget.wins;
       budget.mae_reduction_mean += tq > 0 ? 1.0 - bgt / tq : 0.0;
-      budget.mae_reduction_mean_product += tq > 0 ? 1.0 - product / tq : 0.0;
+      if (has_product) budget.mae_reduction_mean_product += tq > 0 ? 1.0 - product / tq : 0.0;
     }
     budget.mae_reduction_mean /= shape_.num_layers;
     budget.mae_reduction_mean_product /= shape_.num_layers;

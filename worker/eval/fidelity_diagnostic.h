@@ -8,6 +8,10 @@
 //     with RoPE applied at chunk-local positions, queries from position 16.
 // A layer is a "win" at a budget when Block-GTQ's MAE is below TQ-MSE's.
 //
+// CreateForPlan measures one given plan instead (validation of a stored plan,
+// `kvplan-worker validate`): its allocation in the kBlockGtq slot against
+// uniform TQ-MSE at the plan's K budget and rotation seed in the kTqMse slot.
+//
 // The diagnostic streams: activations arrive one layer at a time and only the
 // per-layer results are kept, so a large model never holds all of them.
 //
@@ -26,6 +30,7 @@
 #include "absl/types/span.h"
 #include "core/block_stats.h"
 #include "core/grouped_quantizer.h"
+#include "core/plan.h"
 #include "core/rope.h"
 
 namespace kvplan {
@@ -74,6 +79,15 @@ class FidelityDiagnostic {
   static absl::StatusOr<FidelityDiagnostic> Create(const BlockStats& calib, const RopeSpec& rope,
                                                    int num_q_heads, DiagnosticOptions options);
 
+  // One budget: `plan`'s K allocation (reported as kBlockGtq) against uniform
+  // TQ-MSE at plan.options.k_bits with the plan's rotation seed (kTqMse); the
+  // kBlockGtqProduct entries stay 0. options.bits and rotation_seed are
+  // ignored; the report's `bits` is ⌊k_bits⌋ (read the plan for fractional
+  // budgets). InvalidArgument when num_q_heads is not a multiple of the plan's
+  // KV heads or the options are inconsistent.
+  static absl::StatusOr<FidelityDiagnostic> CreateForPlan(const KvPlan& plan, int num_q_heads,
+                                                          DiagnosticOptions options);
+
   // One layer of test activations, pre-RoPE and chunk-major:
   // q [tokens][num_q_heads][head_dim], k [tokens][num_kv_heads][head_dim], with
   // tokens a multiple of chunk_tokens. Each layer once.
@@ -90,7 +104,7 @@ class FidelityDiagnostic {
   StatsShape shape_;
   int num_q_heads_ = 0;
   DiagnosticOptions options_;
-  // [budget][method][layer * kv_heads + head]
+  // [budget][method][layer * kv_heads + head]; empty for a method not measured.
   std::vector<std::vector<std::vector<GroupedQuantizer>>> quantizers_;
   // [budget] -> layer -> results
   std::vector<std::map<int, LayerFidelity>> results_;

@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "worker/model/attention_backend.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/energy_capture.h"
 #include "worker/model/tensor_manifest.h"
@@ -72,6 +73,14 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const at::Tensor xf = x.to(at::kFloat);
   const at::Tensor normed = xf * at::rsqrt(xf.square().mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
+}
+
+// The post-attention half of a decoder layer: RMSNorm, then the SiLU-gated MLP.
+at::Tensor Mlp(const at::Tensor& x, const LayerWeights& w, double eps) {
+  const at::Tensor h = RmsNorm(x, w.post_attention_norm, eps);
+  const at::Tensor gated =
+      at::silu(at::linear(h, w.gate_weight, w.gate_bias)) * at::linear(h, w.up_weight, w.up_bias);
+  return at::linear(gated, w.down_weight, w.down_bias);
 }
 
 // rotate_half over the first `rotary` dims: x·cos + rotate_half(x)·sin; the
@@ -186,7 +195,13 @@ struct CausalLm::Impl {
   // An Impl for `config` on the requested device and dtype, both probed.
   static absl::StatusOr<std::unique_ptr<Impl>> Prepare(ModelConfig config,
                                                        const RuntimeOptions& options);
-  absl::Status CheckBatch(absl::Span<const std::vector<int32_t>> batch, int64_t extra) const;
+  // `extra` positions count against max_position_embeddings besides each
+  // sequence's own; `extra_what` says what they are in the message.
+  absl::Status CheckBatch(absl::Span<const std::vector<int32_t>> batch, int64_t extra,
+                          std::string_view extra_what = "") const;
+  // ForwardOptions::attention and start_position: batch 1, no sliding window.
+  absl::Status CheckAttentionOptions(absl::Span<const std::vector<int32_t>> batch,
+                                     const ForwardOptions& options) const;
 
   // cos, sin for `positions` [B, T]: [B, T, rotary_dim] in the compute dtype.
   std::pair<at::Tensor, at::Tensor> RopeTables(const at::Tensor& positions) const;
@@ -198,9 +213,20 @@ struct CausalLm::Impl {
   struct KvCache {
     std::vector<at::Tensor> k, v;
   };
-  at::Tensor Decode(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& allowed,
-                    KvCache* cache, int64_t offset, EnergyCapture* capture,
-                    const ForwardOptions* observe = nullptr) const;
+  // With `observe->attention`, attention runs through the backend instead
+  // (batch 1, positions continuing from observe->start_position); its errors
+  // are returned.
+  absl::StatusOr<at::Tensor> Decode(const at::Tensor& ids, const at::Tensor& positions,
+                                    const at::Tensor& allowed, KvCache* cache, int64_t offset,
+                                    EnergyCapture* capture,
+                                    const ForwardOptions* observe = nullptr) const;
+
+  // One layer's attention through `backend`: q [1, KVH, G, T, hd] and k, v
+  // [1, KVH, T, hd] go to the host as fp32; the result is [1, T, H·hd] in the
+  // compute dtype on the device.
+  absl::StatusOr<at::Tensor> AttendExternally(AttentionBackend& backend, int layer, int64_t start,
+                                              const at::Tensor& q, const at::Tensor& k,
+                                              const at::Tensor& v) const;
 };
 
 absl::Status CausalLm::Impl::LoadWeights(
@@ -247,8 +273,8 @@ absl::Status CausalLm::Impl::LoadWeights(
   return absl::OkStatus();
 }
 
-absl::Status CausalLm::Impl::CheckBatch(absl::Span<const std::vector<int32_t>> batch,
-                                        int64_t extra) const {
+absl::Status CausalLm::Impl::CheckBatch(absl::Span<const std::vector<int32_t>> batch, int64_t extra,
+                                        std::string_view extra_what) const {
   if (batch.empty()) return absl::InvalidArgumentError("empty batch: no sequences");
   for (size_t b = 0; b < batch.size(); ++b) {
     if (batch[b].empty()) {
@@ -256,12 +282,12 @@ absl::Status CausalLm::Impl::CheckBatch(absl::Span<const std::vector<int32_t>> b
     }
     const int64_t needed = static_cast<int64_t>(batch[b].size()) + extra;
     if (needed > config.max_position_embeddings) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("sequence %d has %d tokens%s, more than the model's %d positions "
-                          "(max_position_embeddings)",
-                          b, batch[b].size(),
-                          extra > 0 ? absl::StrCat(" + ", extra, " to generate") : std::string(),
-                          config.max_position_embeddings));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "sequence %d has %d tokens%s, more than the model's %d positions "
+          "(max_position_embeddings)",
+          b, batch[b].size(),
+          extra > 0 ? absl::StrFormat(" + %d %s", extra, extra_what) : std::string(),
+          config.max_position_embeddings));
     }
     for (size_t t = 0; t < batch[b].size(); ++t) {
       if (batch[b][t] < 0 || batch[b][t] >= config.vocab_size) {
@@ -270,6 +296,34 @@ absl::Status CausalLm::Impl::CheckBatch(absl::Span<const std::vector<int32_t>> b
                             batch[b][t], config.vocab_size));
       }
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CausalLm::Impl::CheckAttentionOptions(absl::Span<const std::vector<int32_t>> batch,
+                                                   const ForwardOptions& options) const {
+  if (options.attention == nullptr) {
+    if (options.start_position != 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "start_position %d without an attention backend: a forward pass without one sees no "
+          "earlier tokens, so it must start at 0",
+          options.start_position));
+    }
+    return absl::OkStatus();
+  }
+  if (batch.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "an attention backend caches one sequence; the batch holds %d (run them one by one)",
+        batch.size()));
+  }
+  if (options.start_position < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("start_position %d is negative", options.start_position));
+  }
+  if (config.sliding_window > 0) {
+    return absl::UnimplementedError(
+        absl::StrFormat("attention backends do not implement the model's %d-token sliding window",
+                        config.sliding_window));
   }
   return absl::OkStatus();
 }
@@ -286,9 +340,37 @@ std::pair<at::Tensor, at::Tensor> CausalLm::Impl::RopeTables(const at::Tensor& p
   return {cos.to(dtype), sin.to(dtype)};
 }
 
-at::Tensor CausalLm::Impl::Decode(const at::Tensor& ids, const at::Tensor& positions,
-                                  const at::Tensor& allowed, KvCache* cache, int64_t offset,
-                                  EnergyCapture* capture, const ForwardOptions* observe) const {
+absl::StatusOr<at::Tensor> CausalLm::Impl::AttendExternally(AttentionBackend& backend, int layer,
+                                                            int64_t start, const at::Tensor& q,
+                                                            const at::Tensor& k,
+                                                            const at::Tensor& v) const {
+  const int64_t tokens = k.size(2), head_dim = config.head_dim;
+  const int64_t q_heads = config.num_heads;
+  // [T, KVH, G, hd] flattens to [T, H, hd] with query head h = kv·G + g.
+  const at::Tensor q_host =
+      q.squeeze(0).permute({2, 0, 1, 3}).to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor k_host = k.squeeze(0).permute({1, 0, 2}).to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor v_host = v.squeeze(0).permute({1, 0, 2}).to(at::kCPU, at::kFloat).contiguous();
+  at::Tensor out =
+      at::empty({1, tokens, q_heads * head_dim}, at::TensorOptions().dtype(at::kFloat));
+  absl::Status status =
+      backend.Attend(layer, start, static_cast<int>(tokens),
+                     absl::MakeConstSpan(q_host.data_ptr<float>(), q_host.numel()),
+                     absl::MakeConstSpan(k_host.data_ptr<float>(), k_host.numel()),
+                     absl::MakeConstSpan(v_host.data_ptr<float>(), v_host.numel()),
+                     absl::MakeSpan(out.data_ptr<float>(), out.numel()));
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrFormat("attention backend, layer %d: %s", layer,
+                                                       std::string(status.message())));
+  }
+  return out.to(device, dtype);
+}
+
+absl::StatusOr<at::Tensor> CausalLm::Impl::Decode(const at::Tensor& ids,
+                                                  const at::Tensor& positions,
+                                                  const at::Tensor& allowed, KvCache* cache,
+                                                  int64_t offset, EnergyCapture* capture,
+                                                  const ForwardOptions* observe) const {
   const int64_t batch = ids.size(0), tokens = ids.size(1);
   const int64_t kv_heads = config.num_kv_heads, group = config.group_size();
   const int64_t head_dim = config.head_dim, rotary = config.rope.rotary_dim;
@@ -323,6 +405,14 @@ at::Tensor CausalLm::Impl::Decode(const at::Tensor& ids, const at::Tensor& posit
     q = ApplyRope(q.permute({0, 2, 3, 1, 4}), q_cos, q_sin, rotary);  // [B, KVH, G, T, hd]
     k = ApplyRope(k.permute({0, 2, 1, 3}), k_cos, k_sin, rotary);     // [B, KVH, T, hd]
     v = v.permute({0, 2, 1, 3});
+    if (observe != nullptr && observe->attention != nullptr) {
+      absl::StatusOr<at::Tensor> attended =
+          AttendExternally(*observe->attention, l, observe->start_position, q, k, v);
+      if (!attended.ok()) return attended.status();
+      x = x + at::linear(*attended, w.o_weight, w.o_bias);
+      x = x + Mlp(x, w, eps);
+      continue;
+    }
     at::Tensor keys = k, values = v;
     if (cache != nullptr) {
       cache->k[l].narrow(2, offset, tokens).copy_(k);
@@ -344,11 +434,7 @@ at::Tensor CausalLm::Impl::Decode(const at::Tensor& ids, const at::Tensor& posit
             .permute({0, 3, 1, 2, 4})
             .reshape({batch, tokens, kv_heads * group * head_dim});
     x = x + at::linear(attended, w.o_weight, w.o_bias);
-
-    const at::Tensor h2 = RmsNorm(x, w.post_attention_norm, eps);
-    const at::Tensor gated = at::silu(at::linear(h2, w.gate_weight, w.gate_bias)) *
-                             at::linear(h2, w.up_weight, w.up_bias);
-    x = x + at::linear(gated, w.down_weight, w.down_bias);
+    x = x + Mlp(x, w, eps);
   }
   return RmsNorm(x, final_norm, eps);
 }
@@ -466,7 +552,10 @@ absl::StatusOr<CausalLm> CausalLm::CreateRandom(const ModelConfig& config,
 
 absl::StatusOr<ForwardResult> CausalLm::Forward(absl::Span<const std::vector<int32_t>> batch,
                                                 const ForwardOptions& options) const {
-  if (absl::Status st = impl_->CheckBatch(batch, 0); !st.ok()) return st;
+  if (absl::Status st = impl_->CheckBatch(batch, options.start_position, "before it"); !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = impl_->CheckAttentionOptions(batch, options); !st.ok()) return st;
   if (options.capture != nullptr && !(options.capture->shape() == impl_->config.stats_shape())) {
     return absl::InvalidArgumentError(
         absl::StrCat("capture statistics have shape ", ShapeString(options.capture->shape()),
@@ -478,6 +567,7 @@ absl::StatusOr<ForwardResult> CausalLm::Forward(absl::Span<const std::vector<int
     int64_t width = 0;
     for (const auto& seq : batch) width = std::max<int64_t>(width, seq.size());
     PaddedBatch padded = LeftPad(batch, width);
+    for (int64_t& p : padded.positions) p += options.start_position;
     const int64_t b = padded.batch;
     const at::Tensor ids = ToDevice(padded.ids, {b, width}, at::kLong, m.device);
     const at::Tensor positions = ToDevice(padded.positions, {b, width}, at::kLong, m.device);
@@ -486,8 +576,10 @@ absl::StatusOr<ForwardResult> CausalLm::Forward(absl::Span<const std::vector<int
 
     std::optional<EnergyCapture> capture;
     if (options.capture != nullptr) capture.emplace(m.config, m.device, valid, padded.real_tokens);
-    const at::Tensor hidden =
+    absl::StatusOr<at::Tensor> decoded =
         m.Decode(ids, positions, allowed, nullptr, 0, capture ? &*capture : nullptr, &options);
+    if (!decoded.ok()) return decoded.status();
+    const at::Tensor& hidden = *decoded;
 
     ForwardResult result;
     const at::Tensor last =
@@ -527,7 +619,10 @@ absl::StatusOr<std::vector<std::vector<int32_t>>> CausalLm::Generate(
     return absl::InvalidArgumentError(
         absl::StrCat("max_new_tokens must be >= 0, got ", options.max_new_tokens));
   }
-  if (absl::Status st = impl_->CheckBatch(prompts, options.max_new_tokens); !st.ok()) return st;
+  if (absl::Status st = impl_->CheckBatch(prompts, options.max_new_tokens, "to generate");
+      !st.ok()) {
+    return st;
+  }
   std::vector<std::vector<int32_t>> generated(prompts.size());
   if (options.max_new_tokens == 0) return generated;
 
@@ -573,7 +668,10 @@ absl::StatusOr<std::vector<std::vector<int32_t>>> CausalLm::Generate(
       const at::Tensor allowed = AllowedKeys(all_valid.narrow(1, 0, offset + tokens),
                                              all_positions.narrow(1, 0, offset + tokens), query_pos,
                                              offset, m.config.sliding_window);
-      const at::Tensor hidden = m.Decode(ids, query_pos, allowed, &cache, offset, nullptr);
+      absl::StatusOr<at::Tensor> decoded =
+          m.Decode(ids, query_pos, allowed, &cache, offset, nullptr);
+      if (!decoded.ok()) return decoded.status();
+      const at::Tensor& hidden = *decoded;
       const at::Tensor next =
           at::linear(hidden.select(1, tokens - 1), m.lm_head).argmax(-1);  // [B]
       const at::Tensor next_host = next.to(at::kCPU).contiguous();

@@ -44,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/block_stats.h"
+#include "worker/model/attention_backend.h"
 #include "worker/model/model_config.h"
 
 namespace kvplan {
@@ -80,6 +81,15 @@ struct ForwardOptions {
   // Also compute each sequence's mean next-token negative log-likelihood (nats).
   // Default: false.
   bool compute_nll = false;
+  // When set, every layer's attention runs through it (attention_backend.h)
+  // over the sequence it caches, instead of over this pass's keys alone. The
+  // batch must hold one sequence; sliding-window models are refused.
+  // Default: none.
+  AttentionBackend* attention = nullptr;
+  // Position of the batch's first token: nonzero only with `attention`, to
+  // continue the sequence it caches (a decode step is a one-token Forward at
+  // start_position = tokens so far). Default: 0.
+  int64_t start_position = 0;
 };
 
 struct ForwardResult {
@@ -130,10 +140,12 @@ class CausalLm {
   bool weights_mapped() const;
 
   // One forward pass over `batch` (token ids, each sequence starting at
-  // position 0). Errors: InvalidArgument for an empty batch, an empty
-  // sequence, an id outside [0, vocab_size) or a sequence longer than
-  // max_position_embeddings (each named by index), or a capture of the wrong
-  // shape; Internal/ResourceExhausted for LibTorch failures (e.g. device OOM).
+  // position options.start_position, 0 by default). Errors: InvalidArgument
+  // for an empty batch, an empty sequence, an id outside [0, vocab_size), a
+  // sequence ending past max_position_embeddings (each named by index), a
+  // capture of the wrong shape, or attention options that do not fit (above);
+  // the attention backend's own errors; Internal/ResourceExhausted for
+  // LibTorch failures (e.g. device OOM).
   absl::StatusOr<ForwardResult> Forward(absl::Span<const std::vector<int32_t>> batch,
                                         const ForwardOptions& options = {}) const;
 
