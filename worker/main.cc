@@ -86,6 +86,9 @@ Verbs:
              --model-cache DIR      checkpoints as DIR/<model id>/; either way its fingerprint
                                     must equal the coordinator's model's
              --token-file F         bearer token for the coordinator's write RPCs
+             --tls-ca F             PEM roots: reach a TLS coordinator (plaintext without)
+             --tls-cert F --tls-key F
+                                    client certificate for a coordinator with --tls-client-ca
              --worker-id ID         name in leases and logs (default HOST-PID)
              --job ID               only serve this job (default: any running job)
              --seq-len N, --batch N, --bos
@@ -106,6 +109,7 @@ Verbs:
              --tokens N             test tokens (default 2048), a multiple of
              --chunk N              tokens per independent forward (default 256)
              --token-file F         bearer token for AttachValidation
+             --tls-ca, --tls-cert, --tls-key  as for serve
              --worker-id ID         recorded with the result (default HOST-PID)
              --json                 print the stored result as JSON instead of a table
              --device D, --dtype T  as for generate

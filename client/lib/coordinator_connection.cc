@@ -46,11 +46,6 @@ absl::Status FromGrpc(const grpc::Status& status) {
       absl::StrFormat("%s: %s", CodeName(status.error_code()), status.error_message()));
 }
 
-bool IsTransient(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kDeadlineExceeded;
-}
-
 absl::StatusOr<CoordinatorConnection> CoordinatorConnection::Open(
     const CoordinatorEndpoint& endpoint) {
   if (endpoint.address.empty()) {

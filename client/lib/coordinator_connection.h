@@ -1,8 +1,8 @@
 // A gRPC channel to kvplan-coordinator and per-call contexts carrying the
 // bearer token and a deadline: the one place that turns an address, a token
-// file and a CA file into a connection, shared by libkvplan-client's PlanClient
-// and the `kvplan` service nouns. Internal to the project (the public API,
-// client/include/kvplan/plan_client.h, shows no gRPC).
+// file, TLS files into a connection, shared by libkvplan-client's PlanClient,
+// the `kvplan` service nouns and kvplan-worker's serve and validate. Internal to the project (the
+// public API, client/include/kvplan/plan_client.h, shows no gRPC).
 //
 // Example:
 //   absl::StatusOr<CoordinatorConnection> c =
@@ -18,38 +18,15 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "client/lib/coordinator_endpoint.h"
+#include "client/lib/reconnect_backoff.h"  // IsTransient, for callers of FromGrpc.
 #include "grpcpp/grpcpp.h"
 
 namespace kvplan::client {
 
-struct CoordinatorEndpoint {
-  // host:port of kvplan-coordinator. Required.
-  std::string address;
-  // File whose contents (surrounding whitespace stripped) are sent as
-  // `authorization: Bearer <token>`. Default: empty, no token.
-  std::string token_file;
-  // PEM roots to verify a TLS coordinator against. Default: empty, plaintext.
-  std::string tls_ca_file;
-  // PEM client certificate chain and its private key, presented to a
-  // coordinator with --tls-client-ca (mTLS: a verified certificate authorizes
-  // writes without a token). Both or neither; they need tls_ca_file.
-  // Default: empty, no client certificate.
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  // gRPC's own reconnect backoff for the channel's connection. Zero keeps
-  // gRPC's defaults (1 s doubling to 120 s), too slow for a serving node that
-  // wants its coordinator back as soon as it is. Default: 0.
-  std::chrono::milliseconds reconnect_backoff_min{0};
-  std::chrono::milliseconds reconnect_backoff_max{0};
-};
-
 // Same code, the coordinator's message prefixed with the code's name
 // ("coordinator unavailable: ...").
 absl::Status FromGrpc(const grpc::Status& status);
-
-// UNAVAILABLE or DEADLINE_EXCEEDED: the coordinator is away or slow, and the
-// same call may succeed later.
-bool IsTransient(const absl::Status& status);
 
 // Copyable; copies share the channel. Thread-safe.
 class CoordinatorConnection {

@@ -14,7 +14,19 @@
 #include <cstdint>
 #include <random>
 
+#include "absl/status/status.h"
+
 namespace kvplan::client {
+
+// UNAVAILABLE or DEADLINE_EXCEEDED: the coordinator is away or slow, and the
+// same call may succeed later.
+bool IsTransient(const absl::Status& status);
+
+// "Equal jitter": uniform in [c/2, c] with c = min(max, initial·multiplier^attempt),
+// never zero and never above the ceiling. `attempt` counts from 0.
+std::chrono::milliseconds JitteredBackoff(std::chrono::milliseconds initial,
+                                          std::chrono::milliseconds max, double multiplier,
+                                          int attempt, std::mt19937_64& random);
 
 // Not thread-safe: one per reconnect loop.
 class ReconnectBackoff {

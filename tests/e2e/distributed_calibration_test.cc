@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "tests/client/cli_runner.h"
 #include "tests/common/child_process.h"
+#include "tests/common/test_pki.h"
 #include "tests/server/coordinator_process.h"
 
 namespace kvplan {
@@ -41,6 +42,7 @@ using ::kvplan::testing::PromtoolResult;
 using ::kvplan::testing::RunKvplan;
 using ::kvplan::testing::RunResult;
 using ::kvplan::testing::ScratchDir;
+using ::kvplan::testing::TestPki;
 using ::kvplan::testing::SharedPath;
 using namespace std::chrono_literals;
 
@@ -112,7 +114,9 @@ class DistributedCalibrationTest : public ::testing::Test {
   }
 
   RunResult Cli(const std::string& address, const std::string& args) {
-    return RunKvplan("--coordinator " + address + " " + args);
+    std::string connection = "--coordinator " + address;
+    for (const std::string& flag : connection_flags_) connection += " " + flag;
+    return RunKvplan(connection + " " + args);
   }
 
   // Registers the model (from a shard's calibration file, which carries its
@@ -133,6 +137,7 @@ class DistributedCalibrationTest : public ::testing::Test {
                                      model_,  "--device",      "cpu",   "--worker-id",
                                      id,      "--once"};
     args.insert(args.end(), kPassFlags.begin(), kPassFlags.end());
+    args.insert(args.end(), connection_flags_.begin(), connection_flags_.end());
     return args;
   }
 
@@ -144,6 +149,8 @@ class DistributedCalibrationTest : public ::testing::Test {
   // About 600 tokens from 10 prompts: a shard is a fraction of a second.
   int prompts_per_shard_ = 10;
   int64_t tokens_per_shard_ = 600;
+  // TLS flags the CLI and the workers add after --coordinator (none: plaintext).
+  std::vector<std::string> connection_flags_;
   ScratchDir dir_{"kvplan_e2e"};
   std::string model_;
   std::string slice_;
@@ -235,6 +242,38 @@ TEST_F(DistributedCalibrationTest, TwoWorkersFillAJobWhosePlanEqualsTheOfflinePl
   EXPECT_EQ(served->k_block_bits, offline->k_block_bits);
   EXPECT_EQ(served->provenance.stats_digest, expected_digest);
   if (!promtool) GTEST_SKIP() << kPromtoolMissing;
+}
+
+// Mutual TLS end to end: a coordinator that asks for client certificates and
+// has no token. A worker presenting a certificate from the coordinator's
+// client CA fills the job (leases, uploads and commits are writes); one with
+// TLS but no certificate is refused with a message that says what would work.
+TEST_F(DistributedCalibrationTest, AWorkerWithAClientCertificateFillsAJobOverMutualTls) {
+  TestPki pki(dir_.Path("pki"));
+  if (!pki.MakeStandardSet()) GTEST_SKIP() << TestPki::kMissing;
+  std::string expected_digest;
+  ASSERT_FALSE(OfflineMergedStats(&expected_digest).empty());
+  CoordinatorProcess coordinator({"--listen", "127.0.0.1:0", "--data-dir", dir_.Path("db"),
+                                  "--tls-cert", pki.Cert("server"), "--tls-key", pki.Key("server"),
+                                  "--tls-client-ca", pki.Cert("ca")});
+  ASSERT_TRUE(coordinator.ok()) << coordinator.output();
+  const std::string address = coordinator.address();
+  connection_flags_ = {"--tls-ca",         pki.Cert("ca"), "--tls-cert",
+                       pki.Cert("worker"), "--tls-key",    pki.Key("worker")};
+  CreateJob(address, 300);
+  {
+    const std::vector<std::string> with_certificate = connection_flags_;
+    connection_flags_ = {"--tls-ca", pki.Cert("ca")};
+    ChildProcess anonymous(BinaryPath("kvplan-worker"), ServeArgs(address, "anonymous"));
+    EXPECT_NE(anonymous.Wait(60s), 0) << anonymous.output();
+    EXPECT_NE(anonymous.output().find("certificate"), std::string::npos) << anonymous.output();
+    connection_flags_ = with_certificate;
+  }
+  ChildProcess worker(BinaryPath("kvplan-worker"), ServeArgs(address, "w1"));
+  ASSERT_EQ(worker.Wait(180s), 0) << worker.output();
+  const std::string job = JobJson(address);
+  EXPECT_NE(job.find("\"SUCCEEDED\""), std::string::npos) << job;
+  EXPECT_NE(job.find(expected_digest), std::string::npos) << job;
 }
 
 // Shards of 4,000 tokens (80 prompts): a forward of about a second on the

@@ -18,8 +18,8 @@
 #include "kvplan/v1/plan_service.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "tests/common/child_process.h"
+#include "tests/common/test_pki.h"
 #include "tests/server/server_test_util.h"
-#include "tests/server/test_pki.h"
 
 namespace kvplan {
 namespace {
@@ -234,7 +234,7 @@ TEST(CoordinatorLogsTest, InfoIsTheDefaultLevelAndTextTheOtherFormat) {
 
 TEST(CoordinatorLogsTest, ClientCertificateFlagsWorkAndGrpcsOwnLinesAreJsonToo) {
   TempDir dir;
-  TestPki pki(dir);
+  TestPki pki(dir.Path("pki"));
   if (!pki.MakeStandardSet()) GTEST_SKIP() << TestPki::kMissing;
   LoggedCoordinator c(
       dir, {"--data-dir", dir.Path("db"), "--tls-cert", pki.Cert("server"), "--tls-key",

@@ -15,8 +15,8 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/client/cli_runner.h"
+#include "tests/common/test_pki.h"
 #include "tests/server/server_test_util.h"
-#include "tests/server/test_pki.h"
 
 namespace kvplan {
 namespace {
@@ -256,7 +256,7 @@ TEST_F(CoordinatorProcessTest, ServesTlsToAClientThatTrustsItsCertificate) {
 // mTLS from the CLI: --tls-cert/--tls-key present a client certificate that
 // the coordinator (--tls-client-ca) accepts for writes in place of a token.
 TEST_F(CoordinatorProcessTest, CliWritesWithAClientCertificate) {
-  TestPki pki(dir_);
+  TestPki pki(dir_.Path("pki"));
   if (!pki.MakeStandardSet()) GTEST_SKIP() << TestPki::kMissing;
   CoordinatorProcess c(Args({"--tls-cert", pki.Cert("server"), "--tls-key", pki.Key("server"),
                              "--tls-client-ca", pki.Cert("ca")}));

@@ -12,8 +12,8 @@
 #include "kvplan/v1/model_service.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "server/coordinator_server.h"
+#include "tests/common/test_pki.h"
 #include "tests/server/server_test_util.h"
-#include "tests/server/test_pki.h"
 
 namespace kvplan::server {
 namespace {
@@ -98,7 +98,7 @@ class MtlsTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  TestPki pki_{dir_};
+  TestPki pki_{dir_.Path("pki")};
   std::unique_ptr<CoordinatorServer> server_;
   std::mutex log_mu_;
   std::string log_;

@@ -2,11 +2,7 @@
 
 #include <unistd.h>
 
-#include <optional>
-
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
-#include "core/file_io.h"
 
 namespace kvplan::worker_cli {
 namespace {
@@ -24,12 +20,11 @@ absl::StatusOr<CoordinatorFlagValues> CoordinatorFlags(const cli::Flags& flags) 
   CoordinatorFlagValues values;
   absl::StatusOr<std::string> address = flags.String("coordinator");
   if (!address.ok()) return address.status();
-  values.address = *address;
-  if (std::optional<std::string> token_file = flags.Get("token-file")) {
-    absl::StatusOr<std::string> token = ReadFile(*token_file, 1 << 20);
-    if (!token.ok()) return token.status();
-    values.token = std::string(absl::StripAsciiWhitespace(*token));
-  }
+  values.endpoint = {.address = *address,
+                     .token_file = flags.Get("token-file").value_or(""),
+                     .tls_ca_file = flags.Get("tls-ca").value_or(""),
+                     .tls_cert_file = flags.Get("tls-cert").value_or(""),
+                     .tls_key_file = flags.Get("tls-key").value_or("")};
   values.worker_id = flags.Get("worker-id").value_or(DefaultWorkerId());
   if (values.worker_id.empty() || values.worker_id.size() > 128) {
     return absl::InvalidArgumentError("--worker-id must have 1 to 128 characters");

@@ -19,8 +19,7 @@ absl::Status Serve(const cli::Flags& flags, std::ostream& out, std::ostream& err
   serve::ServeOptions options;
   absl::StatusOr<CoordinatorFlagValues> coordinator = CoordinatorFlags(flags);
   if (!coordinator.ok()) return coordinator.status();
-  options.client.address = coordinator->address;
-  options.client.token = coordinator->token;
+  options.client.endpoint = coordinator->endpoint;
   options.client.log = [&err](const std::string& line) { err << line << std::flush; };
   options.models.model_dir = flags.Get("model").value_or("");
   options.models.cache_dir = flags.Get("model-cache").value_or("");
@@ -44,10 +43,10 @@ absl::Status Serve(const cli::Flags& flags, std::ostream& out, std::ostream& err
 }  // namespace
 
 int RunServe(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  absl::StatusOr<cli::Flags> flags =
-      cli::Flags::Parse(args, {.values = {"coordinator", "device", "dtype", "model", "model-cache",
-                                          "token-file", "worker-id", "job", "seq-len", "batch"},
-                               .switches = {"bos", "once"}});
+  absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(
+      args, {.values = {"coordinator", "device", "dtype", "model", "model-cache", "token-file",
+                        "tls-ca", "tls-cert", "tls-key", "worker-id", "job", "seq-len", "batch"},
+             .switches = {"bos", "once"}});
   if (!flags.ok()) return ReportStatus(flags.status(), "serve", err);
   return ReportStatus(Serve(*flags, out, err), "serve", err);
 }

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "client/cli/flags.h"
+#include "client/lib/coordinator_connection.h"
 #include "core/digest.h"
 #include "core/fidelity.h"
 #include "core/file_io.h"
@@ -40,11 +41,10 @@ constexpr auto kCallTimeout = std::chrono::seconds(30);
 // coordinator stores an identical result once).
 class PlanServiceCalls {
  public:
-  PlanServiceCalls(const CoordinatorFlagValues& coordinator, std::ostream& err)
-      : token_(coordinator.token),
+  PlanServiceCalls(client::CoordinatorConnection connection, std::ostream& err)
+      : connection_(std::move(connection)),
         log_([&err](const std::string& line) { err << line << std::flush; }),
-        stub_(v1::PlanService::NewStub(
-            grpc::CreateChannel(coordinator.address, grpc::InsecureChannelCredentials()))) {}
+        stub_(v1::PlanService::NewStub(connection_.channel())) {}
 
   absl::StatusOr<v1::GetPlanResponse> GetPlan(const v1::GetPlanRequest& request) {
     v1::GetPlanResponse response;
@@ -71,10 +71,9 @@ class PlanServiceCalls {
     return serve::RetryTransient(
         {}, method,
         [&]() -> absl::Status {
-          grpc::ClientContext context;  // One per attempt: gRPC forbids reuse.
-          context.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
-          if (!token_.empty()) context.AddMetadata("authorization", "Bearer " + token_);
-          grpc::Status st = rpc(&context);
+          // One context per attempt (gRPC forbids reuse), with token and deadline.
+          std::unique_ptr<grpc::ClientContext> context = connection_.NewContext(kCallTimeout);
+          grpc::Status st = rpc(context.get());
           if (st.ok()) return absl::OkStatus();
           return absl::Status(static_cast<absl::StatusCode>(st.error_code()),
                               absl::StrFormat("%s: %s", method, st.error_message()));
@@ -82,7 +81,7 @@ class PlanServiceCalls {
         log_);
   }
 
-  std::string token_;
+  client::CoordinatorConnection connection_;
   std::function<void(const std::string&)> log_;
   std::unique_ptr<v1::PlanService::Stub> stub_;
 };
@@ -198,7 +197,10 @@ absl::Status Validate(const cli::Flags& flags, std::ostream& out, std::ostream& 
   absl::StatusOr<RuntimeOptions> runtime = RuntimeFlags(flags);
   if (!runtime.ok()) return runtime.status();
 
-  PlanServiceCalls calls(*coordinator, err);
+  absl::StatusOr<client::CoordinatorConnection> connection =
+      client::CoordinatorConnection::Open(coordinator->endpoint);
+  if (!connection.ok()) return connection.status();
+  PlanServiceCalls calls(*std::move(connection), err);
   absl::StatusOr<KvPlan> plan = FetchPlan(calls, *selector, *model_dir);
   if (!plan.ok()) return plan.status();
   absl::StatusOr<std::string> prompt_bytes = ReadFile(*prompts_path);
@@ -242,10 +244,10 @@ absl::Status Validate(const cli::Flags& flags, std::ostream& out, std::ostream& 
 
 int RunValidate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(
-      args,
-      {.values = {"coordinator", "token-file", "worker-id", "plan-id", "model-id", "channel",
-                  "plan-name", "version", "model", "prompts", "tokens", "chunk", "device", "dtype"},
-       .switches = {"json"}});
+      args, {.values = {"coordinator", "token-file", "tls-ca", "tls-cert", "tls-key", "worker-id",
+                        "plan-id", "model-id", "channel", "plan-name", "version", "model",
+                        "prompts", "tokens", "chunk", "device", "dtype"},
+             .switches = {"json"}});
   if (!flags.ok()) return ReportStatus(flags.status(), "validate", err);
   return ReportStatus(Validate(*flags, out, err), "validate", err);
 }

@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <functional>
-#include <random>
 #include <string>
 #include <string_view>
 
@@ -28,15 +27,6 @@ struct BackoffPolicy {
   // error is returned). Long enough for a coordinator to restart.
   std::chrono::seconds give_up_after{300};
 };
-
-// UNAVAILABLE or DEADLINE_EXCEEDED: the call may succeed if repeated.
-bool IsTransient(const absl::Status& status);
-
-// The delay before retry `attempt` (from 0): uniform in [c/2, c] where
-// c = min(max, initial·multiplier^attempt) ("equal jitter": never zero, never
-// above the ceiling).
-std::chrono::milliseconds BackoffDelay(const BackoffPolicy& policy, int attempt,
-                                       std::mt19937_64& random);
 
 // Calls `call` until it returns OK or a non-transient error, or give_up_after
 // passes; `log` (may be empty) gets one line per retry naming `what`. Callers

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "client/lib/coordinator_connection.h"
 #include "grpcpp/grpcpp.h"
 #include "kvplan/v1/job_service.grpc.pb.h"
 #include "kvplan/v1/model_service.grpc.pb.h"
@@ -10,57 +11,57 @@
 namespace kvplan::serve {
 namespace {
 
-// Room for the statistics of the largest models (the coordinator caps it too).
-constexpr int kMaxMessageBytes = 256 << 20;
-
 absl::Status FromGrpc(const grpc::Status& status, const char* method) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       absl::StrFormat("%s: %s", method, status.error_message()));
 }
 
-// One RPC, retried; each attempt needs a fresh context (gRPC forbids reuse).
+}  // namespace
+
+struct JobClient::Stubs {
+  client::CoordinatorConnection connection;
+  std::unique_ptr<v1::JobService::Stub> jobs;
+  std::unique_ptr<v1::ModelService::Stub> models;
+};
+
+namespace {
+
+// One RPC, retried; each attempt needs a fresh context (gRPC forbids reuse),
+// which carries the token and the deadline.
 template <typename Stub, typename Request, typename Response>
-absl::Status Call(const JobClientOptions& options, Stub& stub,
+absl::Status Call(const JobClientOptions& options, const client::CoordinatorConnection& connection,
+                  Stub& stub,
                   grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                   const char* name, const Request& request, Response& response) {
   return RetryTransient(
       options.backoff, name,
       [&] {
-        grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + options.call_timeout);
-        if (!options.token.empty()) {
-          context.AddMetadata("authorization", "Bearer " + options.token);
-        }
-        return FromGrpc((stub.*method)(&context, request, &response), name);
+        std::unique_ptr<grpc::ClientContext> context = connection.NewContext(options.call_timeout);
+        return FromGrpc((stub.*method)(context.get(), request, &response), name);
       },
       options.log);
 }
 
 }  // namespace
 
-struct JobClient::Stubs {
-  std::unique_ptr<v1::JobService::Stub> jobs;
-  std::unique_ptr<v1::ModelService::Stub> models;
-};
-
 JobClient::JobClient(JobClientOptions options, std::unique_ptr<Stubs> stubs)
     : options_(std::move(options)), stubs_(std::move(stubs)) {}
 JobClient::~JobClient() = default;
 
 absl::StatusOr<std::unique_ptr<JobClient>> JobClient::Connect(JobClientOptions options) {
-  if (options.address.empty()) return absl::InvalidArgumentError("no coordinator address");
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  client::CoordinatorEndpoint endpoint = options.endpoint;
   // Reconnect quickly once a restarted coordinator listens again (gRPC's
   // default reconnect backoff grows to two minutes).
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
-  auto stubs = std::make_unique<Stubs>();
-  stubs->jobs = v1::JobService::NewStub(channel);
-  stubs->models = v1::ModelService::NewStub(channel);
+  if (endpoint.reconnect_backoff_max.count() == 0) {
+    endpoint.reconnect_backoff_max = std::chrono::milliseconds(2000);
+  }
+  absl::StatusOr<client::CoordinatorConnection> connection =
+      client::CoordinatorConnection::Open(endpoint);
+  if (!connection.ok()) return connection.status();
+  auto stubs = std::make_unique<Stubs>(Stubs{.connection = *std::move(connection)});
+  stubs->jobs = v1::JobService::NewStub(stubs->connection.channel());
+  stubs->models = v1::ModelService::NewStub(stubs->connection.channel());
   return std::unique_ptr<JobClient>(new JobClient(std::move(options), std::move(stubs)));
 }
 
@@ -70,8 +71,8 @@ absl::StatusOr<std::optional<ShardLease>> JobClient::Lease(const std::string& wo
   request.set_worker_id(worker_id);
   request.set_job_id(job_id);
   v1::LeaseShardResponse response;
-  if (absl::Status st = Call(options_, *stubs_->jobs, &v1::JobService::Stub::LeaseShard,
-                             "LeaseShard", request, response);
+  if (absl::Status st = Call(options_, stubs_->connection, *stubs_->jobs,
+                             &v1::JobService::Stub::LeaseShard, "LeaseShard", request, response);
       !st.ok())
     return st;
   if (!response.has_lease()) return std::nullopt;
@@ -90,8 +91,8 @@ absl::StatusOr<int64_t> JobClient::Heartbeat(const std::string& lease_id) {
   v1::HeartbeatRequest request;
   request.set_lease_id(lease_id);
   v1::HeartbeatResponse response;
-  if (absl::Status st = Call(options_, *stubs_->jobs, &v1::JobService::Stub::Heartbeat, "Heartbeat",
-                             request, response);
+  if (absl::Status st = Call(options_, stubs_->connection, *stubs_->jobs,
+                             &v1::JobService::Stub::Heartbeat, "Heartbeat", request, response);
       !st.ok())
     return st;
   return response.expires_unix();
@@ -102,16 +103,17 @@ absl::Status JobClient::Upload(const std::string& lease_id, const std::string& s
   request.set_lease_id(lease_id);
   request.set_stats(stats_bytes);
   v1::UploadShardStatisticsResponse response;
-  return Call(options_, *stubs_->jobs, &v1::JobService::Stub::UploadShardStatistics,
-              "UploadShardStatistics", request, response);
+  return Call(options_, stubs_->connection, *stubs_->jobs,
+              &v1::JobService::Stub::UploadShardStatistics, "UploadShardStatistics", request,
+              response);
 }
 
 absl::StatusOr<bool> JobClient::Commit(const std::string& lease_id) {
   v1::CommitShardRequest request;
   request.set_lease_id(lease_id);
   v1::CommitShardResponse response;
-  if (absl::Status st = Call(options_, *stubs_->jobs, &v1::JobService::Stub::CommitShard,
-                             "CommitShard", request, response);
+  if (absl::Status st = Call(options_, stubs_->connection, *stubs_->jobs,
+                             &v1::JobService::Stub::CommitShard, "CommitShard", request, response);
       !st.ok())
     return st;
   return response.job_done();
@@ -121,8 +123,8 @@ absl::StatusOr<std::string> JobClient::ModelFingerprint(const std::string& model
   v1::GetModelRequest request;
   request.set_model_id(model_id);
   v1::Model response;
-  if (absl::Status st = Call(options_, *stubs_->models, &v1::ModelService::Stub::GetModel,
-                             "GetModel", request, response);
+  if (absl::Status st = Call(options_, stubs_->connection, *stubs_->models,
+                             &v1::ModelService::Stub::GetModel, "GetModel", request, response);
       !st.ok())
     return st;
   return response.fingerprint();
@@ -133,16 +135,16 @@ absl::StatusOr<bool> JobClient::WorkMayRemain(const std::string& job_id) {
     v1::GetJobRequest request;
     request.set_job_id(job_id);
     v1::Job response;
-    if (absl::Status st = Call(options_, *stubs_->jobs, &v1::JobService::Stub::GetJob, "GetJob",
-                               request, response);
+    if (absl::Status st = Call(options_, stubs_->connection, *stubs_->jobs,
+                               &v1::JobService::Stub::GetJob, "GetJob", request, response);
         !st.ok())
       return st;
     return response.state() == v1::Job::RUNNING;
   }
   v1::ListJobsRequest request;
   v1::ListJobsResponse response;
-  if (absl::Status st = Call(options_, *stubs_->jobs, &v1::JobService::Stub::ListJobs, "ListJobs",
-                             request, response);
+  if (absl::Status st = Call(options_, stubs_->connection, *stubs_->jobs,
+                             &v1::JobService::Stub::ListJobs, "ListJobs", request, response);
       !st.ok())
     return st;
   for (const v1::Job& job : response.jobs()) {

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "client/lib/coordinator_endpoint.h"
 #include "worker/serve/backoff.h"
 
 namespace kvplan::serve {
@@ -46,10 +47,9 @@ struct ShardLease {
 };
 
 struct JobClientOptions {
-  // host:port of kvplan-coordinator.
-  std::string address;
-  // Bearer token for write RPCs; empty sends none.
-  std::string token;
+  // Where the coordinator is and how to reach it: address, bearer token file,
+  // TLS CA and client certificate (client/lib/coordinator_connection.h).
+  client::CoordinatorEndpoint endpoint;
   // Deadline of one attempt of one call.
   std::chrono::milliseconds call_timeout{30000};
   BackoffPolicy backoff;

@@ -3,18 +3,19 @@
 // it): CAs, a server certificate for 127.0.0.1 and client certificates.
 //
 // Example:
-//   TestPki pki(dir);
+//   TestPki pki(dir.Path("pki"));  // a directory it creates
 //   if (!pki.MakeStandardSet()) GTEST_SKIP() << TestPki::kMissing;
 //   options.tls_client_ca_pem = pki.Pem(pki.Cert("ca"));
-#ifndef KVPLAN_TESTS_SERVER_TEST_PKI_H_
-#define KVPLAN_TESTS_SERVER_TEST_PKI_H_
+#ifndef KVPLAN_TESTS_COMMON_TEST_PKI_H_
+#define KVPLAN_TESTS_COMMON_TEST_PKI_H_
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include "core/file_io.h"
-#include "tests/server/server_test_util.h"
 
 namespace kvplan::testing {
 
@@ -23,7 +24,10 @@ class TestPki {
   static constexpr char kMissing[] =
       "openssl could not make the test certificates (Debian package 'openssl')";
 
-  explicit TestPki(const TempDir& dir) : dir_(dir) {}
+  // Keeps its files in `dir`, created if missing.
+  explicit TestPki(std::string dir) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_);
+  }
 
   // CA "ca" signs "server" (CN localhost, SAN 127.0.0.1), "worker" (CN
   // worker-1) and "intruder" (CN intruder); CA "other" signs "stranger" (CN
@@ -44,18 +48,17 @@ class TestPki {
   // server (SAN 127.0.0.1) or a client.
   bool MakeLeaf(const std::string& name, const std::string& cn, const std::string& ca,
                 bool server) {
-    const std::string ext = dir_.Path(name + ".ext");
+    const std::string ext = Path(name + ".ext");
     std::ofstream(ext) << (server ? "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
                                     "extendedKeyUsage=serverAuth\n"
                                   : "extendedKeyUsage=clientAuth\n");
     return Run("openssl req -new " + std::string(kNewKey) + " -subj /CN=" + cn + " -keyout " +
-               Key(name) + " -out " + dir_.Path(name + ".csr")) &&
-           Run("openssl x509 -req -in " + dir_.Path(name + ".csr") + " -CA " + Cert(ca) +
-               " -CAkey " + Key(ca) + " -CAcreateserial -days 1 -extfile " + ext + " -out " +
-               Cert(name));
+               Key(name) + " -out " + Path(name + ".csr")) &&
+           Run("openssl x509 -req -in " + Path(name + ".csr") + " -CA " + Cert(ca) + " -CAkey " +
+               Key(ca) + " -CAcreateserial -days 1 -extfile " + ext + " -out " + Cert(name));
   }
-  std::string Key(const std::string& name) const { return dir_.Path(name + ".key"); }
-  std::string Cert(const std::string& name) const { return dir_.Path(name + ".pem"); }
+  std::string Key(const std::string& name) const { return Path(name + ".key"); }
+  std::string Cert(const std::string& name) const { return Path(name + ".pem"); }
   std::string Pem(const std::string& path) const { return *ReadFile(path); }
 
  private:
@@ -63,9 +66,11 @@ class TestPki {
   static bool Run(const std::string& command) {
     return std::system((command + " > /dev/null 2>&1").c_str()) == 0;
   }
-  const TempDir& dir_;
+  std::string Path(const std::string& file) const { return dir_ + "/" + file; }
+
+  std::string dir_;
 };
 
 }  // namespace kvplan::testing
 
-#endif  // KVPLAN_TESTS_SERVER_TEST_PKI_H_
+#endif  // KVPLAN_TESTS_COMMON_TEST_PKI_H_
