@@ -15,6 +15,7 @@
 #include "client/cli/coordinator_connection.h"
 #include "client/cli/flags.h"
 #include "client/cli/job_progress.h"
+#include "client/lib/reconnect_backoff.h"
 #include "core/digest.h"
 #include "core/file_io.h"
 #include "kvplan/v1/job_service.grpc.pb.h"
@@ -159,7 +160,8 @@ absl::StatusOr<std::pair<std::string, Flags>> WatchArgs(std::vector<std::string>
     positional = args[0];
     args.erase(args.begin());
   }
-  absl::StatusOr<Flags> flags = Flags::Parse(args, {.values = {"job", "interval-ms"}});
+  absl::StatusOr<Flags> flags =
+      Flags::Parse(args, {.values = {"job", "interval-ms", "give-up-after-s"}});
   if (!flags.ok()) return flags.status();
   if (positional.has_value() == flags->Has("job")) {
     return absl::InvalidArgumentError("watch: give the job id once, as JOB_ID or --job JOB_ID");
@@ -169,7 +171,9 @@ absl::StatusOr<std::pair<std::string, Flags>> WatchArgs(std::vector<std::string>
 
 // Polls GetJob every --interval-ms (default 1000) until the job ends. On a
 // terminal the progress line is redrawn in place; otherwise (a log, a pipe) a
-// line is printed only when the progress changes, so logs stay readable.
+// line is printed only when the progress changes, so logs stay readable. An
+// unreachable coordinator is retried with backoff for --give-up-after-s
+// (default 300; 0: forever), one note per attempt.
 absl::Status Watch(const CoordinatorConnection& c, const std::vector<std::string>& args,
                    std::ostream& out) {
   absl::StatusOr<std::pair<std::string, Flags>> parsed = WatchArgs(args);
@@ -181,6 +185,11 @@ absl::Status Watch(const CoordinatorConnection& c, const std::vector<std::string
     return absl::InvalidArgumentError(
         absl::StrFormat("--interval-ms %d is outside [10, 3600000]", *interval_ms));
   }
+  absl::StatusOr<int64_t> give_up_after_s = flags.Int("give-up-after-s", 300);
+  if (!give_up_after_s.ok()) return give_up_after_s.status();
+  if (*give_up_after_s < 0) {
+    return absl::InvalidArgumentError("--give-up-after-s must be >= 0 (0: never give up)");
+  }
   // Only the process's own stdout can be a terminal; a stream handed in by a
   // caller (tests) gets the log form.
   const bool redraw = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
@@ -189,11 +198,49 @@ absl::Status Watch(const CoordinatorConnection& c, const std::vector<std::string
   JobRateMeter meter;
   std::string last_logged;
   bool drawn = false;
+  // A coordinator that restarts or is briefly unreachable is waited out with
+  // backoff (the job lives on in its store); only a long outage ends the watch.
+  client::ReconnectBackoff backoff(std::chrono::milliseconds(*interval_ms),
+                                   std::chrono::seconds(30));
+  bool unreachable = false;
+  std::chrono::steady_clock::time_point unreachable_since;
+  CoordinatorConnection connection = c;
   for (;;) {
     v1::GetJobRequest request;
     request.set_job_id(id);
     v1::Job job;
-    absl::Status st = FromGrpc(stub->GetJob(c.NewContext().get(), request, &job));
+    absl::Status st = FromGrpc(stub->GetJob(connection.NewContext().get(), request, &job));
+    if (client::IsTransient(st)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!unreachable) unreachable_since = now;
+      unreachable = true;
+      const auto outage = std::chrono::duration_cast<std::chrono::seconds>(now - unreachable_since);
+      if (*give_up_after_s > 0 && outage.count() >= *give_up_after_s) {
+        if (drawn) out << "\n";
+        return absl::UnavailableError(absl::StrFormat(
+            "the coordinator has been unreachable for %d s (%s); the job goes on without this "
+            "watch: run `kvplan jobs watch %s` again once the coordinator is back",
+            outage.count(), std::string(st.message()), id));
+      }
+      const std::chrono::milliseconds wait = backoff.Next();
+      if (drawn) out << "\n";
+      drawn = false;
+      out << absl::StrFormat("coordinator unreachable (%s); retrying in %d ms\n",
+                             std::string(st.message()), wait.count())
+          << std::flush;
+      last_logged.clear();  // Log the next progress line whatever it is.
+      std::this_thread::sleep_for(wait);
+      // A fresh channel: gRPC's own reconnect backoff on the old one would
+      // keep failing for seconds after the coordinator is back.
+      if (absl::StatusOr<CoordinatorConnection> fresh = CoordinatorConnection::Open(c.endpoint());
+          fresh.ok()) {
+        connection = *std::move(fresh);
+        stub = v1::JobService::NewStub(connection.channel());
+      }
+      continue;
+    }
+    unreachable = false;
+    backoff.Reset();
     if (!st.ok()) {
       if (drawn) out << "\n";
       if (absl::IsNotFound(st)) {

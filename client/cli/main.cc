@@ -66,7 +66,8 @@ with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator a
   jobs cancel      --job ID [--json]
   jobs watch       JOB_ID (or --job ID) [--interval-ms N (default 1000)]: a live progress line
                    (shards, tokens, tokens/s over the last 30 s, ETA) until the job ends; exit 0
-                   when it succeeds, 1 when it is cancelled or unknown
+                   when it succeeds, 1 when it is cancelled or unknown; an unreachable
+                   coordinator is retried for --give-up-after-s S (default 300; 0: forever)
   plans create     allocate and store a plan: --model ID, --stats FILE (calibration file or
                    BlockStats) or --job ID (a succeeded job's merged statistics), --k-bits B --v-bits B [--score S] [--min-bits N] [--max-bits N]
                    [--uniform] [--rotation-seed N] [--name N (default "default")]

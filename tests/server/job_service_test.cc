@@ -191,6 +191,42 @@ TEST_F(JobServiceTest, JobsWatchFollowsAJobToSuccess) {
   EXPECT_EQ(watch.output().find('\r'), std::string::npos) << "no redraws into a pipe";
 }
 
+// The coordinator restarts (same address and store) while a watch runs: the
+// watch notes the outage, retries, and follows the job to its end.
+TEST_F(JobServiceTest, JobsWatchWaitsOutACoordinatorRestart) {
+  v1::CreateJobResponse created;
+  ASSERT_TRUE(jobs_->CreateJob(Context().get(), JobRequest(), &created).ok());
+  const std::string address = server_->address();
+  ChildProcess watch(BinaryPath("kvplan"),
+                     {"--coordinator", address, "jobs", "watch", "job1", "--interval-ms", "20"});
+  ASSERT_TRUE(watch.WaitForOutput("job1 RUNNING [", 20s)) << watch.output();
+  server_.reset();
+  ASSERT_TRUE(watch.WaitForOutput("coordinator unreachable (", 20s)) << watch.output();
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> restarted = CoordinatorServer::Start(
+      {.listen = address, .data_dir = dir_.Path("db"), .auth_token = kToken});
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  server_ = *std::move(restarted);
+  for (int i = 0; i < 2; ++i) {
+    const v1::ShardLease lease = Lease();
+    ASSERT_TRUE(Upload(lease.lease_id(), TestStats(i + 1).Serialize()).ok());
+    v1::CommitShardResponse committed;
+    ASSERT_TRUE(Commit(lease.lease_id(), &committed).ok());
+  }
+  ASSERT_EQ(watch.Wait(30s), 0) << watch.output();
+  EXPECT_NE(watch.output().find("job job1 succeeded: "), std::string::npos) << watch.output();
+}
+
+// Nothing listens: the watch retries, then gives up naming the outage.
+TEST_F(JobServiceTest, JobsWatchGivesUpOnALongOutage) {
+  const std::string address = server_->address();
+  server_.reset();
+  ChildProcess watch(BinaryPath("kvplan"), {"--coordinator", address, "jobs", "watch", "job1",
+                                            "--interval-ms", "20", "--give-up-after-s", "1"});
+  EXPECT_EQ(watch.Wait(30s), 1) << watch.output();
+  EXPECT_NE(watch.output().find("retrying in"), std::string::npos) << watch.output();
+  EXPECT_NE(watch.output().find("unreachable for 1 s"), std::string::npos) << watch.output();
+}
+
 TEST_F(JobServiceTest, JobsWatchFailsClearlyForCancelledAndUnknownJobs) {
   v1::CreateJobResponse created;
   ASSERT_TRUE(jobs_->CreateJob(Context().get(), JobRequest(), &created).ok());
