@@ -4,8 +4,9 @@
 # on a subset, and the decode benchmark. Abseil, GoogleTest, nlohmann-json and
 # OpenSSL come as Debian .debs carried in .kdeps (apt-get download ...).
 # Usage (repo root): bench/kernels/run_on_h200.sh [bench args...]; logs to $OUT.
-# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), NCU_CASE and
-# AB_HEADER (below).
+# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), NCU_CASE,
+# AB_HEADERS, AB_FLAGS, AB_CASE and AB_TESTS (below). The device tool brings back at most 8
+# files from $OUT: delete what a call does not need (configure.log, build.log) after the script.
 # Name .kdeps in the device tool's carry (it is git-ignored).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -24,16 +25,20 @@ cmake -S kernels -B /tmp/build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
 # (git show HEAD:kernels/include/kvplan/kernels/decode_attention.cuh > .kab/old.cuh,
 # carry .kab); AB_FLAGS="-DKVPLAN_TILES_PER_WARP=4": one more, the working tree built
 # with these extra flags. All are alternated with the working tree's binary on AB_CASE
-# at the end (same process start, same card).
+# at the end (same process start, same card). AB_TESTS="flags ab2": these variants also
+# build and run kernels_tests (after the benchmark), so a variant that wins can be kept
+# without another call. Variant build logs: /tmp/build_<variant>.log, tails in $OUT.
 configure_variant() {  # source dir, build dir, extra flags
   cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
     -DCMAKE_CUDA_FLAGS="$3" -DCMAKE_CXX_FLAGS="$3" \
     -DCMAKE_PREFIX_PATH="/tmp/deb/usr;$LIB/cmake;$TORCH" -DOPENSSL_ROOT_DIR=/tmp/deb/usr \
-    -DCMAKE_EXE_LINKER_FLAGS="-L$LIB -Wl,-rpath-link,$LIB" && cmake --build "$2" -j 4 --target packed_decode_bench
+    -DCMAKE_EXE_LINKER_FLAGS="-L$LIB -Wl,-rpath-link,$LIB" &&
+    cmake --build "$2" -j 4 --target packed_decode_bench $4
 }
+tests_for() { case " ${AB_TESTS:-} " in *" $1 "*) echo kernels_tests;; esac; }
 VARIANTS=""
 if [ -n "${AB_FLAGS:-}" ]; then
-  configure_variant kernels /tmp/build-flags "$AB_FLAGS" > "$OUT/build_flags.log" 2>&1 &
+  configure_variant kernels /tmp/build-flags "$AB_FLAGS" "$(tests_for flags)" > /tmp/build_flags.log 2>&1 &
   VARIANTS="flags"
 fi
 n=0
@@ -41,7 +46,7 @@ for h in ${AB_HEADERS:-}; do
   n=$((n + 1))
   rm -rf /tmp/ab-src$n && mkdir -p /tmp/ab-src$n && cp -r kernels core bench cmake tests /tmp/ab-src$n/
   cp "$h" /tmp/ab-src$n/kernels/include/kvplan/kernels/decode_attention.cuh
-  configure_variant /tmp/ab-src$n/kernels /tmp/build-ab$n "" > "$OUT/build_ab$n.log" 2>&1 &
+  configure_variant /tmp/ab-src$n/kernels /tmp/build-ab$n "" "$(tests_for ab$n)" > /tmp/build_ab$n.log 2>&1 &
   VARIANTS="$VARIANTS ab$n"
 done
 cmake --build /tmp/build-gpu -j 16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} > "$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
@@ -79,6 +84,13 @@ fi
 /tmp/build-gpu/bin/packed_decode_bench "$@" 2>&1 | tee "$OUT/bench.log"
 if [ -n "$VARIANTS" ]; then
   wait
+  for v in $VARIANTS; do echo "== build $v"; tail -n 3 /tmp/build_$v.log; done > "$OUT/build_variants.log"
+  if [ -n "${AB_TESTS:-}" ]; then
+    for v in ${AB_TESTS}; do
+      /tmp/build-$v/bin/kernels_tests --gtest_brief=1 > "/tmp/tests_$v.log" 2>&1
+      echo "== tests $v rc=$? $(grep -E '^\[  (PASSED|FAILED) ' /tmp/tests_$v.log | tr '\n' ' ')"
+    done 2>&1 | tee "$OUT/ab_tests.log"
+  fi
   AB_CASE=${AB_CASE:---model llama3.1-8b --kbits 3 --batch 16 --ctx 32768}
   names=(${AB_HEADERS:-})
   for r in 1 2; do
