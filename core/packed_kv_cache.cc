@@ -72,6 +72,7 @@ struct HeadTables {
   GroupedQuantizer v_quant;
   PackedPageLayout page;
   std::vector<std::vector<float>> k_levels;  // [group][code]
+  std::vector<float> v_levels;               // [code], at the layer's V width
 };
 
 // The tokens of one (layer, KV head).
@@ -98,12 +99,11 @@ struct PrefixSplit {
 }  // namespace
 
 struct PackedKvCache::Impl {
-  int num_layers = 0, num_kv_heads = 0, num_q_heads = 0, head_dim = 0, v_bits = 0;
+  int num_layers = 0, num_kv_heads = 0, num_q_heads = 0, head_dim = 0;
   PackedKvCacheOptions options;
   float scale = 1.0f;
   std::map<int, Rotation> rotations;
   std::vector<HeadTables> tables;  // [layer * num_kv_heads + kv_head]
-  std::vector<float> v_levels;
   std::vector<LayerState> layers;
 
   const HeadTables& Tables(int layer, int kv_head) const {
@@ -145,7 +145,6 @@ absl::StatusOr<PackedKvCache> PackedKvCache::Create(const KvPlan& plan, int num_
   impl->num_kv_heads = plan.num_kv_heads;
   impl->num_q_heads = num_q_heads;
   impl->head_dim = plan.head_dim;
-  impl->v_bits = plan.options.v_bits;
   impl->options = options;
   impl->scale = static_cast<float>(options.scale > 0.0 ? options.scale
                                                        : 1.0 / std::sqrt(plan.head_dim * 1.0));
@@ -160,9 +159,11 @@ absl::StatusOr<PackedKvCache> PackedKvCache::Create(const KvPlan& plan, int num_
   };
   absl::StatusOr<Rotation> v_rotation = rotation(plan.head_dim);
   if (!v_rotation.ok()) return v_rotation.status();
-  absl::StatusOr<GroupLayout> v_layout = UniformLayout(plan.head_dim, plan.options.v_bits);
-  if (!v_layout.ok()) return v_layout.status();
   for (int l = 0; l < plan.num_layers; ++l) {
+    // V's width is per layer: exempt layers keep theirs at exempt_bits.
+    const int v_bits = plan.VBits(l);
+    absl::StatusOr<GroupLayout> v_layout = UniformLayout(plan.head_dim, v_bits);
+    if (!v_layout.ok()) return v_layout.status();
     for (int h = 0; h < plan.num_kv_heads; ++h) {
       absl::StatusOr<GroupLayout> layout = plan.KLayout(l, h);
       if (!layout.ok()) return layout.status();
@@ -179,16 +180,15 @@ absl::StatusOr<PackedKvCache> PackedKvCache::Create(const KvPlan& plan, int num_
       absl::StatusOr<GroupedQuantizer> v_quant =
           GroupedQuantizer::Create(*v_layout, absl::MakeConstSpan(&*v_rotation, 1));
       if (!v_quant.ok()) return v_quant.status();
-      absl::StatusOr<PackedPageLayout> page =
-          PackedPageLayout::Create(*layout, plan.options.v_bits);
+      absl::StatusOr<PackedPageLayout> page = PackedPageLayout::Create(*layout, v_bits);
       if (!page.ok()) return page.status();
       impl->tables.push_back(HeadTables{.k_quant = *std::move(k_quant),
                                         .v_quant = *std::move(v_quant),
                                         .page = *std::move(page),
-                                        .k_levels = std::move(levels)});
+                                        .k_levels = std::move(levels),
+                                        .v_levels = ScaledLevels(v_bits, plan.head_dim)});
     }
   }
-  impl->v_levels = ScaledLevels(plan.options.v_bits, plan.head_dim);
   impl->layers.resize(plan.num_layers);
   PackedKvCache cache(std::move(impl));
   cache.Clear();
@@ -412,7 +412,7 @@ void PackedKvCache::Impl::AttendPacked(const HeadTables& t, const HeadState& s, 
       weights[h] = e * v_norm;
     }
     for (int j = 0; j < head_dim; ++j) {
-      const float level = v_levels[page.VCode(p, slot, j)];
+      const float level = t.v_levels[page.VCode(p, slot, j)];
       for (int h = 0; h < heads; ++h)
         acc[static_cast<size_t>(h) * head_dim + j] += weights[h] * level;
     }

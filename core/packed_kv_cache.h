@@ -6,7 +6,8 @@
 // Tokens of a sequence, by absolute position t:
 //   t < sink_tokens                 fp16 K/V ("attention sinks"), never packed
 //   otherwise                       encoded on arrival (grouped_quantizer.h, the
-//                                   plan's K layout and uniform V at v_bits) into
+//                                   plan's K layout and uniform V at the layer's
+//                                   KvPlan::VBits) into
 //                                   packed pages (packed_page.h): token t is slot
 //                                   (t - sinks) % kPageTokens of page
 //                                   (t - sinks) / kPageTokens

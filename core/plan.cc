@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "core/allocator.h"
 #include "core/codebook.h"
 #include "core/digest.h"
@@ -19,7 +20,7 @@ namespace {
 using nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
-absl::Status ValidatePlanOptions(const PlanOptions& options, int num_blocks) {
+absl::Status ValidatePlanOptions(const PlanOptions& options, int num_layers, int num_blocks) {
   AllocationOptions alloc{
       .avg_bits = options.k_bits, .min_bits = options.min_bits, .max_bits = options.max_bits};
   if (absl::Status st = ValidateAllocationOptions(alloc, num_blocks); !st.ok()) return st;
@@ -28,7 +29,7 @@ absl::Status ValidatePlanOptions(const PlanOptions& options, int num_blocks) {
         "V budget %d bits is outside [1, 8]; V is uniform TQ-MSE, so use whole bits",
         options.v_bits));
   }
-  return absl::OkStatus();
+  return ValidateExemptLayers(options, num_layers);
 }
 
 // The distinct group sizes of every head's K layout, and V's head_dim.
@@ -44,9 +45,11 @@ absl::StatusOr<std::set<int>> RotationDims(const KvPlan& plan) {
   return dims;
 }
 
-// Every code width the plan uses: its K blocks' and V's.
+// Every code width the plan uses: its K blocks' and each layer's V (exempt_bits
+// in exempt layers, so v_bits is absent when every layer is exempt).
 std::set<int> CodeWidths(const KvPlan& plan) {
-  std::set<int> widths = {plan.options.v_bits};
+  std::set<int> widths;
+  for (int l = 0; l < plan.num_layers; ++l) widths.insert(plan.VBits(l));
   for (const std::vector<int>& head : plan.k_block_bits) widths.insert(head.begin(), head.end());
   return widths;
 }
@@ -59,6 +62,18 @@ ordered_json HashesJson(const std::map<int, std::string>& hashes) {
 
 ordered_json ContentJson(const KvPlan& plan) {
   const PlanOptions& o = plan.options;
+  ordered_json options = {{"k_scheme", std::string(KSchemeName(o.k_scheme))},
+                          {"k_bits", o.k_bits},
+                          {"v_bits", o.v_bits},
+                          {"score", std::string(ScoreKindName(o.score))},
+                          {"min_bits", o.min_bits},
+                          {"max_bits", o.max_bits},
+                          {"rotation_seed", o.rotation_seed}};
+  // Only when used: a plan without exemptions keeps its pre-exemption digest.
+  if (!o.exempt_layers.empty()) {
+    options["exempt_layers"] = o.exempt_layers;
+    options["exempt_bits"] = o.exempt_bits;
+  }
   return {{"format_version", plan.format_version},
           {"model",
            {{"fingerprint", plan.model_fingerprint},
@@ -66,14 +81,7 @@ ordered_json ContentJson(const KvPlan& plan) {
             {"num_kv_heads", plan.num_kv_heads},
             {"head_dim", plan.head_dim},
             {"rope", RopeSpecToJson(plan.rope)}}},
-          {"options",
-           {{"k_scheme", std::string(KSchemeName(o.k_scheme))},
-            {"k_bits", o.k_bits},
-            {"v_bits", o.v_bits},
-            {"score", std::string(ScoreKindName(o.score))},
-            {"min_bits", o.min_bits},
-            {"max_bits", o.max_bits},
-            {"rotation_seed", o.rotation_seed}}},
+          {"options", std::move(options)},
           {"rotations", HashesJson(plan.rotation_hashes)},
           {"codebooks", HashesJson(plan.codebook_hashes)},
           {"k_block_bits", plan.k_block_bits}};
@@ -121,6 +129,16 @@ std::string_view KSchemeName(KScheme scheme) {
   return scheme == KScheme::kUniform ? "uniform" : "block-gtq";
 }
 
+std::string PlanLabel(const KvPlan& plan) {
+  const PlanOptions& o = plan.options;
+  std::string label = absl::StrFormat("%s K%gV%d", KSchemeName(o.k_scheme), o.k_bits, o.v_bits);
+  if (!o.exempt_layers.empty()) {
+    absl::StrAppendFormat(&label, ", layer%s %s at %d bits", o.exempt_layers.size() > 1 ? "s" : "",
+                          absl::StrJoin(o.exempt_layers, ","), o.exempt_bits);
+  }
+  return label;
+}
+
 absl::StatusOr<GroupLayout> KvPlan::KLayout(int layer, int kv_head) const {
   if (layer < 0 || layer >= num_layers || kv_head < 0 || kv_head >= num_kv_heads) {
     return absl::NotFoundError(
@@ -130,10 +148,54 @@ absl::StatusOr<GroupLayout> KvPlan::KLayout(int layer, int kv_head) const {
   const std::vector<int>& bits = KBlockBits(layer, kv_head);
   const bool all_equal =
       std::adjacent_find(bits.begin(), bits.end(), std::not_equal_to<>()) == bits.end();
-  if (options.k_scheme == KScheme::kUniform && all_equal && !bits.empty()) {
+  if ((options.k_scheme == KScheme::kUniform || IsExempt(layer)) && all_equal && !bits.empty()) {
     return UniformLayout(head_dim, bits.front());
   }
   return BuildGroupLayout(bits, rope.AllBlockDims());
+}
+
+bool KvPlan::IsExempt(int layer) const {
+  return std::binary_search(options.exempt_layers.begin(), options.exempt_layers.end(), layer);
+}
+
+int KvPlan::VBits(int layer) const {
+  return IsExempt(layer) ? options.exempt_bits : options.v_bits;
+}
+
+absl::Status ValidateExemptLayers(const PlanOptions& options, int num_layers) {
+  if (options.exempt_bits < kMinSupportedBits || options.exempt_bits > kMaxSupportedBits) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "exempt layers' width %d bits is outside [1, 8]; exempt layers are uniform TQ-MSE, so "
+        "use whole bits (default 8)",
+        options.exempt_bits));
+  }
+  for (size_t i = 0; i < options.exempt_layers.size(); ++i) {
+    const int layer = options.exempt_layers[i];
+    if (layer < 0 || layer >= num_layers) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "exempt layer %d is outside the model's layers [0, %d)", layer, num_layers));
+    }
+    if (i > 0 && layer <= options.exempt_layers[i - 1]) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "exempt layer %d is %s; list exempt layers once each, in ascending order", layer,
+          layer == options.exempt_layers[i - 1] ? "repeated" : "out of order"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+KvTokenBytes PlanBytesPerToken(const KvPlan& plan) {
+  KvTokenBytes total;
+  for (int l = 0; l < plan.num_layers; ++l) {
+    for (int h = 0; h < plan.num_kv_heads; ++h) {
+      const KvTokenBytes b = TokenBytesForHead(plan.KBlockBits(l, h), plan.VBits(l));
+      total.k_codes += b.k_codes;
+      total.k_norms += b.k_norms;
+      total.v_codes += b.v_codes;
+      total.v_norms += b.v_norms;
+    }
+  }
+  return total;
 }
 
 uint64_t KvPlan::RotationSeed(int dim) const {
@@ -149,7 +211,10 @@ absl::StatusOr<KvPlan> BuildPlan(const EnergyTable& table, const RopeSpec& rope,
         absl::StrFormat("statistics have %d blocks per head but the model's head_dim %d has %d",
                         table.num_blocks(), rope.head_dim, rope.num_blocks()));
   }
-  if (absl::Status st = ValidatePlanOptions(options, table.num_blocks()); !st.ok()) return st;
+  if (absl::Status st = ValidatePlanOptions(options, table.num_layers(), table.num_blocks());
+      !st.ok()) {
+    return st;
+  }
   KvPlan plan;
   plan.num_layers = table.num_layers();
   plan.num_kv_heads = table.num_kv_heads();
@@ -161,7 +226,9 @@ absl::StatusOr<KvPlan> BuildPlan(const EnergyTable& table, const RopeSpec& rope,
   for (int l = 0; l < plan.num_layers; ++l) {
     for (int h = 0; h < plan.num_kv_heads; ++h) {
       absl::StatusOr<std::vector<int>> bits;
-      if (options.k_scheme == KScheme::kUniform) {
+      if (plan.IsExempt(l)) {
+        bits = std::vector<int>(table.num_blocks(), options.exempt_bits);
+      } else if (options.k_scheme == KScheme::kUniform) {
         bits = UniformAllocate(table.num_blocks(), alloc);
       } else {
         absl::StatusOr<std::vector<double>> scores = table.Scores(l, h, options.score);
@@ -201,16 +268,11 @@ std::string PlanDigest(const KvPlan& plan) { return Sha256Hex(ContentJson(plan).
 
 std::string PlanToJson(const KvPlan& plan) {
   ordered_json out = ContentJson(plan);
-  double k_bytes = 0.0, v_bytes = 0.0;
-  for (const std::vector<int>& bits : plan.k_block_bits) {
-    const KvTokenBytes b = TokenBytesForHead(bits, plan.options.v_bits);
-    k_bytes += b.k();
-    v_bytes += b.v();
-  }
+  const KvTokenBytes bytes = PlanBytesPerToken(plan);
   const double heads = static_cast<double>(plan.k_block_bits.size());
-  out["bytes_per_token"] = {{"k", k_bytes},
-                            {"v", v_bytes},
-                            {"per_head_mean", heads > 0 ? (k_bytes + v_bytes) / heads : 0.0}};
+  out["bytes_per_token"] = {{"k", bytes.k()},
+                            {"v", bytes.v()},
+                            {"per_head_mean", heads > 0 ? bytes.total() / heads : 0.0}};
   out["provenance"] = {{"tokens", plan.provenance.tokens},
                        {"stats_digest", plan.provenance.stats_digest},
                        {"created_unix", plan.provenance.created_unix},
@@ -272,13 +334,30 @@ absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
     return Corrupt("'options' needs k_bits, v_bits, score, min_bits, max_bits, rotation_seed");
   }
   o.k_bits = (*opts)["k_bits"].get<double>();
+  if (opts->contains("exempt_layers")) {
+    const json& layers = (*opts)["exempt_layers"];
+    if (!layers.is_array() || !std::all_of(layers.begin(), layers.end(), [](const json& l) {
+          // Also in int range: a wrapped value could name a real layer.
+          return l.is_number_integer() && l.get<int64_t>() == static_cast<int>(l.get<int64_t>());
+        })) {
+      return Corrupt("'exempt_layers' must be an array of layer indices");
+    }
+    o.exempt_layers = layers.get<std::vector<int>>();
+    if (!int_at(*opts, "exempt_bits", &o.exempt_bits)) {
+      return Corrupt("'exempt_layers' needs 'exempt_bits', the exempt layers' width");
+    }
+  } else if (opts->contains("exempt_bits")) {
+    return Corrupt("'exempt_bits' without 'exempt_layers'; a plan names both or neither");
+  }
   absl::StatusOr<ScoreKind> score = ParseScoreKind((*opts)["score"].get<std::string>());
   if (!score.ok()) return Corrupt(std::string(score.status().message()));
   o.score = *score;
   if (plan.rope.head_dim != plan.head_dim || plan.num_layers <= 0 || plan.num_kv_heads <= 0) {
     return Corrupt("model shape is inconsistent (rope head_dim, layers, KV heads)");
   }
-  if (absl::Status st = ValidatePlanOptions(o, plan.rope.num_blocks()); !st.ok()) return st;
+  if (absl::Status st = ValidatePlanOptions(o, plan.num_layers, plan.rope.num_blocks()); !st.ok()) {
+    return st;
+  }
 
   const json& bits = in.contains("k_block_bits") ? in["k_block_bits"] : json();
   const size_t heads = static_cast<size_t>(plan.num_layers) * plan.num_kv_heads;
@@ -291,6 +370,20 @@ absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
     if (!bits[i].is_array() || static_cast<int>(bits[i].size()) != plan.rope.num_blocks()) {
       return Corrupt(
           absl::StrFormat("k_block_bits[%d] must have %d entries", i, plan.rope.num_blocks()));
+    }
+    const int layer = static_cast<int>(i / plan.num_kv_heads);
+    if (plan.IsExempt(layer)) {
+      for (const json& b : bits[i]) {
+        if (!b.is_number_integer() || b.get<int>() != o.exempt_bits) {
+          return Corrupt(absl::StrFormat(
+              "k_block_bits[%d] (exempt layer %d, KV head %d) has a block at %s bits; every block "
+              "of an exempt layer is at exempt_bits %d",
+              i, layer, i % plan.num_kv_heads, b.dump(), o.exempt_bits));
+        }
+        head.push_back(b.get<int>());
+      }
+      plan.k_block_bits.push_back(std::move(head));
+      continue;
     }
     int sum = 0;
     for (const json& b : bits[i]) {

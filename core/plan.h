@@ -9,6 +9,11 @@
 // every code width it uses (K's block widths and V's), so a node can check that
 // it decodes with the tables the cache was coded with.
 //
+// Exempt layers (PlanOptions::exempt_layers) keep K and V at exempt_bits: every
+// K block of such a layer has that width (one uniform group, as in the uniform
+// scheme) and its V is stored at that width, so V's width is per layer
+// (KvPlan::VBits). The K budget k_bits is spent on the other layers only.
+//
 // Plans are immutable and content-addressed: `PlanDigest` is the SHA-256 of the
 // canonical JSON of everything but the provenance, so the same statistics and
 // options give the same digest on every machine.
@@ -19,7 +24,10 @@
 //    "model": {"fingerprint": "...", "num_layers": L, "num_kv_heads": H, "head_dim": D,
 //              "rope": <RopeSpecToJson>},
 //    "options": {"k_scheme": "block-gtq" | "uniform", "k_bits": 3, "v_bits": 3,
-//                "score": "sum", "min_bits": 1, "max_bits": 8, "rotation_seed": N},
+//                "score": "sum", "min_bits": 1, "max_bits": 8, "rotation_seed": N,
+//                "exempt_layers": [0, 31], "exempt_bits": 8},
+//               (the last two only when some layer is exempt, so plans without
+//               exemptions keep the JSON and digest they had before the option)
 //    "rotations": {"<dim>": "<sha256 of the matrix bytes>", ...},
 //    "codebooks": {"<bits>": "<sha256 of the centroid bytes>", ...},
 //    "k_block_bits": [[bits per block of layer 0 head 0], [layer 0 head 1], ...],
@@ -44,6 +52,7 @@
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "core/score.h"
+#include "core/whatif.h"
 
 namespace kvplan {
 
@@ -67,6 +76,15 @@ struct PlanOptions {
   int max_bits = 8;
   // Seed of the plan's rotations (rotation for dim d: HaarRotation(d, f(seed, d))).
   uint64_t rotation_seed = 0x6b76706c616e0001;
+  // Layers kept at exempt_bits for both K (every block) and V, as inference
+  // practice does for a few sensitive layers (often the first and last):
+  // sorted, unique, each in [0, num_layers). k_bits budgets the other layers
+  // only (min_bits and max_bits bound their blocks alone), so the mean K width
+  // over the whole model is above k_bits when exempt_bits is. Default: none.
+  std::vector<int> exempt_layers;
+  // Bits per dimension of an exempt layer's K blocks and V, whole, in [1, 8].
+  // Ignored (and not part of the digest) while exempt_layers is empty. Default: 8.
+  int exempt_bits = 8;
 };
 
 struct PlanProvenance {
@@ -96,18 +114,33 @@ struct KvPlan {
   const std::vector<int>& KBlockBits(int layer, int kv_head) const {
     return k_block_bits[static_cast<size_t>(layer) * num_kv_heads + kv_head];
   }
-  // K's group layout for one head (uniform K: one identity group).
+  // Whether `layer` is one of options.exempt_layers.
+  bool IsExempt(int layer) const;
+  // V's width in `layer`: options.exempt_bits for an exempt layer, else
+  // options.v_bits. Every consumer of V (packing, byte counts) reads this.
+  int VBits(int layer) const;
+  // K's group layout for one head (uniform K or an exempt layer: one identity group).
   absl::StatusOr<GroupLayout> KLayout(int layer, int kv_head) const;
   // Seed of the rotation for groups of `dim` dimensions.
   uint64_t RotationSeed(int dim) const;
 };
 
-// Allocates every head of `table` under `options` and names the rotations and
-// codebooks.
+// Allocates every head of `table` under `options` (exempt layers at
+// exempt_bits) and names the rotations and codebooks.
 // InvalidArgument / OutOfRange for bad options or a table whose shape does not
 // fit `rope` (num_blocks must be head_dim / 2).
 absl::StatusOr<KvPlan> BuildPlan(const EnergyTable& table, const RopeSpec& rope,
                                  const PlanOptions& options);
+
+// Checks options.exempt_layers and exempt_bits for a model of `num_layers`
+// layers: InvalidArgument naming the layer that is out of range, repeated or out
+// of order; OutOfRange for exempt_bits outside [1, 8]. BuildPlan and
+// PlanFromJson call it; a service can call it before loading any statistics.
+absl::Status ValidateExemptLayers(const PlanOptions& options, int num_layers);
+
+// Packed bytes per token of the whole model: Σ over layers and KV heads of
+// TokenBytesForHead with each layer's VBits (what PlanToJson reports).
+KvTokenBytes PlanBytesPerToken(const KvPlan& plan);
 
 // The plan's rotations by dimension, generated and checked against the hashes
 // the plan names (FailedPrecondition naming the dimension if one differs).
@@ -117,13 +150,18 @@ absl::StatusOr<std::map<int, Rotation>> PlanRotations(const KvPlan& plan);
 std::string PlanDigest(const KvPlan& plan);
 
 // Serialization; PlanFromJson verifies the format version, the shape, every
-// allocation against the bit range, the codebooks against this build's tables
+// allocation against the bit range (an exempt layer's against exempt_bits), the
+// exempt layers, the codebooks against this build's tables
 // (FailedPrecondition naming the width when one differs), and the digest,
 // naming what is wrong.
 std::string PlanToJson(const KvPlan& plan);
 absl::StatusOr<KvPlan> PlanFromJson(std::string_view text);
 
 std::string_view KSchemeName(KScheme scheme);
+
+// A one-line name of the plan's budget for reports, e.g. "block-gtq K2.5V3",
+// or "block-gtq K2V2, layers 0,5 at 8 bits" with exempt layers.
+std::string PlanLabel(const KvPlan& plan);
 
 }  // namespace kvplan
 

@@ -1,5 +1,6 @@
 #include "core/plan_sidecar.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -11,7 +12,8 @@ namespace kvplan {
 namespace {
 
 constexpr char kMagic[4] = {'K', 'V', 'P', 'B'};
-constexpr uint32_t kVersion = 2;
+// 3 added the exempt layers; 2 is refused (see the header).
+constexpr uint32_t kVersion = 3;
 constexpr size_t kHashBytes = 64;
 
 absl::Status Truncated(const char* part) {
@@ -117,6 +119,11 @@ absl::Status ReadHashes(ByteReader& r, const char* part, std::map<int, std::stri
 
 }  // namespace
 
+int PlanSidecar::VBits(int layer) const {
+  return std::binary_search(exempt_layers.begin(), exempt_layers.end(), layer) ? exempt_bits
+                                                                               : v_bits;
+}
+
 std::string PlanToSidecar(const KvPlan& plan) {
   std::string out(kMagic, sizeof(kMagic));
   AppendLittleEndian(out, kVersion, 4);
@@ -131,6 +138,11 @@ std::string PlanToSidecar(const KvPlan& plan) {
   AppendRope(out, plan.rope);
   for (const std::vector<int>& head : plan.k_block_bits) {
     for (int bits : head) AppendLittleEndian(out, static_cast<uint64_t>(bits), 1);
+  }
+  AppendLittleEndian(out, static_cast<uint64_t>(plan.options.exempt_bits), 1);
+  AppendLittleEndian(out, plan.options.exempt_layers.size(), 2);
+  for (int layer : plan.options.exempt_layers) {
+    AppendLittleEndian(out, static_cast<uint64_t>(layer), 2);
   }
   AppendHashes(out, plan.rotation_hashes);
   AppendHashes(out, plan.codebook_hashes);
@@ -186,6 +198,21 @@ absl::StatusOr<PlanSidecar> ParsePlanSidecar(std::string_view bytes) {
       if (!r.LittleEndian(1, &b)) return Truncated("block bits");
       bits = static_cast<int>(b);
     }
+  }
+  uint64_t exempt_bits = 0, exempt_count = 0;
+  if (!r.LittleEndian(1, &exempt_bits) || !r.LittleEndian(2, &exempt_count)) {
+    return Truncated("exempt layers");
+  }
+  out.exempt_bits = static_cast<int>(exempt_bits);
+  for (uint64_t i = 0; i < exempt_count; ++i) {
+    uint64_t layer = 0;
+    if (!r.LittleEndian(2, &layer)) return Truncated("exempt layers");
+    out.exempt_layers.push_back(static_cast<int>(layer));
+  }
+  PlanOptions exempt{.exempt_layers = out.exempt_layers, .exempt_bits = out.exempt_bits};
+  if (absl::Status st = ValidateExemptLayers(exempt, out.num_layers); !st.ok()) {
+    return absl::DataLossError(
+        absl::StrFormat("plan sidecar exempt layers are invalid: %s", st.message()));
   }
   if (absl::Status st = ReadHashes(r, "rotations", out.rotation_hashes); !st.ok()) return st;
   if (absl::Status st = ReadHashes(r, "codebooks", out.codebook_hashes); !st.ok()) return st;

@@ -37,14 +37,6 @@ StatsShape ModelShape(const v1::ModelArchitecture& a) {
           .group_size = a.num_q_heads() / a.num_kv_heads()};
 }
 
-double BytesPerToken(const KvPlan& plan) {
-  double total = 0.0;
-  for (const std::vector<int>& head : plan.k_block_bits) {
-    total += TokenBytesForHead(head, plan.options.v_bits).total();
-  }
-  return total;
-}
-
 }  // namespace
 
 absl::StatusOr<UploadedStats> ParseUploadedStats(const v1::Model& model, std::string_view bytes) {
@@ -87,8 +79,16 @@ absl::StatusOr<v1::CreatePlanResponse> PlanRegistry::Create(const v1::CreatePlan
   if (absl::Status st = ValidateName(name, "plan name"); !st.ok()) return st;
   absl::StatusOr<PlanOptions> options = PlanOptionsFromProto(request.options());
   if (!options.ok()) return options.status();
+  options->exempt_layers.assign(request.exempt_layers().begin(), request.exempt_layers().end());
+  if (request.exempt_bits() != 0) options->exempt_bits = request.exempt_bits();
   absl::StatusOr<v1::Model> model = models_->Get(request.model_id());
   if (!model.ok()) return model.status();
+  // Before the statistics are loaded: a bad layer is the request's fault,
+  // whatever the statistics hold.
+  if (absl::Status st = ValidateExemptLayers(*options, model->architecture().num_layers());
+      !st.ok()) {
+    return st;
+  }
   std::string job_stats;
   if (!request.job_id().empty()) {
     if (!request.stats().empty()) {
@@ -298,8 +298,8 @@ absl::StatusOr<v1::DiffPlansResponse> PlanRegistry::Diff(const v1::DiffPlansRequ
       d->set_blocks_changed(changed);
     }
   }
-  response.set_from_bytes_per_token(BytesPerToken(*from));
-  response.set_to_bytes_per_token(BytesPerToken(*to));
+  response.set_from_bytes_per_token(PlanBytesPerToken(*from).total());
+  response.set_to_bytes_per_token(PlanBytesPerToken(*to).total());
   return response;
 }
 

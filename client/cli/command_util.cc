@@ -1,6 +1,8 @@
 #include "client/cli/command_util.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 namespace kvplan::cli {
 
@@ -35,6 +37,35 @@ absl::StatusOr<AllocationOptions> BitRangeFlags(const Flags& flags) {
   options.min_bits = static_cast<int>(*min_bits);
   options.max_bits = static_cast<int>(*max_bits);
   return options;
+}
+
+absl::StatusOr<ExemptLayers> ExemptLayerFlags(const Flags& flags) {
+  ExemptLayers exempt;
+  if (!flags.Has("exempt-layers")) {
+    if (flags.Has("exempt-bits")) {
+      return absl::InvalidArgumentError(
+          "--exempt-bits sets the width of exempt layers; name them with --exempt-layers 0,31");
+    }
+    return exempt;
+  }
+  const std::string text = *flags.Get("exempt-layers");
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int layer = 0;
+    if (!absl::SimpleAtoi(part, &layer)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--exempt-layers '%s': '%s' is not a layer index; give whole numbers like 0,31", text,
+          std::string(part)));
+    }
+    exempt.layers.push_back(layer);
+  }
+  absl::StatusOr<int64_t> bits = flags.Int("exempt-bits", exempt.bits);
+  if (!bits.ok()) return bits.status();
+  if (*bits < kMinSupportedBits || *bits > kMaxSupportedBits) {
+    return absl::OutOfRangeError(absl::StrFormat("--exempt-bits %d is outside [%d, %d]", *bits,
+                                                 kMinSupportedBits, kMaxSupportedBits));
+  }
+  exempt.bits = static_cast<int>(*bits);
+  return exempt;
 }
 
 }  // namespace kvplan::cli

@@ -5,6 +5,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,6 +27,17 @@ absl::StatusOr<ScoreKind> ScoreFlag(const Flags& flags);
 
 // --min-bits / --max-bits (defaults 1 and 8) into allocation options.
 absl::StatusOr<AllocationOptions> BitRangeFlags(const Flags& flags);
+
+// Layers kept at higher precision (PlanOptions::exempt_layers / exempt_bits).
+struct ExemptLayers {
+  std::vector<int> layers;
+  int bits = 8;
+};
+
+// --exempt-layers 0,31 (whole layer indices, as given: the plan checks them
+// against the model) and --exempt-bits (whole, default 8; only with
+// --exempt-layers). Empty layers when --exempt-layers is absent.
+absl::StatusOr<ExemptLayers> ExemptLayerFlags(const Flags& flags);
 
 }  // namespace kvplan::cli
 

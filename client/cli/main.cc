@@ -47,6 +47,8 @@ Offline verbs (no coordinator needed):
              --score, --min-bits, --max-bits as for allocate
              --uniform           uniform TQ-MSE K (the baseline) instead of Block-GTQ
              --rotation-seed N   seed of the plan's Haar rotations (default fixed)
+             --exempt-layers L,L layers kept at --exempt-bits (default 8) for all of K and V,
+                                 e.g. 0,31 (ascending); --k-bits budgets the other layers
              --out FILE          where to write plan.json (atomically)
   help       this text
 
@@ -71,6 +73,8 @@ with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator a
   plans create     allocate and store a plan: --model ID, --stats FILE (calibration file or
                    BlockStats) or --job ID (a succeeded job's merged statistics), --k-bits B --v-bits B [--score S] [--min-bits N] [--max-bits N]
                    [--uniform] [--rotation-seed N] [--name N (default "default")]
+                   [--exempt-layers L,L [--exempt-bits B (default 8)]]: layers kept at higher
+                   precision for K and V; --k-bits budgets the other layers
   plans get        --id DIGEST | --model ID --channel C | --model ID [--name N] [--version V]
                    [--out FILE]: the plan JSON (stdout, or FILE written atomically)
   plans show       --id DIGEST | --model ID --channel C | --model ID [--name N] [--version V]

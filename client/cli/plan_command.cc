@@ -60,10 +60,10 @@ absl::StatusOr<PlanInputs> ReadPlanInputs(const Flags& flags) {
 }
 
 absl::Status Build(const std::vector<std::string>& args, std::ostream& out) {
-  absl::StatusOr<Flags> flags =
-      Flags::Parse(args, {.values = {"stats", "model-config", "k-bits", "v-bits", "score",
-                                     "min-bits", "max-bits", "rotation-seed", "out"},
-                          .switches = {"uniform"}});
+  absl::StatusOr<Flags> flags = Flags::Parse(
+      args, {.values = {"stats", "model-config", "k-bits", "v-bits", "score", "min-bits",
+                        "max-bits", "rotation-seed", "out", "exempt-layers", "exempt-bits"},
+             .switches = {"uniform"}});
   if (!flags.ok()) return flags.status();
   PlanOptions options;
   absl::StatusOr<double> k_bits = flags->Double("k-bits");
@@ -87,6 +87,10 @@ absl::Status Build(const std::vector<std::string>& args, std::ostream& out) {
   if (!seed.ok()) return seed.status();
   options.rotation_seed = static_cast<uint64_t>(*seed);
   if (flags->Has("uniform")) options.k_scheme = KScheme::kUniform;
+  absl::StatusOr<ExemptLayers> exempt = ExemptLayerFlags(*flags);
+  if (!exempt.ok()) return exempt.status();
+  options.exempt_layers = exempt->layers;
+  options.exempt_bits = exempt->bits;
   absl::StatusOr<std::string> out_path = flags->String("out");
   if (!out_path.ok()) return out_path.status();
 
@@ -102,9 +106,8 @@ absl::Status Build(const std::vector<std::string>& args, std::ostream& out) {
                                           .count(),
                       .source = *flags->Get("stats")};
   if (absl::Status st = WriteFileAtomically(*out_path, PlanToJson(*plan)); !st.ok()) return st;
-  out << absl::StrFormat("wrote %s: %s K%gV%d, %d layers x %d KV heads, digest %s\n", *out_path,
-                         KSchemeName(options.k_scheme), options.k_bits, options.v_bits,
-                         plan->num_layers, plan->num_kv_heads, PlanDigest(*plan));
+  out << absl::StrFormat("wrote %s: %s; %d layers x %d KV heads, digest %s\n", *out_path,
+                         PlanLabel(*plan), plan->num_layers, plan->num_kv_heads, PlanDigest(*plan));
   return absl::OkStatus();
 }
 

@@ -27,10 +27,10 @@ absl::StatusOr<uint64_t> VersionFlag(const Flags& flags) {
 
 absl::Status Create(const CoordinatorConnection& c, const std::vector<std::string>& args,
                     std::ostream& out) {
-  absl::StatusOr<Flags> flags =
-      Flags::Parse(args, {.values = {"model", "stats", "job", "k-bits", "v-bits", "score",
-                                     "min-bits", "max-bits", "rotation-seed", "name"},
-                          .switches = {"uniform"}});
+  absl::StatusOr<Flags> flags = Flags::Parse(
+      args, {.values = {"model", "stats", "job", "k-bits", "v-bits", "score", "min-bits",
+                        "max-bits", "rotation-seed", "name", "exempt-layers", "exempt-bits"},
+             .switches = {"uniform"}});
   if (!flags.ok()) return flags.status();
   v1::CreatePlanRequest request;
   absl::StatusOr<std::string> model = flags->String("model");
@@ -54,6 +54,10 @@ absl::Status Create(const CoordinatorConnection& c, const std::vector<std::strin
   if (!range.ok()) return range.status();
   absl::StatusOr<int64_t> seed = flags->Int("rotation-seed", 0);
   if (!seed.ok()) return seed.status();
+  absl::StatusOr<ExemptLayers> exempt = ExemptLayerFlags(*flags);
+  if (!exempt.ok()) return exempt.status();
+  request.mutable_exempt_layers()->Add(exempt->layers.begin(), exempt->layers.end());
+  if (!exempt->layers.empty()) request.set_exempt_bits(exempt->bits);
   v1::BudgetOptions* o = request.mutable_options();
   o->set_k_scheme(flags->Has("uniform") ? v1::BudgetOptions::UNIFORM
                                         : v1::BudgetOptions::BLOCK_GTQ);

@@ -18,10 +18,12 @@ namespace kvplan {
 namespace {
 
 // A plan with the given K widths for every head (block i of head h of layer l
-// takes widths[(i + h + l) % widths.size()], so heads differ), named rotations
-// and no statistics behind it.
+// takes widths[(i + h + l) % widths.size()], so heads differ) but the `exempt`
+// layers, whose K blocks and V are all at exempt_bits; named rotations and no
+// statistics behind it.
 KvPlan MakePlan(int layers, int kv_heads, int head_dim, const std::vector<int>& widths, int v_bits,
-                KScheme scheme = KScheme::kBlockGtq) {
+                KScheme scheme = KScheme::kBlockGtq, const std::vector<int>& exempt = {},
+                int exempt_bits = 8) {
   KvPlan plan;
   plan.num_layers = layers;
   plan.num_kv_heads = kv_heads;
@@ -30,10 +32,14 @@ KvPlan MakePlan(int layers, int kv_heads, int head_dim, const std::vector<int>& 
   plan.rope.rotary_dim = head_dim;
   plan.options.k_scheme = scheme;
   plan.options.v_bits = v_bits;
+  plan.options.exempt_layers = exempt;
+  plan.options.exempt_bits = exempt_bits;
   for (int l = 0; l < layers; ++l) {
     for (int h = 0; h < kv_heads; ++h) {
       std::vector<int> bits(head_dim / 2);
-      for (size_t i = 0; i < bits.size(); ++i) bits[i] = widths[(i + h + l) % widths.size()];
+      for (size_t i = 0; i < bits.size(); ++i) {
+        bits[i] = plan.IsExempt(l) ? exempt_bits : widths[(i + h + l) % widths.size()];
+      }
       plan.k_block_bits.push_back(bits);
     }
   }
@@ -112,6 +118,8 @@ struct CacheCase {
   int recent = 0;
   int tokens = 150;         // two full pages and a partial one (without sinks)
   std::vector<int> chunks;  // appended in these sizes, the rest at the end
+  std::vector<int> exempt;  // layers at exempt_bits for K and V
+  int exempt_bits = 8;
 };
 
 std::vector<CacheCase> Cases() {
@@ -146,6 +154,15 @@ std::vector<CacheCase> Cases() {
        .chunks = {2, 2, 100, 1}},
       {.name = "AllFp16", .widths = {3}, .q_heads = 4, .sinks = 1 << 30, .chunks = {50}},
       {.name = "ExactPages", .widths = uneven, .tokens = 128, .chunks = {64}},
+      // Layer 0 at 5 bits for K and V, the other at V2: a V width taken from
+      // the plan rather than the layer would decode garbage in one of them.
+      {.name = "ExemptLayer",
+       .widths = uneven,
+       .v_bits = 2,
+       .q_heads = 4,
+       .chunks = {1, 70},
+       .exempt = {0},
+       .exempt_bits = 5},
   };
 }
 
@@ -167,7 +184,8 @@ class PackedKvCacheCaseTest : public ::testing::TestWithParam<CacheCase> {};
 TEST_P(PackedKvCacheCaseTest, AttendEqualsAttentionOverReadBack) {
   const CacheCase& c = GetParam();
   const int layers = 2, hd = 32;
-  const KvPlan plan = MakePlan(layers, c.kv_heads, hd, c.widths, c.v_bits, c.scheme);
+  const KvPlan plan =
+      MakePlan(layers, c.kv_heads, hd, c.widths, c.v_bits, c.scheme, c.exempt, c.exempt_bits);
   absl::StatusOr<PackedKvCache> cache = PackedKvCache::Create(
       plan, c.q_heads, {.sink_tokens = c.sinks, .recent_tokens = c.recent, .pages_per_split = 1});
   ASSERT_TRUE(cache.ok()) << cache.status();
@@ -214,7 +232,8 @@ TEST_P(PackedKvCacheCaseTest, AttendEqualsAttentionOverReadBack) {
 TEST_P(PackedKvCacheCaseTest, AgreesWithPackedDecodeAttentionReference) {
   const CacheCase& c = GetParam();
   const int hd = 32;
-  const KvPlan plan = MakePlan(1, c.kv_heads, hd, c.widths, c.v_bits, c.scheme);
+  const KvPlan plan =
+      MakePlan(1, c.kv_heads, hd, c.widths, c.v_bits, c.scheme, c.exempt, c.exempt_bits);
   absl::StatusOr<PackedKvCache> cache =
       PackedKvCache::Create(plan, c.q_heads, {.sink_tokens = c.sinks, .recent_tokens = c.recent});
   ASSERT_TRUE(cache.ok()) << cache.status();
@@ -305,6 +324,37 @@ TEST(PackedKvCacheTest, BytesPerTokenAgainstWhatIf) {
   EXPECT_EQ(w.k(), 2.25 + 2.5 + 4.0);
   EXPECT_EQ(o->BytesPerToken(0, 0).k, w.k());
   EXPECT_EQ(o->BytesPerToken(0, 0).v, w.v());
+}
+
+// An exempt layer's pages hold K as one group and V at exempt_bits; the mean
+// over heads (what kvplan-worker ppl reports) and the plan's bytes per token
+// (PlanToJson, the coordinator) both count them.
+TEST(PackedKvCacheTest, ExemptLayerBytesPerToken) {
+  const KvPlan plan = MakePlan(3, 2, 32, {1, 2, 3}, 2, KScheme::kBlockGtq, {0, 2}, 8);
+  absl::StatusOr<PackedKvCache> cache = PackedKvCache::Create(plan, 2);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_EQ(plan.VBits(0), 8);
+  EXPECT_EQ(plan.VBits(1), 2);
+  // hd 32 at 8 bits: 32 code bytes + one fp16 norm, for K and for V alike.
+  EXPECT_EQ(cache->BytesPerToken(0, 1).k, 34.0);
+  EXPECT_EQ(cache->BytesPerToken(0, 1).v, 34.0);
+  EXPECT_EQ(cache->BytesPerToken(2, 0).v, 34.0);
+  // V2: 8 code bytes + a norm.
+  EXPECT_EQ(cache->BytesPerToken(1, 0).v, 10.0);
+  double k = 0, v = 0;
+  for (int l = 0; l < 3; ++l) {
+    for (int h = 0; h < 2; ++h) {
+      const KvTokenBytes w = TokenBytesForHead(plan.KBlockBits(l, h), plan.VBits(l));
+      EXPECT_EQ(cache->BytesPerToken(l, h).k, w.k()) << l << "." << h;
+      EXPECT_EQ(cache->BytesPerToken(l, h).v, w.v()) << l << "." << h;
+      k += w.k();
+      v += w.v();
+    }
+  }
+  const KvTokenBytes whole = PlanBytesPerToken(plan);
+  EXPECT_EQ(whole.k(), k);
+  EXPECT_EQ(whole.v(), v);
+  EXPECT_DOUBLE_EQ(cache->MeanBytesPerToken().total(), whole.total() / 6);
 }
 
 TEST(PackedKvCacheTest, RefusesBadInputs) {

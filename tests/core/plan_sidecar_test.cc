@@ -64,6 +64,31 @@ TEST(PlanSidecarTest, RoundTripsEveryField) {
   EXPECT_EQ(back->rope.rotary_dim, 8);
 }
 
+TEST(PlanSidecarTest, CarriesTheExemptLayersAndTheirVWidth) {
+  EXPECT_TRUE(ParsePlanSidecar(PlanToSidecar(TestPlan()))->exempt_layers.empty());
+  BlockStats stats =
+      *BlockStats::Create({.num_layers = 3, .num_kv_heads = 1, .num_blocks = 4, .group_size = 1});
+  for (int l = 0; l < 3; ++l)
+    EXPECT_TRUE(stats.Add(l, 0, {40, 10, 4, 1}, 5, {30, 8, 2, 1}, 5).ok());
+  KvPlan plan = *BuildPlan(*EnergyTableFromStats(stats), SplitHalfRope(),
+                           {.k_bits = 2, .v_bits = 2, .exempt_layers = {0, 2}, .exempt_bits = 6});
+  absl::StatusOr<PlanSidecar> back = ParsePlanSidecar(PlanToSidecar(plan));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->exempt_layers, (std::vector<int>{0, 2}));
+  EXPECT_EQ(back->exempt_bits, 6);
+  EXPECT_EQ(back->k_block_bits, plan.k_block_bits);
+  EXPECT_EQ(back->codebook_hashes, plan.codebook_hashes);
+  for (int l = 0; l < 3; ++l) EXPECT_EQ(back->VBits(l), plan.VBits(l)) << l;
+  EXPECT_EQ(back->VBits(1), 2);
+  EXPECT_EQ(back->digest, PlanDigest(plan));
+
+  // A layer past the model (the writer does not check): refused by name.
+  plan.options.exempt_layers = {0, 3};
+  absl::Status st = ParsePlanSidecar(PlanToSidecar(plan)).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(st.message().find("exempt layer 3 is outside"), std::string::npos) << st;
+}
+
 TEST(PlanSidecarTest, CarriesTheRopeLayoutSoANodeRebuildsEveryGroupLayout) {
   const RopeSpec rope = InterleavedPartialYarnRope();
   const KvPlan plan = TestPlan(rope);
@@ -104,8 +129,8 @@ std::string WithVersion(std::string bytes, uint32_t version) {
 
 TEST(PlanSidecarTest, OtherVersionsAreRefusedByName) {
   const std::string bytes = PlanToSidecar(TestPlan());
-  ASSERT_TRUE(ParsePlanSidecar(WithVersion(bytes, 2)).ok());
-  for (uint32_t version : {1u, 3u}) {
+  ASSERT_TRUE(ParsePlanSidecar(WithVersion(bytes, 3)).ok());
+  for (uint32_t version : {1u, 2u, 4u}) {
     absl::Status st = ParsePlanSidecar(WithVersion(bytes, version)).status();
     EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
     EXPECT_NE(st.message().find(absl::StrFormat("version %d is not supported", version)),

@@ -5,6 +5,7 @@
 
 #include "core/allocator.h"
 #include "core/codebook.h"
+#include "core/digest.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -162,6 +163,194 @@ TEST(PlanTest, TamperedOrForeignPlansAreRefused) {
   EXPECT_FALSE(PlanFromJson(edited.dump()).ok());
   EXPECT_FALSE(PlanFromJson("{").ok());
   EXPECT_FALSE(PlanFromJson("[]").ok());
+}
+
+// Statistics from a formula rather than a <random> distribution, whose output
+// the standard leaves to the library: the pinned digests below must not move
+// with the toolchain.
+EnergyTable FormulaTable(int layers, int heads, int blocks) {
+  nlohmann::json json = nlohmann::json::object();
+  for (int l = 0; l < layers; ++l) {
+    for (int h = 0; h < heads; ++h) {
+      std::vector<double> q(blocks), k(blocks);
+      for (int i = 0; i < blocks; ++i) {
+        q[i] = 1.0 + (l * 7 + h * 3 + i * 5) % 11;
+        k[i] = 0.5 + (l * 5 + h * 11 + i * 3) % 7;
+      }
+      json[std::to_string(l) + "." + std::to_string(h)] = {{"q", q}, {"k", k}};
+    }
+  }
+  return *EnergyTableFromJson(json);
+}
+
+// Plans without exempt layers must keep the JSON and digest they had before
+// exemptions existed: stored plans, channels and node caches are keyed by it.
+TEST(PlanTest, PlansWithoutExemptionsKeepTheirDigestAndJson) {
+  // Computed by the code before exempt layers were added.
+  struct Pinned {
+    KScheme scheme;
+    const char* digest;
+    const char* json_sha256;
+  };
+  const Pinned pinned[] = {
+      {KScheme::kBlockGtq, "d2fa5430254a1b8c48221d9d9c783274cf968bf7d446ffe1690699db37f377df",
+       "d53e70f852addeaa1e14846a3f920d0c968442aeb519c933c8111335f20036e8"},
+      {KScheme::kUniform, "9bd84e26621df6ee9e70c2d75ac1974da906ebdd19803875a3253f4dd7a99b62",
+       "e5e69a4cee4b3894d1a4f86d92f3fa2e6c5bdab219a95e4a9b67d957c38f72bc"},
+  };
+  for (const Pinned& p : pinned) {
+    absl::StatusOr<KvPlan> plan = BuildPlan(FormulaTable(3, 2, 8), Rope(16),
+                                            {.k_scheme = p.scheme, .k_bits = 2.5, .v_bits = 3});
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    plan->model_fingerprint = "pinned";
+    plan->provenance = {.tokens = 1, .stats_digest = "s", .created_unix = 2, .source = "t"};
+    const std::string json = PlanToJson(*plan);
+    EXPECT_EQ(PlanDigest(*plan), p.digest) << KSchemeName(p.scheme);
+    EXPECT_EQ(Sha256Hex(json), p.json_sha256) << KSchemeName(p.scheme) << "\n" << json;
+    EXPECT_EQ(json.find("exempt"), std::string::npos) << json;
+  }
+}
+
+TEST(PlanTest, ExemptLayersKeepKAndVAtExemptBitsAndTheBudgetGoesToTheRest) {
+  const EnergyTable table = Table(4, 2, 16, 8);
+  // max_bits bounds the allocated layers only: exempt ones sit above it.
+  const PlanOptions options{
+      .k_bits = 2.5, .v_bits = 2, .max_bits = 6, .exempt_layers = {0, 3}, .exempt_bits = 8};
+  absl::StatusOr<KvPlan> plan = BuildPlan(table, Rope(32), options);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  int allocated_bits = 0, allocated_blocks = 0;
+  for (int l = 0; l < 4; ++l) {
+    const bool exempt = l == 0 || l == 3;
+    EXPECT_EQ(plan->IsExempt(l), exempt) << l;
+    EXPECT_EQ(plan->VBits(l), exempt ? 8 : 2) << l;
+    for (int h = 0; h < 2; ++h) {
+      const std::vector<int>& bits = plan->KBlockBits(l, h);
+      if (exempt) {
+        EXPECT_EQ(bits, std::vector<int>(16, 8)) << l << "." << h;
+        EXPECT_EQ(*plan->KLayout(l, h), *UniformLayout(32, 8)) << "one group, as uniform";
+        continue;
+      }
+      absl::StatusOr<std::vector<int>> expected =
+          GreedyAllocate(*table.Scores(l, h, ScoreKind::kSum), {.avg_bits = 2.5, .max_bits = 6});
+      EXPECT_EQ(bits, *expected) << l << "." << h;
+      for (int b : bits) allocated_bits += b;
+      allocated_blocks += static_cast<int>(bits.size());
+    }
+  }
+  EXPECT_EQ(static_cast<double>(allocated_bits) / allocated_blocks, 2.5)
+      << "k_bits is the mean over the non-exempt layers";
+  EXPECT_TRUE(plan->codebook_hashes.contains(8));
+  EXPECT_EQ(plan->codebook_hashes.at(8), LloydMaxCodebook(8).content_hash);
+  EXPECT_TRUE(plan->codebook_hashes.contains(2));
+  EXPECT_EQ(PlanLabel(*plan), "block-gtq K2.5V2, layers 0,3 at 8 bits");
+
+  // Every layer exempt: V never uses v_bits, so no 2-bit codebook is named.
+  absl::StatusOr<KvPlan> all = BuildPlan(
+      table, Rope(32), {.k_bits = 3, .v_bits = 2, .exempt_layers = {0, 1, 2, 3}, .exempt_bits = 4});
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->codebook_hashes.size(), 1u);
+  EXPECT_TRUE(all->codebook_hashes.contains(4));
+  ASSERT_TRUE(PlanFromJson(PlanToJson(*all)).ok());
+}
+
+TEST(PlanTest, ExemptLayersRoundTripThroughJsonAndAreInTheDigest) {
+  const EnergyTable table = Table(3, 2, 8, 9);
+  absl::StatusOr<KvPlan> plan = BuildPlan(
+      table, Rope(16), {.k_bits = 2, .v_bits = 2, .exempt_layers = {0, 2}, .exempt_bits = 6});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  plan->model_fingerprint = "fp";
+  const std::string json = PlanToJson(*plan);
+  const nlohmann::json parsed = nlohmann::json::parse(json);
+  EXPECT_EQ(parsed["options"]["exempt_layers"], nlohmann::json::array({0, 2}));
+  EXPECT_EQ(parsed["options"]["exempt_bits"], 6);
+  absl::StatusOr<KvPlan> back = PlanFromJson(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->options.exempt_layers, plan->options.exempt_layers);
+  EXPECT_EQ(back->options.exempt_bits, 6);
+  EXPECT_EQ(back->k_block_bits, plan->k_block_bits);
+  EXPECT_EQ(PlanDigest(*back), PlanDigest(*plan));
+  EXPECT_EQ(PlanToJson(*back), json);
+
+  // bytes_per_token counts the exempt layers' V at 6 bits: per head, 16·6/8
+  // code bytes + a norm there, 16·2/8 + a norm elsewhere.
+  EXPECT_EQ(parsed["bytes_per_token"]["v"].get<double>(), 2 * (14.0 + 6.0 + 14.0));
+  EXPECT_EQ(parsed["bytes_per_token"]["v"].get<double>(), PlanBytesPerToken(*plan).v());
+  EXPECT_EQ(parsed["bytes_per_token"]["k"].get<double>(), PlanBytesPerToken(*plan).k());
+
+  // The exemptions are content: other layers or another width is another plan.
+  KvPlan other = *plan;
+  other.options.exempt_bits = 7;
+  EXPECT_NE(PlanDigest(other), PlanDigest(*plan));
+  other = *plan;
+  other.options.exempt_layers = {0};
+  EXPECT_NE(PlanDigest(other), PlanDigest(*plan));
+  absl::StatusOr<KvPlan> none = BuildPlan(table, Rope(16), {.k_bits = 2, .v_bits = 2});
+  ASSERT_TRUE(none.ok());
+  none->model_fingerprint = "fp";
+  EXPECT_NE(PlanDigest(*none), PlanDigest(*plan));
+}
+
+TEST(PlanTest, BadExemptLayersAreRefusedNamingTheLayer) {
+  const EnergyTable table = Table(4, 1, 8, 10);
+  struct Bad {
+    std::vector<int> layers;
+    int bits;
+    absl::StatusCode code;
+    const char* message;
+  };
+  const Bad bad[] = {
+      {{4}, 8, absl::StatusCode::kInvalidArgument, "exempt layer 4 is outside"},
+      {{-1}, 8, absl::StatusCode::kInvalidArgument, "exempt layer -1 is outside"},
+      {{0, 2, 2}, 8, absl::StatusCode::kInvalidArgument, "exempt layer 2 is repeated"},
+      {{3, 1}, 8, absl::StatusCode::kInvalidArgument, "exempt layer 1 is out of order"},
+      {{0}, 0, absl::StatusCode::kOutOfRange, "width 0 bits is outside [1, 8]"},
+      {{0}, 9, absl::StatusCode::kOutOfRange, "width 9 bits is outside [1, 8]"},
+  };
+  for (const Bad& b : bad) {
+    absl::Status st =
+        BuildPlan(table, Rope(16),
+                  {.k_bits = 3, .v_bits = 3, .exempt_layers = b.layers, .exempt_bits = b.bits})
+            .status();
+    EXPECT_EQ(st.code(), b.code) << st;
+    EXPECT_NE(st.message().find(b.message), std::string_view::npos) << st;
+  }
+
+  KvPlan plan = *BuildPlan(table, Rope(16),
+                           {.k_bits = 3, .v_bits = 3, .exempt_layers = {1}, .exempt_bits = 8});
+  const nlohmann::json json = nlohmann::json::parse(PlanToJson(plan));
+  auto refused = [](const nlohmann::json& edited) {
+    return std::string(PlanFromJson(edited.dump()).status().message());
+  };
+  nlohmann::json edited = json;
+  edited["k_block_bits"][1][3] = 7;  // Layer 1 (one KV head) is exempt at 8.
+  EXPECT_NE(refused(edited).find("exempt layer 1, KV head 0) has a block at 7 bits"),
+            std::string::npos)
+      << refused(edited);
+  edited = json;
+  edited["options"]["exempt_layers"] = {1, 9};
+  EXPECT_NE(refused(edited).find("exempt layer 9 is outside the model's layers [0, 4)"),
+            std::string::npos)
+      << refused(edited);
+  edited = json;
+  edited["options"]["exempt_layers"] = {1, 1};
+  EXPECT_NE(refused(edited).find("exempt layer 1 is repeated"), std::string::npos);
+  edited = json;
+  edited["options"]["exempt_layers"] = {"1"};
+  EXPECT_NE(refused(edited).find("array of layer indices"), std::string::npos);
+  edited = json;
+  edited["options"]["exempt_bits"] = 12;
+  EXPECT_NE(refused(edited).find("width 12 bits"), std::string::npos);
+  edited = json;
+  edited["options"].erase("exempt_bits");
+  EXPECT_NE(refused(edited).find("needs 'exempt_bits'"), std::string::npos);
+  edited = json;
+  edited["options"].erase("exempt_layers");
+  EXPECT_NE(refused(edited).find("'exempt_bits' without 'exempt_layers'"), std::string::npos);
+  // Dropping the exemption altogether is caught by the budget (or the digest).
+  edited = json;
+  edited["options"].erase("exempt_layers");
+  edited["options"].erase("exempt_bits");
+  EXPECT_FALSE(PlanFromJson(edited.dump()).ok());
 }
 
 TEST(PlanTest, RefusesBudgetsAndShapesThatDoNotFit) {

@@ -148,6 +148,81 @@ TEST_F(ServiceTest, BadInputGetsTheRightCodes) {
   EXPECT_EQ(plans_->GetPlan(Context().get(), get, &plan).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// Exempt layers travel the wire: the stored plan keeps layers 0 and 2 (of 3)
+// at 8 bits for K and V, its export carries them, and DiffPlans counts their
+// V bytes; a bad layer is refused by name before anything is stored.
+TEST_F(ServiceTest, CreatePlanWithExemptLayers) {
+  Start();
+  RegisterAndCreate(0);
+  v1::CreatePlanRequest request = PlanRequest(2, 2);
+  request.add_exempt_layers(0);
+  request.add_exempt_layers(2);  // exempt_bits 0: the default, 8.
+  v1::CreatePlanResponse created;
+  grpc::Status st = plans_->CreatePlan(Context().get(), request, &created);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  absl::StatusOr<KvPlan> plan = PlanFromJson(created.plan_json());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->options.exempt_layers, (std::vector<int>{0, 2}));
+  EXPECT_EQ(plan->options.exempt_bits, 8);
+  EXPECT_EQ(plan->KBlockBits(2, 1), std::vector<int>(8, 8));
+  EXPECT_EQ(plan->VBits(1), 2);
+  EXPECT_EQ(created.version().plan_id(), PlanDigest(*plan));
+
+  v1::ExportPlanRequest export_request;
+  export_request.set_plan_id(created.version().plan_id());
+  v1::ExportPlanResponse exported;
+  ASSERT_TRUE(plans_->ExportPlan(Context().get(), export_request, &exported).ok());
+  absl::StatusOr<PlanSidecar> sidecar = ParsePlanSidecar(exported.sidecar());
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  EXPECT_EQ(sidecar->exempt_layers, plan->options.exempt_layers);
+  EXPECT_EQ(sidecar->VBits(0), 8);
+
+  v1::CreatePlanResponse plain;
+  ASSERT_TRUE(plans_->CreatePlan(Context().get(), PlanRequest(2, 2), &plain).ok());
+  v1::DiffPlansRequest diff_request;
+  diff_request.set_from_plan_id(plain.version().plan_id());
+  diff_request.set_to_plan_id(created.version().plan_id());
+  v1::DiffPlansResponse diff;
+  ASSERT_TRUE(plans_->DiffPlans(Context().get(), diff_request, &diff).ok());
+  absl::StatusOr<KvPlan> plain_plan = PlanFromJson(plain.plan_json());
+  ASSERT_TRUE(plain_plan.ok()) << plain_plan.status();
+  EXPECT_EQ(diff.from_bytes_per_token(), PlanBytesPerToken(*plain_plan).total());
+  EXPECT_EQ(diff.to_bytes_per_token(), PlanBytesPerToken(*plan).total());
+  // Two exempt layers x 2 KV heads store V's 16 dims at 8 bits instead of 2.
+  EXPECT_EQ(PlanBytesPerToken(*plan).v() - PlanBytesPerToken(*plain_plan).v(), 4 * 16 * 6 / 8.0);
+
+  v1::ListPlansRequest list;
+  list.set_model_id("tiny");
+  v1::ListPlansResponse before;
+  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &before).ok());
+  struct Bad {
+    std::vector<int> layers;
+    int bits;
+    grpc::StatusCode code;
+    const char* message;
+  };
+  const Bad bad[] = {
+      {{0, 3}, 0, grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 3 is outside"},
+      {{2, 0}, 0, grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 0 is out of order"},
+      {{1, 1}, 0, grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 1 is repeated"},
+      {{1}, 9, grpc::StatusCode::OUT_OF_RANGE, "width 9 bits"},
+  };
+  for (const Bad& b : bad) {
+    v1::CreatePlanRequest r = PlanRequest(3, 3);
+    r.set_name("refused");
+    for (int layer : b.layers) r.add_exempt_layers(layer);
+    r.set_exempt_bits(b.bits);
+    v1::CreatePlanResponse response;
+    grpc::Status refused = plans_->CreatePlan(Context().get(), r, &response);
+    EXPECT_EQ(refused.error_code(), b.code) << refused.error_message();
+    EXPECT_NE(refused.error_message().find(b.message), std::string::npos)
+        << refused.error_message();
+  }
+  v1::ListPlansResponse after;
+  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &after).ok());
+  EXPECT_EQ(after.versions_size(), before.versions_size()) << "nothing stored";
+}
+
 TEST_F(ServiceTest, WatchPlansDeliversEveryMoveInOrderToTwoWatchersAndResumes) {
   Start();
   RegisterAndCreate(3);

@@ -190,6 +190,7 @@ absl::Status Ppl(const cli::Flags& flags, std::ostream& out) {
   if (!packed.ok()) return packed.status();
   absl::StatusOr<PackedKvCache> cache = PackedKvCache::Create(*plan, lm->config().num_heads);
   if (!cache.ok()) return cache.status();
+  // The mean over every (layer, KV head): exempt layers' wider K and V count.
   const PackedTokenBytes bytes = cache->MeanBytesPerToken();
   const double fp16_bytes = 2.0 * lm->config().head_dim;
 
@@ -219,6 +220,10 @@ absl::Status Ppl(const cli::Flags& flags, std::ostream& out) {
                                        {"k_bits", plan->options.k_bits},
                                        {"v_bits", plan->options.v_bits}}},
                                      {"runs", runs}};
+    if (!plan->options.exempt_layers.empty()) {
+      report["plan"]["exempt_layers"] = plan->options.exempt_layers;
+      report["plan"]["exempt_bits"] = plan->options.exempt_bits;
+    }
     if (fp16) report["delta_ppl"] = packed->perplexity - fp16->perplexity;
     out << report.dump(1) << "\n";
     return absl::OkStatus();
@@ -231,10 +236,8 @@ absl::Status Ppl(const cli::Flags& flags, std::ostream& out) {
     out << absl::StrFormat("%-22s %10.4f %10.5f %8.2f %8.2f\n", "fp16", fp16->perplexity,
                            fp16->mean_nll, fp16_bytes, fp16_bytes);
   }
-  out << absl::StrFormat(
-      "%-22s %10.4f %10.5f %8.2f %8.2f\n",
-      absl::StrFormat("%s K%gV%d", scheme, plan->options.k_bits, plan->options.v_bits),
-      packed->perplexity, packed->mean_nll, bytes.k, bytes.v);
+  out << absl::StrFormat("%-22s %10.4f %10.5f %8.2f %8.2f\n", PlanLabel(*plan), packed->perplexity,
+                         packed->mean_nll, bytes.k, bytes.v);
   return absl::OkStatus();
 }
 

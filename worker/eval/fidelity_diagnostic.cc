@@ -116,6 +116,8 @@ absl::StatusOr<FidelityDiagnostic> FidelityDiagnostic::CreateForPlan(const KvPla
   }
   absl::StatusOr<EnergyTable> table = EnergyTableFromJson(scores);
   if (!table.ok()) return table.status();
+  // The plan's options, exempt layers included: those layers are then
+  // identical in both methods, and the comparison is at the same budget.
   PlanOptions uniform_options = plan.options;
   uniform_options.k_scheme = KScheme::kUniform;
   absl::StatusOr<KvPlan> uniform = BuildPlan(*table, plan.rope, uniform_options);
