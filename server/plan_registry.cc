@@ -186,16 +186,20 @@ absl::StatusOr<std::shared_ptr<const std::string>> PlanRegistry::PlanJson(
   return json;
 }
 
-absl::StatusOr<KvPlan> PlanRegistry::LoadPlan(std::string_view plan_id) {
-  absl::StatusOr<std::shared_ptr<const std::string>> json = PlanJson(plan_id);
-  if (!json.ok()) return json.status();
-  absl::StatusOr<KvPlan> plan = PlanFromJson(**json);
+absl::StatusOr<KvPlan> ParseStoredPlan(std::string_view plan_id, std::string_view json) {
+  absl::StatusOr<KvPlan> plan = PlanFromJson(json);
   if (!plan.ok()) {
     return absl::DataLossError(absl::StrFormat("plans/%s: stored plan does not parse: %s",
                                                std::string(plan_id),
                                                std::string(plan.status().message())));
   }
   return plan;
+}
+
+absl::StatusOr<KvPlan> PlanRegistry::LoadPlan(std::string_view plan_id) {
+  absl::StatusOr<std::shared_ptr<const std::string>> json = PlanJson(plan_id);
+  if (!json.ok()) return json.status();
+  return ParseStoredPlan(plan_id, **json);
 }
 
 absl::StatusOr<v1::PlanVersion> PlanRegistry::GetVersion(std::string_view model_id,

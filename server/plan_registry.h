@@ -49,6 +49,10 @@ struct UploadedStats {
 // fingerprint or RoPE layout.
 absl::StatusOr<UploadedStats> ParseUploadedStats(const v1::Model& model, std::string_view bytes);
 
+// A plan read back from the store's plans family: DataLoss naming the record
+// when its JSON no longer parses or verifies (it did when it was written).
+absl::StatusOr<KvPlan> ParseStoredPlan(std::string_view plan_id, std::string_view json);
+
 // Plan reads (GetPlan, ExportPlan, DiffPlans, GetRotation) served from the
 // in-memory cache and from the store, since the registry was made.
 struct PlanReadCounts {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "server/plan_registry.h"
 
 namespace kvplan::server {
 namespace {
@@ -36,13 +37,7 @@ absl::StatusOr<KvPlan> LoadPlan(const Store& store, std::string_view plan_id) {
   if (!json->has_value()) {
     return absl::NotFoundError(absl::StrFormat("no plan has id %s", std::string(plan_id)));
   }
-  absl::StatusOr<KvPlan> plan = PlanFromJson(**json);
-  if (!plan.ok()) {
-    return absl::DataLossError(absl::StrFormat("plans/%s: stored plan does not parse: %s",
-                                               std::string(plan_id),
-                                               std::string(plan.status().message())));
-  }
-  return plan;
+  return ParseStoredPlan(plan_id, **json);
 }
 
 // A finite number in [0, max], or InvalidArgument naming it.

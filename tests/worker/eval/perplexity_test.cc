@@ -25,6 +25,8 @@ namespace {
 
 using ::kvplan::model_test::MakeTestDir;
 using ::kvplan::model_test::ReadBytes;
+using ::kvplan::model_test::RunWorker;
+using ::kvplan::model_test::WorkerRun;
 using ::kvplan::model_test::WriteBytes;
 using ::testing::HasSubstr;
 
@@ -186,25 +188,8 @@ TEST_F(PerplexityTest, BackendChecksTheSequence) {
   EXPECT_TRUE(absl::IsInvalidArgument(lm_->Forward({w}, {.start_position = 1}).status()));
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-RunResult RunWorker(const std::string& args) {
-  const std::filesystem::path dir = MakeTestDir();
-  const std::string command = absl::StrCat(KVPLAN_BINARY_DIR, "/bin/kvplan-worker ", args, " > ",
-                                           (dir / "out").string(), " 2> ", (dir / "err").string());
-  const int status = std::system(command.c_str());
-  RunResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = ReadBytes(dir / "out");
-  result.err = ReadBytes(dir / "err");
-  return result;
-}
-
 TEST_F(PerplexityTest, CliReportsBothRunsAndChecksTheFingerprint) {
-  const RunResult run = RunWorker(absl::StrCat(
+  const WorkerRun run = RunWorker(absl::StrCat(
       "ppl --model ", model_->string(), " --text ", eval_->string(),
       " --uniform-k-bits 4 --v-bits 4 --context 64 --prefill 32 --max-windows 2 --json"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -222,7 +207,7 @@ TEST_F(PerplexityTest, CliReportsBothRunsAndChecksTheFingerprint) {
   plan.model_fingerprint = std::string(64, 'a');
   const std::filesystem::path path = MakeTestDir() / "plan.json";
   WriteBytes(path, PlanToJson(plan));
-  const RunResult refused = RunWorker(absl::StrCat("ppl --model ", model_->string(), " --text ",
+  const WorkerRun refused = RunWorker(absl::StrCat("ppl --model ", model_->string(), " --text ",
                                                    eval_->string(), " --plan ", path.string()));
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_THAT(refused.err, HasSubstr(std::string(64, 'a')));

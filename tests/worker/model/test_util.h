@@ -3,6 +3,8 @@
 #ifndef KVPLAN_TESTS_WORKER_MODEL_TEST_UTIL_H_
 #define KVPLAN_TESTS_WORKER_MODEL_TEST_UTIL_H_
 
+#include <sys/wait.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -60,6 +62,27 @@ inline void WriteBytes(const std::filesystem::path& path, std::string_view conte
 inline std::string ReadBytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// What a kvplan-worker run printed and how it exited.
+struct WorkerRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the built kvplan-worker with `args` (already shell-quoted where needed),
+// stdout and stderr captured apart. Needs KVPLAN_BINARY_DIR (the test targets
+// define it).
+inline WorkerRun RunWorker(const std::string& args) {
+  const std::filesystem::path dir = MakeTestDir();
+  const std::string command = std::string(KVPLAN_BINARY_DIR) + "/bin/kvplan-worker " + args +
+                              " > " + (dir / "out").string() + " 2> " + (dir / "err").string();
+  const int status = std::system(command.c_str());
+  WorkerRun result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = ReadBytes(dir / "out");
+  result.err = ReadBytes(dir / "err");
+  return result;
 }
 
 inline std::string F32Bytes(const std::vector<float>& values) {

@@ -17,33 +17,17 @@ namespace {
 
 using ::kvplan::model_test::MakeTestDir;
 using ::kvplan::model_test::ReadBytes;
+using ::kvplan::model_test::RunWorker;
+using ::kvplan::model_test::WorkerRun;
 using ::kvplan::model_test::WriteBytes;
 using nlohmann::json;
 using ::testing::HasSubstr;
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-// Runs kvplan-worker with `args` (already shell-quoted where needed).
-RunResult RunWorker(const std::string& args) {
-  const std::filesystem::path dir = MakeTestDir();
-  const std::string command = absl::StrCat(KVPLAN_BINARY_DIR, "/bin/kvplan-worker ", args, " > ",
-                                           (dir / "out").string(), " 2> ", (dir / "err").string());
-  const int status = std::system(command.c_str());
-  RunResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = ReadBytes(dir / "out");
-  result.err = ReadBytes(dir / "err");
-  return result;
-}
 
 TEST(WorkerCliTest, GenerateJsonMatchesReference) {
   KVPLAN_REQUIRE_SHARED(model, "models/doc-llama-h64");
   KVPLAN_REQUIRE_SHARED(vectors, "reference/doc-llama-h64.vectors.json");
   const json greedy = json::parse(ReadBytes(vectors))["greedy"];
-  const RunResult run =
+  const WorkerRun run =
       RunWorker(absl::StrCat("generate --model ", model.string(),
                              " --prompt 'The garbage collector'", " --max-new-tokens 32 --json"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -60,7 +44,7 @@ TEST(WorkerCliTest, GenerateFromIdsMatchesStories) {
   for (const json& id : reference["prompt_token_ids"]) {
     absl::StrAppend(&ids, ids.empty() ? "" : ",", id.get<int>());
   }
-  const RunResult run = RunWorker(absl::StrCat(
+  const WorkerRun run = RunWorker(absl::StrCat(
       "generate --model ", model.string(), " --prompt-ids ", ids, " --max-new-tokens 48 --json"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(json::parse(run.out)["output_ids"], reference["greedy_token_ids"]);
@@ -73,7 +57,7 @@ TEST(WorkerCliTest, CalibrateWritesStatistics) {
              "{\"text\": \"The garbage collector runs when memory is short.\"}\n"
              "\n"
              "{\"ids\": [407, 3601, 3248, 266, 13, 578, 595, 670, 716, 503]}\n");
-  const RunResult run = RunWorker(absl::StrCat(
+  const WorkerRun run = RunWorker(absl::StrCat(
       "calibrate --model ", model.string(), " --prompts ", (dir / "prompts.jsonl").string(),
       " --max-tokens 14 --seq-len 4 --batch 2 --out ", (dir / "stats.kvpc").string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -97,7 +81,7 @@ TEST(WorkerCliTest, CalibrateRefusesBadPromptFiles) {
   KVPLAN_REQUIRE_SHARED(model, "models/stories260K/hf");
   const std::filesystem::path dir = MakeTestDir();
   WriteBytes(dir / "empty.jsonl", "\n");
-  RunResult run =
+  WorkerRun run =
       RunWorker(absl::StrCat("calibrate --model ", model.string(), " --prompts ",
                              (dir / "empty.jsonl").string(), " --out ", (dir / "s").string()));
   EXPECT_EQ(run.exit_code, 2);
@@ -116,7 +100,7 @@ TEST(WorkerCliTest, CalibrateRefusesBadPromptFiles) {
 }
 
 TEST(WorkerCliTest, UsageAndBadFlags) {
-  RunResult run = RunWorker("help");
+  WorkerRun run = RunWorker("help");
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_THAT(run.out, HasSubstr("--max-new-tokens"));
   run = RunWorker("generate --model /nonexistent --prompt x --max-new-tokn 3");
@@ -137,7 +121,7 @@ TEST(WorkerCliTest, EvalReproducesThePaperDiagnostic) {
   KVPLAN_REQUIRE_SHARED(test, "data/test-window.txt");
   KVPLAN_REQUIRE_SHARED(reference_path, "reference/doc-llama-h64.blockgtq-reference.json");
   const std::filesystem::path dir = MakeTestDir();
-  const RunResult run = RunWorker(absl::StrCat(
+  const WorkerRun run = RunWorker(absl::StrCat(
       "eval --model ", model.string(), " --calib-text ", calib.string(), " --test-text ",
       test.string(), " --bits 2,3,4 --json ", (dir / "eval.json").string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -163,12 +147,12 @@ TEST(WorkerCliTest, EvalReproducesThePaperDiagnostic) {
 
 TEST(WorkerCliTest, FingerprintMatchesTheLibraryAndNamesBadDirectories) {
   KVPLAN_REQUIRE_SHARED(model, "models/doc-llama-h64");
-  const RunResult run = RunWorker(absl::StrCat("fingerprint --model ", model.string()));
+  const WorkerRun run = RunWorker(absl::StrCat("fingerprint --model ", model.string()));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   absl::StatusOr<Checkpoint> checkpoint = Checkpoint::Open(model);
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
   EXPECT_EQ(run.out, *ModelFingerprint(*checkpoint) + "\n");
-  const RunResult missing = RunWorker("fingerprint --model /nonexistent/model");
+  const WorkerRun missing = RunWorker("fingerprint --model /nonexistent/model");
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_THAT(missing.err, HasSubstr("/nonexistent/model"));
 }
@@ -177,7 +161,7 @@ TEST(WorkerCliTest, EvalRefusesTextsTooShortForTheProtocol) {
   KVPLAN_REQUIRE_SHARED(model, "models/doc-llama-h64");
   const std::filesystem::path dir = MakeTestDir();
   WriteBytes(dir / "short.txt", "Too short a text for 2048 tokens.");
-  const RunResult run = RunWorker(absl::StrCat("eval --model ", model.string(), " --calib-text ",
+  const WorkerRun run = RunWorker(absl::StrCat("eval --model ", model.string(), " --calib-text ",
                                                (dir / "short.txt").string(), " --test-text ",
                                                (dir / "short.txt").string()));
   EXPECT_EQ(run.exit_code, 2);
