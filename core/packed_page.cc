@@ -99,15 +99,25 @@ float PackedPageLayout::VNorm(absl::Span<const uint8_t> page, int slot) const {
   return HalfToFloat(LoadHalfBits(page.data() + v_norm_offset_ + kGroupNormBytes * slot));
 }
 
+namespace {
+
+// The shared precondition of the record <-> page conversions: a slot of the
+// page, and records and page at least as large as the layouts need.
+bool RecordsFitPage(const PackedPageLayout& layout, size_t k_record_bytes, size_t v_record_bytes,
+                    size_t page_bytes, int slot) {
+  return slot >= 0 && slot < kPageTokens && k_record_bytes >= layout.k_layout().PackedBytes() &&
+         v_record_bytes >= PackedCodeBytes(layout.head_dim(), layout.v_bits()) + kGroupNormBytes &&
+         page_bytes >= layout.page_bytes();
+}
+
+}  // namespace
+
 void WriteRecordsToPage(const PackedPageLayout& layout, absl::Span<const uint8_t> k_record,
                         absl::Span<const uint8_t> v_record, int slot, absl::Span<uint8_t> page) {
+  if (!RecordsFitPage(layout, k_record.size(), v_record.size(), page.size(), slot)) return;
   const GroupLayout& k = layout.k_layout();
   const int hd = layout.head_dim();
   const size_t v_code_bytes = PackedCodeBytes(hd, layout.v_bits());
-  if (slot < 0 || slot >= kPageTokens || k_record.size() < k.PackedBytes() ||
-      v_record.size() < v_code_bytes + kGroupNormBytes || page.size() < layout.page_bytes()) {
-    return;
-  }
   std::vector<uint8_t> codes(hd);
   size_t segment = 0;
   for (int g = 0; g < layout.num_k_groups(); ++g) {
@@ -137,13 +147,10 @@ void WriteRecordsToPage(const PackedPageLayout& layout, absl::Span<const uint8_t
 
 void ReadRecordsFromPage(const PackedPageLayout& layout, absl::Span<const uint8_t> page, int slot,
                          absl::Span<uint8_t> k_record, absl::Span<uint8_t> v_record) {
+  if (!RecordsFitPage(layout, k_record.size(), v_record.size(), page.size(), slot)) return;
   const GroupLayout& k = layout.k_layout();
   const int hd = layout.head_dim();
   const size_t v_code_bytes = PackedCodeBytes(hd, layout.v_bits());
-  if (slot < 0 || slot >= kPageTokens || k_record.size() < k.PackedBytes() ||
-      v_record.size() < v_code_bytes + kGroupNormBytes || page.size() < layout.page_bytes()) {
-    return;
-  }
   std::vector<uint8_t> codes(hd);
   size_t segment = 0;
   for (int g = 0; g < layout.num_k_groups(); ++g) {

@@ -19,6 +19,7 @@
 #include "core/file_io.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_runner.h"
+#include "tests/client/lib/plan_fixtures.h"
 #include "tests/server/coordinator_process.h"
 #include "tests/server/server_test_util.h"
 
@@ -27,6 +28,7 @@ namespace {
 
 using ::kvplan::testing::CoordinatorProcess;
 using ::kvplan::testing::kFingerprint;
+using ::kvplan::testing::LogCapture;
 using ::kvplan::testing::RunKvplan;
 using ::kvplan::testing::RunResult;
 using ::kvplan::testing::TempDir;
@@ -88,23 +90,16 @@ class PlanClientTest : public ::testing::Test {
             .rpc_timeout = std::chrono::seconds(5),
             .reconnect_backoff_min = std::chrono::milliseconds(50),
             .reconnect_backoff_max = std::chrono::milliseconds(400),
-            .log = [this](std::string_view line) {
-              std::lock_guard<std::mutex> lock(log_mu_);
-              log_ += std::string(line) + "\n";
-            }};
+            .log = log_.Sink()};
   }
-  std::string log() {
-    std::lock_guard<std::mutex> lock(log_mu_);
-    return log_;
-  }
+  std::string log() { return log_.text(); }
 
   TempDir dir_;
   std::string calib_;
   std::string address_;
   std::optional<CoordinatorProcess> coordinator_;
   std::string v1_, v2_;
-  std::mutex log_mu_;
-  std::string log_;
+  LogCapture log_;
 };
 
 TEST_F(PlanClientTest, FetchesVerifiesAndCachesTheChannelsPlan) {

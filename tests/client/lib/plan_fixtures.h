@@ -4,7 +4,10 @@
 #define KVPLAN_TESTS_CLIENT_LIB_PLAN_FIXTURES_H_
 
 #include <cstdlib>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <string_view>
 
 #include "client/lib/plan_tracker.h"
 #include "core/block_stats.h"
@@ -14,6 +17,25 @@
 namespace kvplan::testing {
 
 inline constexpr char kNodeFingerprint[] = "fp-node-model-0001";
+
+// Collects the library's log lines (called from its threads) for assertions.
+class LogCapture {
+ public:
+  std::function<void(std::string_view)> Sink() {
+    return [this](std::string_view line) {
+      std::lock_guard<std::mutex> lock(mu_);
+      text_ += std::string(line) + "\n";
+    };
+  }
+  std::string text() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return text_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string text_;
+};
 
 // A 2-layer, 2-KV-head, hd 8 plan; different `k_bits` give different digests.
 inline KvPlan FixturePlan(double k_bits = 2.5, const std::string& fingerprint = kNodeFingerprint) {

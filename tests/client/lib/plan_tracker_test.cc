@@ -22,6 +22,7 @@ namespace {
 using ::kvplan::testing::FixtureOffer;
 using ::kvplan::testing::FixturePlan;
 using ::kvplan::testing::kNodeFingerprint;
+using ::kvplan::testing::LogCapture;
 using ::kvplan::testing::ScratchDir;
 
 class PlanTrackerTest : public ::testing::Test {
@@ -30,18 +31,11 @@ class PlanTrackerTest : public ::testing::Test {
     return {.model_fingerprint = kNodeFingerprint,
             .channel = "stable",
             .cache_path = PlanCachePath(dir_.Path("cache"), kNodeFingerprint, "stable"),
-            .log = [this](std::string_view line) {
-              std::lock_guard<std::mutex> lock(log_mu_);
-              log_ += std::string(line) + "\n";
-            }};
+            .log = log_.Sink()};
   }
-  std::string log() {
-    std::lock_guard<std::mutex> lock(log_mu_);
-    return log_;
-  }
+  std::string log() { return log_.text(); }
   ScratchDir dir_{"plan_tracker_test"};
-  std::mutex log_mu_;
-  std::string log_;
+  LogCapture log_;
 };
 
 TEST_F(PlanTrackerTest, ServesCachesAndAnnouncesANewPlanOnce) {
