@@ -5,12 +5,28 @@
 namespace kvplan::kernels {
 namespace {
 
+// Launches `kernel` so that it may start while the stream's previous kernel
+// still runs (programmatic dependent launch; the kernel waits with
+// WaitForPrerequisiteGrids before it reads that kernel's output). Capturable
+// in a CUDA graph.
+template <typename Kernel>
+cudaError_t LaunchOverlappingPrevious(Kernel kernel, dim3 grid, int threads, int smem,
+                                      cudaStream_t stream, const PackedDecodeParams& p) {
+  cudaLaunchAttribute overlap[1];
+  overlap[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = static_cast<size_t>(smem);
+  config.stream = stream;
+  config.attrs = overlap;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, p);
+}
+
 template <int HEAD_DIM, int GROUP_SIZE, int V_BITS>
 cudaError_t LaunchPackedDecodeTyped(const PackedDecodeParams& p, cudaStream_t stream) {
-  const int q_heads = p.num_kv_heads * GROUP_SIZE;
-  RotateQueryKernel<HEAD_DIM, GROUP_SIZE><<<dim3(q_heads, p.batch), 128, 0, stream>>>(p);
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-
   auto* kernel = PackedAttentionKernel<HEAD_DIM, GROUP_SIZE, V_BITS>;
   const int smem = internal::AttentionSmemBytes<HEAD_DIM>(static_cast<int>(p.page_stride));
   // Raising the limit is a host-side attribute write, cheap and capture-safe.
@@ -19,14 +35,14 @@ cudaError_t LaunchPackedDecodeTyped(const PackedDecodeParams& p, cudaStream_t st
       e != cudaSuccess) {
     return e;
   }
+  // An ordinary launch: the pages and q it reads are earlier kernels' output.
   kernel<<<dim3(p.num_splits + 1, p.num_kv_heads, p.batch), internal::kAttentionThreads, smem,
            stream>>>(p);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-
-  const int merge_smem = (p.num_splits + 1 + HEAD_DIM) * static_cast<int>(sizeof(float));
-  MergeKernel<HEAD_DIM, GROUP_SIZE>
-      <<<dim3(p.num_kv_heads * GROUP_SIZE, p.batch), HEAD_DIM, merge_smem, stream>>>(p);
-  return cudaGetLastError();
+  const int merge_smem = MergeSmemFloats<HEAD_DIM>(p.num_splits) * static_cast<int>(sizeof(float));
+  return LaunchOverlappingPrevious(MergeKernel<HEAD_DIM, GROUP_SIZE>,
+                                   dim3(p.num_kv_heads * GROUP_SIZE, p.batch),
+                                   internal::MergeThreads<HEAD_DIM>(), merge_smem, stream, p);
 }
 
 }  // namespace

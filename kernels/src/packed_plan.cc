@@ -160,12 +160,9 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
   std::memcpy(plan.image_.data() + plan.rotations_offset_, rotations.data(),
               rotations.size() * sizeof(float));
 
-  const size_t q_heads = static_cast<size_t>(config.num_kv_heads) * config.group_size;
   const size_t parts = static_cast<size_t>(config.max_batch) * config.num_kv_heads *
                        (plan.max_splits_ + 1) * config.group_size;
-  plan.q_rot_offset_ = uploaded;
-  plan.partial_o_offset_ =
-      plan.q_rot_offset_ + AlignUp(config.max_batch * q_heads * QRotStride(hd) * sizeof(uint16_t));
+  plan.partial_o_offset_ = uploaded;
   plan.partial_ml_offset_ = plan.partial_o_offset_ + AlignUp(parts * hd * sizeof(float));
   plan.workspace_bytes_ = plan.partial_ml_offset_ + AlignUp(parts * 2 * sizeof(float));
   return plan;
@@ -214,7 +211,6 @@ PackedDecodeParams PackedDecodePlan::DecodeParams(int layer, void* workspace, in
   p.v_bits = config_.v_bits;
   p.num_splits = std::clamp(num_splits, 1, max_splits_);
   p.page_stride = page_stride_;
-  p.q_rot = reinterpret_cast<uint16_t*>(ws + q_rot_offset_);
   p.partial_o = reinterpret_cast<float*>(ws + partial_o_offset_);
   p.partial_ml = reinterpret_cast<float*>(ws + partial_ml_offset_);
   p.batch = std::min(batch, config_.max_batch);

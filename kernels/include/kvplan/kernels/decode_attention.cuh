@@ -1,9 +1,6 @@
 // Fused decode attention over packed pages (core/packed_page.h), device code.
 //
-// One step runs three kernels:
-//   RotateQueryKernel   q̂ = [R_g·q_g] per K group, scaled by scale·log2(e)/√d_g,
-//                       fp16, each group padded to whole 16-dim MMA slices
-//                       (padding zero), once per (sequence, query head).
+// One step runs two kernels:
 //   PackedAttentionKernel  grid (num_splits + 1, kv_heads, batch): CTA `split`
 //                       < num_splits reads its share of the sequence's pages
 //                       (bulk copies: one thread moves each whole page into
@@ -21,9 +18,16 @@
 //                       of the GQA group share each decoded tile (the MMA's N).
 //                       CTA `num_splits` attends to the fp16 sink + recent
 //                       tokens. Each CTA writes un-normalized (O, m, l).
+//                       Every packed CTA first rotates its query heads
+//                       itself: q̂ = [R_g·q_g] per K group, scaled by
+//                       scale·log2(e)/√d_g, fp16, each group padded to whole
+//                       16-dim MMA slices (padding zero).
 //   MergeKernel         exact log-sum-exp merge of the splits per (sequence,
 //                       KV head), then V's rotation undone once on the merged
 //                       rotated part (x = Rᵀ·y / √d), plus the fp16 part.
+//                       Launched to overlap the attention kernel's tail
+//                       (programmatic dependent launch): it loads V's
+//                       rotation before it waits for the partial results.
 //
 // MMA operand mapping. S: A = K tile [16 tokens x 16 dims], B = q̂ᵀ [16 dims x
 // 8 heads]. O: A = V̂ᵀ [16 dims x 16 tokens], B = Pᵀ [16 tokens x 8 heads]. In
@@ -62,6 +66,15 @@ static_assert(kTilesPerPage == 2 || kTilesPerPage == 4, "2 or 4 tiles per warp")
 // spreads the eight heads' rows over distinct banks.
 inline constexpr int kPStride = kWarpTokens + 8;
 inline constexpr float kLog2e = 1.4426950408889634f;
+// Threads of MergeKernel: kSumParts threads per output dimension, each summing
+// an interleaved quarter of the terms, so that a thread has at most
+// head_dim / kSumParts dependent loads instead of head_dim: at batch 1 the
+// merge is a few dozen CTAs whose time is latency, not arithmetic.
+inline constexpr int kSumParts = 4;
+template <int HEAD_DIM>
+__host__ __device__ constexpr int MergeThreads() {
+  return kSumParts * HEAD_DIM;
+}
 // Offsets of each width's table inside CodeTables::pair_tables / single_tables.
 __host__ __device__ constexpr int PairTableOffset(int bits) {
   return bits == 1 ? 0 : bits == 2 ? 4 : bits == 3 ? 20 : 84;
@@ -223,7 +236,9 @@ __device__ __forceinline__ void KSliceScores(float (&acc)[kTilesPerPage][4], con
     const uint32_t c = static_cast<uint32_t>(2 * dec.w);
     const uint32_t s1 = static_cast<uint32_t>(bits - 1), s2 = static_cast<uint32_t>(2 * bits - 1),
                    s3 = static_cast<uint32_t>(3 * bits - 1);
-    auto at = [&](uint32_t off) -> uint16_t { return *reinterpret_cast<const uint16_t*>(st + off); };
+    auto at = [&](uint32_t off) -> uint16_t {
+      return *reinterpret_cast<const uint16_t*>(st + off);
+    };
 #pragma unroll
     for (int tt = 0; tt < kTilesPerPage; ++tt) {
       const int bit0 = base + tt * row16;
@@ -332,11 +347,10 @@ __device__ __forceinline__ void VPairTiles(float (&o)[M_TILES][4],
   constexpr bool kWide = kPre + kRunBits > 32;
   constexpr uint32_t kM = ((1u << (2 * V_BITS)) - 1u) << kP;
   constexpr int kRowWords = 8 * kKernelPageTokens * V_BITS / 32;  // 8 rows
-  const uint32_t c = static_cast<uint32_t>(4 * (SmemPairOffset(V_BITS) +
-                                                (lane & (PairReplicas(V_BITS) - 1))));
+  const uint32_t c =
+      static_cast<uint32_t>(4 * (SmemPairOffset(V_BITS) + (lane & (PairReplicas(V_BITS) - 1))));
   const char* pt = reinterpret_cast<const char*>(pair_s);
-  const int run0 =
-      (g * kKernelPageTokens + tok_base + 4 * kTilesPerPage * t) * V_BITS - kPre;
+  const int run0 = (g * kKernelPageTokens + tok_base + 4 * kTilesPerPage * t) * V_BITS - kPre;
   const uint32_t* vw = v_block + (run0 >> 5);
   auto field = [&](uint32_t lo, uint32_t hi, int k) -> uint32_t {
     const int d = kPre + 2 * V_BITS * k - kP;  // compile-time after unrolling
@@ -457,44 +471,76 @@ __device__ void Fp16Part(const PackedDecodeParams& p, int kv_head, int batch, fl
   }
 }
 
-}  // namespace internal
-
-// q_rot[b][qh][:] = padded, scaled q̂ (see the top comment). Grid (q_heads,
-// batch), any block size.
+// q̂ rows of the CTA's query heads into q_s: row h, position
+// padded_offset[g] + i = fp16((R_g·q_g)_i · scale·log2(e)/√d_g), zero
+// elsewhere. Every CTA of a KV head repeats this small product (at most
+// GROUP_SIZE·Σ d_g² multiply-adds on L2-resident rotations): cheaper than a
+// kernel of its own, whose launch and dependent HBM round trips cost about as
+// much as a whole batch-1 decode step. q_perm: GROUP_SIZE·HEAD_DIM floats of
+// scratch. Ends with a barrier. Not inlined: its registers then do not count
+// against the decode loop's.
 template <int HEAD_DIM, int GROUP_SIZE>
-__global__ void RotateQueryKernel(const __grid_constant__ PackedDecodeParams p) {
-  using namespace internal;
-  __shared__ float q_s[HEAD_DIM];
-  const int qh = blockIdx.x, b = blockIdx.y;
-  const PackedHeadDesc& desc = p.heads[qh / GROUP_SIZE];
+__device__ __noinline__ void RotateQueryIntoShared(const PackedDecodeParams& p,
+                                                   const PackedHeadDesc& desc, int kv_head, int b,
+                                                   int tid, uint16_t* q_s, float* q_perm) {
+  constexpr int kQSmem = AttentionSmem<HEAD_DIM>::kQSmemStride;
   const int q_heads = p.num_kv_heads * GROUP_SIZE;
-  const float* q = p.q + (static_cast<int64_t>(b) * q_heads + qh) * HEAD_DIM;
-  for (int i = threadIdx.x; i < HEAD_DIM; i += blockDim.x) q_s[i] = q[desc.permutation[i]];
-  __syncthreads();
-  constexpr int kStride = QRotStride(HEAD_DIM);
-  uint16_t* out = p.q_rot + (static_cast<int64_t>(b) * q_heads + qh) * kStride;
-  for (int pos = threadIdx.x; pos < kStride; pos += blockDim.x) {
-    float value = 0.0f;
-    for (int g = 0; g < desc.num_groups; ++g) {
-      const int i = pos - desc.padded_offset[g];
-      const int d = desc.size[g];
-      if (i < 0 || i >= d) continue;
-      const float* rt = p.rotations + desc.k_rotation_t[g];
-      const float* x = q_s + desc.offset[g];
-      float acc = 0.0f;
-      for (int j = 0; j < d; ++j) acc += rt[static_cast<int64_t>(j) * d + i] * x[j];
-      value = acc * (p.scale * kLog2e) * rsqrtf(static_cast<float>(d));
-    }
-    out[pos] = __half_as_ushort(__float2half_rn(value));
+  const float* q = p.q + (static_cast<int64_t>(b) * q_heads + kv_head * GROUP_SIZE) * HEAD_DIM;
+  for (int e = tid; e < GROUP_SIZE * HEAD_DIM; e += kAttentionThreads) {
+    q_perm[e] = q[(e / HEAD_DIM) * HEAD_DIM + desc.permutation[e % HEAD_DIM]];
   }
+  for (int c = tid; c < kMaxGroupSize * kQSmem / 8; c += kAttentionThreads) {
+    reinterpret_cast<uint4*>(q_s)[c] = make_uint4(0, 0, 0, 0);
+  }
+  __syncthreads();
+  // Thread (pair, part): positions 2·pair and 2·pair + 1 (one group: sizes and
+  // offsets are even), terms j ≡ part (mod kParts), float2 loads of Rᵀ; the
+  // parts are adjacent lanes, added by shuffles. So a thread waits for about
+  // d / (2·kParts·unroll) rounds of L2 latency, not d / unroll.
+  constexpr int kParts = kAttentionThreads / (HEAD_DIM / 2);
+  static_assert(kParts == 2 || kParts == 4, "kAttentionThreads vs HEAD_DIM");
+  const int pair = tid / kParts, part = tid % kParts, pos = 2 * pair;
+  const int num_groups = desc.num_groups;
+  int grp = 0;
+#pragma unroll
+  for (int h = 1; h < kMaxKGroups; ++h) grp = h < num_groups && desc.offset[h] <= pos ? h : grp;
+  const int d = desc.size[grp], first = desc.offset[grp], i = pos - first;
+  const float* rt = p.rotations + desc.k_rotation_t[grp];
+  float acc[2][GROUP_SIZE] = {};
+#pragma unroll 16
+  for (int j = part; j < d; j += kParts) {
+    const float2 r = *reinterpret_cast<const float2*>(rt + static_cast<int64_t>(j) * d + i);
+#pragma unroll
+    for (int h = 0; h < GROUP_SIZE; ++h) {
+      const float x = q_perm[h * HEAD_DIM + first + j];
+      acc[0][h] += r.x * x;
+      acc[1][h] += r.y * x;
+    }
+  }
+  const float scale = p.scale * kLog2e * rsqrtf(static_cast<float>(d));
+  const int out = desc.padded_offset[grp] + i;
+#pragma unroll
+  for (int h = 0; h < GROUP_SIZE; ++h) {
+    float v0 = acc[0][h], v1 = acc[1][h];
+#pragma unroll
+    for (int o = 1; o < kParts; o <<= 1) {
+      v0 += __shfl_xor_sync(0xffffffffu, v0, o);
+      v1 += __shfl_xor_sync(0xffffffffu, v1, o);
+    }
+    if (part == 0) {
+      *reinterpret_cast<uint32_t*>(q_s + h * kQSmem + out) = PackHalf2(v0 * scale, v1 * scale);
+    }
+  }
+  __syncthreads();
 }
+
+}  // namespace internal
 
 template <int HEAD_DIM, int GROUP_SIZE, int V_BITS>
 __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTilesPerPage)
     PackedAttentionKernel(const __grid_constant__ PackedDecodeParams p) {
   using namespace internal;
   using Smem = AttentionSmem<HEAD_DIM>;
-  constexpr int kQStride = Smem::kQRotStride;
   constexpr int kQSmem = Smem::kQSmemStride;
   constexpr int kMTiles = HEAD_DIM / 16;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -517,6 +563,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
   float* o_out = p.partial_o + part * HEAD_DIM;
   float* ml_out = p.partial_ml + part * 2;
 
+  AllowDependentLaunch();  // the merge kernel may start prefetching its rotation
   if (split == p.num_splits) {
     Fp16Part<HEAD_DIM, GROUP_SIZE>(p, kv_head, b, reinterpret_cast<float*>(body), o_out, ml_out);
     return;
@@ -579,19 +626,16 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
     read_ids(1);
   }
 
-  // q̂ rows (zero beyond the group) and the code tables.
-  const int q_heads = p.num_kv_heads * GROUP_SIZE;
-  const uint16_t* q_rot =
-      p.q_rot + (static_cast<int64_t>(b) * q_heads + kv_head * GROUP_SIZE) * kQStride;
-  for (int i = tid; i < kMaxGroupSize * kQStride; i += kAttentionThreads) {
-    q_s[(i / kQStride) * kQSmem + i % kQStride] =
-        i < GROUP_SIZE * kQStride ? q_rot[i] : uint16_t{0};
-  }
+  // The code tables (16-byte chunks: a few dozen loads and stores per thread,
+  // not a few hundred; at batch 1 a CTA runs only a handful of steps), the
+  // slice table, and q̂ rows (zero beyond the groups).
   for (int bits = 1; bits <= 4; ++bits) {
-    const int entries = 1 << (2 * bits), replicas = PairReplicas(bits);
-    for (int i = tid; i < entries * replicas; i += kAttentionThreads) {
-      pair_s[SmemPairOffset(bits) + i] =
-          p.tables->pair_tables[PairTableOffset(bits) + i / replicas];
+    // Replicas of an entry are consecutive words, a multiple of 4 of them.
+    const int entries = 1 << (2 * bits), chunks_per_entry = PairReplicas(bits) / 4;
+    uint4* dst = reinterpret_cast<uint4*>(pair_s + SmemPairOffset(bits));
+    for (int c = tid; c < entries * chunks_per_entry; c += kAttentionThreads) {
+      const uint32_t w = p.tables->pair_tables[PairTableOffset(bits) + c / chunks_per_entry];
+      dst[c] = make_uint4(w, w, w, w);
     }
   }
   for (int bits = 5; bits <= 8; ++bits) {
@@ -603,16 +647,20 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
     const int bits = desc.bits[tid], d_g = desc.size[tid];
     const int first = desc.padded_offset[tid] / 16, count = (d_g + 15) / 16;
     const bool pair = bits <= 4;
-    const int4 dec = make_int4(bits, (1 << (pair ? 2 * bits : bits)) - 1,
-                               pair ? (bits <= 3 ? 5 : 3) : 0,
-                               pair ? SmemPairOffset(bits) : SmemSingleOffset(bits));
+    const int4 dec =
+        make_int4(bits, (1 << (pair ? 2 * bits : bits)) - 1, pair ? (bits <= 3 ? 5 : 3) : 0,
+                  pair ? SmemPairOffset(bits) : SmemSingleOffset(bits));
     for (int j = 0; j < count; ++j) {
-      slice_s[2 * (first + j)] =
-          make_int4(desc.block_offset[tid] * 8 + 16 * j * bits, d_g * bits, 4 * bits,
-                    j == count - 1 ? tid * kKernelPageTokens : -1);
+      slice_s[2 * (first + j)] = make_int4(desc.block_offset[tid] * 8 + 16 * j * bits, d_g * bits,
+                                           4 * bits, j == count - 1 ? tid * kKernelPageTokens : -1);
       slice_s[2 * (first + j) + 1] = dec;
     }
   }
+  // Stage 1 is not written before step 0 and holds at least two pages
+  // (>= 48·HEAD_DIM bytes at 1-bit K and 2-bit V): room for the fp32 q rows.
+  static_assert(kPagesPerStage * 24 * HEAD_DIM >= kMaxGroupSize * HEAD_DIM * 4, "q scratch");
+  RotateQueryIntoShared<HEAD_DIM, GROUP_SIZE>(p, desc, kv_head, b, tid, q_s,
+                                              reinterpret_cast<float*>(body + stage_bytes));
 
   float o[kMTiles][4];
 #pragma unroll
@@ -637,8 +685,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
     if (i >= my_pages) continue;  // warp-uniform: this split's last stage is short
     // This warp's tokens: [tok_base, tok_base + kWarpTokens) of the page.
     const int tok_base = (warp % kWarpsPerPage) * kWarpTokens;
-    const int valid =
-        min(kKernelPageTokens, len - (page_begin + i) * kKernelPageTokens) - tok_base;
+    const int valid = min(kKernelPageTokens, len - (page_begin + i) * kKernelPageTokens) - tok_base;
     if (valid <= 0) continue;  // warp-uniform
     const uint8_t* page = body + (step % kAttentionStages) * stage_bytes + slot * slot_bytes;
     const uint16_t* k_norms = reinterpret_cast<const uint16_t*>(page + k_norm_offset);
@@ -698,8 +745,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
       }
     }
     // Pᵀ with V's norms folded in, as fp16 [head][token] for the B fragments.
-    const uint16_t* v_norms =
-        reinterpret_cast<const uint16_t*>(page + v_norm_offset) + tok_base;
+    const uint16_t* v_norms = reinterpret_cast<const uint16_t*>(page + v_norm_offset) + tok_base;
 #pragma unroll
     for (int tt = 0; tt < kTilesPerPage; ++tt) {
       const int tok0 = 16 * tt + g, tok1 = tok0 + 8;
@@ -710,10 +756,12 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
       row_sum[1] += p1 + p3;
       const float nv0 = valid0 ? HalfBitsToFloat(v_norms[tok0]) : 0.0f;
       const float nv1 = valid1 ? HalfBitsToFloat(v_norms[tok1]) : 0.0f;
-      p_warp[(2 * t) * kPStride + tok0] = __half_as_ushort(__float2half_rn(valid0 ? p0 * nv0 : 0.0f));
+      p_warp[(2 * t) * kPStride + tok0] =
+          __half_as_ushort(__float2half_rn(valid0 ? p0 * nv0 : 0.0f));
       p_warp[(2 * t + 1) * kPStride + tok0] =
           __half_as_ushort(__float2half_rn(valid0 ? p1 * nv0 : 0.0f));
-      p_warp[(2 * t) * kPStride + tok1] = __half_as_ushort(__float2half_rn(valid1 ? p2 * nv1 : 0.0f));
+      p_warp[(2 * t) * kPStride + tok1] =
+          __half_as_ushort(__float2half_rn(valid1 ? p2 * nv1 : 0.0f));
       p_warp[(2 * t + 1) * kPStride + tok1] =
           __half_as_ushort(__float2half_rn(valid1 ? p3 * nv1 : 0.0f));
     }
@@ -741,8 +789,8 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
       const uint16_t* v_singles = single_s + SmemSingleOffset(V_BITS);
 #pragma unroll
       for (int m_tile = 0; m_tile < kMTiles; ++m_tile) {
-        const uint32_t e0 = static_cast<uint32_t>((m_tile * 16 + g) * kKernelPageTokens +
-                                                  tok_base + 4 * kTilesPerPage * t);
+        const uint32_t e0 = static_cast<uint32_t>((m_tile * 16 + g) * kKernelPageTokens + tok_base +
+                                                  4 * kTilesPerPage * t);
         uint32_t quad0[kTilesPerPage], quad1[kTilesPerPage];
         ReadVRun<V_BITS>(v_block, e0 * V_BITS, quad0);
         ReadVRun<V_BITS>(v_block, (e0 + 8 * kKernelPageTokens) * V_BITS, quad1);
@@ -807,19 +855,37 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
 }
 
 // Merges the splits of one (sequence, query head) and undoes V's rotation.
-// Grid (num_kv_heads * GROUP_SIZE, batch); block HEAD_DIM threads; dynamic
-// shared memory (num_splits + 1 + HEAD_DIM) floats.
+// Grid (num_kv_heads * GROUP_SIZE, batch); MergeThreads<HEAD_DIM>()
+// threads; dynamic shared memory MergeSmemFloats<HEAD_DIM>(num_splits) floats.
+// Thread (part, dim) sums the splits s ≡ part and then the rotation terms
+// j ≡ part (mod kSumParts); the parts are added in a fixed order.
+template <int HEAD_DIM>
+__host__ __device__ constexpr int MergeSmemFloats(int num_splits) {
+  return num_splits + 1 + (1 + internal::kSumParts) * HEAD_DIM;
+}
+
 template <int HEAD_DIM, int GROUP_SIZE>
-__global__ void MergeKernel(const __grid_constant__ PackedDecodeParams p) {
+__global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>())
+    MergeKernel(const __grid_constant__ PackedDecodeParams p) {
   using namespace internal;
-  extern __shared__ float merge_smem[];  // weights [slots], then rot [HEAD_DIM]
+  extern __shared__ float merge_smem[];  // weights [slots], rot [HEAD_DIM], parts
   const int qh = blockIdx.x, b = blockIdx.y;
   const int kv_head = qh / GROUP_SIZE, h = qh % GROUP_SIZE;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int dim = tid % HEAD_DIM, part = tid / HEAD_DIM;
   const int slots = p.num_splits + 1;
   float* weight = merge_smem;
   float* rot = merge_smem + slots;
+  float* partial = rot + HEAD_DIM;  // [kSumParts][HEAD_DIM]
   __shared__ float total;
+  // V's rotation is plan data: this thread's column entries are loaded while
+  // the attention kernel still runs (programmatic dependent launch).
+  const float* r = p.rotations + p.heads[kv_head].v_rotation;
+  constexpr int kTerms = HEAD_DIM / kSumParts;
+  float r_col[kTerms];
+#pragma unroll
+  for (int k = 0; k < kTerms; ++k) r_col[k] = r[(part + kSumParts * k) * HEAD_DIM + dim];
+  WaitForPrerequisiteGrids();
   const int64_t base_part = (static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * slots;
   const float* ml = p.partial_ml + base_part * GROUP_SIZE * 2;
   const float* po = p.partial_o + base_part * GROUP_SIZE * HEAD_DIM;
@@ -838,31 +904,33 @@ __global__ void MergeKernel(const __grid_constant__ PackedDecodeParams p) {
     if (lane == 0) total = l;
   }
   __syncthreads();
-  // Independent loads, four accumulators: the splits are read in parallel.
-  float acc4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  int s = 0;
-  for (; s + 4 <= p.num_splits; s += 4) {
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      acc4[u] +=
-          weight[s + u] * po[(static_cast<int64_t>(s + u) * GROUP_SIZE + h) * HEAD_DIM + tid];
-    }
-  }
-  for (; s < p.num_splits; ++s) {
-    acc4[0] += weight[s] * po[(static_cast<int64_t>(s) * GROUP_SIZE + h) * HEAD_DIM + tid];
-  }
-  rot[tid] = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
-  const float plain = weight[p.num_splits] *
-                      po[(static_cast<int64_t>(p.num_splits) * GROUP_SIZE + h) * HEAD_DIM + tid];
-  __syncthreads();
-  // x_i = Σ_j R[j][i]·y_j / √d: column tid of R, read row by row (coalesced).
-  const float* r = p.rotations + p.heads[kv_head].v_rotation;
   float acc = 0.0f;
-#pragma unroll 8
-  for (int j = 0; j < HEAD_DIM; ++j) acc += r[j * HEAD_DIM + tid] * rot[j];
+#pragma unroll 4
+  for (int s = part; s < p.num_splits; s += kSumParts) {
+    acc += weight[s] * po[(static_cast<int64_t>(s) * GROUP_SIZE + h) * HEAD_DIM + dim];
+  }
+  partial[part * HEAD_DIM + dim] = acc;
+  __syncthreads();
+  if (part == 0) {
+    rot[dim] = (partial[dim] + partial[HEAD_DIM + dim]) +
+               (partial[2 * HEAD_DIM + dim] + partial[3 * HEAD_DIM + dim]);
+  }
+  __syncthreads();
+  // x_i = Σ_j R[j][i]·y_j / √d: column dim of R, rows j ≡ part.
+  acc = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kTerms; ++k) acc += r_col[k] * rot[part + kSumParts * k];
+  partial[part * HEAD_DIM + dim] = acc;
+  __syncthreads();
+  if (part != 0) return;
+  const float rotated = (partial[dim] + partial[HEAD_DIM + dim]) +
+                        (partial[2 * HEAD_DIM + dim] + partial[3 * HEAD_DIM + dim]);
+  const float plain = weight[p.num_splits] *
+                      po[(static_cast<int64_t>(p.num_splits) * GROUP_SIZE + h) * HEAD_DIM + dim];
   const float l = total;
-  const float value = l > 0.0f ? (acc * rsqrtf(static_cast<float>(HEAD_DIM)) + plain) / l : 0.0f;
-  p.out[(static_cast<int64_t>(b) * p.num_kv_heads * GROUP_SIZE + qh) * HEAD_DIM + tid] = value;
+  const float value =
+      l > 0.0f ? (rotated * rsqrtf(static_cast<float>(HEAD_DIM)) + plain) / l : 0.0f;
+  p.out[(static_cast<int64_t>(b) * p.num_kv_heads * GROUP_SIZE + qh) * HEAD_DIM + dim] = value;
 }
 
 }  // namespace kvplan::kernels

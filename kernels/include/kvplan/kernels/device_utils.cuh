@@ -86,6 +86,21 @@ __device__ __forceinline__ int OpaqueThreadIndex() {
   return v;
 }
 
+// Programmatic dependent launch (sm_90). A kernel launched with
+// cudaLaunchAttributeProgrammaticStreamSerialization may start while the
+// previous kernel of its stream still runs, once every CTA of that kernel has
+// called AllowDependentLaunch() or exited; WaitForPrerequisiteGrids() then
+// blocks until the previous kernel has completed and its writes are visible.
+// So a dependent kernel runs its independent prologue (tables, prefetches)
+// under its predecessor's tail. Both are no-ops in kernels launched without
+// the attribute.
+__device__ __forceinline__ void AllowDependentLaunch() {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+__device__ __forceinline__ void WaitForPrerequisiteGrids() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+}
+
 // 16-byte global -> shared copy that does not block the issuing thread.
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));

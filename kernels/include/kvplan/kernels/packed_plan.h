@@ -9,7 +9,6 @@
 //   descs       [num_layers, num_kv_heads] PackedHeadDesc       (uploaded)
 //   tables      CodeTables: codebooks, boundaries, fp16 decode tables (uploaded)
 //   rotations   every K group's Rᵀ, V's Rᵀ and R, fp32            (uploaded)
-//   q_rot       [max_batch, q_heads, QRotStride(head_dim)] fp16   (per step)
 //   partial_o   [max_batch, num_kv_heads, max_splits + 1, group_size, head_dim] fp32
 //   partial_ml  [max_batch, num_kv_heads, max_splits + 1, group_size, 2] fp32
 // Upload() makes the one async copy of the uploaded part; the step launchers
@@ -112,7 +111,6 @@ class PackedDecodePlan {
   std::vector<uint8_t> image_;  // descs, tables, rotations as uploaded
   size_t tables_offset_ = 0;
   size_t rotations_offset_ = 0;
-  size_t q_rot_offset_ = 0;
   size_t partial_o_offset_ = 0;
   size_t partial_ml_offset_ = 0;
   size_t workspace_bytes_ = 0;

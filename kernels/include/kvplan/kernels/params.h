@@ -34,8 +34,9 @@ inline constexpr int kAttentionCtasPerSm = 8 / KVPLAN_TILES_PER_WARP;
 // Most fp16 tokens (sink + recent) per sequence the attention kernel takes.
 inline constexpr int kMaxFp16Tokens = 512;
 
-// Halves per query head of the rotated, padded q̂: groups padded to 16
-// dimensions each add at most 14 (sizes are even), eight groups at most.
+// Halves per query head of the rotated, padded q̂ (in the attention kernel's
+// shared memory): groups padded to 16 dimensions each add at most 14 (sizes
+// are even), eight groups at most.
 constexpr int QRotStride(int head_dim) { return head_dim + 16 * kMaxKGroups; }
 
 // One (layer, KV head): its K groups and where everything of its page lives.
@@ -122,7 +123,6 @@ struct PackedDecodeParams {
   int num_splits = 1;
   int64_t page_stride = 0;
   // Scratch in the workspace (sized by the plan for max_batch, max_splits).
-  uint16_t* q_rot = nullptr;    // [batch, q_heads, QRotStride(head_dim)] fp16
   float* partial_o = nullptr;   // [batch, num_kv_heads, num_splits + 1, group_size, head_dim]
   float* partial_ml = nullptr;  // [batch, num_kv_heads, num_splits + 1, group_size, 2]
 
