@@ -149,6 +149,20 @@ double SumOf4Lanes(int n, Term term) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+// fp32(√d / n), the factor from a group's rotated coordinates to z; 0 for a
+// zero norm (every coordinate codes as 0.0 would, and n' is 0, so the group
+// decodes to exact zeros) and for a non-finite one (codes as zeros, keeps its
+// inf/NaN norm, which decodes non-finite).
+float CodeScale(double norm, double sqrt_size) {
+  return norm > 0.0 && std::isfinite(norm) ? static_cast<float>(sqrt_size / norm) : 0.0f;
+}
+
+// ‖x_g‖ of the gathered group values, fp64.
+double GroupNorm(const float* gathered, int size) {
+  return std::sqrt(SumOf4Lanes(
+      size, [gathered](int i) { return static_cast<double>(gathered[i]) * gathered[i]; }));
+}
+
 void StoreHalf(uint16_t h, uint8_t* out) {
   out[0] = static_cast<uint8_t>(h & 0xff);
   out[1] = static_cast<uint8_t>(h >> 8);
@@ -225,19 +239,13 @@ void GroupedQuantizer::EncodeTile(const float* x, size_t x_stride, int tokens, u
       const float* xt = x + t * x_stride;
       float* gt = gathered + t * g.stride;
       for (int i = 0; i < g.size; ++i) gt[i] = xt[permutation[g.offset + i]];
-      norm[t] = std::sqrt(
-          SumOf4Lanes(g.size, [gt](int i) { return static_cast<double>(gt[i]) * gt[i]; }));
+      norm[t] = GroupNorm(gt, g.size);
     }
     // Rotate the unnormalized group; the 1/n and √d scales fold into one
     // multiply in QuantizeCoordinates, which leaves the codes scale-invariant.
     AxpyRows(g.forward.data(), g.size, g.stride, gathered, g.stride, tokens, rotated);
     for (int t = 0; t < tokens; ++t) {
-      // A zero norm gives scale 0: every coordinate codes as 0.0 would, and n'
-      // below is 0, so the group decodes to exact zeros. A non-finite norm
-      // also codes as zeros but keeps its inf/NaN norm, which decodes non-finite.
-      const float scale = norm[t] > 0.0 && std::isfinite(norm[t])
-                              ? static_cast<float>(g.sqrt_size / norm[t])
-                              : 0.0f;
+      const float scale = CodeScale(norm[t], g.sqrt_size);
       QuantizeCoordinates(rotated + t * g.stride, g.stride, scale, g.bits, g.boundaries.data(),
                           codes);
       const double* square = g.centroid_square.data();
@@ -324,6 +332,19 @@ void GroupedQuantizer::RotateQuery(absl::Span<const float> q, absl::Span<float> 
     for (int i = 0; i < g.size; ++i) gathered[i] = q[layout_.permutation[g.offset + i]];
     AxpyRows(g.forward.data(), g.size, g.stride, gathered, g.stride, 1, rotated);
     std::copy(rotated, rotated + g.size, q_rot.begin() + g.offset);
+  }
+}
+
+void GroupedQuantizer::CodedCoordinates(absl::Span<const float> x, absl::Span<float> z) const {
+  if (x.size() != static_cast<size_t>(head_dim()) || z.size() != x.size()) return;
+  alignas(64) float gathered[kMaxStride];
+  alignas(64) float rotated[kMaxStride];
+  for (const Group& g : groups_) {
+    for (int i = 0; i < g.size; ++i) gathered[i] = x[layout_.permutation[g.offset + i]];
+    const float scale = CodeScale(GroupNorm(gathered, g.size), g.sqrt_size);
+    // The same product as QuantizeCoordinates forms (rotated · scale, fp32).
+    AxpyRows(g.forward.data(), g.size, g.stride, gathered, g.stride, 1, rotated);
+    for (int i = 0; i < g.size; ++i) z[g.offset + i] = rotated[i] * scale;
   }
 }
 

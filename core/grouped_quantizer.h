@@ -99,6 +99,13 @@ class GroupedQuantizer {
   // order; q_rot: [head_dim].
   void RotateQuery(absl::Span<const float> q, absl::Span<float> q_rot) const;
 
+  // The values Encode(x) quantizes, with Encode's rounding: z[offset_g + i] =
+  // (R_g·x_g)_i · fp32(√d_g / ‖x_g‖) (0 for a zero or non-finite norm), in
+  // permuted order; code_i is the number of codebook boundaries strictly below
+  // z_i. For holding other encoders (the CUDA kernel) to Encode within a
+  // tolerance near boundaries. x, z: [head_dim].
+  void CodedCoordinates(absl::Span<const float> x, absl::Span<float> z) const;
+
  private:
   struct Group {
     int bits = 0;

@@ -3,15 +3,50 @@
 #include "kvplan/kernels/launch.h"
 
 namespace kvplan::kernels {
+namespace {
 
-cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream) {
+template <int HEAD_DIM>
+cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta) {
+  auto* kernel = EncodePackKernel<HEAD_DIM>;
+  constexpr int kSmem = internal::EncodeSmem<HEAD_DIM>::kBytes;
+  // Host-side attribute writes, cheap and capture-safe: the shared memory
+  // above the default 48 KB, and the carveout that fits two CTAs per SM.
+  if (cudaError_t e =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+      e != cudaSuccess) {
+    return e;
+  }
+  if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                           cudaSharedmemCarveoutMaxShared);
+      e != cudaSuccess) {
+    return e;
+  }
+  const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
+  if (per_cta == 0) {
+    int device = 0, sms = 0;
+    if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
+    if (cudaError_t e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+        e != cudaSuccess) {
+      return e;
+    }
+    per_cta = internal::EncodeSlabsPerCta(slabs, p.num_kv_heads, sms);
+  }
+  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, 2);
+  kernel<<<grid, internal::kEncodeThreads, kSmem, stream>>>(p, per_cta);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta) {
   if (p.num_tokens <= 0) return cudaSuccess;
-  if (p.v_bits < 1 || p.v_bits > 8 || p.num_kv_heads <= 0) return cudaErrorInvalidValue;
+  // Whole pages are written in 16-byte units.
+  if (p.v_bits < 1 || p.v_bits > 8 || p.num_kv_heads <= 0 || p.page_stride <= 0 ||
+      p.page_stride % 16 != 0 || slabs_per_cta < 0 || slabs_per_cta > internal::kMaxSlabsPerCta) {
+    return cudaErrorInvalidValue;
+  }
   return DispatchHeadDim(p.head_dim, [&](auto hd) {
-    const dim3 grid((p.num_tokens + internal::kEncodeTokens - 1) / internal::kEncodeTokens,
-                    p.num_kv_heads, 2);
-    EncodePackKernel<decltype(hd)::value><<<grid, internal::kEncodeThreads, 0, stream>>>(p);
-    return cudaGetLastError();
+    return LaunchEncodePackTyped<decltype(hd)::value>(p, stream, slabs_per_cta);
   });
 }
 

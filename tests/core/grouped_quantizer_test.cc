@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -268,6 +269,40 @@ TEST(GroupedQuantizerTest, BatchMatchesSingleTokenBitForBit) {
     q.Decode(single, absl::MakeSpan(decoded));
     for (int i = 0; i < 128; ++i) {
       EXPECT_EQ(decoded[i], batch_decoded[t * 128 + i]) << "token " << t << " dim " << i;
+    }
+  }
+}
+
+TEST(GroupedQuantizerTest, CodedCoordinatesAreWhatEncodeQuantizes) {
+  // Every width (MixedK3Bits plus a 1- and an 8-bit block), zero groups included.
+  std::vector<int> bits = MixedK3Bits();
+  bits[0] = 8;
+  bits[63] = 1;
+  const GroupedQuantizer q = MakeQuantizer(*BuildGroupLayout(bits, SplitHalfDims(128)), 41);
+  std::vector<float> x = GaussianVectors(8, 128, 42);
+  for (int dim = 0; dim < 128; ++dim) x[7 * 128 + dim] = 0.0f;
+  std::vector<float> z(128);
+  std::vector<uint8_t> record(q.PackedBytes());
+  for (int t = 0; t < 8; ++t) {
+    const absl::Span<const float> xt(x.data() + t * 128, 128);
+    q.Encode(xt, absl::MakeSpan(record));
+    q.CodedCoordinates(xt, absl::MakeSpan(z));
+    size_t code_offset = 0;
+    for (const QuantGroup& g : q.layout().groups) {
+      std::vector<uint8_t> codes(g.size);
+      UnpackCodes(absl::MakeConstSpan(record).subspan(code_offset), g.bits, absl::MakeSpan(codes));
+      code_offset += PackedCodeBytes(g.size, g.bits);
+      const std::vector<float>& boundaries = LloydMaxCodebook(g.bits).boundaries;
+      double square = 0.0;
+      for (int i = 0; i < g.size; ++i) {
+        const float zi = z[g.offset + i];
+        square += static_cast<double>(zi) * zi;
+        const int below = static_cast<int>(
+            std::count_if(boundaries.begin(), boundaries.end(), [zi](float b) { return b < zi; }));
+        EXPECT_EQ(codes[i], below) << "token " << t << " group at " << g.offset << " i " << i;
+      }
+      // ‖z_g‖² = d_g up to rounding (z = R·x·√d/‖x‖), or 0 for the zero token.
+      EXPECT_NEAR(square, t == 7 ? 0.0 : g.size, 1e-4 * g.size) << "token " << t;
     }
   }
 }

@@ -27,6 +27,16 @@ __device__ __forceinline__ void MmaF16x16x8(float (&d)[4], const uint32_t (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// Four 8x8 fp16 matrices from shared memory, transposed: lane l gives the row
+// address (16 bytes) of row l % 8 of matrix l / 8, and r[q] receives elements
+// (rows 2t, 2t+1; column g) of matrix q (g = lane / 4, t = lane % 4): from a
+// row-major [k][n] buffer, the B fragment of MmaF16x16x8 (matrices k 0-7, 8-15).
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], uint32_t shared_address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address));
+}
+
 // The bulk copy engine (cp.async.bulk, sm_90): one thread moves a whole
 // contiguous run of bytes global -> shared (16-byte aligned, size a multiple
 // of 16), completing on an mbarrier that counts the transferred bytes.
@@ -105,6 +115,11 @@ __device__ __forceinline__ void WaitForPrerequisiteGrids() {
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem));
+}
+// The same with `valid` false: 16 zero bytes, nothing read.
+__device__ __forceinline__ void CpAsync16ZeroFill(void* smem, const void* gmem, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SharedAddress(smem)),
+               "l"(gmem), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>

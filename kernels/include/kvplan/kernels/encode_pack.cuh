@@ -1,22 +1,50 @@
 // Encode + pack: post-RoPE K and V of a layer's new tokens into their page
 // slots (core/packed_page.h), device code. One launch covers every token and
-// KV head, K and V: grid (ceil(num_tokens / kEncodeTokens), num_kv_heads, 2),
-// z = 0 encodes K with the head's group layout, z = 1 V (one group of
-// head_dim at v_bits, identity permutation).
+// KV head, K and V: grid (ceil(slabs / slabs_per_cta), num_kv_heads, 2), z = 0
+// encodes K with the head's group layout, z = 1 V (one group of head_dim at
+// v_bits, identity permutation). A slab is 64 consecutive tokens of the batch;
+// each of the CTA's 4 warps encodes 16 of them (the rows of one MMA tile) for
+// every group, and a CTA encodes slabs_per_cta slabs, so that splitting its
+// rotations into shared memory (R up to 128x128 as fp16 hi and lo, 64 KB) is
+// paid once per CTA. At head_dim 128 a CTA takes 112 KB of shared memory and
+// 2 fit an SM; a warp fetches its next slab's rows (cp.async) while it
+// multiplies the current one. A K layout whose padded rotations exceed 64 KB
+// is encoded in rounds of groups that fit.
 //
-// The arithmetic is core/grouped_quantizer.h's, operation for operation: fp64
-// group norms as four interleaved partial sums, fp32 rotations summing j in
-// order with separately rounded products, z = y·fp32(√d / n), the code = the
-// number of boundaries strictly below z, n' = n·√d / ‖c[codes]‖ rounded to fp16
-// with saturation. So codes and norms equal the CPU's bit for bit.
+// Arithmetic (core/grouped_quantizer.h's, except the rotation):
+//   n   = ‖x_g‖ exactly as the CPU: fp64, four interleaved partial sums in the
+//         CPU's order (each quad of lanes keeps the four chains of its 2 rows);
+//   s   = fp32(√d / n) (0 for a zero or non-finite norm), as the CPU;
+//   z   = R·(x·s) on tensor cores (mma m16n8k16, fp16 in, fp32 accumulate) with
+//         both operands split into fp16 hi + lo parts: x·s·2^10 = x_hi + x_lo,
+//         R·2^10 = R_hi + R_lo (the power of two keeps the lo parts clear of
+//         fp16 subnormals), z = (x_hi·R_hi + (x_hi·R_lo + x_lo·R_hi))·2^-20,
+//         each group zero-padded to whole 16x16 tiles. The splits and the
+//         dropped x_lo·R_lo are within 2^-22 relative per term, so z is
+//         typically within ~1e-6 of the exact value, like the CPU's sequential
+//         fp32 sum, but not bit-equal to it;
+//   code = the number of boundaries strictly below z (as the CPU), so a code
+//         can differ from the CPU's by one where z lies within that error of
+//         a boundary (rare: tests/kernels/encode_pack_test.cc bounds it);
+//   n'  = n·√d / ‖c[codes]‖ (fp64, four-lane sums), fp16 with saturation: equal
+//         to the CPU's bit for bit whenever the group's codes are.
 //
-// Codes of neighbouring slots share 32-bit words, so each code is stored with
-// an atomicAnd (clear its bits) and an atomicOr (set them): concurrent writers
-// of other slots are safe, two writers of one slot are not.
+// Stores. A slab whose 64 tokens fill one page in order (slot_mapping[t0 + i]
+// = slot_mapping[t0] + i, slot_mapping[t0] a multiple of 64, t0 the slab's
+// first token; a prefill whose sequence starts on a slab) is assembled in
+// shared memory in page-stream order and written as whole 16-byte units of
+// the page's code streams and norms, no atomics. Any other slab (decode
+// tokens, shuffled or partial pages, negative slots = skipped tokens) stores
+// each code with an atomicAnd (clear its bits) and an atomicOr (set them),
+// since codes of neighbouring slots share 32-bit words: concurrent writers of
+// other slots are safe, two writers of one slot are not.
 #ifndef KVPLAN_KERNELS_ENCODE_PACK_CUH_
 #define KVPLAN_KERNELS_ENCODE_PACK_CUH_
 
+#include <cuda_fp16.h>
+
 #include <cstdint>
+#include <type_traits>
 
 #include "kvplan/kernels/device_utils.cuh"
 #include "kvplan/kernels/params.h"
@@ -25,12 +53,400 @@ namespace kvplan::kernels {
 
 namespace internal {
 
-inline constexpr int kEncodeTokens = 32;
-inline constexpr int kEncodeThreads = 128;
+inline constexpr int kEncodeWarps = 4;
+inline constexpr int kEncodeThreads = 32 * kEncodeWarps;
+inline constexpr int kSlabTokens = 16 * kEncodeWarps;
+static_assert(kSlabTokens == kKernelPageTokens, "a slab is one page's worth of tokens");
+inline constexpr int kMaxSlabsPerCta = 8;
+// Power-of-two scales of the split operands: |x·s| <= √d <= 11.4 and |R| <=
+// 1, so hi parts stay far below fp16's 65504 and lo parts (2^-11 of them)
+// above its subnormals for all but negligible values. The MMA sums are z·2^20
+// exactly; they are compared with boundaries staged times 2^20 (also exact).
+inline constexpr float kSplitScale = 1024.0f;
+inline constexpr float kSumScale = kSplitScale * kSplitScale;
+// Compact code tables in shared memory: widths 1..8 back to back.
+inline constexpr int kBoundaryEntries = 502;  // Σ (2^b - 1)
+inline constexpr int kCentroidEntries = 510;  // Σ 2^b
+__host__ __device__ constexpr int BoundaryTableOffset(int bits) { return (1 << bits) - bits - 1; }
+__host__ __device__ constexpr int CentroidTableOffset(int bits) { return (1 << bits) - 2; }
+__host__ __device__ constexpr int Pad16(int n) { return (n + 15) & ~15; }
 
-__device__ __forceinline__ void StoreCode(uint32_t* words, int64_t bit, int stride, uint32_t code) {
-  const int64_t w = bit >> 5;
-  const int shift = static_cast<int>(bit & 31);
+// Shared memory of one CTA, in bytes. At head_dim 128 it is 112 KB, so two
+// CTAs (8 warps) fit an SM: one stages or stores while the other multiplies.
+template <int HEAD_DIM>
+struct EncodeSmem {
+  static constexpr int kMaxKSteps = HEAD_DIM / 16;
+  // fp16 hi and lo planes of the staged rotations: one full-width group.
+  static constexpr int kRotationHalves = 2 * HEAD_DIM * HEAD_DIM;
+  static constexpr int kRotation = 0;
+  static constexpr int kX = kRotation + 2 * kRotationHalves;             // fp32 [64][HEAD_DIM]
+  static constexpr int kCodes = kX + 4 * kSlabTokens * HEAD_DIM;         // u8, CodeByte
+  static constexpr int kNorms = kCodes + kSlabTokens * HEAD_DIM;         // fp16 [8][64]
+  static constexpr int kSlots = kNorms + 2 * kMaxKGroups * kSlabTokens;  // int64 [64]
+  static constexpr int kCentroidSquares = kSlots + 8 * kSlabTokens;      // fp64 c²
+  static constexpr int kBoundaries = kCentroidSquares + 8 * kCentroidEntries;
+  static constexpr int kPermutation = kBoundaries + 4 * kBoundaryEntries;  // u8 [HEAD_DIM]
+  static constexpr int kBytes = kPermutation + HEAD_DIM;
+  static_assert(kX % 16 == 0 && kCodes % 16 == 0 && kNorms % 16 == 0 && kSlots % 8 == 0 &&
+                    kCentroidSquares % 8 == 0,
+                "16-byte aligned rows and norms, 8-byte aligned slots and squares");
+};
+// An SM has 228 KB of shared memory and reserves 1 KB per CTA.
+static_assert(2 * (EncodeSmem<kMaxKernelHeadDim>::kBytes + 1024) <= 228 * 1024, "two CTAs per SM");
+
+// Float index of dimension `dim` in token row `row` of the shared rows: the
+// 4-float (16-byte) chunk index XOR (row mod 8), so that a fragment load (8
+// rows, 4 lanes each reading one of 4 consecutive floats, for V) hits 32
+// distinct banks. 16-byte copies stay contiguous.
+template <int HEAD_DIM>
+__device__ __forceinline__ int XIndex(int row, int dim) {
+  return row * HEAD_DIM + (dim ^ ((row & 7) << 2));
+}
+
+// The slab's codes are kept in page-stream order, each group's stream at
+// byte 64·offset (K: element τ·d + i, token-major; V: i·64 + τ, dim-major), so
+// that the whole-page store packs 16-byte units from consecutive words.
+// CodeByte(b) is where byte b of that order lives: the word index XOR
+// 2·((w / 32) mod 8), which spreads a warp's code stores (8 rows by 4
+// coordinates each) over distinct banks for V and for K groups of 16·2^k.
+__device__ __forceinline__ int CodeByte(int b) {
+  const int w = b >> 2;
+  return (w ^ ((w >> 5 & 7) << 1)) << 2 | (b & 3);
+}
+__device__ __forceinline__ int StreamElement(int token, int coordinate, int d, bool dim_major) {
+  return dim_major ? coordinate * kKernelPageTokens + token : token * d + coordinate;
+}
+
+// Slabs per CTA: enough CTAs for about 8 waves of 2 per SM, at most
+// kMaxSlabsPerCta slabs each (so that the rotations are staged once per several slabs).
+inline int EncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms) {
+  const long long per = static_cast<long long>(slabs) * 2 * num_kv_heads / (16LL * num_sms);
+  return per < 1 ? 1 : per > kMaxSlabsPerCta ? kMaxSlabsPerCta : static_cast<int>(per);
+}
+
+// One group as the kernel sees it: K group g of the head, or V.
+struct EncodeGroup {
+  int bits;
+  int size;            // d
+  int offset;          // first permuted position (0 for V)
+  int64_t rotation_t;  // float offset of Rᵀ in the plan's rotation region
+  int block_offset;    // code stream within the page
+  int norm_offset;     // n' of slot 0 within the page
+};
+
+__device__ __forceinline__ EncodeGroup GroupToEncode(const PackedHeadDesc& desc, bool is_v,
+                                                     int v_bits, int head_dim, int g) {
+  if (is_v) {
+    return {v_bits, head_dim, 0, desc.v_rotation_t, desc.v_block_offset, desc.v_norm_offset};
+  }
+  return {desc.bits[g],         desc.size[g],
+          desc.offset[g],       desc.k_rotation_t[g],
+          desc.block_offset[g], desc.k_norm_offset + 2 * kKernelPageTokens * g};
+}
+
+// The groups from g0 whose rotations fit the staging buffer together (at least g0's).
+__device__ __forceinline__ int RoundEnd(const PackedHeadDesc& desc, bool is_v, int head_dim,
+                                        int num_groups, int g0, int capacity_halves) {
+  int used = 0, g = g0;
+  for (; g < num_groups; ++g) {
+    const int pad = Pad16(is_v ? head_dim : desc.size[g]);
+    if (g > g0 && used + 2 * pad * pad > capacity_halves) break;
+    used += 2 * pad * pad;
+  }
+  return g;
+}
+
+// XOR on the 16-byte chunk index of row j of a staged matrix with m chunks per
+// row (m even, 2..16). ldmatrix reads chunk c of 8 consecutive rows (the first
+// a multiple of 8); rows j·m apart repeat every 8/G rows (G = gcd(m, 8)), and
+// the XOR with (j / (8/G)) mod G moves each repeat to its own bank quad. It
+// depends on j mod 8 only.
+__host__ __device__ constexpr int ChunkSwizzle(int j, int m) {
+  const int g = (m & -m) < 8 ? (m & -m) : 8;
+  return (j * g / 8) & (g - 1);
+}
+
+// (hi, lo) fp16x2 of (v0, v1), lower k in the low half: hi = fp16(v), lo =
+// fp16(v - hi) (v - hi is exact in fp32), so hi + lo = v within 2^-22·|v|.
+__device__ __forceinline__ void SplitHalf2(float v0, float v1, uint32_t& hi, uint32_t& lo) {
+  const __half2 h = __floats2half2_rn(v0, v1);
+  const float2 back = __half22float2(h);
+  const __half2 l = __floats2half2_rn(v0 - back.x, v1 - back.y);
+  hi = *reinterpret_cast<const uint32_t*>(&h);
+  lo = *reinterpret_cast<const uint32_t*>(&l);
+}
+
+// Which group coordinate each MMA position carries. The k positions of a
+// k-step (A columns, B rows) and the columns of an n-tile (B and C) are
+// permuted so that the coordinates a thread holds (positions 2t, 2t+1, 2t+8,
+// 2t+9 of k; columns 2t, 2t+1 of n) are t, t+4, t+8, t+12 (k) and t, t+4 (n)
+// plus multiples of 16 (8): all ≡ t (mod 4), in increasing order. So thread t
+// of a quad keeps, by itself, the partial sum of lane t of SumOf4Lanes's four
+// interleaved sums over its rows' coordinates (both norms are such sums).
+__host__ __device__ constexpr int KCoordinate(int p) {
+  return (p >> 1 & 3) + 4 * (p & 1) + 8 * (p >> 3);
+}
+__host__ __device__ constexpr int NCoordinate(int c) { return (c >> 1) + 4 * (c & 1); }
+
+// (s0 + s1) + (s2 + s3) of the quad's lane sums (thread t holding s_t), in
+// every thread of the quad (fp64 addition commutes exactly).
+__device__ __forceinline__ double LaneSumTotal(double sum) {
+  const double pair = __dadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 1));
+  return __dadd_rn(pair, __shfl_xor_sync(0xffffffffu, pair, 2));
+}
+__device__ __forceinline__ double Square(float v) {
+  return __dmul_rn(static_cast<double>(v), static_cast<double>(v));
+}
+
+// The code of each z: the number of the 2^bits - 1 ascending boundaries
+// strictly below it (both in the same scale). A binary search on byte offsets
+// (4·code), four values at once for latency: one 3-input add, a load, a
+// compare and a predicated add per value and step.
+__device__ __forceinline__ void CountBelow4(const float (&z)[4], const float* boundaries, int bits,
+                                            int (&code)[4]) {
+  const char* table = reinterpret_cast<const char*>(boundaries);
+  int offset[4] = {0, 0, 0, 0};
+  for (int step = 4 << (bits - 1); step >= 4; step >>= 1) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      // Boundary code + step / 4 - 1.
+      if (*reinterpret_cast<const float*>(table + offset[e] + (step - 4)) < z[e]) offset[e] += step;
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < 4; ++e) code[e] = offset[e] >> 2;
+}
+
+// n' = n·√d / ‖c[codes]‖ as fp16, saturating.
+__device__ __forceinline__ uint16_t CorrectedNorm(double norm, double sqrt_d, double code_norm2) {
+  return FloatToHalfSaturate(
+      static_cast<float>(__ddiv_rn(__dmul_rn(norm, sqrt_d), sqrt(code_norm2))));
+}
+
+// Async copies of the warp's 16 token rows (fp32, original dimension order)
+// into x_w; rows past num_tokens are zero-filled.
+template <int HEAD_DIM>
+__device__ __forceinline__ void IssueTokenRows(float* x_w, const float* src, int token0,
+                                               const EncodePackParams& p, int head, int lane) {
+  constexpr int kChunks = HEAD_DIM / 4;
+#pragma unroll 4
+  for (int q = lane; q < 16 * kChunks; q += 32) {
+    const int r = q / kChunks, c = q % kChunks;
+    const bool valid = token0 + r < p.num_tokens;
+    const int64_t row = static_cast<int64_t>(valid ? token0 + r : 0) * p.num_kv_heads + head;
+    CpAsync16ZeroFill(x_w + XIndex<HEAD_DIM>(r, 4 * c), src + row * HEAD_DIM + 4 * c, valid);
+  }
+  CpAsyncCommit();
+}
+
+// Splits the fp32 Rᵀ of groups [g0, g1) into fp16 hi and lo planes (both
+// scaled by kSplitScale), each group padded with zeros to Pad16(d) rows and
+// columns: the B operand, plane row p = k position holding Rᵀ[j][·] = column
+// j of R (j = KCoordinate), column n holding coordinate i (NCoordinate), in
+// 16-byte chunks (n-tiles) placed by ChunkSwizzle. Whole CTA.
+template <int HEAD_DIM>
+__device__ void StageRotations(__half* rotation_s, const EncodePackParams& p,
+                               const PackedHeadDesc& desc, bool is_v, int g0, int g1, int tid) {
+  int base = 0;
+  for (int g = g0; g < g1; ++g) {
+    const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
+    const int d = grp.size, pad = Pad16(d), m = pad / 8;
+    const float* rt = p.rotations + grp.rotation_t;
+    __half* hi = rotation_s + base;
+    __half* lo = hi + pad * pad;
+    for (int q = tid; q < pad * m; q += kEncodeThreads) {
+      // Row p (k position), chunk c (n-tile): coordinates j and 8c + NCoordinate(·).
+      const int p_row = q / m, c = q - p_row * m;
+      const int j = (p_row & ~15) + KCoordinate(p_row & 15);
+      float v[8];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = 8 * c + 2 * e;  // d is even: a pair is wholly inside or outside
+        float2 pair = make_float2(0.0f, 0.0f);
+        if (j < d && i < d) pair = __ldg(reinterpret_cast<const float2*>(rt + j * d + i));
+        v[2 * e] = pair.x;
+        v[2 * e + 1] = pair.y;
+      }
+      uint32_t h[4], l[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        SplitHalf2(v[NCoordinate(2 * e)] * kSplitScale, v[NCoordinate(2 * e + 1)] * kSplitScale,
+                   h[e], l[e]);
+      }
+      const int chunk = p_row * m + (c ^ ChunkSwizzle(p_row, m));
+      *reinterpret_cast<uint4*>(hi + 8 * chunk) = make_uint4(h[0], h[1], h[2], h[3]);
+      *reinterpret_cast<uint4*>(lo + 8 * chunk) = make_uint4(l[0], l[1], l[2], l[3]);
+    }
+    base += 2 * pad * pad;
+  }
+}
+
+// Calls f(IntConstant<K>) for K = ksteps in [1, MAX]: the group loops below
+// get compile-time trip counts, so that they unroll into straight code that
+// ptxas can schedule (ldmatrix ahead of the MMAs that need it).
+template <int K, int MAX, typename F>
+__device__ __forceinline__ void WithKSteps(int ksteps, F&& f) {
+  if constexpr (K < MAX) {
+    if (ksteps != K) return WithKSteps<K + 1, MAX>(ksteps, f);
+  }
+  f(std::integral_constant<int, K>{});
+}
+
+// The A fragments of one warp's 16 rows for one group of KSTEPS k-steps:
+// x·s·2^10 split into hi and lo (k-step kk covers permuted positions offset +
+// 16kk .. +15, zero past d), and the norms n of the thread's two rows (row,
+// row + 8).
+template <int KSTEPS>
+struct RowFragments {
+  uint32_t hi[KSTEPS][4];
+  uint32_t lo[KSTEPS][4];
+  double norm[2];
+};
+
+template <int HEAD_DIM, int KSTEPS>
+__device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const float* x_w,
+                                                  const uint8_t* permutation_s,
+                                                  const EncodeGroup& grp, int lane) {
+  const int row = lane >> 2, t = lane & 3, d = grp.size;
+  // v[kk][2h + r][e]: row `row + 8r`, coordinate 16kk + 8h + t + 4e (zero
+  // past d): the A fragment order (a[0] row, a[1] row + 8, then k + 8).
+  float v[KSTEPS][4][2];
+  double sum[2] = {0.0, 0.0};
+#pragma unroll
+  for (int kk = 0; kk < KSTEPS; ++kk) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int coordinate = 16 * kk + 8 * h + t + 4 * e;
+        // The shared rows are in original dimension order.
+        const int dim = coordinate < d ? permutation_s[grp.offset + coordinate] : 0;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const float x = coordinate < d ? x_w[XIndex<HEAD_DIM>(row + 8 * r, dim)] : 0.0f;
+          v[kk][2 * h + r][e] = x;
+          sum[r] = __dadd_rn(sum[r], Square(x));
+        }
+      }
+    }
+  }
+  const double sqrt_d = sqrt(static_cast<double>(d));
+  float scale[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    f.norm[r] = sqrt(LaneSumTotal(sum[r]));
+    // s as the CPU rounds it, then the exact power of two of the split.
+    scale[r] =
+        (f.norm[r] > 0.0 && isfinite(f.norm[r]) ? static_cast<float>(sqrt_d / f.norm[r]) : 0.0f) *
+        kSplitScale;
+  }
+#pragma unroll
+  for (int kk = 0; kk < KSTEPS; ++kk) {
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const float s = scale[a & 1];
+      SplitHalf2(v[kk][a][0] * s, v[kk][a][1] * s, f.hi[kk][a], f.lo[kk][a]);
+    }
+  }
+}
+
+// z = R·(x·s) for the warp's 16 rows (slab tokens token0 ..) and one group,
+// quantized: codes into the slab's code buffer, n' into norm_row[0..15].
+// rotation_hi: the group's staged hi plane (lo follows).
+template <int KSTEPS>
+__device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f,
+                                                   const __half* rotation_hi, uint8_t* code_s,
+                                                   int token0, uint16_t* norm_row,
+                                                   const EncodeGroup& grp, bool dim_major,
+                                                   const float* boundaries,
+                                                   const double* centroid_squares, int lane) {
+  constexpr int kPad = 16 * KSTEPS, m = kPad / 8;
+  const int row = lane >> 2, t = lane & 3, d = grp.size;
+  const int code_base = kKernelPageTokens * grp.offset;
+  // ldmatrix.x4.trans: lane supplies row r of matrix q; matrices (hi, k 0-7),
+  // (hi, k 8-15), (lo, k 0-7), (lo, k 8-15) give b_hi[0..1], b_lo[0..1].
+  const int matrix = lane >> 3, matrix_row = lane & 7, swizzle = ChunkSwizzle(matrix_row, m);
+  const uint32_t lane_base = SharedAddress(rotation_hi) + 2 * (matrix >> 1) * kPad * kPad +
+                             16 * ((8 * (matrix & 1) + matrix_row) * m);
+  double code_sum[2] = {0.0, 0.0};
+#pragma unroll 1
+  for (int nt2 = 0; nt2 < KSTEPS; ++nt2) {  // output coordinates 16·nt2 .. +15
+    float acc[2][3][4] = {};                // [n-tile][hi·hi, hi·lo, lo·hi][fragment]
+#pragma unroll
+    for (int kk = 0; kk < KSTEPS; ++kk) {
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+        uint32_t b[4];
+        LdMatrixX4Trans(b, lane_base + 256 * m * kk + 16 * ((2 * nt2 + n) ^ swizzle));
+        const uint32_t b_hi[2] = {b[0], b[1]}, b_lo[2] = {b[2], b[3]};
+        MmaF16x16x8(acc[n][0], f.hi[kk], b_hi);
+        MmaF16x16x8(acc[n][1], f.hi[kk], b_lo);
+        MmaF16x16x8(acc[n][2], f.lo[kk], b_hi);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+      float scaled_z[4];  // z·kSumScale, as the staged boundaries
+#pragma unroll
+      for (int e = 0; e < 4; ++e) scaled_z[e] = acc[n][0][e] + (acc[n][1][e] + acc[n][2][e]);
+      int code[4];
+      CountBelow4(scaled_z, boundaries, grp.bits, code);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {  // fragment e: row `row + 8 (e / 2)`, column 2t + e % 2
+        const int coordinate = 16 * nt2 + 8 * n + t + 4 * (e & 1), r = e >> 1;
+        const bool valid = coordinate < d;
+        if (valid) {
+          const int element = StreamElement(token0 + row + 8 * r, coordinate, d, dim_major);
+          code_s[CodeByte(code_base + element)] = static_cast<uint8_t>(code[e]);
+        }
+        code_sum[r] = __dadd_rn(code_sum[r], valid ? centroid_squares[code[e]] : 0.0);
+      }
+    }
+  }
+  const double sqrt_d = sqrt(static_cast<double>(d));
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const uint16_t corrected = CorrectedNorm(f.norm[rr], sqrt_d, LaneSumTotal(code_sum[rr]));
+    if (t == 0) norm_row[row + 8 * rr] = corrected;
+  }
+}
+
+// Four byte-sized codes (LSB first) packed at `bits` each.
+__device__ __forceinline__ uint32_t PackFourCodes(uint32_t q, int bits) {
+  return (q & 0xffu) | (q >> 8 & 0xffu) << bits | (q >> 16 & 0xffu) << 2 * bits |
+         (q >> 24) << 3 * bits;
+}
+
+// 16-byte unit u (bits [128u, 128u + 128)) of a group's page code stream of
+// `bits`-bit codes, from the code buffer (the group's codes from byte
+// code_base, in stream order). The stream (64·d codes, d even) is whole units
+// and whole code words; a code straddling two units is read by both.
+__device__ __forceinline__ uint4 StreamUnit(const uint8_t* code_s, int code_base, int u, int bits) {
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(code_s);
+  const int e = 128 * u / bits;  // the first code in the unit
+  int w = (code_base + e) >> 2;  // its word of four codes (code_base is a multiple of 128)
+  const int before = e & 3;      // codes of that word before it
+  // Pending stream bits, LSB first: from the first code on, less its bits before the unit.
+  const int skip = 128 * u - e * bits;
+  uint64_t pending = PackFourCodes(words[CodeByte(4 * w) >> 2] >> 8 * before, bits) >> skip;
+  int filled = (4 - before) * bits - skip;
+  uint32_t word[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    for (; filled < 32; filled += 4 * bits) {
+      pending |= static_cast<uint64_t>(PackFourCodes(words[CodeByte(4 * ++w) >> 2], bits))
+                 << filled;
+    }
+    word[k] = static_cast<uint32_t>(pending);
+    pending >>= 32;
+    filled -= 32;
+  }
+  return make_uint4(word[0], word[1], word[2], word[3]);
+}
+
+__device__ __forceinline__ void StoreCode(uint32_t* words, int bit, int stride, uint32_t code) {
+  const int w = bit >> 5;
+  const int shift = bit & 31;
   const uint32_t mask = (1u << stride) - 1u;
   atomicAnd(words + w, ~(mask << shift));
   atomicOr(words + w, code << shift);
@@ -41,104 +457,136 @@ __device__ __forceinline__ void StoreCode(uint32_t* words, int64_t bit, int stri
   }
 }
 
+// Writes one group's codes and norms of the slab. whole_page: the slab is page
+// slot_s[0] / 64 in slot order, written as whole 16-byte units; otherwise code
+// by code into each token's slot (negative slots skipped). Whole CTA.
+__device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, bool is_v, int g,
+                                           const EncodeGroup& grp, const uint8_t* code_s,
+                                           const uint16_t* norm_s, const int64_t* slot_s,
+                                           bool whole_page, int tid) {
+  const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
+  const uint16_t* norms = norm_s + g * kSlabTokens;
+  if (whole_page) {
+    uint8_t* page =
+        p.pages + ((slot_s[0] / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
+    uint4* stream = reinterpret_cast<uint4*>(page + grp.block_offset);
+    const int units = 2 * d * bits / 4;  // 64·d·bits bits in 16-byte units (d is even)
+    for (int u = tid; u < units; u += kEncodeThreads) {
+      stream[u] = StreamUnit(code_s, code_base, u, bits);
+    }
+    if (tid < 2 * kSlabTokens / 16) {
+      reinterpret_cast<uint4*>(page + grp.norm_offset)[tid] =
+          reinterpret_cast<const uint4*>(norms)[tid];
+    }
+    return;
+  }
+  for (int i = tid; i < kSlabTokens * d; i += kEncodeThreads) {
+    const int token = i / d, c = i - token * d;
+    const int64_t slot = slot_s[token];
+    if (slot < 0) continue;
+    uint8_t* page = p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
+    const int s = static_cast<int>(slot % kKernelPageTokens);
+    StoreCode(reinterpret_cast<uint32_t*>(page + grp.block_offset),
+              StreamElement(s, c, d, is_v) * bits, bits,
+              code_s[CodeByte(code_base + StreamElement(token, c, d, is_v))]);
+  }
+  if (tid < kSlabTokens && slot_s[tid] >= 0) {
+    const int64_t slot = slot_s[tid];
+    uint8_t* page = p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
+    reinterpret_cast<uint16_t*>(page + grp.norm_offset)[slot % kKernelPageTokens] = norms[tid];
+  }
+}
+
 }  // namespace internal
 
+// slabs_per_cta: consecutive 64-token slabs per CTA (EncodeSlabsPerCta).
 template <int HEAD_DIM>
-__global__ void __launch_bounds__(internal::kEncodeThreads)
-    EncodePackKernel(const __grid_constant__ EncodePackParams p) {
+__global__ void __launch_bounds__(internal::kEncodeThreads, 2)
+    EncodePackKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta) {
   using namespace internal;
-  __shared__ float x_s[kEncodeTokens][HEAD_DIM];
-  __shared__ uint8_t code_s[kEncodeTokens][HEAD_DIM];
-  __shared__ double norm_s[kEncodeTokens];
-  __shared__ float scale_s[kEncodeTokens];
-  const int tid = threadIdx.x;
-  const int token0 = blockIdx.x * kEncodeTokens;
-  const int kv_head = blockIdx.y;
-  const bool is_v = blockIdx.z == 1;
-  const PackedHeadDesc& desc = p.heads[kv_head];
-  const int tokens = min(kEncodeTokens, p.num_tokens - token0);
-  const float* src = is_v ? p.v : p.k;
+  using S = EncodeSmem<HEAD_DIM>;
+  extern __shared__ __align__(16) uint8_t smem[];
+  __half* rotation_s = reinterpret_cast<__half*>(smem + S::kRotation);
+  float* x_s = reinterpret_cast<float*>(smem + S::kX);
+  uint8_t* code_s = smem + S::kCodes;
+  uint16_t* norm_s = reinterpret_cast<uint16_t*>(smem + S::kNorms);
+  int64_t* slot_s = reinterpret_cast<int64_t*>(smem + S::kSlots);
+  double* square_s = reinterpret_cast<double*>(smem + S::kCentroidSquares);
+  float* boundary_s = reinterpret_cast<float*>(smem + S::kBoundaries);
+  uint8_t* permutation_s = smem + S::kPermutation;
 
-  // Gather in permuted order (V: identity).
-  for (int i = tid; i < kEncodeTokens * HEAD_DIM; i += kEncodeThreads) {
-    const int tk = i / HEAD_DIM, pos = i % HEAD_DIM;
-    const int dim = is_v ? pos : desc.permutation[pos];
-    x_s[tk][pos] =
-        tk < tokens
-            ? src[(static_cast<int64_t>(token0 + tk) * p.num_kv_heads + kv_head) * HEAD_DIM + dim]
-            : 0.0f;
+  const int tid = OpaqueThreadIndex();
+  const int warp = tid >> 5, lane = tid & 31;
+  const int head = blockIdx.y;
+  const bool is_v = blockIdx.z == 1;
+  const PackedHeadDesc& desc = p.heads[head];
+  const float* src = is_v ? p.v : p.k;
+  const int total_slabs = (p.num_tokens + kSlabTokens - 1) / kSlabTokens;
+  const int slab0 = blockIdx.x * slabs_per_cta;
+  const int slabs = min(slabs_per_cta, total_slabs - slab0);
+  float* x_w = x_s + 16 * warp * HEAD_DIM;
+
+  // Prologue: the first slab's rows in flight while the tables and the first
+  // round of rotations are staged.
+  IssueTokenRows<HEAD_DIM>(x_w, src, slab0 * kSlabTokens + 16 * warp, p, head, lane);
+  for (int i = tid; i < HEAD_DIM; i += kEncodeThreads) {
+    permutation_s[i] = static_cast<uint8_t>(is_v ? i : desc.permutation[i]);
   }
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (int k = tid; k < (1 << bits); k += kEncodeThreads) {
+      // c² exactly (24-bit significands) in fp64, as the CPU's centroid_square.
+      square_s[CentroidTableOffset(bits) + k] = Square(p.tables->centroids[bits - 1][k]);
+      if (k + 1 < (1 << bits)) {
+        boundary_s[BoundaryTableOffset(bits) + k] = p.tables->boundaries[bits - 1][k] * kSumScale;
+      }
+    }
+  }
+
   const int num_groups = is_v ? 1 : desc.num_groups;
-  for (int grp = 0; grp < num_groups; ++grp) {
-    const int bits = is_v ? p.v_bits : desc.bits[grp];
-    const int d = is_v ? HEAD_DIM : desc.size[grp];
-    const int off = is_v ? 0 : desc.offset[grp];
-    const double sqrt_d = sqrt(static_cast<double>(d));
-    __syncthreads();
-    if (tid < kEncodeTokens) {
-      const float* xt = &x_s[tid][off];
-      const double norm = sqrt(SumOf4Lanes(d, [&](int i) {
-        return __dmul_rn(static_cast<double>(xt[i]), static_cast<double>(xt[i]));
-      }));
-      norm_s[tid] = norm;
-      scale_s[tid] = norm > 0.0 && isfinite(norm) ? static_cast<float>(sqrt_d / norm) : 0.0f;
-    }
-    __syncthreads();
-    // y_i = Σ_j R[i][j]·x_j, j in order, separately rounded (Rᵀ read coalesced).
-    const float* rt = p.rotations + (is_v ? desc.v_rotation_t : desc.k_rotation_t[grp]);
-    const float* boundaries = p.tables->boundaries[bits - 1];
-    for (int i = tid; i < d; i += kEncodeThreads) {
-      float acc[kEncodeTokens];
-#pragma unroll
-      for (int tk = 0; tk < kEncodeTokens; ++tk) acc[tk] = 0.0f;
-      for (int j = 0; j < d; ++j) {
-        const float r = rt[static_cast<int64_t>(j) * d + i];
-#pragma unroll
-        for (int tk = 0; tk < kEncodeTokens; ++tk)
-          acc[tk] = __fadd_rn(acc[tk], __fmul_rn(r, x_s[tk][off + j]));
+  for (int g0 = 0, g1; g0 < num_groups; g0 = g1) {
+    // Rounds: the groups whose rotations fit the buffer together (all of them
+    // unless the K layout is lopsided). The previous round ended in a barrier.
+    g1 = RoundEnd(desc, is_v, HEAD_DIM, num_groups, g0, S::kRotationHalves);
+    StageRotations<HEAD_DIM>(rotation_s, p, desc, is_v, g0, g1, tid);
+    for (int s = 0; s < slabs; ++s) {
+      const int token0 = (slab0 + s) * kSlabTokens;
+      if (tid < kSlabTokens) {
+        slot_s[tid] = token0 + tid < p.num_tokens ? p.slot_mapping[token0 + tid] : -1;
       }
-#pragma unroll 4
-      for (int tk = 0; tk < kEncodeTokens; ++tk) {
-        const float z = __fmul_rn(acc[tk], scale_s[tk]);
-        int pos = 0;
-        for (int step = 1 << (bits - 1); step > 0; step >>= 1) {
-          pos += boundaries[pos + step - 1] < z ? step : 0;
-        }
-        code_s[tk][off + i] = static_cast<uint8_t>(pos);
-      }
-    }
-    __syncthreads();
-    const float* centroids = p.tables->centroids[bits - 1];
-    const int stride = bits;  // page streams are dense at every width
-    for (int i = tid; i < tokens * d; i += kEncodeThreads) {
-      const int tk = i / d, c = i % d;
-      const int64_t slot = p.slot_mapping[token0 + tk];
-      if (slot < 0) continue;
-      uint8_t* page =
-          p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + kv_head) * p.page_stride;
-      const int64_t s = slot % kKernelPageTokens;
-      const int64_t element = is_v ? c * kKernelPageTokens + s : s * d + c;
-      uint32_t* block =
-          reinterpret_cast<uint32_t*>(page + (is_v ? desc.v_block_offset : desc.block_offset[grp]));
-      StoreCode(block, element * stride, stride, code_s[tk][off + c]);
-    }
-    if (tid < tokens) {
-      const int64_t slot = p.slot_mapping[token0 + tid];
-      if (slot >= 0) {
-        const uint8_t* codes = &code_s[tid][off];
-        const double code_norm2 = SumOf4Lanes(d, [&](int i) {
-          const double c = centroids[codes[i]];
-          return __dmul_rn(c, c);
+      CpAsyncWait<0>();
+      __syncthreads();  // rows, rotations and slots visible
+      int rotation_offset = 0;
+      for (int g = g0; g < g1; ++g) {
+        const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
+        const int pad = Pad16(grp.size);
+        WithKSteps<1, S::kMaxKSteps>(pad / 16, [&](auto ksteps) {
+          RowFragments<ksteps> f;
+          BuildRowFragments<HEAD_DIM, ksteps>(f, x_w, permutation_s, grp, lane);
+          if (g == g1 - 1 && (s + 1 < slabs || g1 < num_groups)) {
+            // The rows are in registers now: fetch the next slab's (or, for
+            // the next round, the first one's again) while this group multiplies.
+            __syncwarp();
+            const int next = s + 1 < slabs ? s + 1 : 0;
+            IssueTokenRows<HEAD_DIM>(x_w, src, (slab0 + next) * kSlabTokens + 16 * warp, p, head,
+                                     lane);
+          }
+          RotateQuantizeRows<ksteps>(f, rotation_s + rotation_offset, code_s, 16 * warp,
+                                     norm_s + g * kSlabTokens + 16 * warp, grp, is_v,
+                                     boundary_s + BoundaryTableOffset(grp.bits),
+                                     square_s + CentroidTableOffset(grp.bits), lane);
         });
-        const double corrected = __ddiv_rn(__dmul_rn(norm_s[tid], sqrt_d), sqrt(code_norm2));
-        uint8_t* page =
-            p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + kv_head) * p.page_stride;
-        const int64_t s = slot % kKernelPageTokens;
-        uint16_t* norm = reinterpret_cast<uint16_t*>(
-            page + (is_v ? desc.v_norm_offset + 2 * s
-                         : desc.k_norm_offset + 2 * (grp * kKernelPageTokens + s)));
-        *norm = FloatToHalfSaturate(static_cast<float>(corrected));
+        rotation_offset += 2 * pad * pad;
       }
+      // A whole page in slot order: all 64 tokens present, consecutive slots
+      // from a page boundary.
+      const bool whole_page = __syncthreads_and(
+          tid >= kSlabTokens ||
+          (slot_s[0] >= 0 && slot_s[0] % kKernelPageTokens == 0 && slot_s[tid] == slot_s[0] + tid));
+      for (int g = g0; g < g1; ++g) {
+        StoreGroup(p, head, is_v, g, GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g), code_s,
+                   norm_s, slot_s, whole_page, tid);
+      }
+      __syncthreads();  // code rows, norms, slots (and at a round's end the rotations) free
     }
   }
 }
