@@ -44,16 +44,38 @@ void FillTables(CodeTables& t) {
   }
 }
 
+// The V widths: one per layer when layer_v_bits is set (errors name the
+// layer), else v_bits. Attention's dispatch set unless encode_only, which
+// takes every width a page can store.
+absl::Status CheckVBits(const PackedDecodeConfig& config) {
+  auto unsupported = [&](int bits) -> std::string {
+    if (!config.encode_only) return UnsupportedVBits(bits);
+    if (bits >= 1 && bits <= 8) return "";
+    return absl::StrFormat("v_bits %d is outside [1, 8] (encode-only plan)", bits);
+  };
+  if (config.layer_v_bits.empty()) {
+    const std::string e = unsupported(config.v_bits);
+    return e.empty() ? absl::OkStatus() : absl::InvalidArgumentError(e);
+  }
+  if (config.layer_v_bits.size() != static_cast<size_t>(config.num_layers)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "layer_v_bits has %d widths for %d layers", config.layer_v_bits.size(), config.num_layers));
+  }
+  for (int l = 0; l < config.num_layers; ++l) {
+    if (std::string e = unsupported(config.layer_v_bits[l]); !e.empty()) {
+      return absl::InvalidArgumentError(absl::StrFormat("layer %d: %s", l, e));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConfig& config,
                                                           absl::Span<const HeadCodec> heads) {
-  // Encode-only plans take any V width; UnsupportedDecodeConfig checks the rest.
-  const int checked_v_bits =
-      config.encode_only && config.v_bits >= 1 && config.v_bits <= 8 ? 3 : config.v_bits;
-  if (std::string e = UnsupportedDecodeConfig(config.head_dim, config.group_size, checked_v_bits);
-      !e.empty()) {
-    return absl::InvalidArgumentError(e);
+  for (const std::string& e :
+       {UnsupportedHeadDim(config.head_dim), UnsupportedGroupSize(config.group_size)}) {
+    if (!e.empty()) return absl::InvalidArgumentError(e);
   }
   if (config.num_layers < 1 || config.num_kv_heads < 1 || config.max_batch < 1 ||
       config.num_sms < 1 || config.max_splits < 0) {
@@ -69,6 +91,7 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
         absl::StrFormat("max_sink %d + max_recent %d must be in [0, %d]", config.max_sink,
                         config.max_recent, kMaxFp16Tokens));
   }
+  if (absl::Status s = CheckVBits(config); !s.ok()) return s;
   const size_t num_heads = static_cast<size_t>(config.num_layers) * config.num_kv_heads;
   if (heads.size() != num_heads) {
     return absl::InvalidArgumentError(absl::StrFormat("%d head codecs for %d layers x %d KV heads",
@@ -78,6 +101,7 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
   const int hd = config.head_dim;
   PackedDecodePlan plan;
   plan.config_ = config;
+  plan.layer_page_strides_.assign(config.num_layers, 0);
   plan.max_splits_ =
       config.max_splits > 0
           ? config.max_splits
@@ -87,14 +111,15 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
   std::vector<float> rotations;
   for (size_t h = 0; h < num_heads; ++h) {
     const HeadCodec& codec = heads[h];
+    const int layer = static_cast<int>(h / config.num_kv_heads);
     const std::string where =
-        absl::StrFormat("layer %d KV head %d", h / config.num_kv_heads, h % config.num_kv_heads);
+        absl::StrFormat("layer %d KV head %d", layer, h % config.num_kv_heads);
     if (codec.k_layout.head_dim != hd) {
       return absl::InvalidArgumentError(absl::StrFormat("%s: K layout head_dim %d, config %d",
                                                         where, codec.k_layout.head_dim, hd));
     }
     absl::StatusOr<PackedPageLayout> layout =
-        PackedPageLayout::Create(codec.k_layout, config.v_bits);
+        PackedPageLayout::Create(codec.k_layout, plan.v_bits(layer));
     if (!layout.ok()) {
       return absl::InvalidArgumentError(
           absl::StrFormat("%s: %s", where, layout.status().message()));
@@ -146,6 +171,8 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
     d.v_rotation = static_cast<int64_t>(rotations.size());
     rotations.insert(rotations.end(), codec.v_rotation.matrix.begin(),
                      codec.v_rotation.matrix.end());
+    plan.layer_page_strides_[layer] =
+        std::max<int64_t>(plan.layer_page_strides_[layer], d.page_bytes);
     plan.page_stride_ = std::max<int64_t>(plan.page_stride_, d.page_bytes);
     plan.layouts_.push_back(*std::move(layout));
   }
@@ -166,6 +193,10 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
   plan.partial_ml_offset_ = plan.partial_o_offset_ + AlignUp(parts * hd * sizeof(float));
   plan.workspace_bytes_ = plan.partial_ml_offset_ + AlignUp(parts * 2 * sizeof(float));
   return plan;
+}
+
+int PackedDecodePlan::v_bits(int layer) const {
+  return config_.layer_v_bits.empty() ? config_.v_bits : config_.layer_v_bits[layer];
 }
 
 cudaError_t PackedDecodePlan::Upload(void* workspace, cudaStream_t stream) const {
@@ -190,10 +221,10 @@ EncodePackParams PackedDecodePlan::EncodeParams(int layer, void* workspace) cons
             static_cast<size_t>(layer) * config_.num_kv_heads;
   p.rotations = reinterpret_cast<const float*>(ws + rotations_offset_);
   p.tables = reinterpret_cast<const CodeTables*>(ws + tables_offset_);
-  p.page_stride = page_stride_;
+  p.page_stride = page_stride(layer);
   p.num_kv_heads = config_.num_kv_heads;
   p.head_dim = config_.head_dim;
-  p.v_bits = config_.v_bits;
+  p.v_bits = v_bits(layer);
   return p;
 }
 
@@ -208,9 +239,9 @@ PackedDecodeParams PackedDecodePlan::DecodeParams(int layer, void* workspace, in
   p.num_kv_heads = config_.num_kv_heads;
   p.group_size = config_.group_size;
   p.head_dim = config_.head_dim;
-  p.v_bits = config_.v_bits;
+  p.v_bits = v_bits(layer);
   p.num_splits = std::clamp(num_splits, 1, max_splits_);
-  p.page_stride = page_stride_;
+  p.page_stride = page_stride(layer);
   p.partial_o = reinterpret_cast<float*>(ws + partial_o_offset_);
   p.partial_ml = reinterpret_cast<float*>(ws + partial_ml_offset_);
   p.batch = std::min(batch, config_.max_batch);

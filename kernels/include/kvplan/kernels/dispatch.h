@@ -22,20 +22,28 @@
 
 namespace kvplan::kernels {
 
+// "" when the value is in its dispatch set, otherwise a message naming it and
+// the set. Separate so that callers can check one parameter (a plan checks
+// each layer's V width and names the layer).
+inline std::string UnsupportedHeadDim(int head_dim) {
+  if (head_dim == 64 || head_dim == 128) return "";
+  return "head_dim " + std::to_string(head_dim) + " is not supported; supported: {64, 128}";
+}
+inline std::string UnsupportedGroupSize(int group_size) {
+  if (group_size == 1 || group_size == 2 || group_size == 4 || group_size == 8) return "";
+  return "group_size " + std::to_string(group_size) + " is not supported; supported: {1, 2, 4, 8}";
+}
+inline std::string UnsupportedVBits(int v_bits) {
+  if (v_bits == 2 || v_bits == 3 || v_bits == 4 || v_bits == 8) return "";
+  return "v_bits " + std::to_string(v_bits) + " is not supported; supported: {2, 3, 4, 8}";
+}
+
 // "" when (head_dim, group_size, v_bits) is in the dispatch set, otherwise a
 // message naming the first unsupported value and its set.
 inline std::string UnsupportedDecodeConfig(int head_dim, int group_size, int v_bits) {
-  if (head_dim != 64 && head_dim != 128) {
-    return "head_dim " + std::to_string(head_dim) + " is not supported; supported: {64, 128}";
-  }
-  if (group_size != 1 && group_size != 2 && group_size != 4 && group_size != 8) {
-    return "group_size " + std::to_string(group_size) +
-           " is not supported; supported: {1, 2, 4, 8}";
-  }
-  if (v_bits != 2 && v_bits != 3 && v_bits != 4 && v_bits != 8) {
-    return "v_bits " + std::to_string(v_bits) + " is not supported; supported: {2, 3, 4, 8}";
-  }
-  return "";
+  if (std::string e = UnsupportedHeadDim(head_dim); !e.empty()) return e;
+  if (std::string e = UnsupportedGroupSize(group_size); !e.empty()) return e;
+  return UnsupportedVBits(v_bits);
 }
 
 template <int V>

@@ -1,11 +1,14 @@
 // Plan once, run many: the host side of the packed-cache kernels.
 //
 // A PackedDecodePlan is computed once per model and bit plan from every
-// (layer, KV head)'s K GroupLayout and rotations and V's rotation. It fixes
-// the page layout of each head (core/packed_page.h; one page_stride for all
-// heads so that pages of a layer are [num_pages, num_kv_heads, page_stride]),
-// and carves a caller-owned device workspace into named, 256-byte aligned
-// regions:
+// (layer, KV head)'s K GroupLayout and rotations and V's rotation and width
+// (per layer: a stored plan's exempt layers keep V wider; plan_codecs.h builds
+// all of it from a core/plan.h KvPlan). It fixes the page layout of each head
+// (core/packed_page.h) and one page stride per layer, the largest page of its
+// heads, so that pages of a layer are [num_pages, num_kv_heads,
+// page_stride(layer)] and narrow layers do not pay for an exempt layer's wide
+// pages. It carves a caller-owned device workspace into named, 256-byte
+// aligned regions:
 //   descs       [num_layers, num_kv_heads] PackedHeadDesc       (uploaded)
 //   tables      CodeTables: codebooks, boundaries, fp16 decode tables (uploaded)
 //   rotations   every K group's Rᵀ, V's Rᵀ and R, fp32            (uploaded)
@@ -45,8 +48,13 @@ struct PackedDecodeConfig {
   int group_size = 1;
   // Must be in the dispatch set: 64 or 128.
   int head_dim = 0;
-  // V width (uniform TQ-MSE). Must be in the dispatch set.
+  // V width (uniform TQ-MSE) of every layer while layer_v_bits is empty;
+  // unused otherwise. Must be in the dispatch set.
   int v_bits = 3;
+  // V width per layer ([num_layers]; KvPlan::VBits), for plans whose exempt
+  // layers store V wider. Each must be in the dispatch set. Default: empty
+  // (v_bits for every layer).
+  std::vector<int> layer_v_bits;
   // Largest batch a step may have (sizes the per-step scratch). Default: 1.
   int max_batch = 1;
   // Largest key-axis split count; 0 derives it from num_sms. Default: 0.
@@ -56,7 +64,7 @@ struct PackedDecodeConfig {
   // Most fp16 sink and recent tokens per sequence; sum <= kMaxFp16Tokens.
   int max_sink = 0;
   int max_recent = 0;
-  // The plan only feeds encode (any v_bits in [1, 8]), not attention, whose
+  // The plan only feeds encode (any V width in [1, 8]), not attention, whose
   // dispatch set is narrower. Default: false.
   bool encode_only = false;
 };
@@ -73,15 +81,22 @@ struct HeadCodec {
 class PackedDecodePlan {
  public:
   // heads: [num_layers * num_kv_heads], layer-major. InvalidArgument naming the
-  // problem for sizes outside the dispatch set, wrong counts, invalid layouts,
-  // rotations that do not fit their groups.
+  // problem (and the layer or head it is in) for sizes outside the dispatch
+  // set, wrong counts, invalid layouts, rotations that do not fit their groups.
   static absl::StatusOr<PackedDecodePlan> Create(const PackedDecodeConfig& config,
                                                  absl::Span<const HeadCodec> heads);
 
   const PackedDecodeConfig& config() const { return config_; }
   int max_splits() const { return max_splits_; }
   size_t workspace_bytes() const { return workspace_bytes_; }
-  // Bytes of one (page, kv_head); a multiple of 16.
+  // V width of `layer` (layer_v_bits[layer], else v_bits).
+  int v_bits(int layer) const;
+  // Bytes of one (page, kv_head) of `layer`: the largest page of its heads, a
+  // multiple of 16. What EncodeParams/DecodeParams(layer) set; any larger
+  // multiple of 16 works too if the caller sets it in the params instead.
+  int64_t page_stride(int layer) const { return layer_page_strides_[layer]; }
+  // The largest page_stride(layer) over all layers: an upper bound, e.g. for
+  // one page pool shared by every layer (set it in each layer's params then).
   int64_t page_stride() const { return page_stride_; }
   const PackedPageLayout& page_layout(int layer, int kv_head) const {
     return layouts_[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
@@ -107,6 +122,7 @@ class PackedDecodePlan {
   PackedDecodeConfig config_;
   int max_splits_ = 0;
   int64_t page_stride_ = 0;
+  std::vector<int64_t> layer_page_strides_;  // [num_layers]
   std::vector<PackedPageLayout> layouts_;
   std::vector<uint8_t> image_;  // descs, tables, rotations as uploaded
   size_t tables_offset_ = 0;

@@ -1,0 +1,151 @@
+// A stored plan served by the kernels end to end (plan_codecs.h): a Block-GTQ
+// K3V3 plan with an exempt 8-bit layer, every layer encoded on the GPU into
+// pages at its own V width and stride and attended in one decode step: against
+// the fp64 reference over the GPU's pages, and against PackedKvCache (the CPU
+// serving cache) fed the same tokens.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "core/packed_attention.h"
+#include "core/packed_kv_cache.h"
+#include "core/packed_page.h"
+#include "core/plan.h"
+#include "kvplan/kernels/launch.h"
+#include "kvplan/kernels/packed_plan.h"
+#include "kvplan/kernels/plan_codecs.h"
+#include "tests/kernels/codec_fixtures.h"
+#include "tests/kernels/gpu_test_util.h"
+#include "tests/kernels/plan_fixtures.h"
+
+namespace kvplan::kernels::testing {
+namespace {
+
+constexpr int kLayers = 3;
+constexpr int kGroupSize = 4;
+constexpr int kTokens = 200;  // three full pages and a partial one
+
+double MaxAbs(const std::vector<double>& x) {
+  double m = 0.0;
+  for (double v : x) m = std::max(m, std::abs(v));
+  return m;
+}
+
+class PlanDecodeTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(PlanDecodeTest, EveryLayerMatchesTheCpuCache) {
+  KVPLAN_SKIP_WITHOUT_GPU();
+  const int hd = GetParam();
+  absl::StatusOr<KvPlan> stored = ExemptLayerPlan(kLayers, hd);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const int kv_heads = stored->num_kv_heads, q_heads = kv_heads * kGroupSize;
+  absl::StatusOr<PackedKvCache> cache =
+      PackedKvCache::Create(*stored, q_heads, {.sink_tokens = 0, .recent_tokens = 0});
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  absl::StatusOr<PackedDecodePlan> plan =
+      CreateDecodePlanForPlan(*stored, {.group_size = kGroupSize});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  DeviceBuffer<uint8_t> ws(plan->workspace_bytes());
+  KVPLAN_CUDA_OK(plan->Upload(ws.get(), nullptr));
+
+  // Token t in slot t: pages 0..pages-1 in order.
+  const int pages = (kTokens + kPageTokens - 1) / kPageTokens;
+  std::vector<int64_t> slots(kTokens);
+  std::iota(slots.begin(), slots.end(), 0);
+  std::vector<int> page_table(pages);
+  std::iota(page_table.begin(), page_table.end(), 0);
+  const DeviceBuffer<int64_t> d_slots(slots);
+  const DeviceBuffer<int> d_table(page_table);
+  const DeviceBuffer<int> d_len(std::vector<int>{kTokens});
+
+  for (int l = 0; l < kLayers; ++l) {
+    const std::string config = "plan_decode_hd" + std::to_string(hd) + "_layer" +
+                               std::to_string(l) + "_v" + std::to_string(plan->v_bits(l));
+    SCOPED_TRACE(config);
+    const size_t n = static_cast<size_t>(kTokens) * kv_heads * hd;
+    const std::vector<float> k = RandomVector(n, 100 + l);
+    const std::vector<float> v = RandomVector(n, 200 + l);
+    const std::vector<float> q = RandomVector(static_cast<size_t>(q_heads) * hd, 300 + l);
+    ASSERT_TRUE(cache->Append(l, k, v).ok());
+
+    // Pages at this layer's stride (narrower than the exempt layer's).
+    const DeviceBuffer<float> d_k(k), d_v(v), d_q(q);
+    DeviceBuffer<uint8_t> pool(static_cast<size_t>(pages) * kv_heads * plan->page_stride(l));
+    DeviceBuffer<float> out(q.size());
+    EncodePackParams e = plan->EncodeParams(l, ws.get());
+    e.k = d_k.get();
+    e.v = d_v.get();
+    e.slot_mapping = d_slots.get();
+    e.pages = pool.get();
+    e.num_tokens = kTokens;
+    KVPLAN_CUDA_OK(LaunchEncodePack(e, nullptr));
+    PackedDecodeParams p = plan->DecodeParams(l, ws.get(), 1, plan->SplitsFor(1, kTokens));
+    p.q = d_q.get();
+    p.pages = pool.get();
+    p.page_table = d_table.get();
+    p.max_pages_per_seq = pages;
+    p.packed_len = d_len.get();
+    p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    p.out = out.get();
+    KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
+    KVPLAN_CUDA_OK(LaunchPackedDecode(p, nullptr));
+    KVPLAN_CUDA_OK(cudaDeviceSynchronize());
+
+    const std::vector<float> got = out.ToHost();
+
+    // The decode kernel alone: the fp64 reference over the pages the GPU wrote,
+    // at packed_decode_test's tolerance (fp16 operands, fp32 accumulation).
+    const std::vector<uint8_t> host_pool = pool.ToHost();
+    std::vector<double> want(q.size());
+    for (int h = 0; h < kv_heads; ++h) {
+      std::vector<absl::Span<const uint8_t>> head_pages;
+      for (int page = 0; page < pages; ++page) {
+        head_pages.push_back(absl::MakeConstSpan(
+            host_pool.data() + (static_cast<size_t>(page) * kv_heads + h) * plan->page_stride(l),
+            plan->page_stride(l)));
+      }
+      PackedAttentionInputs in;
+      in.q = absl::MakeConstSpan(q.data() + static_cast<size_t>(h) * kGroupSize * hd,
+                                 static_cast<size_t>(kGroupSize) * hd);
+      in.group_size = kGroupSize;
+      in.pages = head_pages;
+      in.num_packed_tokens = kTokens;
+      in.scale = 1.0 / std::sqrt(static_cast<double>(hd));
+      const absl::Status s = PackedDecodeAttentionReference(
+          plan->page_layout(l, h), cache->KRotations(l, h), cache->VRotation(), in,
+          absl::MakeSpan(want.data() + static_cast<size_t>(h) * kGroupSize * hd,
+                         static_cast<size_t>(kGroupSize) * hd));
+      ASSERT_TRUE(s.ok()) << s;
+    }
+    EXPECT_TRUE(AllClose(config + "_gpu_pages", got, want, 4e-3 * MaxAbs(want), 1e-2));
+
+    // Encode too: the CPU serving cache fed the same tokens. The GPU encode
+    // rotates on tensor cores and may flip a code by one where the CPU's z lies
+    // within ~1e-4 of a boundary (encode_pack.cuh, encode_pack_test.cc); in
+    // practice ~1e-6 of codes, so this test's 1.5e5 (hd 64) to 3e5 codes see
+    // one every few runs. A flip moves a coordinate by a whole codebook step:
+    // flipping each code of this very data in turn on the CPU (at hd 128 those
+    // of every third coordinate) moved an output
+    // by at most 0.23·max|want| (median 0.004, 99.9th percentile 0.08). So
+    // 0.25·max|want| covers one flip anywhere plus the kernel's own error,
+    // while a wrong width, stride, layout or rotation is off by about
+    // max|want| on many outputs.
+    std::vector<float> cpu(q.size());
+    ASSERT_TRUE(cache->Attend(l, q, kTokens, absl::MakeSpan(cpu)).ok());
+    const std::vector<double> cpu_want(cpu.begin(), cpu.end());
+    EXPECT_TRUE(AllClose(config + "_cpu_cache", got, cpu_want, 0.25 * MaxAbs(cpu_want), 1e-2));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(HeadDims, PlanDecodeTest, ::testing::Values(64, 128),
+                         [](const ::testing::TestParamInfo<int>& test_info) {
+                           return "hd" + std::to_string(test_info.param);
+                         });
+
+}  // namespace
+}  // namespace kvplan::kernels::testing

@@ -1,0 +1,52 @@
+// Stored bit plans for the kernel tests: built by core from block statistics,
+// as a calibration run would build them.
+//
+// Example:
+//   absl::StatusOr<KvPlan> plan = ExemptLayerPlan(/*layers=*/3, /*head_dim=*/64);
+#ifndef KVPLAN_TESTS_KERNELS_PLAN_FIXTURES_H_
+#define KVPLAN_TESTS_KERNELS_PLAN_FIXTURES_H_
+
+#include <cmath>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/block_stats.h"
+#include "core/energy_table.h"
+#include "core/plan.h"
+#include "core/rope.h"
+
+namespace kvplan::kernels::testing {
+
+inline constexpr int kPlanKvHeads = 2;
+
+// Block-GTQ at K3V3 over `layers` layers of kPlanKvHeads KV heads, layer 0
+// exempt at 8 bits (K one 8-bit group, V 8 bits): the shape of plan whose V
+// width differs per layer. Block energies fall off with the block index and
+// vary with layer and head, so the other layers' heads get several K groups
+// and differ from one another.
+inline absl::StatusOr<KvPlan> ExemptLayerPlan(int layers, int head_dim) {
+  const int blocks = head_dim / 2;
+  absl::StatusOr<BlockStats> stats = BlockStats::Create(
+      {.num_layers = layers, .num_kv_heads = kPlanKvHeads, .num_blocks = blocks});
+  if (!stats.ok()) return stats.status();
+  for (int l = 0; l < layers; ++l) {
+    for (int h = 0; h < kPlanKvHeads; ++h) {
+      std::vector<double> q(blocks), k(blocks);
+      for (int i = 0; i < blocks; ++i) {
+        q[i] = std::pow(0.85, i) * (1 + (i * 7 + 3 * l + 5 * h) % 4);
+        k[i] = std::pow(0.9, i) * (1 + (i * 5 + l + 2 * h) % 3);
+      }
+      if (absl::Status s = stats->Add(l, h, q, 1, k, 1); !s.ok()) return s;
+    }
+  }
+  absl::StatusOr<EnergyTable> table = EnergyTableFromStats(*stats);
+  if (!table.ok()) return table.status();
+  RopeSpec rope;
+  rope.head_dim = rope.rotary_dim = head_dim;
+  return BuildPlan(*table, rope,
+                   {.k_bits = 3, .v_bits = 3, .exempt_layers = {0}, .exempt_bits = 8});
+}
+
+}  // namespace kvplan::kernels::testing
+
+#endif  // KVPLAN_TESTS_KERNELS_PLAN_FIXTURES_H_
