@@ -4,12 +4,16 @@
 # on a subset, and the decode benchmark. Abseil, GoogleTest, nlohmann-json and
 # OpenSSL come as Debian .debs carried in .kdeps (apt-get download ...).
 # Usage (repo root): bench/kernels/run_on_h200.sh [bench args...]; logs to $OUT.
-# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), NCU_CASE,
+# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), KEEP_BUILD=1, NCU_CASE,
 # AB_HEADERS, AB_FLAGS, AB_CASE and AB_TESTS (below). The device tool brings back at most 8
 # files from $OUT: delete what a call does not need (configure.log, build.log) after the script.
 # Name .kdeps in the device tool's carry (it is git-ignored).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
+# A warm device machine keeps /tmp/build-* between calls, and the copied tree
+# keeps this machine's file times, so ninja can miss changed sources and run a
+# stale binary (seen once: session 3, call 12). Build from scratch unless told.
+[ -n "${KEEP_BUILD:-}" ] || rm -rf /tmp/build-gpu /tmp/build-flags /tmp/build-ab*
 mkdir -p "$OUT" /tmp/deb
 for f in .kdeps/*.deb; do dpkg -x "$f" /tmp/deb; done
 TORCH=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null || true)

@@ -32,8 +32,9 @@
 // Stores. A slab whose 64 tokens fill one page in order (slot_mapping[t0 + i]
 // = slot_mapping[t0] + i, slot_mapping[t0] a multiple of 64, t0 the slab's
 // first token; a prefill whose sequence starts on a slab) is assembled in
-// shared memory in page-stream order and written as whole 16-byte units of
-// the page's code streams and norms, no atomics. Any other slab (decode
+// shared memory in page-stream order and written without atomics: each code
+// stream as chunks of 64 codes that a thread packs in registers (8-byte
+// stores), the norms as 16-byte units. Any other slab (decode
 // tokens, shuffled or partial pages, negative slots = skipped tokens) stores
 // each code with an atomicAnd (clear its bits) and an atomicOr (set them),
 // since codes of neighbouring slots share 32-bit words: concurrent writers of
@@ -109,10 +110,8 @@ __device__ __forceinline__ int XIndex(int row, int dim) {
 // CodeByte(b) is where byte b of that order lives: the word index XOR
 // 2·((w / 32) mod 8), which spreads a warp's code stores (8 rows by 4
 // coordinates each) over distinct banks for V and for K groups of 16·2^k.
-__device__ __forceinline__ int CodeByte(int b) {
-  const int w = b >> 2;
-  return (w ^ ((w >> 5 & 7) << 1)) << 2 | (b & 3);
-}
+// In byte terms: bits 3..5 of b XOR bits 7..9 (two instructions, SHF and LOP3).
+__device__ __forceinline__ int CodeByte(int b) { return b ^ (b >> 4 & 0x38); }
 __device__ __forceinline__ int StreamElement(int token, int coordinate, int d, bool dim_major) {
   return dim_major ? coordinate * kKernelPageTokens + token : token * d + coordinate;
 }
@@ -197,16 +196,51 @@ __device__ __forceinline__ double LaneSumTotal(double sum) {
 __device__ __forceinline__ double Square(float v) {
   return __dmul_rn(static_cast<double>(v), static_cast<double>(v));
 }
+// sum + v² as the CPU's __dadd_rn(sum, Square(v)), in one DFMA: v² of an fp32
+// v is exact in fp64 (48-bit significand, no overflow or underflow), so
+// fusing the multiply changes no rounding.
+__device__ __forceinline__ double AddSquare(double sum, float v) {
+  const double w = static_cast<double>(v);
+  return __fma_rn(w, w, sum);
+}
 
-// The code of each z: the number of the 2^bits - 1 ascending boundaries
+// Calls f(IntConstant<B>) for B = bits in [1, 8].
+template <typename F>
+__device__ __forceinline__ void WithBits(int bits, F&& f) {
+  switch (bits) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    case 6:
+      return f(std::integral_constant<int, 6>{});
+    case 7:
+      return f(std::integral_constant<int, 7>{});
+    default:
+      return f(std::integral_constant<int, 8>{});
+  }
+}
+
+// The code of each z: the number of the 2^BITS - 1 ascending boundaries
 // strictly below it (both in the same scale). A binary search on byte offsets
-// (4·code), four values at once for latency: one 3-input add, a load, a
-// compare and a predicated add per value and step.
-__device__ __forceinline__ void CountBelow4(const float (&z)[4], const float* boundaries, int bits,
+// (4·code) into the shared table, four values at once for latency, unrolled
+// for the compile-time width: per value and step one load (offset + constant
+// address), one compare and one predicated add, about half the instructions
+// of a loop over a runtime width (and fewer than counting against boundaries
+// held in registers, which costs a compare and a select per boundary).
+template <int BITS>
+__device__ __forceinline__ void CountBelow4(const float (&z)[4], const float* boundaries,
                                             int (&code)[4]) {
   const char* table = reinterpret_cast<const char*>(boundaries);
   int offset[4] = {0, 0, 0, 0};
-  for (int step = 4 << (bits - 1); step >= 4; step >>= 1) {
+#pragma unroll
+  for (int step = 4 << (BITS - 1); step >= 4; step >>= 1) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       // Boundary code + step / 4 - 1.
@@ -325,7 +359,7 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
         for (int r = 0; r < 2; ++r) {
           const float x = coordinate < d ? x_w[XIndex<HEAD_DIM>(row + 8 * r, dim)] : 0.0f;
           v[kk][2 * h + r][e] = x;
-          sum[r] = __dadd_rn(sum[r], Square(x));
+          sum[r] = AddSquare(sum[r], x);
         }
       }
     }
@@ -368,6 +402,14 @@ __device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f
   const int matrix = lane >> 3, matrix_row = lane & 7, swizzle = ChunkSwizzle(matrix_row, m);
   const uint32_t lane_base = SharedAddress(rotation_hi) + 2 * (matrix >> 1) * kPad * kPad +
                              16 * ((8 * (matrix & 1) + matrix_row) * m);
+  // The stream byte of (row `row + 8r`, coordinate c) is code_row[r] +
+  // c·code_stride (before CodeByte): token-major K, dim-major V.
+  const int code_stride = dim_major ? kKernelPageTokens : 1;
+  int code_row[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    code_row[r] = code_base + StreamElement(token0 + row + 8 * r, t, d, dim_major);
+  }
   double code_sum[2] = {0.0, 0.0};
 #pragma unroll 1
   for (int nt2 = 0; nt2 < KSTEPS; ++nt2) {  // output coordinates 16·nt2 .. +15
@@ -390,14 +432,13 @@ __device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f
 #pragma unroll
       for (int e = 0; e < 4; ++e) scaled_z[e] = acc[n][0][e] + (acc[n][1][e] + acc[n][2][e]);
       int code[4];
-      CountBelow4(scaled_z, boundaries, grp.bits, code);
+      WithBits(grp.bits, [&](auto bits) { CountBelow4<bits>(scaled_z, boundaries, code); });
 #pragma unroll
       for (int e = 0; e < 4; ++e) {  // fragment e: row `row + 8 (e / 2)`, column 2t + e % 2
-        const int coordinate = 16 * nt2 + 8 * n + t + 4 * (e & 1), r = e >> 1;
-        const bool valid = coordinate < d;
+        const int step = 16 * nt2 + 8 * n + 4 * (e & 1), r = e >> 1;
+        const bool valid = step + t < d;  // coordinate step + t
         if (valid) {
-          const int element = StreamElement(token0 + row + 8 * r, coordinate, d, dim_major);
-          code_s[CodeByte(code_base + element)] = static_cast<uint8_t>(code[e]);
+          code_s[CodeByte(code_row[r] + step * code_stride)] = static_cast<uint8_t>(code[e]);
         }
         code_sum[r] = __dadd_rn(code_sum[r], valid ? centroid_squares[code[e]] : 0.0);
       }
@@ -411,37 +452,44 @@ __device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f
   }
 }
 
-// Four byte-sized codes (LSB first) packed at `bits` each.
-__device__ __forceinline__ uint32_t PackFourCodes(uint32_t q, int bits) {
-  return (q & 0xffu) | (q >> 8 & 0xffu) << bits | (q >> 16 & 0xffu) << 2 * bits |
-         (q >> 24) << 3 * bits;
+// Four byte-sized codes (LSB first, each < 2^BITS) packed at BITS each: byte
+// pairs into 2·BITS-bit halves, then the halves (three ops per step).
+template <int BITS>
+__device__ __forceinline__ uint32_t PackFourCodes(uint32_t q) {
+  constexpr uint32_t kPair = ((1u << BITS) - 1u) * 0x10001u;  // codes 0 and 2
+  const uint32_t t = (q & kPair) | (q >> (8 - BITS) & kPair << BITS);
+  constexpr uint32_t kHalf = (1u << 2 * BITS) - 1u;
+  return (t & kHalf) | (t >> (16 - 2 * BITS) & kHalf << 2 * BITS);
 }
 
-// 16-byte unit u (bits [128u, 128u + 128)) of a group's page code stream of
-// `bits`-bit codes, from the code buffer (the group's codes from byte
-// code_base, in stream order). The stream (64·d codes, d even) is whole units
-// and whole code words; a code straddling two units is read by both.
-__device__ __forceinline__ uint4 StreamUnit(const uint8_t* code_s, int code_base, int u, int bits) {
-  const uint32_t* words = reinterpret_cast<const uint32_t*>(code_s);
-  const int e = 128 * u / bits;  // the first code in the unit
-  int w = (code_base + e) >> 2;  // its word of four codes (code_base is a multiple of 128)
-  const int before = e & 3;      // codes of that word before it
-  // Pending stream bits, LSB first: from the first code on, less its bits before the unit.
-  const int skip = 128 * u - e * bits;
-  uint64_t pending = PackFourCodes(words[CodeByte(4 * w) >> 2] >> 8 * before, bits) >> skip;
-  int filled = (4 - before) * bits - skip;
-  uint32_t word[4];
+// Chunk c of a group's page code stream of BITS-bit codes: stream elements
+// 64c .. 64c + 63, 2·BITS words, from the code buffer (the group's codes from
+// byte code_base, a multiple of 64, in stream order) to `stream`. CodeByte
+// keeps 8-byte pieces whole and, within a 64-byte chunk, XORs them all with
+// one value, so the chunk is 8 plain 8-byte loads; with BITS known the word
+// shifts are constants and the loop straight code.
+template <int BITS>
+__device__ __forceinline__ void StoreChunk(uint8_t* stream, const uint8_t* code_s, int code_base,
+                                           int c) {
+  const int b0 = code_base + kKernelPageTokens * c;
+  const uint8_t* chunk = code_s + (b0 & ~0x3f);
+  const int x = CodeByte(b0) & 0x38;
+  uint32_t out[2 * BITS] = {};
 #pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    for (; filled < 32; filled += 4 * bits) {
-      pending |= static_cast<uint64_t>(PackFourCodes(words[CodeByte(4 * ++w) >> 2], bits))
-                 << filled;
+  for (int q = 0; q < 8; ++q) {
+    const uint2 piece = *reinterpret_cast<const uint2*>(chunk + ((8 * q) ^ x));
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t packed = PackFourCodes<BITS>(h ? piece.y : piece.x);
+      constexpr int kPacked = 4 * BITS;
+      const int bit = (2 * q + h) * kPacked;  // constant after unrolling
+      out[bit / 32] |= packed << (bit % 32);
+      if (bit % 32 + kPacked > 32) out[bit / 32 + 1] |= packed >> (32 - bit % 32);
     }
-    word[k] = static_cast<uint32_t>(pending);
-    pending >>= 32;
-    filled -= 32;
   }
-  return make_uint4(word[0], word[1], word[2], word[3]);
+  uint2* dst = reinterpret_cast<uint2*>(stream + 8 * BITS * c);
+#pragma unroll
+  for (int k = 0; k < BITS; ++k) dst[k] = make_uint2(out[2 * k], out[2 * k + 1]);
 }
 
 __device__ __forceinline__ void StoreCode(uint32_t* words, int bit, int stride, uint32_t code) {
@@ -458,7 +506,7 @@ __device__ __forceinline__ void StoreCode(uint32_t* words, int bit, int stride, 
 }
 
 // Writes one group's codes and norms of the slab. whole_page: the slab is page
-// slot_s[0] / 64 in slot order, written as whole 16-byte units; otherwise code
+// slot_s[0] / 64 in slot order, written as whole chunks and units; otherwise code
 // by code into each token's slot (negative slots skipped). Whole CTA.
 __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, bool is_v, int g,
                                            const EncodeGroup& grp, const uint8_t* code_s,
@@ -469,11 +517,12 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
   if (whole_page) {
     uint8_t* page =
         p.pages + ((slot_s[0] / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
-    uint4* stream = reinterpret_cast<uint4*>(page + grp.block_offset);
-    const int units = 2 * d * bits / 4;  // 64·d·bits bits in 16-byte units (d is even)
-    for (int u = tid; u < units; u += kEncodeThreads) {
-      stream[u] = StreamUnit(code_s, code_base, u, bits);
-    }
+    // 64·d codes: d chunks of 64 (8·bits bytes each).
+    WithBits(bits, [&](auto b) {
+      for (int c = tid; c < d; c += kEncodeThreads) {
+        StoreChunk<b>(page + grp.block_offset, code_s, code_base, c);
+      }
+    });
     if (tid < 2 * kSlabTokens / 16) {
       reinterpret_cast<uint4*>(page + grp.norm_offset)[tid] =
           reinterpret_cast<const uint4*>(norms)[tid];
