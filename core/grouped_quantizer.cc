@@ -19,7 +19,6 @@
 #include "core/half.h"
 #include "core/rotation.h"
 
-
 namespace kvplan {
 namespace {
 

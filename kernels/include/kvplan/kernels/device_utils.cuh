@@ -65,8 +65,8 @@ __device__ __forceinline__ void MbarrierArriveExpectTx(uint64_t* bar, uint32_t b
 __device__ __forceinline__ void BulkCopyToShared(void* dst, const void* src, uint32_t bytes,
                                                  uint64_t* bar) {
   asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-          SharedAddress(dst)),
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::
+          "r"(SharedAddress(dst)),
       "l"(src), "r"(bytes), "r"(SharedAddress(bar))
       : "memory");
 }
