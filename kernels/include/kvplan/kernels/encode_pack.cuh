@@ -2,14 +2,19 @@
 // slots (core/packed_page.h), device code. One launch covers every token and
 // KV head, K and V: grid (ceil(slabs / slabs_per_cta), num_kv_heads, 2), z = 0
 // encodes K with the head's group layout, z = 1 V (one group of head_dim at
-// v_bits, identity permutation). A slab is 64 consecutive tokens of the batch;
-// each of the CTA's 4 warps encodes 16 of them (the rows of one MMA tile) for
-// every group, and a CTA encodes slabs_per_cta slabs, so that splitting its
-// rotations into shared memory (R up to 128x128 as fp16 hi and lo, 64 KB) is
-// paid once per CTA. At head_dim 128 a CTA takes 112 KB of shared memory and
-// 2 fit an SM; a warp fetches its next slab's rows (cp.async) while it
-// multiplies the current one. A K layout whose padded rotations exceed 64 KB
-// is encoded in rounds of groups that fit.
+// v_bits, identity permutation). A slab is 64 consecutive tokens of the batch
+// (one page's worth); a CTA of 8 warps encodes two slabs at a time, warps 0-3
+// the first and 4-7 the second, each warp 16 tokens (the rows of one MMA tile)
+// for every group, and a CTA encodes slabs_per_cta slabs, so that splitting
+// its rotations into shared memory (R up to 128x128 as fp16 hi and lo, 64 KB)
+// is paid once per CTA. The kernel is latency-bound (dependent loads, MMAs,
+// fp64 chains), so what matters is resident warps: the token rows are not
+// staged in shared memory but loaded straight into registers (the A
+// fragments), which leaves ~90 KB per CTA at head_dim 128, and the launch
+// bounds hold a thread to 128 registers, so two CTAs (16 warps) fit an SM.
+// The next slab's rows are prefetched into L2 while the current ones
+// multiply. A K layout whose padded rotations exceed 64 KB is encoded in
+// rounds of groups that fit.
 //
 // Arithmetic (core/grouped_quantizer.h's, except the rotation):
 //   n   = ‖x_g‖ exactly as the CPU: fp64, four interleaved partial sums in the
@@ -54,9 +59,14 @@ namespace kvplan::kernels {
 
 namespace internal {
 
-inline constexpr int kEncodeWarps = 4;
+// Warps per slab (16 tokens each) and slabs a CTA encodes at a time: one
+// staged set of rotations serves 8 warps.
+inline constexpr int kSlabWarps = 4;
+inline constexpr int kCtaSlabs = 2;
+inline constexpr int kEncodeWarps = kSlabWarps * kCtaSlabs;
 inline constexpr int kEncodeThreads = 32 * kEncodeWarps;
-inline constexpr int kSlabTokens = 16 * kEncodeWarps;
+inline constexpr int kSlabThreads = 32 * kSlabWarps;
+inline constexpr int kSlabTokens = 16 * kSlabWarps;
 static_assert(kSlabTokens == kKernelPageTokens, "a slab is one page's worth of tokens");
 inline constexpr int kMaxSlabsPerCta = 8;
 // Power-of-two scales of the split operands: |x·s| <= √d <= 11.4 and |R| <=
@@ -72,37 +82,30 @@ __host__ __device__ constexpr int BoundaryTableOffset(int bits) { return (1 << b
 __host__ __device__ constexpr int CentroidTableOffset(int bits) { return (1 << bits) - 2; }
 __host__ __device__ constexpr int Pad16(int n) { return (n + 15) & ~15; }
 
-// Shared memory of one CTA, in bytes. At head_dim 128 it is 112 KB, so two
-// CTAs (8 warps) fit an SM: one stages or stores while the other multiplies.
+// Shared memory of one CTA, in bytes: the rotation planes, and per slab of
+// the two in flight its code buffer, norms and slots; no token rows. At
+// head_dim 128 it is ~89 KB, so two CTAs (16 warps) fit an SM.
 template <int HEAD_DIM>
 struct EncodeSmem {
   static constexpr int kMaxKSteps = HEAD_DIM / 16;
   // fp16 hi and lo planes of the staged rotations: one full-width group.
   static constexpr int kRotationHalves = 2 * HEAD_DIM * HEAD_DIM;
   static constexpr int kRotation = 0;
-  static constexpr int kX = kRotation + 2 * kRotationHalves;             // fp32 [64][HEAD_DIM]
-  static constexpr int kCodes = kX + 4 * kSlabTokens * HEAD_DIM;         // u8, CodeByte
-  static constexpr int kNorms = kCodes + kSlabTokens * HEAD_DIM;         // fp16 [8][64]
-  static constexpr int kSlots = kNorms + 2 * kMaxKGroups * kSlabTokens;  // int64 [64]
-  static constexpr int kCentroidSquares = kSlots + 8 * kSlabTokens;      // fp64 c²
+  static constexpr int kSlabCodes = kSlabTokens * HEAD_DIM;           // u8, CodeByte
+  static constexpr int kCodes = kRotation + 2 * kRotationHalves;      // [kCtaSlabs][kSlabCodes]
+  static constexpr int kSlabNorms = kMaxKGroups * kSlabTokens;        // fp16 [8][64]
+  static constexpr int kNorms = kCodes + kCtaSlabs * kSlabCodes;      // [kCtaSlabs][kSlabNorms]
+  static constexpr int kSlots = kNorms + 2 * kCtaSlabs * kSlabNorms;  // int64 [kCtaSlabs][64]
+  static constexpr int kCentroidSquares = kSlots + 8 * kCtaSlabs * kSlabTokens;  // fp64 c²
   static constexpr int kBoundaries = kCentroidSquares + 8 * kCentroidEntries;
   static constexpr int kPermutation = kBoundaries + 4 * kBoundaryEntries;  // u8 [HEAD_DIM]
   static constexpr int kBytes = kPermutation + HEAD_DIM;
-  static_assert(kX % 16 == 0 && kCodes % 16 == 0 && kNorms % 16 == 0 && kSlots % 8 == 0 &&
+  static_assert(kCodes % 16 == 0 && kNorms % 16 == 0 && kSlots % 8 == 0 &&
                     kCentroidSquares % 8 == 0,
-                "16-byte aligned rows and norms, 8-byte aligned slots and squares");
+                "16-byte aligned codes and norms, 8-byte aligned slots and squares");
 };
 // An SM has 228 KB of shared memory and reserves 1 KB per CTA.
 static_assert(2 * (EncodeSmem<kMaxKernelHeadDim>::kBytes + 1024) <= 228 * 1024, "two CTAs per SM");
-
-// Float index of dimension `dim` in token row `row` of the shared rows: the
-// 4-float (16-byte) chunk index XOR (row mod 8), so that a fragment load (8
-// rows, 4 lanes each reading one of 4 consecutive floats, for V) hits 32
-// distinct banks. 16-byte copies stay contiguous.
-template <int HEAD_DIM>
-__device__ __forceinline__ int XIndex(int row, int dim) {
-  return row * HEAD_DIM + (dim ^ ((row & 7) << 2));
-}
 
 // The slab's codes are kept in page-stream order, each group's stream at
 // byte 64·offset (K: element τ·d + i, token-major; V: i·64 + τ, dim-major), so
@@ -117,10 +120,14 @@ __device__ __forceinline__ int StreamElement(int token, int coordinate, int d, b
 }
 
 // Slabs per CTA: enough CTAs for about 8 waves of 2 per SM, at most
-// kMaxSlabsPerCta slabs each (so that the rotations are staged once per several slabs).
+// kMaxSlabsPerCta slabs each (so that the rotations are staged once per
+// several slabs), and even where possible (a CTA encodes slabs in pairs).
 inline int EncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms) {
   const long long per = static_cast<long long>(slabs) * 2 * num_kv_heads / (16LL * num_sms);
-  return per < 1 ? 1 : per > kMaxSlabsPerCta ? kMaxSlabsPerCta : static_cast<int>(per);
+  const long long even = (per + 1) & ~1LL;
+  return even < 2                 ? (slabs < 2 ? 1 : 2)
+         : even > kMaxSlabsPerCta ? kMaxSlabsPerCta
+                                  : static_cast<int>(even);
 }
 
 // One group as the kernel sees it: K group g of the head, or V.
@@ -257,20 +264,26 @@ __device__ __forceinline__ uint16_t CorrectedNorm(double norm, double sqrt_d, do
       static_cast<float>(__ddiv_rn(__dmul_rn(norm, sqrt_d), sqrt(code_norm2))));
 }
 
-// Async copies of the warp's 16 token rows (fp32, original dimension order)
-// into x_w; rows past num_tokens are zero-filled.
+// Prefetches the warp's 16 token rows (from token0) into L2, so that the
+// loads of BuildRowFragments, issued only when the rows are needed, find them
+// there rather than in DRAM. One prefetch per 128-byte line.
 template <int HEAD_DIM>
-__device__ __forceinline__ void IssueTokenRows(float* x_w, const float* src, int token0,
-                                               const EncodePackParams& p, int head, int lane) {
-  constexpr int kChunks = HEAD_DIM / 4;
-#pragma unroll 4
-  for (int q = lane; q < 16 * kChunks; q += 32) {
-    const int r = q / kChunks, c = q % kChunks;
-    const bool valid = token0 + r < p.num_tokens;
-    const int64_t row = static_cast<int64_t>(valid ? token0 + r : 0) * p.num_kv_heads + head;
-    CpAsync16ZeroFill(x_w + XIndex<HEAD_DIM>(r, 4 * c), src + row * HEAD_DIM + 4 * c, valid);
+__device__ __forceinline__ void PrefetchTokenRows(const float* src, int token0,
+                                                  const EncodePackParams& p, int head, int lane) {
+#if defined(__CUDA_ARCH__)
+  constexpr int kLines = HEAD_DIM * 4 / 128;
+#pragma unroll
+  for (int q = lane; q < 16 * kLines; q += 32) {
+    const int token = token0 + q / kLines;
+    if (token < p.num_tokens) {
+      const float* line = src + (static_cast<int64_t>(token) * p.num_kv_heads + head) * HEAD_DIM +
+                          32 * (q % kLines);
+      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(line));
+    }
   }
-  CpAsyncCommit();
+#else
+  (void)src, (void)token0, (void)p, (void)head, (void)lane;
+#endif
 }
 
 // Splits the fp32 Rᵀ of groups [g0, g1) into fp16 hi and lo planes (both
@@ -337,15 +350,29 @@ struct RowFragments {
   double norm[2];
 };
 
+// Builds f from the rows in global memory (token0: the warp's first token;
+// tokens past num_tokens read as zero rows). Each thread loads exactly the
+// fp32 values its fragments hold (2 rows x 4·KSTEPS coordinates, gathered
+// through the permutation), all issued before the first is used, so that the
+// rows need no shared memory; a warp's 16 rows (8 KB) are read from DRAM once
+// and by later groups from L1 or L2.
 template <int HEAD_DIM, int KSTEPS>
-__device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const float* x_w,
+__device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const float* src,
+                                                  int token0, const EncodePackParams& p, int head,
                                                   const uint8_t* permutation_s,
                                                   const EncodeGroup& grp, int lane) {
   const int row = lane >> 2, t = lane & 3, d = grp.size;
+  const float* rows[2];
+  bool valid[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int token = token0 + row + 8 * r;
+    valid[r] = token < p.num_tokens;
+    rows[r] = src + (static_cast<int64_t>(valid[r] ? token : 0) * p.num_kv_heads + head) * HEAD_DIM;
+  }
   // v[kk][2h + r][e]: row `row + 8r`, coordinate 16kk + 8h + t + 4e (zero
   // past d): the A fragment order (a[0] row, a[1] row + 8, then k + 8).
   float v[KSTEPS][4][2];
-  double sum[2] = {0.0, 0.0};
 #pragma unroll
   for (int kk = 0; kk < KSTEPS; ++kk) {
 #pragma unroll
@@ -353,14 +380,25 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int coordinate = 16 * kk + 8 * h + t + 4 * e;
-        // The shared rows are in original dimension order.
+        // The rows are in original dimension order.
         const int dim = coordinate < d ? permutation_s[grp.offset + coordinate] : 0;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          const float x = coordinate < d ? x_w[XIndex<HEAD_DIM>(row + 8 * r, dim)] : 0.0f;
-          v[kk][2 * h + r][e] = x;
-          sum[r] = AddSquare(sum[r], x);
+          v[kk][2 * h + r][e] = coordinate < d && valid[r] ? __ldg(rows[r] + dim) : 0.0f;
         }
+      }
+    }
+  }
+  // The norms after all loads: each lane's sum in increasing coordinate order.
+  double sum[2] = {0.0, 0.0};
+#pragma unroll
+  for (int kk = 0; kk < KSTEPS; ++kk) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) sum[r] = AddSquare(sum[r], v[kk][2 * h + r][e]);
       }
     }
   }
@@ -411,37 +449,35 @@ __device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f
     code_row[r] = code_base + StreamElement(token0 + row + 8 * r, t, d, dim_major);
   }
   double code_sum[2] = {0.0, 0.0};
+  // One n-tile (8 output coordinates) at a time: 12 accumulators live
+  // rather than 24, which with the group's fragments (64 registers at 8
+  // k-steps) keeps the thread within 128 registers. The n-tiles and the sums
+  // of c² run in increasing coordinate order, as the CPU's.
 #pragma unroll 1
-  for (int nt2 = 0; nt2 < KSTEPS; ++nt2) {  // output coordinates 16·nt2 .. +15
-    float acc[2][3][4] = {};                // [n-tile][hi·hi, hi·lo, lo·hi][fragment]
+  for (int nt = 0; nt < 2 * KSTEPS; ++nt) {  // output coordinates 8·nt .. +7
+    float acc[3][4] = {};                    // [hi·hi, hi·lo, lo·hi][fragment]
 #pragma unroll
     for (int kk = 0; kk < KSTEPS; ++kk) {
-#pragma unroll
-      for (int n = 0; n < 2; ++n) {
-        uint32_t b[4];
-        LdMatrixX4Trans(b, lane_base + 256 * m * kk + 16 * ((2 * nt2 + n) ^ swizzle));
-        const uint32_t b_hi[2] = {b[0], b[1]}, b_lo[2] = {b[2], b[3]};
-        MmaF16x16x8(acc[n][0], f.hi[kk], b_hi);
-        MmaF16x16x8(acc[n][1], f.hi[kk], b_lo);
-        MmaF16x16x8(acc[n][2], f.lo[kk], b_hi);
-      }
+      uint32_t b[4];
+      LdMatrixX4Trans(b, lane_base + 256 * m * kk + 16 * (nt ^ swizzle));
+      const uint32_t b_hi[2] = {b[0], b[1]}, b_lo[2] = {b[2], b[3]};
+      MmaF16x16x8(acc[0], f.hi[kk], b_hi);
+      MmaF16x16x8(acc[1], f.hi[kk], b_lo);
+      MmaF16x16x8(acc[2], f.lo[kk], b_hi);
     }
+    float scaled_z[4];  // z·kSumScale, as the staged boundaries
 #pragma unroll
-    for (int n = 0; n < 2; ++n) {
-      float scaled_z[4];  // z·kSumScale, as the staged boundaries
+    for (int e = 0; e < 4; ++e) scaled_z[e] = acc[0][e] + (acc[1][e] + acc[2][e]);
+    int code[4];
+    WithBits(grp.bits, [&](auto bits) { CountBelow4<bits>(scaled_z, boundaries, code); });
 #pragma unroll
-      for (int e = 0; e < 4; ++e) scaled_z[e] = acc[n][0][e] + (acc[n][1][e] + acc[n][2][e]);
-      int code[4];
-      WithBits(grp.bits, [&](auto bits) { CountBelow4<bits>(scaled_z, boundaries, code); });
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {  // fragment e: row `row + 8 (e / 2)`, column 2t + e % 2
-        const int step = 16 * nt2 + 8 * n + 4 * (e & 1), r = e >> 1;
-        const bool valid = step + t < d;  // coordinate step + t
-        if (valid) {
-          code_s[CodeByte(code_row[r] + step * code_stride)] = static_cast<uint8_t>(code[e]);
-        }
-        code_sum[r] = __dadd_rn(code_sum[r], valid ? centroid_squares[code[e]] : 0.0);
+    for (int e = 0; e < 4; ++e) {  // fragment e: row `row + 8 (e / 2)`, column 2t + e % 2
+      const int step = 8 * nt + 4 * (e & 1), r = e >> 1;
+      const bool valid = step + t < d;  // coordinate step + t
+      if (valid) {
+        code_s[CodeByte(code_row[r] + step * code_stride)] = static_cast<uint8_t>(code[e]);
       }
+      code_sum[r] = __dadd_rn(code_sum[r], valid ? centroid_squares[code[e]] : 0.0);
     }
   }
   const double sqrt_d = sqrt(static_cast<double>(d));
@@ -507,7 +543,9 @@ __device__ __forceinline__ void StoreCode(uint32_t* words, int bit, int stride, 
 
 // Writes one group's codes and norms of the slab. whole_page: the slab is page
 // slot_s[0] / 64 in slot order, written as whole chunks and units; otherwise code
-// by code into each token's slot (negative slots skipped). Whole CTA.
+// by code into each token's slot (negative slots skipped). The slab's
+// kSlabThreads threads (tid: the index among them), the other slab's threads
+// storing theirs alongside.
 __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, bool is_v, int g,
                                            const EncodeGroup& grp, const uint8_t* code_s,
                                            const uint16_t* norm_s, const int64_t* slot_s,
@@ -519,7 +557,7 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
         p.pages + ((slot_s[0] / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
     // 64·d codes: d chunks of 64 (8·bits bytes each).
     WithBits(bits, [&](auto b) {
-      for (int c = tid; c < d; c += kEncodeThreads) {
+      for (int c = tid; c < d; c += kSlabThreads) {
         StoreChunk<b>(page + grp.block_offset, code_s, code_base, c);
       }
     });
@@ -529,7 +567,7 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
     }
     return;
   }
-  for (int i = tid; i < kSlabTokens * d; i += kEncodeThreads) {
+  for (int i = tid; i < kSlabTokens * d; i += kSlabThreads) {
     const int token = i / d, c = i - token * d;
     const int64_t slot = slot_s[token];
     if (slot < 0) continue;
@@ -548,7 +586,9 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
 
 }  // namespace internal
 
-// slabs_per_cta: consecutive 64-token slabs per CTA (EncodeSlabsPerCta).
+// slabs_per_cta: consecutive 64-token slabs per CTA (EncodeSlabsPerCta),
+// encoded in pairs: pair i is slabs 2i (warps 0-3) and 2i + 1 (warps 4-7).
+// 256 threads at 128 registers: two CTAs per SM.
 template <int HEAD_DIM>
 __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
     EncodePackKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta) {
@@ -556,16 +596,21 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
   using S = EncodeSmem<HEAD_DIM>;
   extern __shared__ __align__(16) uint8_t smem[];
   __half* rotation_s = reinterpret_cast<__half*>(smem + S::kRotation);
-  float* x_s = reinterpret_cast<float*>(smem + S::kX);
-  uint8_t* code_s = smem + S::kCodes;
-  uint16_t* norm_s = reinterpret_cast<uint16_t*>(smem + S::kNorms);
-  int64_t* slot_s = reinterpret_cast<int64_t*>(smem + S::kSlots);
+  int64_t* slots = reinterpret_cast<int64_t*>(smem + S::kSlots);  // both slabs'
   double* square_s = reinterpret_cast<double*>(smem + S::kCentroidSquares);
   float* boundary_s = reinterpret_cast<float*>(smem + S::kBoundaries);
   uint8_t* permutation_s = smem + S::kPermutation;
 
   const int tid = OpaqueThreadIndex();
   const int warp = tid >> 5, lane = tid & 31;
+  // Which slab of each pair the thread's warp encodes and stores (half), the
+  // thread's index among that slab's threads, and the warp's first row in it.
+  const int half = warp / kSlabWarps, slab_tid = tid - kSlabThreads * half;
+  const int row0 = 16 * (warp - kSlabWarps * half);
+  uint8_t* code_s = smem + S::kCodes + half * S::kSlabCodes;
+  uint16_t* norm_s = reinterpret_cast<uint16_t*>(smem + S::kNorms) + half * S::kSlabNorms;
+  const int64_t* slot_s = slots + half * kSlabTokens;
+
   const int head = blockIdx.y;
   const bool is_v = blockIdx.z == 1;
   const PackedHeadDesc& desc = p.heads[head];
@@ -573,11 +618,17 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
   const int total_slabs = (p.num_tokens + kSlabTokens - 1) / kSlabTokens;
   const int slab0 = blockIdx.x * slabs_per_cta;
   const int slabs = min(slabs_per_cta, total_slabs - slab0);
-  float* x_w = x_s + 16 * warp * HEAD_DIM;
+  const int pairs = (slabs + kCtaSlabs - 1) / kCtaSlabs;
+  // The warp's first token in pair i, and whether its slab exists (an odd
+  // slab count leaves warps 4-7 idle in the last pair).
+  const auto warp_token0 = [&](int i) {
+    return (slab0 + kCtaSlabs * i + half) * kSlabTokens + row0;
+  };
+  const auto has_slab = [&](int i) { return kCtaSlabs * i + half < slabs; };
 
-  // Prologue: the first slab's rows in flight while the tables and the first
-  // round of rotations are staged.
-  IssueTokenRows<HEAD_DIM>(x_w, src, slab0 * kSlabTokens + 16 * warp, p, head, lane);
+  // Prologue: the first pair's rows on their way to L2 while the tables and
+  // the first round of rotations are staged.
+  if (has_slab(0)) PrefetchTokenRows<HEAD_DIM>(src, warp_token0(0), p, head, lane);
   for (int i = tid; i < HEAD_DIM; i += kEncodeThreads) {
     permutation_s[i] = static_cast<uint8_t>(is_v ? i : desc.permutation[i]);
   }
@@ -597,43 +648,54 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
     // unless the K layout is lopsided). The previous round ended in a barrier.
     g1 = RoundEnd(desc, is_v, HEAD_DIM, num_groups, g0, S::kRotationHalves);
     StageRotations<HEAD_DIM>(rotation_s, p, desc, is_v, g0, g1, tid);
-    for (int s = 0; s < slabs; ++s) {
-      const int token0 = (slab0 + s) * kSlabTokens;
-      if (tid < kSlabTokens) {
-        slot_s[tid] = token0 + tid < p.num_tokens ? p.slot_mapping[token0 + tid] : -1;
+    for (int i = 0; i < pairs; ++i) {
+      if (tid < kCtaSlabs * kSlabTokens) {
+        const int slab = kCtaSlabs * i + tid / kSlabTokens;
+        const int token = (slab0 + slab) * kSlabTokens + tid % kSlabTokens;
+        slots[tid] = slab < slabs && token < p.num_tokens ? p.slot_mapping[token] : -1;
       }
-      CpAsyncWait<0>();
-      __syncthreads();  // rows, rotations and slots visible
-      int rotation_offset = 0;
-      for (int g = g0; g < g1; ++g) {
-        const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
-        const int pad = Pad16(grp.size);
-        WithKSteps<1, S::kMaxKSteps>(pad / 16, [&](auto ksteps) {
-          RowFragments<ksteps> f;
-          BuildRowFragments<HEAD_DIM, ksteps>(f, x_w, permutation_s, grp, lane);
-          if (g == g1 - 1 && (s + 1 < slabs || g1 < num_groups)) {
-            // The rows are in registers now: fetch the next slab's (or, for
-            // the next round, the first one's again) while this group multiplies.
-            __syncwarp();
-            const int next = s + 1 < slabs ? s + 1 : 0;
-            IssueTokenRows<HEAD_DIM>(x_w, src, (slab0 + next) * kSlabTokens + 16 * warp, p, head,
-                                     lane);
-          }
-          RotateQuantizeRows<ksteps>(f, rotation_s + rotation_offset, code_s, 16 * warp,
-                                     norm_s + g * kSlabTokens + 16 * warp, grp, is_v,
-                                     boundary_s + BoundaryTableOffset(grp.bits),
-                                     square_s + CentroidTableOffset(grp.bits), lane);
-        });
-        rotation_offset += 2 * pad * pad;
+      __syncthreads();    // rotations and slots visible
+      if (has_slab(i)) {  // warp-uniform
+        const int token0 = warp_token0(i);
+        int rotation_offset = 0;
+        for (int g = g0; g < g1; ++g) {
+          const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
+          const int pad = Pad16(grp.size);
+          WithKSteps<1, S::kMaxKSteps>(pad / 16, [&](auto ksteps) {
+            RowFragments<ksteps> f;
+            BuildRowFragments<HEAD_DIM, ksteps>(f, src, token0, p, head, permutation_s, grp, lane);
+            if (g == g1 - 1) {
+              // The rows are in registers now: prefetch the next pair's (or,
+              // for the next round, the first one's again) while this group
+              // multiplies.
+              const int next = i + 1 < pairs ? i + 1 : g1 < num_groups ? 0 : -1;
+              if (next >= 0 && has_slab(next)) {
+                PrefetchTokenRows<HEAD_DIM>(src, warp_token0(next), p, head, lane);
+              }
+            }
+            RotateQuantizeRows<ksteps>(f, rotation_s + rotation_offset, code_s, row0,
+                                       norm_s + g * kSlabTokens + row0, grp, is_v,
+                                       boundary_s + BoundaryTableOffset(grp.bits),
+                                       square_s + CentroidTableOffset(grp.bits), lane);
+          });
+          rotation_offset += 2 * pad * pad;
+        }
       }
-      // A whole page in slot order: all 64 tokens present, consecutive slots
-      // from a page boundary.
-      const bool whole_page = __syncthreads_and(
-          tid >= kSlabTokens ||
-          (slot_s[0] >= 0 && slot_s[0] % kKernelPageTokens == 0 && slot_s[tid] == slot_s[0] + tid));
-      for (int g = g0; g < g1; ++g) {
-        StoreGroup(p, head, is_v, g, GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g), code_s,
-                   norm_s, slot_s, whole_page, tid);
+      // Per slab of the pair, a whole page in slot order: all 64 tokens
+      // present, consecutive slots from a page boundary.
+      bool whole_page = false;
+      for (int h = 0; h < kCtaSlabs; ++h) {
+        const int64_t* s = slots + h * kSlabTokens;
+        const bool whole =
+            __syncthreads_and(tid >= kSlabTokens ||
+                              (s[0] >= 0 && s[0] % kKernelPageTokens == 0 && s[tid] == s[0] + tid));
+        if (h == half) whole_page = whole;
+      }
+      if (has_slab(i)) {
+        for (int g = g0; g < g1; ++g) {
+          StoreGroup(p, head, is_v, g, GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g), code_s,
+                     norm_s, slot_s, whole_page, slab_tid);
+        }
       }
       __syncthreads();  // code rows, norms, slots (and at a round's end the rotations) free
     }
