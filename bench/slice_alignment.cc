@@ -8,15 +8,12 @@
 //
 //   build/bin/slice_alignment [--stats ../shared/reference/doc-llama-h64.blockgtq-reference.json]
 //
-// The aligned allocation is exact: every multiset of widths whose group sizes
-// are multiples of `align` and whose bits fit the budget is tried, widths
-// going to blocks in score order (optimal for a fixed multiset).
+// The aligned allocation is GroupAlignedAllocate's (exact).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <numeric>
 #include <random>
 #include <string>
@@ -37,47 +34,6 @@ int Slices(const std::vector<int>& bits) {
   return slices;
 }
 
-// Best allocation whose width groups are multiples of `align` dims
-// (align / 2 blocks) within budget·blocks bits.
-std::vector<int> AlignedAllocate(const std::vector<double>& scores, double avg_bits, int align) {
-  const int blocks = static_cast<int>(scores.size());
-  const int unit = align / 2, units = blocks / unit;
-  const int budget = BitBudget(blocks, avg_bits);
-  std::vector<int> order(blocks);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[a] > scores[b]; });
-  std::vector<int> best, units_of(kMaxSupportedBits + 1, 0);
-  double best_d = INFINITY;
-  // Units per width, widest first, so blocks in score order take widths high to low.
-  std::function<void(int, int, int)> choose = [&](int width, int left, int bits_used) {
-    if (width == 0) {
-      if (left != 0) return;
-      std::vector<int> bits(blocks);
-      int next = 0;
-      for (int w = kMaxSupportedBits; w >= 1; --w) {
-        for (int i = 0; i < units_of[w] * unit; ++i) bits[order[next++]] = w;
-      }
-      const double d = AllocationDistortion(scores, bits);
-      if (d < best_d) {
-        best_d = d;
-        best = bits;
-      }
-      return;
-    }
-    for (int u = 0; u <= left; ++u) {
-      const int used = bits_used + u * unit * width;
-      if (used > budget) break;
-      // The rest at width 1 at least: stop when even that cannot fit.
-      if (used + (left - u) * unit > budget) continue;
-      units_of[width] = u;
-      choose(width - 1, left - u, used);
-    }
-    units_of[width] = 0;
-  };
-  choose(kMaxSupportedBits, units, 0);
-  return best;
-}
-
 struct Summary {
   std::vector<double> ratio;  // D(aligned) / D(greedy), per head
   double slices_greedy = 0, slices_aligned = 0;
@@ -89,7 +45,7 @@ void Report(const char* what, const std::vector<std::vector<double>>& heads,
     Summary s;
     for (const auto& scores : heads) {
       const std::vector<int> greedy = *GreedyAllocate(scores, {.avg_bits = avg});
-      const std::vector<int> aligned = AlignedAllocate(scores, avg, align);
+      const std::vector<int> aligned = *GroupAlignedAllocate(scores, {.avg_bits = avg}, align / 2);
       s.ratio.push_back(AllocationDistortion(scores, aligned) /
                         AllocationDistortion(scores, greedy));
       s.slices_greedy += Slices(greedy);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_format.h"
@@ -140,6 +141,56 @@ absl::StatusOr<std::vector<int>> GreedyAllocate(absl::Span<const double> scores,
       GreedyAllocateBudgets(scores, {options.avg_bits}, options);
   if (!all.ok()) return all.status();
   return std::move(all->front());
+}
+
+absl::StatusOr<std::vector<int>> GroupAlignedAllocate(absl::Span<const double> scores,
+                                                      const AllocationOptions& options,
+                                                      int group_blocks) {
+  if (absl::Status st = ValidateScores(scores); !st.ok()) return st;
+  const int num_blocks = static_cast<int>(scores.size());
+  if (absl::Status st = ValidateAllocationOptions(options, num_blocks); !st.ok()) return st;
+  constexpr int kMaxUnits = 16;
+  if (group_blocks < 1 || num_blocks % group_blocks != 0 || num_blocks / group_blocks > kMaxUnits) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("group of %d blocks does not split %d blocks into at most %d whole groups",
+                        group_blocks, num_blocks, kMaxUnits));
+  }
+  const int units = num_blocks / group_blocks;
+  const int budget = BitBudget(num_blocks, options.avg_bits);
+  // Blocks by score, highest first (ties: lower block first): the widest
+  // widths go to them.
+  std::vector<int> order(num_blocks);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[a] > scores[b]; });
+  std::vector<int> count(kMaxSupportedBits + 1, 0), bits(num_blocks), best;
+  double best_distortion = std::numeric_limits<double>::infinity();
+  // Units per width from max_bits down; `left` units still to place.
+  auto search = [&](auto& self, int width, int left, int spent) -> void {
+    if (width < options.min_bits) {
+      if (left != 0) return;
+      int next = 0;
+      for (int w = options.max_bits; w >= options.min_bits; --w) {
+        for (int i = 0; i < count[w] * group_blocks; ++i) bits[order[next++]] = w;
+      }
+      const double d = AllocationDistortion(scores, bits);
+      if (d < best_distortion) {
+        best_distortion = d;
+        best = bits;
+      }
+      return;
+    }
+    for (int u = width == options.min_bits ? left : 0; u <= left; ++u) {
+      const int with = spent + u * group_blocks * width;
+      // The units left after this width take at least min_bits each.
+      if (with + (left - u) * group_blocks * options.min_bits > budget) break;
+      count[width] = u;
+      self(self, width - 1, left - u, with);
+    }
+    count[width] = 0;
+  };
+  // Every block at min_bits always fits (the budget is at least L·min_bits).
+  search(search, options.max_bits, units, 0);
+  return best;
 }
 
 absl::StatusOr<std::vector<int>> UniformAllocate(int num_blocks, const AllocationOptions& options) {

@@ -53,6 +53,20 @@ absl::StatusOr<std::vector<std::vector<int>>> GreedyAllocateBudgets(
     absl::Span<const double> scores, absl::Span<const double> avg_bits,
     const AllocationOptions& options);
 
+// The least-distortion allocation in which every width is held by a multiple
+// of `group_blocks` blocks, spending at most ⌊L·b̄⌋ bits (the greedy's budget;
+// alignment may leave some unspent). So every width group of the K layout is a
+// multiple of 2·group_blocks dims: with group_blocks = 8, whole 16-dim MMA
+// slices of the decode kernel, which then decodes no padding. Exact: it tries
+// every multiset of widths in [min_bits, max_bits] (at most 16 units of
+// group_blocks blocks: C(units + 7, 7) multisets) and gives widths to blocks in
+// score order, which is optimal for a fixed multiset (ties to the lower
+// block). InvalidArgument when group_blocks does not divide the number of
+// blocks or the head has more than 16 units; the options' errors otherwise.
+absl::StatusOr<std::vector<int>> GroupAlignedAllocate(absl::Span<const double> scores,
+                                                      const AllocationOptions& options,
+                                                      int group_blocks);
+
 // The baseline: every block at ⌊b̄⌋, the bits a fractional budget leaves over go
 // one each to the lowest-index blocks.
 absl::StatusOr<std::vector<int>> UniformAllocate(int num_blocks, const AllocationOptions& options);

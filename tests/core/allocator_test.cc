@@ -1,5 +1,6 @@
 #include "core/allocator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -100,6 +101,79 @@ TEST(AllocatorTest, GreedyIsOptimalAgainstExhaustiveSearch) {
           << "trial " << trial << " budget " << budget;
     }
   }
+}
+
+// Every allocation whose widths each cover a multiple of `group` blocks and
+// that spends at most `budget` bits; the least distortion.
+double ExhaustiveAlignedOptimum(const std::vector<double>& scores, int budget, int min_bits,
+                                int max_bits, int group) {
+  const int n = static_cast<int>(scores.size());
+  std::vector<int> bits(n, min_bits);
+  double best = std::numeric_limits<double>::infinity();
+  while (true) {
+    std::vector<int> count(kMaxSupportedBits + 1, 0);
+    for (int b : bits) ++count[b];
+    const bool aligned =
+        std::all_of(count.begin(), count.end(), [&](int c) { return c % group == 0; });
+    if (aligned && Sum(bits) <= budget) best = std::min(best, AllocationDistortion(scores, bits));
+    int i = 0;
+    while (i < n && bits[i] == max_bits) bits[i++] = min_bits;
+    if (i == n) break;
+    ++bits[i];
+  }
+  return best;
+}
+
+TEST(AllocatorTest, GroupAlignedIsOptimalAgainstExhaustiveSearch) {
+  std::mt19937_64 rng(7);
+  std::lognormal_distribution<double> score(0.0, 2.0);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int group = 1 + trial % 3;  // 1, 2 or 3 blocks
+    const int n = group * (1 + trial % 2 + (group == 1 ? 2 : 0));
+    std::vector<double> scores(n);
+    for (double& s : scores) s = score(rng);
+    const int min_bits = 1 + trial % 2, max_bits = min_bits + 2 + trial % 3;
+    for (int budget = n * min_bits; budget <= n * max_bits; ++budget) {
+      const double avg = static_cast<double>(budget) / n;
+      absl::StatusOr<std::vector<int>> bits = GroupAlignedAllocate(
+          scores, {.avg_bits = avg, .min_bits = min_bits, .max_bits = max_bits}, group);
+      ASSERT_TRUE(bits.ok()) << bits.status();
+      EXPECT_LE(Sum(*bits), budget);
+      std::vector<int> count(kMaxSupportedBits + 1, 0);
+      for (int b : *bits) {
+        ASSERT_GE(b, min_bits);
+        ASSERT_LE(b, max_bits);
+        ++count[b];
+      }
+      for (int c : count) EXPECT_EQ(c % group, 0) << "trial " << trial;
+      const double optimum = ExhaustiveAlignedOptimum(scores, budget, min_bits, max_bits, group);
+      EXPECT_LE(AllocationDistortion(scores, *bits), optimum * (1 + 1e-12))
+          << "trial " << trial << " budget " << budget;
+    }
+  }
+}
+
+TEST(AllocatorTest, GroupAlignedEqualsGreedyWhenGreedyIsAligned) {
+  // Two tiers of 8 blocks: the greedy gives each tier one width, so 8-block
+  // groups cost nothing.
+  std::vector<double> scores(16, 1.0);
+  for (int i = 0; i < 8; ++i) scores[i] = 16.0;
+  const AllocationOptions options{.avg_bits = 3.0};
+  const std::vector<int> greedy = *GreedyAllocate(scores, options);
+  EXPECT_EQ(*GroupAlignedAllocate(scores, options, 8), greedy);
+  EXPECT_EQ(greedy[0], 4);
+  EXPECT_EQ(greedy[15], 2);
+}
+
+TEST(AllocatorTest, GroupAlignedRejectsGroupsThatDoNotTile) {
+  const std::vector<double> scores(64, 1.0);
+  EXPECT_EQ(GroupAlignedAllocate(scores, {}, 6).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GroupAlignedAllocate(scores, {}, 2).status().code(),
+            absl::StatusCode::kInvalidArgument);  // 32 groups: too many to search
+  EXPECT_EQ(GroupAlignedAllocate(scores, {.avg_bits = 9.0}, 8).status().code(),
+            absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE(GroupAlignedAllocate(scores, {}, 8).ok());
 }
 
 TEST(AllocatorTest, BudgetsBatchEqualsOneAtATime) {
