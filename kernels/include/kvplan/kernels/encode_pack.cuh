@@ -211,26 +211,98 @@ __device__ __forceinline__ double AddSquare(double sum, float v) {
   return __fma_rn(w, w, sum);
 }
 
-// Calls f(IntConstant<B>) for B = bits in [1, 8].
-template <typename F>
-__device__ __forceinline__ void WithBits(int bits, F&& f) {
-  switch (bits) {
-    case 1:
-      return f(std::integral_constant<int, 1>{});
-    case 2:
-      return f(std::integral_constant<int, 2>{});
-    case 3:
-      return f(std::integral_constant<int, 3>{});
-    case 4:
-      return f(std::integral_constant<int, 4>{});
-    case 5:
-      return f(std::integral_constant<int, 5>{});
-    case 6:
-      return f(std::integral_constant<int, 6>{});
-    case 7:
-      return f(std::integral_constant<int, 7>{});
-    default:
-      return f(std::integral_constant<int, 8>{});
+// Calls f(std::integral_constant<int, V>) for V = value in [K, MAX] (MAX for
+// anything past it): a group's k-step loops and a width's quantization and
+// packing get compile-time trip counts and shifts, so that they unroll into
+// straight code that ptxas can schedule (ldmatrix ahead of the MMAs).
+template <int K, int MAX, typename F>
+__device__ __forceinline__ void WithConstant(int value, F&& f) {
+  if constexpr (K < MAX) {
+    if (value != K) return WithConstant<K + 1, MAX>(value, f);
+  }
+  f(std::integral_constant<int, K>{});
+}
+
+// The A fragments of one warp's 16 rows for one group of KSTEPS k-steps:
+// x·s·2^10 split into hi and lo (k-step kk covers permuted positions offset +
+// 16kk .. +15, zero past d), and the norms n of the thread's two rows (row,
+// row + 8).
+template <int KSTEPS>
+struct RowFragments {
+  uint32_t hi[KSTEPS][4];
+  uint32_t lo[KSTEPS][4];
+  double norm[2];
+};
+
+// Builds f from the rows in global memory (token0: the warp's first token;
+// tokens past num_tokens read as zero rows). Each thread loads exactly the
+// fp32 values its fragments hold (2 rows x 4·KSTEPS coordinates, gathered
+// through the permutation), all issued before the first is used, so that the
+// rows need no shared memory; a warp's 16 rows (8 KB) are read from DRAM once
+// and by later groups from L1 or L2.
+template <int HEAD_DIM, int KSTEPS>
+__device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const float* src,
+                                                  int token0, const EncodePackParams& p, int head,
+                                                  const uint8_t* permutation_s,
+                                                  const EncodeGroup& grp, int lane) {
+  const int row = lane >> 2, t = lane & 3, d = grp.size;
+  const float* rows[2];
+  bool valid[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int token = token0 + row + 8 * r;
+    valid[r] = token < p.num_tokens;
+    rows[r] = src + (static_cast<int64_t>(valid[r] ? token : 0) * p.num_kv_heads + head) * HEAD_DIM;
+  }
+  // v[kk][2h + r][e]: row `row + 8r`, coordinate 16kk + 8h + t + 4e (zero
+  // past d): the A fragment order (a[0] row, a[1] row + 8, then k + 8).
+  float v[KSTEPS][4][2];
+#pragma unroll
+  for (int kk = 0; kk < KSTEPS; ++kk) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int coordinate = 16 * kk + 8 * h + t + 4 * e;
+        // The rows are in original dimension order.
+        const int dim = coordinate < d ? permutation_s[grp.offset + coordinate] : 0;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          v[kk][2 * h + r][e] = coordinate < d && valid[r] ? __ldg(rows[r] + dim) : 0.0f;
+        }
+      }
+    }
+  }
+  // The norms after all loads: each lane's sum in increasing coordinate order.
+  double sum[2] = {0.0, 0.0};
+#pragma unroll
+  for (int kk = 0; kk < KSTEPS; ++kk) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) sum[r] = AddSquare(sum[r], v[kk][2 * h + r][e]);
+      }
+    }
+  }
+  const double sqrt_d = sqrt(static_cast<double>(d));
+  float scale[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    f.norm[r] = sqrt(LaneSumTotal(sum[r]));
+    // s as the CPU rounds it, then the exact power of two of the split.
+    scale[r] =
+        (f.norm[r] > 0.0 && isfinite(f.norm[r]) ? static_cast<float>(sqrt_d / f.norm[r]) : 0.0f) *
+        kSplitScale;
+  }
+#pragma unroll
+  for (int kk = 0; kk < KSTEPS; ++kk) {
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const float s = scale[a & 1];
+      SplitHalf2(v[kk][a][0] * s, v[kk][a][1] * s, f.hi[kk][a], f.lo[kk][a]);
+    }
   }
 }
 
@@ -328,100 +400,6 @@ __device__ void StageRotations(__half* rotation_s, const EncodePackParams& p,
   }
 }
 
-// Calls f(IntConstant<K>) for K = ksteps in [1, MAX]: the group loops below
-// get compile-time trip counts, so that they unroll into straight code that
-// ptxas can schedule (ldmatrix ahead of the MMAs that need it).
-template <int K, int MAX, typename F>
-__device__ __forceinline__ void WithKSteps(int ksteps, F&& f) {
-  if constexpr (K < MAX) {
-    if (ksteps != K) return WithKSteps<K + 1, MAX>(ksteps, f);
-  }
-  f(std::integral_constant<int, K>{});
-}
-
-// The A fragments of one warp's 16 rows for one group of KSTEPS k-steps:
-// x·s·2^10 split into hi and lo (k-step kk covers permuted positions offset +
-// 16kk .. +15, zero past d), and the norms n of the thread's two rows (row,
-// row + 8).
-template <int KSTEPS>
-struct RowFragments {
-  uint32_t hi[KSTEPS][4];
-  uint32_t lo[KSTEPS][4];
-  double norm[2];
-};
-
-// Builds f from the rows in global memory (token0: the warp's first token;
-// tokens past num_tokens read as zero rows). Each thread loads exactly the
-// fp32 values its fragments hold (2 rows x 4·KSTEPS coordinates, gathered
-// through the permutation), all issued before the first is used, so that the
-// rows need no shared memory; a warp's 16 rows (8 KB) are read from DRAM once
-// and by later groups from L1 or L2.
-template <int HEAD_DIM, int KSTEPS>
-__device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const float* src,
-                                                  int token0, const EncodePackParams& p, int head,
-                                                  const uint8_t* permutation_s,
-                                                  const EncodeGroup& grp, int lane) {
-  const int row = lane >> 2, t = lane & 3, d = grp.size;
-  const float* rows[2];
-  bool valid[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int token = token0 + row + 8 * r;
-    valid[r] = token < p.num_tokens;
-    rows[r] = src + (static_cast<int64_t>(valid[r] ? token : 0) * p.num_kv_heads + head) * HEAD_DIM;
-  }
-  // v[kk][2h + r][e]: row `row + 8r`, coordinate 16kk + 8h + t + 4e (zero
-  // past d): the A fragment order (a[0] row, a[1] row + 8, then k + 8).
-  float v[KSTEPS][4][2];
-#pragma unroll
-  for (int kk = 0; kk < KSTEPS; ++kk) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int coordinate = 16 * kk + 8 * h + t + 4 * e;
-        // The rows are in original dimension order.
-        const int dim = coordinate < d ? permutation_s[grp.offset + coordinate] : 0;
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          v[kk][2 * h + r][e] = coordinate < d && valid[r] ? __ldg(rows[r] + dim) : 0.0f;
-        }
-      }
-    }
-  }
-  // The norms after all loads: each lane's sum in increasing coordinate order.
-  double sum[2] = {0.0, 0.0};
-#pragma unroll
-  for (int kk = 0; kk < KSTEPS; ++kk) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) sum[r] = AddSquare(sum[r], v[kk][2 * h + r][e]);
-      }
-    }
-  }
-  const double sqrt_d = sqrt(static_cast<double>(d));
-  float scale[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    f.norm[r] = sqrt(LaneSumTotal(sum[r]));
-    // s as the CPU rounds it, then the exact power of two of the split.
-    scale[r] =
-        (f.norm[r] > 0.0 && isfinite(f.norm[r]) ? static_cast<float>(sqrt_d / f.norm[r]) : 0.0f) *
-        kSplitScale;
-  }
-#pragma unroll
-  for (int kk = 0; kk < KSTEPS; ++kk) {
-#pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const float s = scale[a & 1];
-      SplitHalf2(v[kk][a][0] * s, v[kk][a][1] * s, f.hi[kk][a], f.lo[kk][a]);
-    }
-  }
-}
-
 // z = R·(x·s) for the warp's 16 rows (slab tokens token0 ..) and one group,
 // quantized: codes into the slab's code buffer, n' into norm_row[0..15].
 // rotation_hi: the group's staged hi plane (lo follows).
@@ -469,7 +447,7 @@ __device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f
 #pragma unroll
     for (int e = 0; e < 4; ++e) scaled_z[e] = acc[0][e] + (acc[1][e] + acc[2][e]);
     int code[4];
-    WithBits(grp.bits, [&](auto bits) { CountBelow4<bits>(scaled_z, boundaries, code); });
+    WithConstant<1, 8>(grp.bits, [&](auto bits) { CountBelow4<bits>(scaled_z, boundaries, code); });
 #pragma unroll
     for (int e = 0; e < 4; ++e) {  // fragment e: row `row + 8 (e / 2)`, column 2t + e % 2
       const int step = 8 * nt + 4 * (e & 1), r = e >> 1;
@@ -556,7 +534,7 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
     uint8_t* page =
         p.pages + ((slot_s[0] / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
     // 64·d codes: d chunks of 64 (8·bits bytes each).
-    WithBits(bits, [&](auto b) {
+    WithConstant<1, 8>(bits, [&](auto b) {
       for (int c = tid; c < d; c += kSlabThreads) {
         StoreChunk<b>(page + grp.block_offset, code_s, code_base, c);
       }
@@ -661,7 +639,7 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
         for (int g = g0; g < g1; ++g) {
           const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
           const int pad = Pad16(grp.size);
-          WithKSteps<1, S::kMaxKSteps>(pad / 16, [&](auto ksteps) {
+          WithConstant<1, S::kMaxKSteps>(pad / 16, [&](auto ksteps) {
             RowFragments<ksteps> f;
             BuildRowFragments<HEAD_DIM, ksteps>(f, src, token0, p, head, permutation_s, grp, lane);
             if (g == g1 - 1) {
