@@ -63,19 +63,29 @@ TEST(AllocatorTest, FullBudgetFillsEveryBlockToMax) {
   EXPECT_EQ(*bits, (std::vector<int>{8, 8, 8}));
 }
 
-// Enumerates every allocation with the budget's sum and returns the least distortion.
-double ExhaustiveOptimum(const std::vector<double>& scores, int budget, int min_bits,
-                         int max_bits) {
-  const int n = static_cast<int>(scores.size());
+// Calls visit(bits) for every allocation of n blocks in [min_bits, max_bits].
+template <typename Visit>
+void ForEachAllocation(int n, int min_bits, int max_bits, Visit visit) {
   std::vector<int> bits(n, min_bits);
-  double best = std::numeric_limits<double>::infinity();
   while (true) {
-    if (Sum(bits) == budget) best = std::min(best, AllocationDistortion(scores, bits));
+    visit(bits);
     int i = 0;
     while (i < n && bits[i] == max_bits) bits[i++] = min_bits;
-    if (i == n) break;
+    if (i == n) return;
     ++bits[i];
   }
+}
+
+// The least distortion of any allocation that spends exactly the budget.
+double ExhaustiveOptimum(const std::vector<double>& scores, int budget, int min_bits,
+                         int max_bits) {
+  double best = std::numeric_limits<double>::infinity();
+  ForEachAllocation(static_cast<int>(scores.size()), min_bits, max_bits,
+                    [&](const std::vector<int>& bits) {
+                      if (Sum(bits) == budget) {
+                        best = std::min(best, AllocationDistortion(scores, bits));
+                      }
+                    });
   return best;
 }
 
@@ -103,24 +113,21 @@ TEST(AllocatorTest, GreedyIsOptimalAgainstExhaustiveSearch) {
   }
 }
 
-// Every allocation whose widths each cover a multiple of `group` blocks and
-// that spends at most `budget` bits; the least distortion.
+// The least distortion of any allocation whose widths each cover a multiple
+// of `group` blocks and that spends at most the budget.
 double ExhaustiveAlignedOptimum(const std::vector<double>& scores, int budget, int min_bits,
                                 int max_bits, int group) {
-  const int n = static_cast<int>(scores.size());
-  std::vector<int> bits(n, min_bits);
   double best = std::numeric_limits<double>::infinity();
-  while (true) {
-    std::vector<int> count(kMaxSupportedBits + 1, 0);
-    for (int b : bits) ++count[b];
-    const bool aligned =
-        std::all_of(count.begin(), count.end(), [&](int c) { return c % group == 0; });
-    if (aligned && Sum(bits) <= budget) best = std::min(best, AllocationDistortion(scores, bits));
-    int i = 0;
-    while (i < n && bits[i] == max_bits) bits[i++] = min_bits;
-    if (i == n) break;
-    ++bits[i];
-  }
+  ForEachAllocation(
+      static_cast<int>(scores.size()), min_bits, max_bits, [&](const std::vector<int>& bits) {
+        std::vector<int> count(kMaxSupportedBits + 1, 0);
+        for (int b : bits) ++count[b];
+        const bool aligned =
+            std::all_of(count.begin(), count.end(), [&](int c) { return c % group == 0; });
+        if (aligned && Sum(bits) <= budget) {
+          best = std::min(best, AllocationDistortion(scores, bits));
+        }
+      });
   return best;
 }
 

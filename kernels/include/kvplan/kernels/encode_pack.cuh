@@ -255,37 +255,34 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
     rows[r] = src + (static_cast<int64_t>(valid[r] ? token : 0) * p.num_kv_heads + head) * HEAD_DIM;
   }
   // v[kk][2h + r][e]: row `row + 8r`, coordinate 16kk + 8h + t + 4e (zero
-  // past d): the A fragment order (a[0] row, a[1] row + 8, then k + 8).
+  // past d): the A fragment order (a[0] row, a[1] row + 8, then k + 8). Both
+  // passes visit (kk, h, e) in increasing coordinate order.
   float v[KSTEPS][4][2];
+  auto each_coordinate = [&](auto&& f) {
 #pragma unroll
-  for (int kk = 0; kk < KSTEPS; ++kk) {
+    for (int kk = 0; kk < KSTEPS; ++kk) {
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+      for (int h = 0; h < 2; ++h) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int coordinate = 16 * kk + 8 * h + t + 4 * e;
-        // The rows are in original dimension order.
-        const int dim = coordinate < d ? permutation_s[grp.offset + coordinate] : 0;
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          v[kk][2 * h + r][e] = coordinate < d && valid[r] ? __ldg(rows[r] + dim) : 0.0f;
-        }
+        for (int e = 0; e < 2; ++e) f(kk, h, e);
       }
     }
-  }
+  };
+  each_coordinate([&](int kk, int h, int e) {
+    const int coordinate = 16 * kk + 8 * h + t + 4 * e;
+    // The rows are in original dimension order.
+    const int dim = coordinate < d ? permutation_s[grp.offset + coordinate] : 0;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      v[kk][2 * h + r][e] = coordinate < d && valid[r] ? __ldg(rows[r] + dim) : 0.0f;
+    }
+  });
   // The norms after all loads: each lane's sum in increasing coordinate order.
   double sum[2] = {0.0, 0.0};
+  each_coordinate([&](int kk, int h, int e) {
 #pragma unroll
-  for (int kk = 0; kk < KSTEPS; ++kk) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) sum[r] = AddSquare(sum[r], v[kk][2 * h + r][e]);
-      }
-    }
-  }
+    for (int r = 0; r < 2; ++r) sum[r] = AddSquare(sum[r], v[kk][2 * h + r][e]);
+  });
   const double sqrt_d = sqrt(static_cast<double>(d));
   float scale[2];
 #pragma unroll
