@@ -2,32 +2,18 @@
 #ifndef KVPLAN_TESTS_CLIENT_CLI_RUNNER_H_
 #define KVPLAN_TESTS_CLIENT_CLI_RUNNER_H_
 
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "tests/common/child_process.h"
+
 namespace kvplan::testing {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
 inline RunResult RunKvplan(const std::string& args) {
-  const std::string command = std::string(KVPLAN_BINARY_DIR) + "/bin/kvplan " + args + " 2>&1";
-  RunResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return RunShell(BinaryPath("kvplan") + " " + args);
 }
 
 // A scratch directory removed when the object goes away.

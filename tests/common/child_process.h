@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <thread>
@@ -25,6 +26,26 @@ namespace kvplan::testing {
 
 inline std::string BinaryPath(const std::string& name) {
   return std::string(KVPLAN_BINARY_DIR) + "/bin/" + name;
+}
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs `command` through the shell to completion: its exit code and its
+// stdout and stderr together (exit_code -1 when it could not start or did not
+// exit normally).
+inline RunResult RunShell(const std::string& command) {
+  RunResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
 }
 
 class ChildProcess {

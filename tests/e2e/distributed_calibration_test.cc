@@ -38,12 +38,11 @@ using ::kvplan::testing::CoordinatorProcess;
 using ::kvplan::testing::HttpGet;
 using ::kvplan::testing::kPromtoolMissing;
 using ::kvplan::testing::PromtoolCheckMetrics;
-using ::kvplan::testing::PromtoolResult;
 using ::kvplan::testing::RunKvplan;
 using ::kvplan::testing::RunResult;
 using ::kvplan::testing::ScratchDir;
-using ::kvplan::testing::TestPki;
 using ::kvplan::testing::SharedPath;
+using ::kvplan::testing::TestPki;
 using namespace std::chrono_literals;
 
 constexpr int kShards = 4;
@@ -195,10 +194,9 @@ TEST_F(DistributedCalibrationTest, TwoWorkersFillAJobWhosePlanEqualsTheOfflinePl
         "kvplan_rpc_duration_seconds_bucket{method=\"LeaseShard\""}) {
     EXPECT_NE(scrape.find(metric), std::string::npos) << metric << " missing from\n" << scrape;
   }
-  const std::optional<PromtoolResult> promtool =
-      PromtoolCheckMetrics(scrape, dir_.Path("metrics.txt"));
+  const std::optional<RunResult> promtool = PromtoolCheckMetrics(scrape, dir_.Path("metrics.txt"));
   if (promtool) {
-    EXPECT_EQ(promtool->exit_code, 0) << promtool->output << "\n" << scrape;
+    EXPECT_EQ(promtool->exit_code, 0) << promtool->out << "\n" << scrape;
   }
 
   ASSERT_EQ(w1.Wait(180s), 0) << w1.output();

@@ -96,29 +96,18 @@ inline std::string HttpGet(const std::string& address, const std::string& path) 
   return body == std::string::npos ? "" : response.substr(body + 4);
 }
 
-struct PromtoolResult {
-  int exit_code = 0;
-  std::string output;
-};
+// Whether Prometheus's promtool is on the PATH.
+inline bool HavePromtool() { return std::system("command -v promtool > /dev/null 2>&1") == 0; }
 
 // `promtool check metrics` over a /metrics exposition, written to
 // `scratch_file` first. nullopt when promtool is not installed (Debian package
 // 'prometheus'; deploy/install-deps.sh installs it): callers skip with a
 // message that says so, after checking everything else.
-inline std::optional<PromtoolResult> PromtoolCheckMetrics(const std::string& exposition,
-                                                          const std::string& scratch_file) {
-  if (std::system("command -v promtool > /dev/null 2>&1") != 0) return std::nullopt;
+inline std::optional<RunResult> PromtoolCheckMetrics(const std::string& exposition,
+                                                     const std::string& scratch_file) {
+  if (!HavePromtool()) return std::nullopt;
   std::ofstream(scratch_file, std::ios::binary | std::ios::trunc) << exposition;
-  const std::string command = "promtool check metrics < " + scratch_file + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return PromtoolResult{.exit_code = -1, .output = "popen failed"};
-  PromtoolResult result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return RunShell("promtool check metrics < " + scratch_file);
 }
 
 inline constexpr char kPromtoolMissing[] =

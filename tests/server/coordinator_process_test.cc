@@ -25,7 +25,6 @@ using ::kvplan::testing::CoordinatorProcess;
 using ::kvplan::testing::HttpGet;
 using ::kvplan::testing::kPromtoolMissing;
 using ::kvplan::testing::PromtoolCheckMetrics;
-using ::kvplan::testing::PromtoolResult;
 using ::kvplan::testing::RunKvplan;
 using ::kvplan::testing::RunResult;
 using ::kvplan::testing::TempDir;
@@ -297,10 +296,9 @@ TEST_F(CoordinatorProcessTest, MetricsAreScrapedAndPassPromtool) {
   EXPECT_NE(metrics.find("kvplan_plan_reads_total{source=\"store\"} 1"), std::string::npos)
       << metrics;
 
-  const std::optional<PromtoolResult> check =
-      PromtoolCheckMetrics(metrics, dir_.Path("metrics.txt"));
+  const std::optional<RunResult> check = PromtoolCheckMetrics(metrics, dir_.Path("metrics.txt"));
   if (!check) GTEST_SKIP() << kPromtoolMissing;
-  EXPECT_EQ(check->exit_code, 0) << check->output;
+  EXPECT_EQ(check->exit_code, 0) << check->out;
 }
 
 }  // namespace

@@ -31,10 +31,12 @@ namespace {
 using ::kvplan::testing::BinaryPath;
 using ::kvplan::testing::ChildProcess;
 using ::kvplan::testing::CoordinatorProcess;
+using ::kvplan::testing::HavePromtool;
 using ::kvplan::testing::HttpGet;
 using ::kvplan::testing::kPromtoolMissing;
 using ::kvplan::testing::RunKvplan;
 using ::kvplan::testing::RunResult;
+using ::kvplan::testing::RunShell;
 using ::kvplan::testing::TempDir;
 
 constexpr char kCoordinatorConf[] = "deploy/k8s/coordinator.conf";
@@ -55,27 +57,13 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-bool HavePromtool() { return std::system("command -v promtool > /dev/null 2>&1") == 0; }
-
-RunResult Shell(const std::string& command) {
-  RunResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
 TEST(DeployFilesTest, PrometheusConfigAndRulesPassPromtool) {
   if (!HavePromtool()) GTEST_SKIP() << kPromtoolMissing;
-  RunResult r = Shell(std::string("promtool check config ") + kPrometheusConfig);
+  RunResult r = RunShell(std::string("promtool check config ") + kPrometheusConfig);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("1 rule files found"), std::string::npos)
       << "alerts.yml is loaded: " << r.out;
-  r = Shell(std::string("promtool check rules ") + kAlerts);
+  r = RunShell(std::string("promtool check rules ") + kAlerts);
   EXPECT_EQ(r.exit_code, 0) << r.out;
 }
 
