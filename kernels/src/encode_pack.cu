@@ -22,15 +22,7 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
     return e;
   }
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
-  if (per_cta == 0) {
-    int device = 0, sms = 0;
-    if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
-    if (cudaError_t e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-        e != cudaSuccess) {
-      return e;
-    }
-    per_cta = internal::EncodeSlabsPerCta(slabs, p.num_kv_heads, sms);
-  }
+  if (per_cta == 0) per_cta = internal::EncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms);
   const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, 2);
   kernel<<<grid, internal::kEncodeThreads, kSmem, stream>>>(p, per_cta);
   return cudaGetLastError();
@@ -42,7 +34,8 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
   if (p.num_tokens <= 0) return cudaSuccess;
   // Whole pages are written in 16-byte units.
   if (p.v_bits < 1 || p.v_bits > 8 || p.num_kv_heads <= 0 || p.page_stride <= 0 ||
-      p.page_stride % 16 != 0 || slabs_per_cta < 0 || slabs_per_cta > internal::kMaxSlabsPerCta) {
+      p.page_stride % 16 != 0 || p.num_sms < 1 || slabs_per_cta < 0 ||
+      slabs_per_cta > internal::kMaxSlabsPerCta) {
     return cudaErrorInvalidValue;
   }
   return DispatchHeadDim(p.head_dim, [&](auto hd) {

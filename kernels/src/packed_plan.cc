@@ -225,6 +225,7 @@ EncodePackParams PackedDecodePlan::EncodeParams(int layer, void* workspace) cons
   p.num_kv_heads = config_.num_kv_heads;
   p.head_dim = config_.head_dim;
   p.v_bits = v_bits(layer);
+  p.num_sms = config_.num_sms;
   return p;
 }
 

@@ -107,6 +107,9 @@ struct EncodePackParams {
   int num_kv_heads = 0;
   int head_dim = 0;
   int v_bits = 0;
+  // Multiprocessors the launch spreads its CTAs over (the plan's num_sms), so
+  // that a launch asks the driver nothing.
+  int num_sms = 132;
 };
 
 // One decode step of one layer: every sequence of the batch, every query head.
