@@ -82,8 +82,6 @@ __host__ __device__ constexpr int PairTableOffset(int bits) {
 __host__ __device__ constexpr int SingleTableOffset(int bits) {
   return bits == 5 ? 0 : bits == 6 ? 32 : bits == 7 ? 96 : 224;
 }
-// Page code streams are dense at every width (core/packed_page.h).
-__host__ __device__ constexpr int StrideBits(int bits) { return bits; }
 
 // Shared memory of the attention kernel, in bytes, before the page stages.
 template <int HEAD_DIM>

@@ -116,11 +116,6 @@ __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem));
 }
-// The same with `valid` false: 16 zero bytes, nothing read.
-__device__ __forceinline__ void CpAsync16ZeroFill(void* smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SharedAddress(smem)),
-               "l"(gmem), "r"(valid ? 16 : 0));
-}
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void CpAsyncWait() {
@@ -174,26 +169,6 @@ __device__ __forceinline__ float WarpMax(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
-}
-
-// Sum of n fp64 terms as four interleaved partial sums (index mod 4), combined
-// as (s0 + s1) + (s2 + s3): the order core's quantizer uses. Terms should be
-// formed with __dmul_rn so that no multiply-add is fused (the CPU never fuses).
-template <typename Term>
-__device__ __forceinline__ double SumOf4Lanes(int n, Term term) {
-  double s[4] = {0.0, 0.0, 0.0, 0.0};
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s[0] = __dadd_rn(s[0], term(i));
-    s[1] = __dadd_rn(s[1], term(i + 1));
-    s[2] = __dadd_rn(s[2], term(i + 2));
-    s[3] = __dadd_rn(s[3], term(i + 3));
-  }
-  // Tail of at most three terms into s[0], s[1], s[2] (unrolled: no local memory).
-  if (i < n) s[0] = __dadd_rn(s[0], term(i));
-  if (i + 1 < n) s[1] = __dadd_rn(s[1], term(i + 1));
-  if (i + 2 < n) s[2] = __dadd_rn(s[2], term(i + 2));
-  return __dadd_rn(__dadd_rn(s[0], s[1]), __dadd_rn(s[2], s[3]));
 }
 
 }  // namespace kvplan::kernels::internal

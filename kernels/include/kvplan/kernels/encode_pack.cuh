@@ -187,8 +187,9 @@ __device__ __forceinline__ void SplitHalf2(float v0, float v1, uint32_t& hi, uin
 // permuted so that the coordinates a thread holds (positions 2t, 2t+1, 2t+8,
 // 2t+9 of k; columns 2t, 2t+1 of n) are t, t+4, t+8, t+12 (k) and t, t+4 (n)
 // plus multiples of 16 (8): all ≡ t (mod 4), in increasing order. So thread t
-// of a quad keeps, by itself, the partial sum of lane t of SumOf4Lanes's four
-// interleaved sums over its rows' coordinates (both norms are such sums).
+// of a quad keeps, by itself, the partial sum of lane t of the CPU's four
+// interleaved sums (SumOf4Lanes, core/grouped_quantizer.cc) over its rows'
+// coordinates (both norms are such sums).
 __host__ __device__ constexpr int KCoordinate(int p) {
   return (p >> 1 & 3) + 4 * (p & 1) + 8 * (p >> 3);
 }
