@@ -5,11 +5,12 @@
 // numbers and the commands that produce them go to BENCHMARKS.md.
 //
 // Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
-//                             [--batch N] [--ctx N] [--no-encode]
+//                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
-//   GreedyAllocate from lognormal block energies decaying with block index.
+//   GreedyAllocate from lognormal block energies decaying with block index
+//   (--k-align D: GroupAlignedAllocate, width groups of whole D-dim units).
 //   Times: median of N single launches timed with CUDA events; inputs rotate
 //   over enough replicas to exceed the L2 several times.
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
@@ -84,7 +85,9 @@ struct Timer {
 };
 
 // K widths for one head from lognormal energies decaying with block index.
-HeadCodec RealisticCodec(int head_dim, double k_bits, uint64_t seed) {
+// k_align > 0: the best allocation whose width groups are multiples of k_align
+// dims (GroupAlignedAllocate), so the kernel decodes no padded K slices.
+HeadCodec RealisticCodec(int head_dim, double k_bits, uint64_t seed, int k_align) {
   const int blocks = head_dim / 2;
   DeterministicRng rng(seed);
   std::vector<double> scores(blocks);
@@ -93,7 +96,8 @@ HeadCodec RealisticCodec(int head_dim, double k_bits, uint64_t seed) {
   }
   AllocationOptions options;
   options.avg_bits = k_bits;
-  const std::vector<int> widths = *GreedyAllocate(scores, options);
+  const std::vector<int> widths = k_align > 0 ? *GroupAlignedAllocate(scores, options, k_align / 2)
+                                              : *GreedyAllocate(scores, options);
   std::vector<std::array<int, 2>> dims(blocks);
   for (int i = 0; i < blocks; ++i) dims[i] = {i, i + blocks};
   HeadCodec codec;
@@ -124,7 +128,7 @@ struct Row {
 
 int Run(int argc, char** argv) {
   bool quick = false, encode = true;
-  int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0;
+  int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -135,6 +139,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--batch") == 0 && has_value) only_batch = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--ctx") == 0 && has_value) only_ctx = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--k-align") == 0 && has_value) k_align = std::atoi(argv[++i]);
   }
   int device_count = 0;
   if (cudaGetDeviceCount(&device_count) != cudaSuccess || device_count == 0) {
@@ -150,6 +155,7 @@ int Run(int argc, char** argv) {
   std::printf("SDPA baseline: %s\n", SdpaAvailable()
                                          ? "LibTorch at::scaled_dot_product_attention(enable_gqa)"
                                          : "not built");
+  if (k_align > 0) std::printf("K allocation: width groups aligned to %d dims\n", k_align);
 
   const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128}, {"qwen2.5-3b", 16, 2, 128}};
   std::vector<int> contexts = quick ? std::vector<int>{4096, 32768, 131072}
@@ -165,7 +171,7 @@ int Run(int argc, char** argv) {
     for (const auto& kv : plans) {
       if (only_kbits > 0 && only_kbits != kv[0]) continue;
       std::vector<HeadCodec> codecs;
-      for (int h = 0; h < heads; ++h) codecs.push_back(RealisticCodec(hd, kv[0], 100 + h));
+      for (int h = 0; h < heads; ++h) codecs.push_back(RealisticCodec(hd, kv[0], 100 + h, k_align));
       PackedDecodeConfig config;
       config.num_layers = 1;
       config.num_kv_heads = heads;

@@ -4,7 +4,7 @@
 # on a subset, and the decode benchmark. Abseil, GoogleTest, nlohmann-json and
 # OpenSSL come as Debian .debs carried in .kdeps (apt-get download ...).
 # Usage (repo root): bench/kernels/run_on_h200.sh [bench args...]; logs to $OUT.
-# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), KEEP_BUILD=1, NCU_CASE,
+# Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), KEEP_BUILD=1, NCU_CASE, NCU_KERNEL,
 # AB_HEADERS, AB_FLAGS, AB_CASE and AB_TESTS (below). The device tool brings back at most 8
 # files from $OUT: delete what a call does not need (configure.log, build.log) after the script.
 # Name .kdeps in the device tool's carry (it is git-ignored).
@@ -74,10 +74,13 @@ timeout 120 compute-sanitizer --tool racecheck --print-limit 10 /tmp/build-gpu/b
 echo "== racecheck rc=$?"; grep -E "ERROR SUMMARY|hazard|PASSED|FAILED" "$OUT/racecheck.log" | head -10
 fi
 # NCU_CASE="--model llama3.1-8b --kbits 3 --batch 16 --ctx 32768": one Nsight
-# Compute profile of the attention kernel on that case (clocks left alone).
+# Compute profile of the attention kernel on that case (clocks left alone);
+# NCU_KERNEL=EncodePack profiles the encode kernel instead.
 if [ -n "${NCU_CASE:-}" ]; then
-  timeout 180 ncu --clock-control none --set full -k regex:PackedAttention --launch-count 1 \
-    -o /tmp/prof /tmp/build-gpu/bin/packed_decode_bench $NCU_CASE --no-encode --iters 3 > "$OUT/ncu_run.log" 2>&1
+  NCU_KERNEL=${NCU_KERNEL:-PackedAttention}
+  case $NCU_KERNEL in PackedAttention) ncu_skip=--no-encode;; *) ncu_skip=;; esac
+  timeout 180 ncu --clock-control none --set full -k regex:$NCU_KERNEL --launch-count 1 \
+    -o /tmp/prof /tmp/build-gpu/bin/packed_decode_bench $NCU_CASE $ncu_skip --iters 3 > "$OUT/ncu_run.log" 2>&1
   echo "== ncu rc=$?"
   ncu --import /tmp/prof.ncu-rep --print-details all > "$OUT/ncu.log" 2>&1
   # per-SASS-instruction counters (executed instructions, stall samples): the instruction mix
