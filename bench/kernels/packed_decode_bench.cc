@@ -6,11 +6,13 @@
 //
 // Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
 //                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
+//                             [--encode-slabs N]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
 //   GreedyAllocate from lognormal block energies decaying with block index
 //   (--k-align D: GroupAlignedAllocate, width groups of whole D-dim units).
+//   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
 //   Times: median of N single launches timed with CUDA events; inputs rotate
 //   over enough replicas to exceed the L2 several times.
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
@@ -128,7 +130,7 @@ struct Row {
 
 int Run(int argc, char** argv) {
   bool quick = false, encode = true;
-  int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0;
+  int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -140,6 +142,9 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--batch") == 0 && has_value) only_batch = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--ctx") == 0 && has_value) only_ctx = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--k-align") == 0 && has_value) k_align = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--encode-slabs") == 0 && has_value) {
+      encode_slabs = std::atoi(argv[++i]);
+    }
   }
   int device_count = 0;
   if (cudaGetDeviceCount(&device_count) != cudaSuccess || device_count == 0) {
@@ -322,7 +327,7 @@ int Run(int argc, char** argv) {
             ep.pages = epool;
             ep.num_tokens = tokens;
             encode_us = timer.Median(std::max(3, iters / 4), [&](int) {
-              BENCH_CHECK(kernels::LaunchEncodePack(ep, nullptr));
+              BENCH_CHECK(kernels::LaunchEncodePack(ep, nullptr, encode_slabs));
             });
             const double bytes = 2.0 * in_count * 4 + static_cast<double>(epages) * page_bytes_sum;
             encode_frac = bytes / (encode_us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
@@ -346,8 +351,12 @@ int Run(int argc, char** argv) {
           } else {
             std::snprintf(enc_col, sizeof(enc_col), "%9s %7s", "-", "-");
           }
-          std::printf("%-12s K%dV%d %5d %7d %6.1f | %9.1f %7.0f %4.0f%% | %9.1f %6.2f | %s | %s\n",
-                      m.name, kv[0], kv[1], batch, ctx, bytes_per_token, packed_us, packed_gbs,
+          // "K3V3", or "K3V3a16" for K groups aligned to 16 dims.
+          const std::string plan_name =
+              "K" + std::to_string(kv[0]) + "V" + std::to_string(kv[1]) +
+              (k_align > 0 ? "a" + std::to_string(k_align) : std::string());
+          std::printf("%-12s %-5s %5d %7d %6.1f | %9.1f %7.0f %4.0f%% | %9.1f %6.2f | %s | %s\n",
+                      m.name, plan_name.c_str(), batch, ctx, bytes_per_token, packed_us, packed_gbs,
                       packed_gbs / memcpy_gbs * 100.0, fp16_us, fp16_us / packed_us, sdpa_col,
                       enc_col);
           std::fflush(stdout);

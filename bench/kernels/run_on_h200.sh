@@ -25,13 +25,14 @@ cmake -S kernels -B /tmp/build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_EXE_LINKER_FLAGS="-L$LIB -Wl,-rpath-link,$LIB" > "$OUT/configure.log" 2>&1 \
   || { tail -40 "$OUT/configure.log"; exit 1; }
 # AB_HEADERS="a.cuh b.cuh": more benchmark binaries, each built (alongside, in a copy of
-# the tree) with that file as decode_attention.cuh, e.g. the committed kernel
+# the tree) with that file as decode_attention.cuh (or, as "name.cuh=file", as that
+# header of kernels/include/kvplan/kernels), e.g. the committed kernel
 # (git show HEAD:kernels/include/kvplan/kernels/decode_attention.cuh > .kab/old.cuh,
 # carry .kab); AB_FLAGS="-DKVPLAN_TILES_PER_WARP=4": one more, the working tree built
 # with these extra flags. All are alternated with the working tree's binary on AB_CASE
-# at the end (same process start, same card). AB_TESTS="flags ab2": these variants also
-# build and run kernels_tests (after the benchmark), so a variant that wins can be kept
-# without another call. Variant build logs: /tmp/build_<variant>.log, tails in $OUT.
+# at the end (same process start, same card; AB_ENCODE=" " keeps the encode column).
+# AB_TESTS="flags ab2": these variants also build and run kernels_tests (after the
+# benchmark), so a variant that wins can be kept without another call. Variant build logs: /tmp/build_<variant>.log, tails in $OUT.
 configure_variant() {  # source dir, build dir, extra flags
   cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
     -DCMAKE_CUDA_FLAGS="$3" -DCMAKE_CXX_FLAGS="$3" \
@@ -49,7 +50,8 @@ n=0
 for h in ${AB_HEADERS:-}; do
   n=$((n + 1))
   rm -rf /tmp/ab-src$n && mkdir -p /tmp/ab-src$n && cp -r kernels core bench cmake tests /tmp/ab-src$n/
-  cp "$h" /tmp/ab-src$n/kernels/include/kvplan/kernels/decode_attention.cuh
+  case $h in *=*) dest=${h%%=*}; h=${h#*=};; *) dest=decode_attention.cuh;; esac
+  cp "$h" /tmp/ab-src$n/kernels/include/kvplan/kernels/$dest
   configure_variant /tmp/ab-src$n/kernels /tmp/build-ab$n "" "$(tests_for ab$n)" > /tmp/build_ab$n.log 2>&1 &
   VARIANTS="$VARIANTS ab$n"
 done
@@ -104,7 +106,7 @@ if [ -n "$VARIANTS" ]; then
     for v in gpu $VARIANTS; do
       case $v in gpu) echo "== working tree";; flags) echo "== working tree, $AB_FLAGS";;
         ab*) echo "== ${names[$((${v#ab} - 1))]}";; esac
-      /tmp/build-$v/bin/packed_decode_bench $AB_CASE --no-encode 2>&1 | grep -E "^(llama|qwen)"
+      /tmp/build-$v/bin/packed_decode_bench $AB_CASE ${AB_ENCODE:---no-encode} 2>&1 | grep -E "^(llama|qwen)"
     done
   done 2>&1 | tee "$OUT/ab.log"
 fi

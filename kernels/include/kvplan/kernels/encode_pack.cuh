@@ -68,7 +68,9 @@ inline constexpr int kEncodeThreads = 32 * kEncodeWarps;
 inline constexpr int kSlabThreads = 32 * kSlabWarps;
 inline constexpr int kSlabTokens = 16 * kSlabWarps;
 static_assert(kSlabTokens == kKernelPageTokens, "a slab is one page's worth of tokens");
-inline constexpr int kMaxSlabsPerCta = 8;
+// Slabs a launch may give one CTA, and the most the launcher's choice gives.
+inline constexpr int kMaxSlabsPerCta = 32;
+inline constexpr int kAutoMaxSlabsPerCta = 16;
 // Power-of-two scales of the split operands: |x·s| <= √d <= 11.4 and |R| <=
 // 1, so hi parts stay far below fp16's 65504 and lo parts (2^-11 of them)
 // above its subnormals for all but negligible values. The MMA sums are z·2^20
@@ -119,15 +121,18 @@ __device__ __forceinline__ int StreamElement(int token, int coordinate, int d, b
   return dim_major ? coordinate * kKernelPageTokens + token : token * d + coordinate;
 }
 
-// Slabs per CTA: enough CTAs for about 8 waves of 2 per SM, at most
-// kMaxSlabsPerCta slabs each (so that the rotations are staged once per
-// several slabs), and even where possible (a CTA encodes slabs in pairs).
+// Slabs per CTA: enough CTAs for about 2 waves of 2 per SM, at most
+// kAutoMaxSlabsPerCta slabs each, and even where possible (a CTA encodes slabs
+// in pairs). Few, long CTAs stage their rotations (up to 64 KB split from
+// 128 KB of fp32) for more slabs each: at 32K tokens x 8 heads, 16 slabs per
+// CTA took 455 µs on the H200 against 484 µs at 4 (8 waves), 461 µs at 8 and
+// 495 µs at 32 (one wave, no tail to fill; NOTES.md run 18).
 inline int EncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms) {
-  const long long per = static_cast<long long>(slabs) * 2 * num_kv_heads / (16LL * num_sms);
+  const long long per = static_cast<long long>(slabs) * 2 * num_kv_heads / (4LL * num_sms);
   const long long even = (per + 1) & ~1LL;
-  return even < 2                 ? (slabs < 2 ? 1 : 2)
-         : even > kMaxSlabsPerCta ? kMaxSlabsPerCta
-                                  : static_cast<int>(even);
+  return even < 2                     ? (slabs < 2 ? 1 : 2)
+         : even > kAutoMaxSlabsPerCta ? kAutoMaxSlabsPerCta
+                                      : static_cast<int>(even);
 }
 
 // One group as the kernel sees it: K group g of the head, or V.
