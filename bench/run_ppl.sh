@@ -10,7 +10,10 @@
 # BUILD_DIR (default build) holds bin/kvplan-worker and bin/kvplan; SHARED_DIR
 # (default ../shared) the model and data; CALIB_TOKENS (default 32768) the
 # calibration tokens, in 256-token windows. The JSON of every run is kept in
-# OUT_DIR (default: a temporary directory, removed at exit).
+# OUT_DIR (default: a temporary directory, removed at exit). K_GROUP_ALIGN
+# (default empty) lists K alignments in dims, e.g. 16 or 8,16: each adds a
+# Block-GTQ plan per budget built with `kvplan plan build --k-group-align N`
+# (every K width group a multiple of N dims) and its row in the table.
 set -euo pipefail
 
 build_dir="${BUILD_DIR:-build}"
@@ -32,6 +35,11 @@ else
   trap 'rm -rf "$work"' EXIT
 fi
 
+aligns=()
+IFS=',' read -r -a aligns <<<"${K_GROUP_ALIGN:-}"
+schemes=(uniform block-gtq)
+for align in "${aligns[@]}"; do schemes+=("block-gtq-a$align"); done
+
 "$worker" calibrate --model "$model" --prompts "$shared/data/calib-prompts.jsonl" \
   --out "$work/stats.kvps" --seq-len 256 --max-tokens "${CALIB_TOKENS:-32768}" >&2
 for bits in 2 3 4; do
@@ -39,11 +47,15 @@ for bits in 2 3 4; do
     --out "$work/block-gtq-$bits.json" >&2
   "$kvplan" plan build --stats "$work/stats.kvps" --k-bits "$bits" --v-bits "$bits" --uniform \
     --out "$work/uniform-$bits.json" >&2
+  for align in "${aligns[@]}"; do
+    "$kvplan" plan build --stats "$work/stats.kvps" --k-bits "$bits" --v-bits "$bits" \
+      --k-group-align "$align" --out "$work/block-gtq-a$align-$bits.json" >&2
+  done
 done
 
 fp16_flag=()
 for bits in 2 3 4; do
-  for scheme in uniform block-gtq; do
+  for scheme in "${schemes[@]}"; do
     start=$SECONDS
     "$worker" ppl --model "$model" --text "$shared/data/eval-prompts.jsonl" \
       --plan "$work/$scheme-$bits.json" --json "${fp16_flag[@]}" "$@" >"$work/ppl-$scheme-$bits.json"
@@ -60,10 +72,10 @@ fp16_ppl="$(jq '.runs[] | select(.name == "fp16") | .perplexity' "$first")"
 jq -r '.runs[] | select(.name == "fp16") |
   "| fp16 | — | \(.perplexity * 1000 | round / 1000) | 0 | \(.mean_nll * 100000 | round / 100000) | \(.k_bytes_per_token_head) | \(.v_bytes_per_token_head) |"' "$first"
 for bits in 2 3 4; do
-  for scheme in uniform block-gtq; do
+  for scheme in "${schemes[@]}"; do
     jq -r --argjson fp16 "$fp16_ppl" --arg kv "K${bits}V${bits}" '
-      .plan.k_scheme as $s | .runs[] | select(.name == "packed") |
-      "| \($kv) | \(if $s == "uniform" then "TQ-MSE (uniform)" else "Block-GTQ" end) | \(.perplexity * 1000 | round / 1000) | \((.perplexity - $fp16) * 1000 | round / 1000 | if . >= 0 then "+\(.)" else "\(.)" end) | \(.mean_nll * 100000 | round / 100000) | \(.k_bytes_per_token_head) | \(.v_bytes_per_token_head) |"' \
+      .plan.k_scheme as $s | .plan.k_group_align as $a | .runs[] | select(.name == "packed") |
+      "| \($kv) | \(if $s == "uniform" then "TQ-MSE (uniform)" elif $a then "Block-GTQ, K groups of \($a) dims" else "Block-GTQ" end) | \(.perplexity * 1000 | round / 1000) | \((.perplexity - $fp16) * 1000 | round / 1000 | if . >= 0 then "+\(.)" else "\(.)" end) | \(.mean_nll * 100000 | round / 100000) | \(.k_bytes_per_token_head * 100 | round / 100) | \(.v_bytes_per_token_head * 100 | round / 100) |"' \
       "$work/ppl-$scheme-$bits.json"
   done
 done

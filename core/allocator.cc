@@ -4,8 +4,10 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <string>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace kvplan {
 namespace {
@@ -149,11 +151,11 @@ absl::StatusOr<std::vector<int>> GroupAlignedAllocate(absl::Span<const double> s
   if (absl::Status st = ValidateScores(scores); !st.ok()) return st;
   const int num_blocks = static_cast<int>(scores.size());
   if (absl::Status st = ValidateAllocationOptions(options, num_blocks); !st.ok()) return st;
-  constexpr int kMaxUnits = 16;
-  if (group_blocks < 1 || num_blocks % group_blocks != 0 || num_blocks / group_blocks > kMaxUnits) {
+  if (group_blocks < 1 || num_blocks % group_blocks != 0 ||
+      num_blocks / group_blocks > kMaxAlignedUnits) {
     return absl::InvalidArgumentError(
         absl::StrFormat("group of %d blocks does not split %d blocks into at most %d whole groups",
-                        group_blocks, num_blocks, kMaxUnits));
+                        group_blocks, num_blocks, kMaxAlignedUnits));
   }
   const int units = num_blocks / group_blocks;
   const int budget = BitBudget(num_blocks, options.avg_bits);
@@ -191,6 +193,36 @@ absl::StatusOr<std::vector<int>> GroupAlignedAllocate(absl::Span<const double> s
   // Every block at min_bits always fits (the budget is at least L·min_bits).
   search(search, options.max_bits, units, 0);
   return best;
+}
+
+absl::Status ValidateKGroupAlign(int k_group_align, int head_dim) {
+  if (k_group_align == 0) return absl::OkStatus();
+  // The alignments that would do: even divisors leaving few enough groups
+  // (head_dim itself always does).
+  std::vector<int> usable;
+  for (int d = 2; d <= head_dim; d += 2) {
+    if (head_dim % d == 0 && head_dim / d <= kMaxAlignedUnits) usable.push_back(d);
+  }
+  const std::string usable_list = absl::StrJoin(usable, ", ");
+  if (k_group_align < 0) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "k_group_align %d is negative; it counts dims per K width group: use 0 (off) or, for "
+        "head_dim %d, one of %s",
+        k_group_align, head_dim, usable_list));
+  }
+  if (k_group_align % 2 != 0 || head_dim % k_group_align != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "k_group_align %d does not split head_dim %d into whole groups of an even number of dims "
+        "(RoPE blocks are 2 dims); use 0 (off) or one of %s",
+        k_group_align, head_dim, usable_list));
+  }
+  if (head_dim / k_group_align > kMaxAlignedUnits) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "k_group_align %d splits head_dim %d into %d groups, more than the %d the exact aligned "
+        "allocation searches; use a coarser alignment (one of %s) or 0 (off)",
+        k_group_align, head_dim, head_dim / k_group_align, kMaxAlignedUnits, usable_list));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<int>> UniformAllocate(int num_blocks, const AllocationOptions& options) {

@@ -53,19 +53,33 @@ absl::StatusOr<std::vector<std::vector<int>>> GreedyAllocateBudgets(
     absl::Span<const double> scores, absl::Span<const double> avg_bits,
     const AllocationOptions& options);
 
+// Most units of group_blocks blocks per head GroupAlignedAllocate searches:
+// its multisets grow as C(units + 7, 7), 245,157 at 16 (a few ms per head).
+inline constexpr int kMaxAlignedUnits = 16;
+
 // The least-distortion allocation in which every width is held by a multiple
 // of `group_blocks` blocks, spending at most ⌊L·b̄⌋ bits (the greedy's budget;
 // alignment may leave some unspent). So every width group of the K layout is a
 // multiple of 2·group_blocks dims: with group_blocks = 8, whole 16-dim MMA
 // slices of the decode kernel, which then decodes no padding. Exact: it tries
-// every multiset of widths in [min_bits, max_bits] (at most 16 units of
-// group_blocks blocks: C(units + 7, 7) multisets) and gives widths to blocks in
-// score order, which is optimal for a fixed multiset (ties to the lower
-// block). InvalidArgument when group_blocks does not divide the number of
-// blocks or the head has more than 16 units; the options' errors otherwise.
+// every multiset of widths in [min_bits, max_bits] (at most kMaxAlignedUnits
+// units of group_blocks blocks) and gives widths to blocks in score order,
+// which is optimal for a fixed multiset (ties to the lower block).
+// InvalidArgument when group_blocks does not divide the number of blocks or the
+// head has more than kMaxAlignedUnits units; the options' errors otherwise.
 absl::StatusOr<std::vector<int>> GroupAlignedAllocate(absl::Span<const double> scores,
                                                       const AllocationOptions& options,
                                                       int group_blocks);
+
+// Checks a K width-group alignment in dims for heads of `head_dim` dims, the
+// `k_group_align` option of plans and what-ifs (0: off, the greedy). OK for 0
+// or an even divisor of head_dim that leaves at most kMaxAlignedUnits groups,
+// which GroupAlignedAllocate(scores, options, k_group_align / 2) then accepts.
+// OutOfRange for a negative value; InvalidArgument otherwise. Both name the
+// value, head_dim and the values that would do, e.g. "k_group_align 12 does not
+// split head_dim 64 into whole groups of an even number of dims (...); use 0
+// (off) or one of 4, 8, 16, 32, 64".
+absl::Status ValidateKGroupAlign(int k_group_align, int head_dim);
 
 // The baseline: every block at ⌊b̄⌋, the bits a fractional budget leaves over go
 // one each to the lowest-index blocks.

@@ -29,6 +29,7 @@ absl::Status ValidatePlanOptions(const PlanOptions& options, int num_layers, int
         "V budget %d bits is outside [1, 8]; V is uniform TQ-MSE, so use whole bits",
         options.v_bits));
   }
+  if (absl::Status st = ValidateKGroupAlign(options, 2 * num_blocks); !st.ok()) return st;
   return ValidateExemptLayers(options, num_layers);
 }
 
@@ -74,6 +75,8 @@ ordered_json ContentJson(const KvPlan& plan) {
     options["exempt_layers"] = o.exempt_layers;
     options["exempt_bits"] = o.exempt_bits;
   }
+  // Likewise: unaligned plans keep their pre-alignment digest.
+  if (o.k_group_align != 0) options["k_group_align"] = o.k_group_align;
   return {{"format_version", plan.format_version},
           {"model",
            {{"fingerprint", plan.model_fingerprint},
@@ -136,6 +139,7 @@ std::string PlanLabel(const KvPlan& plan) {
     absl::StrAppendFormat(&label, ", layer%s %s at %d bits", o.exempt_layers.size() > 1 ? "s" : "",
                           absl::StrJoin(o.exempt_layers, ","), o.exempt_bits);
   }
+  if (o.k_group_align != 0) absl::StrAppendFormat(&label, ", K groups of %d dims", o.k_group_align);
   return label;
 }
 
@@ -182,6 +186,16 @@ absl::Status ValidateExemptLayers(const PlanOptions& options, int num_layers) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateKGroupAlign(const PlanOptions& options, int head_dim) {
+  if (options.k_group_align != 0 && options.k_scheme == KScheme::kUniform) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "k_group_align %d applies to the block-gtq scheme; uniform K is one group over the head "
+        "already, so leave k_group_align at 0 (off) or use block-gtq",
+        options.k_group_align));
+  }
+  return ValidateKGroupAlign(options.k_group_align, head_dim);
 }
 
 KvTokenBytes PlanBytesPerToken(const KvPlan& plan) {
@@ -233,7 +247,9 @@ absl::StatusOr<KvPlan> BuildPlan(const EnergyTable& table, const RopeSpec& rope,
       } else {
         absl::StatusOr<std::vector<double>> scores = table.Scores(l, h, options.score);
         if (!scores.ok()) return scores.status();
-        bits = GreedyAllocate(*scores, alloc);
+        bits = options.k_group_align != 0
+                   ? GroupAlignedAllocate(*scores, alloc, options.k_group_align / 2)
+                   : GreedyAllocate(*scores, alloc);
       }
       if (!bits.ok()) return bits.status();
       plan.k_block_bits.push_back(*std::move(bits));
@@ -349,6 +365,9 @@ absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
   } else if (opts->contains("exempt_bits")) {
     return Corrupt("'exempt_bits' without 'exempt_layers'; a plan names both or neither");
   }
+  if (opts->contains("k_group_align") && !int_at(*opts, "k_group_align", &o.k_group_align)) {
+    return Corrupt("'k_group_align' must be a whole number of dims");
+  }
   absl::StatusOr<ScoreKind> score = ParseScoreKind((*opts)["score"].get<std::string>());
   if (!score.ok()) return Corrupt(std::string(score.status().message()));
   o.score = *score;
@@ -386,6 +405,7 @@ absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
       continue;
     }
     int sum = 0;
+    std::vector<int> blocks_at(kMaxSupportedBits + 1, 0);
     for (const json& b : bits[i]) {
       if (!b.is_number_integer() || b.get<int>() < o.min_bits || b.get<int>() > o.max_bits) {
         return Corrupt(absl::StrFormat("k_block_bits[%d] has %s, outside [%d, %d]", i, b.dump(),
@@ -393,10 +413,28 @@ absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
       }
       head.push_back(b.get<int>());
       sum += head.back();
+      ++blocks_at[head.back()];
     }
-    if (sum != budget) {
-      return Corrupt(
-          absl::StrFormat("k_block_bits[%d] spends %d bits, the budget is %d", i, sum, budget));
+    if (o.k_group_align == 0) {
+      if (sum != budget) {
+        return Corrupt(
+            absl::StrFormat("k_block_bits[%d] spends %d bits, the budget is %d", i, sum, budget));
+      }
+    } else {
+      // An aligned head may leave bits unspent, never more than the budget.
+      if (sum > budget) {
+        return Corrupt(
+            absl::StrFormat("k_block_bits[%d] spends %d bits, over the budget %d", i, sum, budget));
+      }
+      const int unit_blocks = o.k_group_align / 2;
+      for (int w = o.min_bits; w <= o.max_bits; ++w) {
+        if (blocks_at[w] % unit_blocks != 0) {
+          return Corrupt(absl::StrFormat(
+              "k_block_bits[%d] has %d blocks at %d bits, not a multiple of the %d blocks "
+              "(k_group_align %d dims) every width group is made of",
+              i, blocks_at[w], w, unit_blocks, o.k_group_align));
+        }
+      }
     }
     plan.k_block_bits.push_back(std::move(head));
   }

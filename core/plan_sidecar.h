@@ -6,7 +6,10 @@
 // exempt_bits), and the names of the rotations and codebooks
 // to pack its cache; the sidecar carries exactly that, bound to the plan's
 // digest and the model fingerprint, so a node can load it without a JSON
-// parser and check it against the JSON plan it came from.
+// parser and check it against the JSON plan it came from. Options that only
+// chose the allocation (k_bits, score, bit range, k_group_align) are not
+// carried: the bits they produced are, and the digest binds them, so an
+// aligned plan needs no other format.
 //
 //   sidecar  := "KVPB" u32:version(=3) digest fingerprint
 //               u16:num_layers u16:num_kv_heads u16:head_dim u8:v_bits u8:k_scheme

@@ -25,6 +25,25 @@ double Entropy(const std::array<int64_t, 9>& histogram) {
 // Allocations of every head at every K budget: [head][budget] -> bits per block.
 using HeadAllocations = std::vector<std::vector<std::vector<int>>>;
 
+// One head's allocation at every K budget: the greedy's (allocations nest, so
+// one pass serves every budget) or, with k_group_align, one aligned search per
+// budget (aligned allocations do not nest).
+absl::StatusOr<std::vector<std::vector<int>>> AllocateHead(absl::Span<const double> scores,
+                                                           const WhatIfRequest& request,
+                                                           const AllocationOptions& options) {
+  if (request.k_group_align == 0) return GreedyAllocateBudgets(scores, request.k_bits, options);
+  std::vector<std::vector<int>> all;
+  for (double k_bits : request.k_bits) {
+    AllocationOptions one = options;
+    one.avg_bits = k_bits;
+    absl::StatusOr<std::vector<int>> bits =
+        GroupAlignedAllocate(scores, one, request.k_group_align / 2);
+    if (!bits.ok()) return bits.status();
+    all.push_back(*std::move(bits));
+  }
+  return all;
+}
+
 absl::StatusOr<HeadAllocations> AllocateAll(const EnergyTable& table, const WhatIfRequest& request,
                                             std::vector<std::vector<double>>& scores) {
   const AllocationOptions options{.min_bits = request.min_bits, .max_bits = request.max_bits};
@@ -33,8 +52,7 @@ absl::StatusOr<HeadAllocations> AllocateAll(const EnergyTable& table, const What
     for (int h = 0; h < table.num_kv_heads(); ++h) {
       absl::StatusOr<std::vector<double>> s = table.Scores(l, h, request.score);
       if (!s.ok()) return s.status();
-      absl::StatusOr<std::vector<std::vector<int>>> bits =
-          GreedyAllocateBudgets(*s, request.k_bits, options);
+      absl::StatusOr<std::vector<std::vector<int>>> bits = AllocateHead(*s, request, options);
       if (!bits.ok()) {
         return absl::Status(
             bits.status().code(),
@@ -86,6 +104,10 @@ absl::StatusOr<std::vector<WhatIfResult>> RunWhatIf(const EnergyTable& table,
     return absl::InvalidArgumentError(
         absl::StrFormat("context (%d) and batch (%d) must be positive and memory (%d) non-negative",
                         request.context_tokens, request.batch, request.memory_bytes));
+  }
+  if (absl::Status st = ValidateKGroupAlign(request.k_group_align, 2 * table.num_blocks());
+      !st.ok()) {
+    return st;
   }
   std::vector<std::vector<double>> scores;
   absl::StatusOr<HeadAllocations> allocations = AllocateAll(table, request, scores);

@@ -56,6 +56,13 @@ struct WhatIfRequest {
   ScoreKind score = ScoreKind::kSum;
   int min_bits = 1;
   int max_bits = 8;
+  // Dims per K width-group unit, as PlanOptions::k_group_align: each K budget
+  // is allocated with GroupAlignedAllocate (a few ms per head and budget at 16
+  // units) instead of the greedy, so the rows show the aligned allocation's
+  // bytes (fewer groups, fewer norms, maybe bits unspent) and distortion.
+  // 0 (off), or as ValidateKGroupAlign accepts for the table's head_dim.
+  // Default: 0.
+  int k_group_align = 0;
   // Context length (tokens per sequence) and batch for the KV memory figure.
   int64_t context_tokens = 131072;
   int64_t batch = 1;
@@ -69,7 +76,8 @@ struct LayerAllocationSummary {
   std::array<int64_t, 9> bit_histogram{};
   // Shannon entropy of the histogram, in bits: 0 when every block has one width.
   double entropy_bits = 0.0;
-  // Σ s_i·4^(−b_i) over the layer's heads for the greedy and the uniform allocation.
+  // Σ s_i·4^(−b_i) over the layer's heads for the greedy (or aligned) and the
+  // uniform allocation.
   double distortion = 0.0;
   double uniform_distortion = 0.0;
 };
@@ -93,7 +101,8 @@ struct WhatIfResult {
   // Longest context per sequence that fits memory_bytes at this batch, in whole
   // pages (a multiple of 64); 0 if not asked.
   int64_t max_context_tokens = 0;
-  // Predicted distortion of the greedy allocation over uniform TQ-MSE's (< 1 is better).
+  // Predicted distortion of the greedy (or aligned) allocation over uniform
+  // TQ-MSE's (< 1 is better).
   double distortion_ratio = 0.0;
 };
 

@@ -223,6 +223,8 @@ absl::StatusOr<WhatIfRequest> WhatIfRequestFromProto(const v1::WhatIfRequest& p)
   if (p.context_tokens() > 0) r.context_tokens = p.context_tokens();
   if (p.batch() > 0) r.batch = p.batch();
   r.memory_bytes = p.memory_bytes();
+  // Checked by RunWhatIf against the statistics' head_dim.
+  r.k_group_align = p.k_group_align();
   return r;
 }
 

@@ -40,7 +40,8 @@ ScoreKind ScoreFromProto(v1::BudgetOptions::Score score);
 v1::BudgetOptions::Score ScoreToProto(ScoreKind score);
 
 // A what-if request checked as PlanOptionsFromProto checks budgets (each K and V
-// budget, 1 to 64 of each; context and batch >= 0).
+// budget, 1 to 64 of each; context and batch >= 0). k_group_align is copied as
+// is: RunWhatIf checks it against the statistics' head_dim.
 absl::StatusOr<WhatIfRequest> WhatIfRequestFromProto(const v1::WhatIfRequest& proto);
 v1::WhatIfRow WhatIfRowToProto(const WhatIfResult& result);
 

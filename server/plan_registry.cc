@@ -81,12 +81,16 @@ absl::StatusOr<v1::CreatePlanResponse> PlanRegistry::Create(const v1::CreatePlan
   if (!options.ok()) return options.status();
   options->exempt_layers.assign(request.exempt_layers().begin(), request.exempt_layers().end());
   if (request.exempt_bits() != 0) options->exempt_bits = request.exempt_bits();
+  options->k_group_align = request.k_group_align();
   absl::StatusOr<v1::Model> model = models_->Get(request.model_id());
   if (!model.ok()) return model.status();
-  // Before the statistics are loaded: a bad layer is the request's fault,
-  // whatever the statistics hold.
+  // Before the statistics are loaded: a bad layer or alignment is the
+  // request's fault, whatever the statistics hold.
   if (absl::Status st = ValidateExemptLayers(*options, model->architecture().num_layers());
       !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = ValidateKGroupAlign(*options, model->architecture().head_dim()); !st.ok()) {
     return st;
   }
   std::string job_stats;

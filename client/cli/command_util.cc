@@ -68,4 +68,17 @@ absl::StatusOr<ExemptLayers> ExemptLayerFlags(const Flags& flags) {
   return exempt;
 }
 
+absl::StatusOr<int> KGroupAlignFlag(const Flags& flags) {
+  absl::StatusOr<int64_t> align = flags.Int("k-group-align", 0);
+  if (!align.ok()) return align.status();
+  // Only the int range here: core names the values that fit the model.
+  if (*align != static_cast<int32_t>(*align)) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "--k-group-align %d is not a dim count; use 0 (off) or an even divisor of head_dim, "
+        "e.g. 16",
+        *align));
+  }
+  return static_cast<int>(*align);
+}
+
 }  // namespace kvplan::cli

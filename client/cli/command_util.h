@@ -39,6 +39,11 @@ struct ExemptLayers {
 // --exempt-layers). Empty layers when --exempt-layers is absent.
 absl::StatusOr<ExemptLayers> ExemptLayerFlags(const Flags& flags);
 
+// --k-group-align N (PlanOptions::k_group_align: dims per K width-group unit;
+// default 0, off), as given: the plan or what-if checks it against the model's
+// head_dim. OutOfRange when it does not fit an int.
+absl::StatusOr<int> KGroupAlignFlag(const Flags& flags);
+
 }  // namespace kvplan::cli
 
 #endif  // KVPLAN_CLIENT_CLI_COMMAND_UTIL_H_

@@ -16,12 +16,13 @@ int RunAllocate(const std::vector<std::string>& args, std::ostream& out, std::os
 
 // kvplan whatif --energy-json FILE --k-bits 2,2.5,3 --v-bits 2,3 [--score sum]
 //               [--min-bits 1] [--max-bits 8] [--context 131072] [--batch 1]
-//               [--memory-gib G] [--per-layer] [--json]
+//               [--memory-gib G] [--k-group-align N] [--per-layer] [--json]
 int RunWhatIf(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 // kvplan plan build --stats FILE [--model-config config.json] --k-bits B --v-bits B
 //                   [--score sum] [--min-bits 1] [--max-bits 8] [--uniform]
-//                   [--rotation-seed N] --out plan.json
+//                   [--rotation-seed N] [--exempt-layers L,L [--exempt-bits 8]]
+//                   [--k-group-align N] --out plan.json
 int RunPlan(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace kvplan::cli

@@ -35,6 +35,7 @@ Offline verbs (no coordinator needed):
              --context N         tokens per sequence for the memory figure (default 131072)
              --batch N           sequences (default 1)
              --memory-gib G      also report the longest context that fits G GiB
+             --k-group-align N   allocate K as plan build --k-group-align N would (default 0)
              --per-layer         also print each layer's bit histogram and entropy
              --json              machine-readable output
   plan build A versioned, content-addressed K/V bit plan (JSON) from calibration statistics.
@@ -49,6 +50,10 @@ Offline verbs (no coordinator needed):
              --rotation-seed N   seed of the plan's Haar rotations (default fixed)
              --exempt-layers L,L layers kept at --exempt-bits (default 8) for all of K and V,
                                  e.g. 0,31 (ascending); --k-bits budgets the other layers
+             --k-group-align N   every K width group a multiple of N dims (default 0: off),
+                                 N even, dividing head_dim, at most 16 groups per head
+                                 (e.g. 16 at head_dim 128: decode skips padded slices,
+                                 ~1.15x faster, for a few % more distortion); not --uniform
              --out FILE          where to write plan.json (atomically)
   help       this text
 
@@ -75,6 +80,8 @@ with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator a
                    [--uniform] [--rotation-seed N] [--name N (default "default")]
                    [--exempt-layers L,L [--exempt-bits B (default 8)]]: layers kept at higher
                    precision for K and V; --k-bits budgets the other layers
+                   [--k-group-align N (default 0: off)]: K width groups in multiples of N dims,
+                   as for plan build
   plans get        --id DIGEST | --model ID --channel C | --model ID [--name N] [--version V]
                    [--out FILE]: the plan JSON (stdout, or FILE written atomically)
   plans show       --id DIGEST | --model ID --channel C | --model ID [--name N] [--version V]
@@ -99,7 +106,8 @@ with --auth-token-file wants for writes; --tls-ca F verifies a TLS coordinator a
                    passing validation; rollbacks are never gated
   whatif           --model ID --k-bits LIST --v-bits LIST [--stats-digest D] and the offline
                    whatif's --score, --min-bits, --max-bits, --context, --batch, --memory-gib,
-                   --per-layer, --json; over the model's latest uploaded statistics
+                   --k-group-align, --per-layer, --json; over the model's latest uploaded
+                   statistics
   artifacts codebook  --bits B | --hash H [--json]: the Lloyd–Max codebook a plan names (its
                    "codebooks"), centroids checked against the hash
 

@@ -61,9 +61,10 @@ absl::StatusOr<PlanInputs> ReadPlanInputs(const Flags& flags) {
 
 absl::Status Build(const std::vector<std::string>& args, std::ostream& out) {
   absl::StatusOr<Flags> flags = Flags::Parse(
-      args, {.values = {"stats", "model-config", "k-bits", "v-bits", "score", "min-bits",
-                        "max-bits", "rotation-seed", "out", "exempt-layers", "exempt-bits"},
-             .switches = {"uniform"}});
+      args,
+      {.values = {"stats", "model-config", "k-bits", "v-bits", "score", "min-bits", "max-bits",
+                  "rotation-seed", "out", "exempt-layers", "exempt-bits", "k-group-align"},
+       .switches = {"uniform"}});
   if (!flags.ok()) return flags.status();
   PlanOptions options;
   absl::StatusOr<double> k_bits = flags->Double("k-bits");
@@ -91,6 +92,9 @@ absl::Status Build(const std::vector<std::string>& args, std::ostream& out) {
   if (!exempt.ok()) return exempt.status();
   options.exempt_layers = exempt->layers;
   options.exempt_bits = exempt->bits;
+  absl::StatusOr<int> align = KGroupAlignFlag(*flags);
+  if (!align.ok()) return align.status();
+  options.k_group_align = *align;
   absl::StatusOr<std::string> out_path = flags->String("out");
   if (!out_path.ok()) return out_path.status();
 

@@ -28,9 +28,10 @@ absl::StatusOr<uint64_t> VersionFlag(const Flags& flags) {
 absl::Status Create(const CoordinatorConnection& c, const std::vector<std::string>& args,
                     std::ostream& out) {
   absl::StatusOr<Flags> flags = Flags::Parse(
-      args, {.values = {"model", "stats", "job", "k-bits", "v-bits", "score", "min-bits",
-                        "max-bits", "rotation-seed", "name", "exempt-layers", "exempt-bits"},
-             .switches = {"uniform"}});
+      args,
+      {.values = {"model", "stats", "job", "k-bits", "v-bits", "score", "min-bits", "max-bits",
+                  "rotation-seed", "name", "exempt-layers", "exempt-bits", "k-group-align"},
+       .switches = {"uniform"}});
   if (!flags.ok()) return flags.status();
   v1::CreatePlanRequest request;
   absl::StatusOr<std::string> model = flags->String("model");
@@ -58,6 +59,9 @@ absl::Status Create(const CoordinatorConnection& c, const std::vector<std::strin
   if (!exempt.ok()) return exempt.status();
   request.mutable_exempt_layers()->Add(exempt->layers.begin(), exempt->layers.end());
   if (!exempt->layers.empty()) request.set_exempt_bits(exempt->bits);
+  absl::StatusOr<int> align = KGroupAlignFlag(*flags);
+  if (!align.ok()) return align.status();
+  request.set_k_group_align(*align);
   v1::BudgetOptions* o = request.mutable_options();
   o->set_k_scheme(flags->Has("uniform") ? v1::BudgetOptions::UNIFORM
                                         : v1::BudgetOptions::BLOCK_GTQ);

@@ -3,6 +3,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "client/cli/flags.h"
+#include "core/plan.h"
 #include "kvplan/v1/plan_service.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "proto/validation_format.h"
@@ -79,11 +80,19 @@ absl::Status ShowPlan(const CoordinatorConnection& c, const std::vector<std::str
   if (v.model_id().empty()) {
     out << absl::StrFormat("plan %s\n", v.plan_id());
   } else {
-    out << absl::StrFormat(
-        "plan %s: %s/%s v%d, %s K %g b/dim V %d, %d calibration tokens\n", v.plan_id(),
-        v.model_id(), v.name(), v.version(),
-        v.options().k_scheme() == v1::BudgetOptions::UNIFORM ? "uniform" : "block-gtq",
-        v.options().k_bits(), v.options().v_bits(), v.tokens());
+    // The plan's own label names what the version record does not carry (exempt
+    // layers, K alignment); the record's budget stands in for a plan this build
+    // cannot read (another build's codebooks).
+    absl::StatusOr<KvPlan> parsed = PlanFromJson(plan.plan_json());
+    const std::string budget =
+        parsed.ok()
+            ? PlanLabel(*parsed)
+            : absl::StrFormat(
+                  "%s K%gV%d",
+                  v.options().k_scheme() == v1::BudgetOptions::UNIFORM ? "uniform" : "block-gtq",
+                  v.options().k_bits(), v.options().v_bits());
+    out << absl::StrFormat("plan %s: %s/%s v%d, %s, %d calibration tokens\n", v.plan_id(),
+                           v.model_id(), v.name(), v.version(), budget, v.tokens());
   }
   if (validations.validations().empty()) {
     out << "no validation results (kvplan-worker validate attaches one)\n";

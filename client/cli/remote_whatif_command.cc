@@ -40,10 +40,10 @@ WhatIfResult FromRow(const v1::WhatIfRow& row) {
 
 absl::Status RunRemoteWhatIf(const CoordinatorConnection& c, const std::vector<std::string>& args,
                              std::ostream& out) {
-  absl::StatusOr<Flags> flags =
-      Flags::Parse(args, {.values = {"model", "stats-digest", "k-bits", "v-bits", "score",
-                                     "min-bits", "max-bits", "context", "batch", "memory-gib"},
-                          .switches = {"json", "per-layer"}});
+  absl::StatusOr<Flags> flags = Flags::Parse(
+      args, {.values = {"model", "stats-digest", "k-bits", "v-bits", "score", "min-bits",
+                        "max-bits", "context", "batch", "memory-gib", "k-group-align"},
+             .switches = {"json", "per-layer"}});
   if (!flags.ok()) return flags.status();
   absl::StatusOr<std::string> model = flags->String("model");
   if (!model.ok()) return model.status();
@@ -60,6 +60,7 @@ absl::Status RunRemoteWhatIf(const CoordinatorConnection& c, const std::vector<s
   request.set_context_tokens(parsed->context_tokens);
   request.set_batch(parsed->batch);
   request.set_memory_bytes(parsed->memory_bytes);
+  request.set_k_group_align(parsed->k_group_align);
   v1::WhatIfResponse response;
   auto stub = v1::WhatIfService::NewStub(c.channel());
   if (absl::Status st = FromGrpc(stub->WhatIf(c.NewContext().get(), request, &response));

@@ -15,7 +15,7 @@ namespace {
 absl::Status WhatIf(const std::vector<std::string>& args, std::ostream& out) {
   absl::StatusOr<Flags> flags =
       Flags::Parse(args, {.values = {"energy-json", "k-bits", "v-bits", "score", "min-bits",
-                                     "max-bits", "context", "batch", "memory-gib"},
+                                     "max-bits", "context", "batch", "memory-gib", "k-group-align"},
                           .switches = {"json", "per-layer"}});
   if (!flags.ok()) return flags.status();
   absl::StatusOr<std::string> path = flags->String("energy-json");

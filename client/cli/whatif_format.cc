@@ -31,6 +31,10 @@ nlohmann::ordered_json WhatIfResultToJson(const WhatIfResult& r) {
 
 void PrintWhatIfTable(const std::vector<WhatIfResult>& results, const WhatIfRequest& request,
                       bool per_layer, std::ostream& out) {
+  if (request.k_group_align != 0) {
+    out << absl::StrFormat("K width groups aligned to %d dims (exact aligned allocation)\n",
+                           request.k_group_align);
+  }
   std::string memory_header =
       request.memory_bytes > 0
           ? absl::StrFormat("max ctx @%.0fGiB", request.memory_bytes / kBytesPerGiB)
@@ -97,6 +101,9 @@ absl::StatusOr<WhatIfRequest> WhatIfRequestFlags(const Flags& flags) {
   if (!memory_gib.ok()) return memory_gib.status();
   if (*memory_gib < 0) return absl::InvalidArgumentError("--memory-gib must be >= 0");
   request.memory_bytes = static_cast<int64_t>(*memory_gib * kBytesPerGiB);
+  absl::StatusOr<int> align = KGroupAlignFlag(flags);
+  if (!align.ok()) return align.status();
+  request.k_group_align = *align;
   return request;
 }
 

@@ -20,12 +20,13 @@ namespace kvplan::cli {
 inline constexpr double kBytesPerGiB = 1024.0 * 1024.0 * 1024.0;
 
 // --k-bits, --v-bits (whole), --score, --min-bits, --max-bits, --context,
-// --batch and --memory-gib into a request; errors name the flag.
+// --batch, --memory-gib and --k-group-align into a request; errors name the flag.
 absl::StatusOr<WhatIfRequest> WhatIfRequestFlags(const Flags& flags);
 
 nlohmann::ordered_json WhatIfResultToJson(const WhatIfResult& result);
 
-// One row per budget pair; with `per_layer`, each K budget's per-layer histogram.
+// One row per budget pair (after a line naming the K alignment, if any); with
+// `per_layer`, each K budget's per-layer histogram.
 void PrintWhatIfTable(const std::vector<WhatIfResult>& results, const WhatIfRequest& request,
                       bool per_layer, std::ostream& out);
 

@@ -89,6 +89,30 @@ TEST(PlanSidecarTest, CarriesTheExemptLayersAndTheirVWidth) {
   EXPECT_NE(st.message().find("exempt layer 3 is outside"), std::string::npos) << st;
 }
 
+// The sidecar carries bits, not the options that chose them: an aligned plan
+// needs no new field, and its sidecar names the aligned plan's digest.
+TEST(PlanSidecarTest, AlignedPlansNeedNoOtherFormat) {
+  BlockStats stats =
+      *BlockStats::Create({.num_layers = 2, .num_kv_heads = 1, .num_blocks = 8, .group_size = 1});
+  for (int l = 0; l < 2; ++l) {
+    EXPECT_TRUE(
+        stats.Add(l, 0, {90, 40, 20, 10, 5, 3, 2, 1}, 5, {70, 30, 15, 8, 4, 2, 1, 1}, 5).ok());
+  }
+  RopeSpec rope;
+  rope.head_dim = rope.rotary_dim = 16;
+  const EnergyTable table = *EnergyTableFromStats(stats);
+  KvPlan plain = *BuildPlan(table, rope, {.k_bits = 3, .v_bits = 3});
+  KvPlan aligned = *BuildPlan(table, rope, {.k_bits = 3, .v_bits = 3, .k_group_align = 8});
+  ASSERT_NE(aligned.k_block_bits, plain.k_block_bits) << "the alignment should move bits here";
+  absl::StatusOr<PlanSidecar> back = ParsePlanSidecar(PlanToSidecar(aligned));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->digest, PlanDigest(aligned));
+  EXPECT_NE(back->digest, PlanDigest(plain));
+  EXPECT_EQ(back->k_block_bits, aligned.k_block_bits);
+  EXPECT_EQ(back->rotation_hashes, aligned.rotation_hashes);
+  EXPECT_EQ(back->codebook_hashes, aligned.codebook_hashes);
+}
+
 TEST(PlanSidecarTest, CarriesTheRopeLayoutSoANodeRebuildsEveryGroupLayout) {
   const RopeSpec rope = InterleavedPartialYarnRope();
   const KvPlan plan = TestPlan(rope);

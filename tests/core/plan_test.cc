@@ -1,8 +1,10 @@
 #include "core/plan.h"
 
+#include <algorithm>
 #include <random>
 #include <set>
 
+#include "absl/strings/str_format.h"
 #include "core/allocator.h"
 #include "core/codebook.h"
 #include "core/digest.h"
@@ -350,6 +352,205 @@ TEST(PlanTest, BadExemptLayersAreRefusedNamingTheLayer) {
   edited = json;
   edited["options"].erase("exempt_layers");
   edited["options"].erase("exempt_bits");
+  EXPECT_FALSE(PlanFromJson(edited.dump()).ok());
+}
+
+TEST(PlanTest, KGroupAlignMakesEveryKGroupAMultipleOfTheAlignment) {
+  const EnergyTable table = Table(3, 2, 32, 11);  // head_dim 64
+  const absl::StatusOr<KvPlan> greedy = BuildPlan(table, Rope(64), {.k_bits = 3, .v_bits = 3});
+  ASSERT_TRUE(greedy.ok()) << greedy.status();
+  for (int align : {4, 8, 16, 32}) {
+    // Layer 1 exempt: it stays one group at exempt_bits, whatever the alignment.
+    absl::StatusOr<KvPlan> plan = BuildPlan(
+        table, Rope(64),
+        {.k_bits = 3, .v_bits = 3, .exempt_layers = {1}, .exempt_bits = 8, .k_group_align = align});
+    ASSERT_TRUE(plan.ok()) << align << ": " << plan.status();
+    int differs_from_greedy = 0;
+    for (int l = 0; l < 3; ++l) {
+      for (int h = 0; h < 2; ++h) {
+        const std::vector<int>& bits = plan->KBlockBits(l, h);
+        absl::StatusOr<GroupLayout> layout = plan->KLayout(l, h);
+        ASSERT_TRUE(layout.ok()) << layout.status();
+        for (const QuantGroup& g : layout->groups) {
+          EXPECT_EQ(g.size % align, 0) << "align " << align << ", head " << l << "." << h
+                                       << ": a group of " << g.size << " dims";
+          EXPECT_TRUE(plan->rotation_hashes.contains(g.size));
+        }
+        if (l == 1) {
+          EXPECT_EQ(bits, std::vector<int>(32, 8));
+          continue;
+        }
+        const std::vector<double> scores = *table.Scores(l, h, ScoreKind::kSum);
+        EXPECT_EQ(bits, *GroupAlignedAllocate(scores, {.avg_bits = 3}, align / 2))
+            << align << " " << l << "." << h;
+        int spent = 0;
+        for (int b : bits) spent += b;
+        EXPECT_LE(spent, BitBudget(32, 3.0));
+        EXPECT_GE(AllocationDistortion(scores, bits),
+                  AllocationDistortion(scores, greedy->KBlockBits(l, h)))
+            << "the greedy is the unconstrained optimum";
+        differs_from_greedy += bits != greedy->KBlockBits(l, h);
+      }
+    }
+    if (align >= 16) {
+      EXPECT_GT(differs_from_greedy, 0) << align;
+    }
+    EXPECT_EQ(PlanLabel(*plan),
+              absl::StrFormat("block-gtq K3V3, layer 1 at 8 bits, K groups of %d dims", align));
+  }
+}
+
+TEST(PlanTest, KGroupAlignIsInTheJsonAndDigestOnlyWhenSet) {
+  const EnergyTable table = Table(2, 2, 8, 12);  // head_dim 16
+  absl::StatusOr<KvPlan> plain = BuildPlan(table, Rope(16), {.k_bits = 2.5, .v_bits = 2});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(PlanToJson(*plain).find("k_group_align"), std::string::npos);
+  EXPECT_EQ(PlanLabel(*plain), "block-gtq K2.5V2");
+
+  absl::StatusOr<KvPlan> plan =
+      BuildPlan(table, Rope(16), {.k_bits = 2.5, .v_bits = 2, .k_group_align = 8});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  plan->model_fingerprint = "fp";
+  plan->provenance = {.tokens = 3, .stats_digest = "s", .created_unix = 4, .source = "t"};
+  const std::string json = PlanToJson(*plan);
+  EXPECT_EQ(nlohmann::json::parse(json)["options"]["k_group_align"], 8);
+  absl::StatusOr<KvPlan> back = PlanFromJson(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->options.k_group_align, 8);
+  EXPECT_EQ(back->k_block_bits, plan->k_block_bits);
+  EXPECT_EQ(PlanDigest(*back), PlanDigest(*plan));
+  EXPECT_EQ(PlanToJson(*back), json);
+
+  // The alignment is content: the same bits under another alignment (or none)
+  // are another plan.
+  KvPlan other = *plan;
+  other.options.k_group_align = 16;
+  EXPECT_NE(PlanDigest(other), PlanDigest(*plan));
+  other.options.k_group_align = 0;
+  EXPECT_NE(PlanDigest(other), PlanDigest(*plan));
+  // Alignment may leave bits unspent (8 blocks in two 4-block groups at 2.25
+  // bits: 16 of the 18 bits), and such a plan reads back.
+  absl::StatusOr<KvPlan> under =
+      BuildPlan(table, Rope(16), {.k_bits = 2.25, .v_bits = 2, .k_group_align = 8});
+  ASSERT_TRUE(under.ok()) << under.status();
+  for (const std::vector<int>& bits : under->k_block_bits) {
+    int spent = 0;
+    for (int b : bits) spent += b;
+    EXPECT_EQ(spent, 16);
+  }
+  EXPECT_TRUE(PlanFromJson(PlanToJson(*under)).ok()) << PlanFromJson(PlanToJson(*under)).status();
+
+  // At 2-dim groups (one block) the aligned allocation is the greedy's, yet
+  // the plan says it was asked for.
+  absl::StatusOr<KvPlan> two =
+      BuildPlan(table, Rope(16), {.k_bits = 2.5, .v_bits = 2, .k_group_align = 2});
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->k_block_bits, plain->k_block_bits);
+  EXPECT_NE(PlanDigest(*two), PlanDigest(*plain));
+}
+
+TEST(PlanTest, BadKGroupAlignIsRefusedNamingTheValueHeadDimAndFix) {
+  struct Bad {
+    int head_dim;
+    PlanOptions options;
+    absl::StatusCode code;
+    std::vector<const char*> messages;
+  };
+  const Bad bad[] = {
+      {64,
+       {.k_group_align = -16},
+       absl::StatusCode::kOutOfRange,
+       {"k_group_align -16 is negative", "head_dim 64", "4, 8, 16, 32, 64"}},
+      {64,
+       {.k_group_align = 12},
+       absl::StatusCode::kInvalidArgument,
+       {"k_group_align 12 does not split head_dim 64", "use 0 (off) or one of 4, 8, 16, 32, 64"}},
+      {64,
+       {.k_group_align = 7},
+       absl::StatusCode::kInvalidArgument,
+       {"k_group_align 7 does not split head_dim 64"}},
+      {64,
+       {.k_group_align = 128},
+       absl::StatusCode::kInvalidArgument,
+       {"k_group_align 128 does not split head_dim 64"}},
+      {64,
+       {.k_group_align = 2},
+       absl::StatusCode::kInvalidArgument,
+       {"k_group_align 2 splits head_dim 64 into 32 groups", "coarser alignment (one of 4, 8"}},
+      // 16 units at head_dim 128 is the allocator's limit; 32 at 256 is not.
+      {256,
+       {.k_group_align = 8},
+       absl::StatusCode::kInvalidArgument,
+       {"k_group_align 8 splits head_dim 256 into 32 groups, more than the 16",
+        "(one of 16, 32, 64, 128, 256) or 0 (off)"}},
+      {64,
+       {.k_scheme = KScheme::kUniform, .k_group_align = 16},
+       absl::StatusCode::kInvalidArgument,
+       {"k_group_align 16 applies to the block-gtq scheme", "uniform K is one group"}},
+  };
+  for (const Bad& b : bad) {
+    PlanOptions options = b.options;
+    options.k_bits = 3;
+    options.v_bits = 3;
+    absl::Status st =
+        BuildPlan(Table(1, 1, b.head_dim / 2, 13), Rope(b.head_dim), options).status();
+    EXPECT_EQ(st.code(), b.code) << st;
+    for (const char* m : b.messages) EXPECT_NE(st.message().find(m), std::string::npos) << st;
+    // A service checks the same before it loads any statistics.
+    EXPECT_EQ(ValidateKGroupAlign(options, b.head_dim), st);
+  }
+  EXPECT_TRUE(BuildPlan(Table(1, 1, 64, 13), Rope(128), {.k_bits = 3, .k_group_align = 8}).ok())
+      << "16 groups of 8 dims at head_dim 128";
+  EXPECT_TRUE(ValidateKGroupAlign(PlanOptions{.k_scheme = KScheme::kUniform}, 64).ok());
+}
+
+TEST(PlanTest, AlignedPlansFromJsonAreCheckedForTheAlignment) {
+  const EnergyTable table = Table(2, 1, 16, 14);  // head_dim 32
+  KvPlan plan = *BuildPlan(table, Rope(32), {.k_bits = 3, .v_bits = 3, .k_group_align = 8});
+  const nlohmann::json json = nlohmann::json::parse(PlanToJson(plan));
+  auto refused = [](const nlohmann::json& edited) {
+    return std::string(PlanFromJson(edited.dump()).status().message());
+  };
+  nlohmann::json edited = json;
+  edited["options"]["k_group_align"] = 12;
+  EXPECT_NE(refused(edited).find("k_group_align 12 does not split head_dim 32"), std::string::npos)
+      << refused(edited);
+  edited = json;
+  edited["options"]["k_group_align"] = "8";
+  EXPECT_NE(refused(edited).find("'k_group_align' must be a whole number"), std::string::npos)
+      << refused(edited);
+  edited = json;
+  edited["options"]["k_scheme"] = "uniform";
+  EXPECT_NE(refused(edited).find("applies to the block-gtq scheme"), std::string::npos)
+      << refused(edited);
+
+  // One bit moved between two blocks of the widest width breaks the 4-block
+  // groups: refused by head and width before the digest is looked at.
+  std::vector<int> head = json["k_block_bits"][1].get<std::vector<int>>();
+  const int wide = *std::max_element(head.begin(), head.end());
+  ASSERT_LT(wide, 8);
+  *std::find(head.begin(), head.end(), wide) = wide + 1;
+  *std::find(head.begin(), head.end(), wide) = wide - 1;
+  edited = json;
+  edited["k_block_bits"][1] = head;
+  EXPECT_NE(refused(edited).find("k_block_bits[1] has"), std::string::npos) << refused(edited);
+  EXPECT_NE(refused(edited).find("not a multiple of the 4 blocks (k_group_align 8 dims)"),
+            std::string::npos)
+      << refused(edited);
+  edited = json;
+  for (auto& b : edited["k_block_bits"][0]) b = b.get<int>() + 1;
+  EXPECT_NE(refused(edited).find("over the budget 48"), std::string::npos) << refused(edited);
+  // Whole groups at other places pass the structure checks; the digest catches them.
+  head = json["k_block_bits"][0].get<std::vector<int>>();
+  std::reverse(head.begin(), head.end());
+  ASSERT_NE(nlohmann::json(head), json["k_block_bits"][0]);
+  edited = json;
+  edited["k_block_bits"][0] = head;
+  EXPECT_EQ(PlanFromJson(edited.dump()).status().code(), absl::StatusCode::kDataLoss);
+
+  // Dropping the option leaves an allocation the greedy would not make.
+  edited = json;
+  edited["options"].erase("k_group_align");
   EXPECT_FALSE(PlanFromJson(edited.dump()).ok());
 }
 

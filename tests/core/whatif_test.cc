@@ -81,6 +81,52 @@ TEST(WhatIfTest, EqualScoresAllocateUniformly) {
   EXPECT_DOUBLE_EQ((*results)[0].distortion_ratio, 1.0);
 }
 
+// A row at an alignment is the aligned allocation's: its bytes (fewer groups,
+// fewer norms) and its distortion, head by head.
+TEST(WhatIfTest, KGroupAlignRowsShowTheAlignedAllocation) {
+  nlohmann::json json = nlohmann::json::object();
+  for (int h = 0; h < 2; ++h) {
+    std::vector<double> scores(32);
+    for (int i = 0; i < 32; ++i) scores[i] = 100.0 / (1 + i) + h * (i % 3);
+    json["0." + std::to_string(h)] = scores;
+  }
+  const EnergyTable table = *EnergyTableFromJson(json);  // head_dim 64
+  const WhatIfRequest greedy_request{.k_bits = {2, 3}, .v_bits = {3}};
+  WhatIfRequest aligned_request = greedy_request;
+  aligned_request.k_group_align = 16;
+  absl::StatusOr<std::vector<WhatIfResult>> greedy = RunWhatIf(table, greedy_request);
+  absl::StatusOr<std::vector<WhatIfResult>> aligned = RunWhatIf(table, aligned_request);
+  ASSERT_TRUE(greedy.ok()) << greedy.status();
+  ASSERT_TRUE(aligned.ok()) << aligned.status();
+  ASSERT_EQ(aligned->size(), 2u);
+  for (size_t b = 0; b < 2; ++b) {
+    const WhatIfResult& row = (*aligned)[b];
+    double k_bytes = 0, distortion = 0, uniform_distortion = 0;
+    for (int h = 0; h < 2; ++h) {
+      const std::vector<double> scores = *table.Scores(0, h, ScoreKind::kSum);
+      const std::vector<int> bits = *GroupAlignedAllocate(scores, {.avg_bits = row.k_bits}, 8);
+      k_bytes += TokenBytesForHead(bits, 3).k();
+      distortion += AllocationDistortion(scores, bits);
+      uniform_distortion +=
+          AllocationDistortion(scores, *UniformAllocate(32, {.avg_bits = row.k_bits}));
+    }
+    EXPECT_EQ(row.k_bytes_per_token_head, k_bytes / 2) << row.k_bits;
+    EXPECT_EQ(row.layers[0].distortion, distortion) << row.k_bits;
+    EXPECT_DOUBLE_EQ(row.distortion_ratio, distortion / uniform_distortion) << row.k_bits;
+    // Fewer norms than the greedy, and more distortion.
+    EXPECT_LT(row.k_bytes_per_token_head, (*greedy)[b].k_bytes_per_token_head) << row.k_bits;
+    EXPECT_GT(row.distortion_ratio, (*greedy)[b].distortion_ratio) << row.k_bits;
+  }
+
+  aligned_request.k_group_align = 12;
+  absl::Status st = RunWhatIf(table, aligned_request).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("k_group_align 12 does not split head_dim 64"), std::string::npos)
+      << st;
+  aligned_request.k_group_align = -8;
+  EXPECT_EQ(RunWhatIf(table, aligned_request).status().code(), absl::StatusCode::kOutOfRange);
+}
+
 TEST(WhatIfTest, RefusesBadBudgetsAndSizes) {
   const EnergyTable table = UniformTable(1, 1, 8);
   EXPECT_EQ(RunWhatIf(table, {.k_bits = {9}, .v_bits = {3}}).status().code(),

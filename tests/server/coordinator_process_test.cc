@@ -115,6 +115,49 @@ TEST_F(CoordinatorProcessTest, CliRegistersCreatesPromotesAndFetchesTheOfflinePl
   EXPECT_NE(r.out.find("not found"), std::string::npos) << r.out;
 }
 
+// --k-group-align through the service nouns: `plans create` stores the plan
+// `plan build` makes offline, `plans show` names the alignment, the remote
+// what-if equals the offline one, and a bad value comes back with the
+// coordinator's reason and a usage exit code.
+TEST_F(CoordinatorProcessTest, CliCreatesShowsAndWhatIfsKGroupAlignedPlans) {
+  CoordinatorProcess c(Args());
+  ASSERT_TRUE(c.ok()) << c.output();
+  ASSERT_EQ(Cli(c, "models register --calibration " + calib_ + " --name tiny").exit_code, 0);
+  const std::string create =
+      "plans create --model tiny --stats " + calib_ + " --k-bits 3 --v-bits 3";
+  RunResult r = Cli(c, create + " --name aligned --k-group-align 8");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(
+      Cli(c, "plans get --model tiny --name aligned --out " + dir_.Path("served.json")).exit_code,
+      0);
+  r = RunKvplan("plan build --stats " + calib_ + " --k-bits 3 --v-bits 3 --k-group-align 8 --out " +
+                dir_.Path("offline.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  absl::StatusOr<KvPlan> served = PlanFromJson(*ReadFile(dir_.Path("served.json")));
+  absl::StatusOr<KvPlan> offline = PlanFromJson(*ReadFile(dir_.Path("offline.json")));
+  ASSERT_TRUE(served.ok()) << served.status();
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  EXPECT_EQ(served->options.k_group_align, 8);
+  EXPECT_EQ(PlanDigest(*served), PlanDigest(*offline));
+  r = Cli(c, "plans show --model tiny --name aligned");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("block-gtq K3V3, K groups of 8 dims"), std::string::npos) << r.out;
+
+  const std::string budgets = " --k-bits 2,3 --v-bits 3 --k-group-align 8 --json";
+  RunResult remote_whatif = Cli(c, "whatif --model tiny" + budgets);
+  ASSERT_EQ(remote_whatif.exit_code, 0) << remote_whatif.out;
+  EXPECT_EQ(remote_whatif.out, RunKvplan("whatif --energy-json " + calib_ + budgets).out);
+  EXPECT_NE(remote_whatif.out, Cli(c, "whatif --model tiny --k-bits 2,3 --v-bits 3 --json").out)
+      << "the aligned rows should differ from the greedy's here";
+
+  r = Cli(c, create + " --name refused --k-group-align 6");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("k_group_align 6 does not split head_dim 16"), std::string::npos) << r.out;
+  r = Cli(c, "whatif --model tiny --k-bits 3 --v-bits 3 --k-group-align -2");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("k_group_align -2 is negative"), std::string::npos) << r.out;
+}
+
 TEST_F(CoordinatorProcessTest, CliFetchesTheCodebooksAPlanNames) {
   CoordinatorProcess c(Args());
   ASSERT_TRUE(c.ok()) << c.output();

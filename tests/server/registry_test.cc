@@ -257,6 +257,41 @@ TEST_F(RegistryTest, WhatIfEqualsCoreRunWhatIf) {
   }
 }
 
+// k_group_align reaches the what-if: the rows are core's aligned ones, and a
+// bad alignment is refused with core's message.
+TEST_F(RegistryTest, WhatIfWithKGroupAlignEqualsCoreRunWhatIf) {
+  ASSERT_TRUE(r_->plans->Create(PlanRequest(3, 3, TestCalibrationFile())).ok());
+  v1::WhatIfRequest request;
+  request.set_model_id("tiny");
+  for (double k : {2.0, 3.0}) request.add_k_bits(k);
+  request.add_v_bits(3);
+  request.set_k_group_align(8);
+  absl::StatusOr<v1::WhatIfResponse> remote = r_->whatif->Run(request);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  const EnergyTable table = *EnergyTableFromStats(TestStats());
+  absl::StatusOr<std::vector<WhatIfResult>> aligned =
+      RunWhatIf(table, {.k_bits = {2, 3}, .v_bits = {3}, .k_group_align = 8});
+  absl::StatusOr<std::vector<WhatIfResult>> greedy =
+      RunWhatIf(table, {.k_bits = {2, 3}, .v_bits = {3}});
+  ASSERT_TRUE(aligned.ok()) << aligned.status();
+  ASSERT_TRUE(greedy.ok()) << greedy.status();
+  ASSERT_EQ(remote->rows_size(), 2);
+  bool any_differs = false;
+  for (int i = 0; i < 2; ++i) {
+    const WhatIfResult& a = (*aligned)[static_cast<size_t>(i)];
+    EXPECT_EQ(remote->rows(i).k_bytes_per_token_head(), a.k_bytes_per_token_head);
+    EXPECT_EQ(remote->rows(i).distortion_ratio(), a.distortion_ratio);
+    any_differs |= a.distortion_ratio != (*greedy)[static_cast<size_t>(i)].distortion_ratio;
+  }
+  EXPECT_TRUE(any_differs) << "the aligned rows should not be the greedy's here";
+
+  request.set_k_group_align(12);
+  absl::Status st = r_->whatif->Run(request).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("k_group_align 12 does not split head_dim 16"), std::string::npos)
+      << st;
+}
+
 // The runner keeps parsed statistics by digest (a bounded cache): every digest,
 // the latest by default or an older one by name, even after it was evicted,
 // answers from its own statistics.

@@ -223,6 +223,74 @@ TEST_F(ServiceTest, CreatePlanWithExemptLayers) {
   EXPECT_EQ(after.versions_size(), before.versions_size()) << "nothing stored";
 }
 
+// k_group_align travels the wire: every K width group of the stored plan is a
+// multiple of 8 dims (two 4-block groups per head_dim-16 head), the plan is
+// not the greedy one, and bad alignments are refused by value before anything
+// is stored.
+TEST_F(ServiceTest, CreatePlanWithKGroupAlign) {
+  Start();
+  RegisterAndCreate(0);
+  v1::CreatePlanResponse plain;
+  ASSERT_TRUE(plans_->CreatePlan(Context().get(), PlanRequest(2.5, 2), &plain).ok());
+  v1::CreatePlanRequest request = PlanRequest(2.5, 2);
+  request.set_k_group_align(8);
+  v1::CreatePlanResponse created;
+  grpc::Status st = plans_->CreatePlan(Context().get(), request, &created);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_TRUE(created.created());
+  absl::StatusOr<KvPlan> plan = PlanFromJson(created.plan_json());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->options.k_group_align, 8);
+  EXPECT_EQ(created.version().plan_id(), PlanDigest(*plan));
+  EXPECT_NE(created.version().plan_id(), plain.version().plan_id());
+  absl::StatusOr<KvPlan> plain_plan = PlanFromJson(plain.plan_json());
+  ASSERT_TRUE(plain_plan.ok()) << plain_plan.status();
+  EXPECT_NE(plan->k_block_bits, plain_plan->k_block_bits) << "the greedy's groups are not aligned";
+  for (int l = 0; l < plan->num_layers; ++l) {
+    for (int h = 0; h < plan->num_kv_heads; ++h) {
+      absl::StatusOr<GroupLayout> layout = plan->KLayout(l, h);
+      ASSERT_TRUE(layout.ok()) << layout.status();
+      for (const QuantGroup& g : layout->groups) EXPECT_EQ(g.size % 8, 0) << l << "." << h;
+    }
+  }
+  v1::GetPlanRequest get;
+  get.set_plan_id(created.version().plan_id());
+  v1::GetPlanResponse got;
+  ASSERT_TRUE(plans_->GetPlan(Context().get(), get, &got).ok());
+  EXPECT_NE(got.plan_json().find("\"k_group_align\": 8"), std::string::npos) << got.plan_json();
+
+  v1::ListPlansRequest list;
+  list.set_model_id("tiny");
+  v1::ListPlansResponse before;
+  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &before).ok());
+  const struct {
+    int align;
+    bool uniform;
+    grpc::StatusCode code;
+    const char* message;
+  } bad[] = {
+      {6, false, grpc::StatusCode::INVALID_ARGUMENT,
+       "k_group_align 6 does not split head_dim 16 into whole groups"},
+      {32, false, grpc::StatusCode::INVALID_ARGUMENT, "use 0 (off) or one of 2, 4, 8, 16"},
+      {-8, false, grpc::StatusCode::OUT_OF_RANGE, "k_group_align -8 is negative"},
+      {8, true, grpc::StatusCode::INVALID_ARGUMENT, "applies to the block-gtq scheme"},
+  };
+  for (const auto& b : bad) {
+    v1::CreatePlanRequest r = PlanRequest(3, 3);
+    r.set_name("refused");
+    r.set_k_group_align(b.align);
+    if (b.uniform) r.mutable_options()->set_k_scheme(v1::BudgetOptions::UNIFORM);
+    v1::CreatePlanResponse response;
+    grpc::Status refused = plans_->CreatePlan(Context().get(), r, &response);
+    EXPECT_EQ(refused.error_code(), b.code) << b.align << ": " << refused.error_message();
+    EXPECT_NE(refused.error_message().find(b.message), std::string::npos)
+        << refused.error_message();
+  }
+  v1::ListPlansResponse after;
+  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &after).ok());
+  EXPECT_EQ(after.versions_size(), before.versions_size()) << "nothing stored";
+}
+
 TEST_F(ServiceTest, WatchPlansDeliversEveryMoveInOrderToTwoWatchersAndResumes) {
   Start();
   RegisterAndCreate(3);

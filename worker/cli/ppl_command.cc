@@ -224,6 +224,9 @@ absl::Status Ppl(const cli::Flags& flags, std::ostream& out) {
       report["plan"]["exempt_layers"] = plan->options.exempt_layers;
       report["plan"]["exempt_bits"] = plan->options.exempt_bits;
     }
+    if (plan->options.k_group_align != 0) {
+      report["plan"]["k_group_align"] = plan->options.k_group_align;
+    }
     if (fp16) report["delta_ppl"] = packed->perplexity - fp16->perplexity;
     out << report.dump(1) << "\n";
     return absl::OkStatus();

@@ -120,6 +120,8 @@ absl::StatusOr<FidelityDiagnostic> FidelityDiagnostic::CreateForPlan(const KvPla
   // identical in both methods, and the comparison is at the same budget.
   PlanOptions uniform_options = plan.options;
   uniform_options.k_scheme = KScheme::kUniform;
+  // Uniform K is one group per head: the plan's K alignment has nothing to align.
+  uniform_options.k_group_align = 0;
   absl::StatusOr<KvPlan> uniform = BuildPlan(*table, plan.rope, uniform_options);
   if (!uniform.ok()) return uniform.status();
 
