@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/packed_attention.h"
@@ -36,13 +37,22 @@ double MaxAbs(const std::vector<double>& x) {
   return m;
 }
 
-class PlanDecodeTest : public ::testing::TestWithParam<int> {};
+// (head_dim, k_group_align): greedy plans, and plans whose K groups are whole
+// 16-dim slices (no padded slices in the kernel).
+class PlanDecodeTest : public ::testing::TestWithParam<std::tuple<int, int>> {};
 
 TEST_P(PlanDecodeTest, EveryLayerMatchesTheCpuCache) {
   KVPLAN_SKIP_WITHOUT_GPU();
-  const int hd = GetParam();
-  absl::StatusOr<KvPlan> stored = ExemptLayerPlan(kLayers, hd);
+  const int hd = std::get<0>(GetParam()), align = std::get<1>(GetParam());
+  absl::StatusOr<KvPlan> stored = ExemptLayerPlan(kLayers, hd, align);
   ASSERT_TRUE(stored.ok()) << stored.status();
+  for (int l = 1; l < kLayers && align > 0; ++l) {
+    for (int h = 0; h < stored->num_kv_heads; ++h) {
+      const absl::StatusOr<GroupLayout> layout = stored->KLayout(l, h);
+      ASSERT_TRUE(layout.ok()) << layout.status();
+      for (const auto& group : layout->groups) ASSERT_EQ(group.size % align, 0);
+    }
+  }
   const int kv_heads = stored->num_kv_heads, q_heads = kv_heads * kGroupSize;
   absl::StatusOr<PackedKvCache> cache =
       PackedKvCache::Create(*stored, q_heads, {.sink_tokens = 0, .recent_tokens = 0});
@@ -64,8 +74,9 @@ TEST_P(PlanDecodeTest, EveryLayerMatchesTheCpuCache) {
   const DeviceBuffer<int> d_len(std::vector<int>{kTokens});
 
   for (int l = 0; l < kLayers; ++l) {
-    const std::string config = "plan_decode_hd" + std::to_string(hd) + "_layer" +
-                               std::to_string(l) + "_v" + std::to_string(plan->v_bits(l));
+    const std::string config = "plan_decode_hd" + std::to_string(hd) + "_align" +
+                               std::to_string(align) + "_layer" + std::to_string(l) + "_v" +
+                               std::to_string(plan->v_bits(l));
     SCOPED_TRACE(config);
     const size_t n = static_cast<size_t>(kTokens) * kv_heads * hd;
     const std::vector<float> k = RandomVector(n, 100 + l);
@@ -142,10 +153,16 @@ TEST_P(PlanDecodeTest, EveryLayerMatchesTheCpuCache) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(HeadDims, PlanDecodeTest, ::testing::Values(64, 128),
-                         [](const ::testing::TestParamInfo<int>& test_info) {
-                           return "hd" + std::to_string(test_info.param);
-                         });
+std::string PlanCaseName(const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
+  const int align = std::get<1>(info.param);
+  return "hd" + std::to_string(std::get<0>(info.param)) +
+         (align > 0 ? "_align" + std::to_string(align) : "");
+}
+
+INSTANTIATE_TEST_SUITE_P(HeadDims, PlanDecodeTest,
+                         ::testing::Values(std::make_tuple(64, 0), std::make_tuple(128, 0),
+                                           std::make_tuple(64, 16), std::make_tuple(128, 16)),
+                         PlanCaseName);
 
 }  // namespace
 }  // namespace kvplan::kernels::testing

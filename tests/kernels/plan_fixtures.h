@@ -23,8 +23,9 @@ inline constexpr int kPlanKvHeads = 2;
 // exempt at 8 bits (K one 8-bit group, V 8 bits): the shape of plan whose V
 // width differs per layer. Block energies fall off with the block index and
 // vary with layer and head, so the other layers' heads get several K groups
-// and differ from one another.
-inline absl::StatusOr<KvPlan> ExemptLayerPlan(int layers, int head_dim) {
+// and differ from one another. k_group_align: PlanOptions::k_group_align (16:
+// every K group whole 16-dim slices of the decode kernel).
+inline absl::StatusOr<KvPlan> ExemptLayerPlan(int layers, int head_dim, int k_group_align = 0) {
   const int blocks = head_dim / 2;
   absl::StatusOr<BlockStats> stats = BlockStats::Create(
       {.num_layers = layers, .num_kv_heads = kPlanKvHeads, .num_blocks = blocks});
@@ -44,7 +45,11 @@ inline absl::StatusOr<KvPlan> ExemptLayerPlan(int layers, int head_dim) {
   RopeSpec rope;
   rope.head_dim = rope.rotary_dim = head_dim;
   return BuildPlan(*table, rope,
-                   {.k_bits = 3, .v_bits = 3, .exempt_layers = {0}, .exempt_bits = 8});
+                   {.k_bits = 3,
+                    .v_bits = 3,
+                    .exempt_layers = {0},
+                    .exempt_bits = 8,
+                    .k_group_align = k_group_align});
 }
 
 }  // namespace kvplan::kernels::testing
