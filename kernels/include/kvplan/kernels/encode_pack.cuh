@@ -229,15 +229,23 @@ __device__ __forceinline__ void WithConstant(int value, F&& f) {
   f(std::integral_constant<int, K>{});
 }
 
+// Which of its two rows (row, row + 8) a thread computes the fp64 norm
+// arithmetic of: the four lanes of a quad hold the same two rows, so lanes
+// t = 0, 2 take the first and t = 1, 3 the second, and neighbours t, t ^ 1
+// swap results with one shuffle, instead of every lane running both rows'
+// fp64 square roots and divisions (NOTES.md run 18: 3% of the encode time).
+__device__ __forceinline__ int OwnRow(int lane) { return lane & 1; }
+
 // The A fragments of one warp's 16 rows for one group of KSTEPS k-steps:
 // x·s·2^10 split into hi and lo (k-step kk covers permuted positions offset +
-// 16kk .. +15, zero past d), and the norms n of the thread's two rows (row,
-// row + 8).
+// 16kk .. +15, zero past d), the norm n of the thread's own row (OwnRow) and
+// √d of the group, both fp64.
 template <int KSTEPS>
 struct RowFragments {
   uint32_t hi[KSTEPS][4];
   uint32_t lo[KSTEPS][4];
-  double norm[2];
+  double own_norm;
+  double sqrt_d;
 };
 
 // Builds f from the rows in global memory (token0: the warp's first token;
@@ -289,16 +297,19 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
 #pragma unroll
     for (int r = 0; r < 2; ++r) sum[r] = AddSquare(sum[r], v[kk][2 * h + r][e]);
   });
-  const double sqrt_d = sqrt(static_cast<double>(d));
-  float scale[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    f.norm[r] = sqrt(LaneSumTotal(sum[r]));
-    // s as the CPU rounds it, then the exact power of two of the split.
-    scale[r] =
-        (f.norm[r] > 0.0 && isfinite(f.norm[r]) ? static_cast<float>(sqrt_d / f.norm[r]) : 0.0f) *
-        kSplitScale;
-  }
+  f.sqrt_d = sqrt(static_cast<double>(d));
+  // Both rows' totals (every lane of the quad takes part in each sum), then
+  // this lane's row only; the neighbour t ^ 1 has the other one.
+  const double total0 = LaneSumTotal(sum[0]), total1 = LaneSumTotal(sum[1]);
+  const int own = OwnRow(lane);
+  f.own_norm = sqrt(own == 0 ? total0 : total1);
+  // s as the CPU rounds it, then the exact power of two of the split.
+  const float own_scale =
+      (f.own_norm > 0.0 && isfinite(f.own_norm) ? static_cast<float>(f.sqrt_d / f.own_norm)
+                                                : 0.0f) *
+      kSplitScale;
+  const float other_scale = __shfl_xor_sync(0xffffffffu, own_scale, 1);
+  const float scale[2] = {own == 0 ? own_scale : other_scale, own == 1 ? own_scale : other_scale};
 #pragma unroll
   for (int kk = 0; kk < KSTEPS; ++kk) {
 #pragma unroll
@@ -461,12 +472,12 @@ __device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f
       code_sum[r] = __dadd_rn(code_sum[r], valid ? centroid_squares[code[e]] : 0.0);
     }
   }
-  const double sqrt_d = sqrt(static_cast<double>(d));
-#pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    const uint16_t corrected = CorrectedNorm(f.norm[rr], sqrt_d, LaneSumTotal(code_sum[rr]));
-    if (t == 0) norm_row[row + 8 * rr] = corrected;
-  }
+  // Lane t < 2 of the quad stores row `row + 8t`, its own row.
+  const double code_total0 = LaneSumTotal(code_sum[0]), code_total1 = LaneSumTotal(code_sum[1]);
+  const int own = OwnRow(lane);
+  const uint16_t corrected =
+      CorrectedNorm(f.own_norm, f.sqrt_d, own == 0 ? code_total0 : code_total1);
+  if (t < 2) norm_row[row + 8 * own] = corrected;
 }
 
 // Four byte-sized codes (LSB first, each < 2^BITS) packed at BITS each: byte
