@@ -320,6 +320,19 @@ __device__ __forceinline__ void ReadVRun(const uint32_t* v_words, uint32_t bit,
   }
 }
 
+// The dim that row `row` (0..15) of V's m-tile `m_tile` carries in O = V̂ᵀ·Pᵀ.
+// A thread reads rows g and g + 8 of every m-tile in two loads, the eight g of
+// one load together. At V3 a dim's row of 64 codes is 6 words, so consecutive
+// dims start 6 banks apart and the eight lanes' 3-word runs overlap in two
+// places (two wavefronts per load: ~8% of the step's shared-memory
+// wavefronts, NOTES.md run 18); dims 2 apart start 12 banks apart, so at V3
+// row g holds dim 2g and row g + 8 dim 2g + 1, conflict-free. Other widths
+// keep the identity (V2 rows are 4 words: consecutive dims do not overlap).
+template <int V_BITS>
+__host__ __device__ constexpr int VRowDim(int m_tile, int row) {
+  return 16 * m_tile + (V_BITS == 3 ? 2 * (row & 7) + (row >> 3) : row);
+}
+
 // O += V̂ᵀ·Pᵀ over the warp's tokens for pair-table widths (V_BITS <= 4).
 // Each thread reads one run of 4·kTilesPerPage codes per V row (rows g and
 // g + 8 of every 16-dim m-tile). All runs of a step share one word offset
@@ -344,11 +357,15 @@ __device__ __forceinline__ void VPairTiles(float (&o)[M_TILES][4],
   constexpr int kPre = kAligned ? 0 : kP;
   constexpr bool kWide = kPre + kRunBits > 32;
   constexpr uint32_t kM = ((1u << (2 * V_BITS)) - 1u) << kP;
-  constexpr int kRowWords = 8 * kKernelPageTokens * V_BITS / 32;  // 8 rows
+  constexpr int kDimWords = kKernelPageTokens * V_BITS / 32;  // one dim's row
+  // Rows g + 8 and the next m-tile, relative to row g (the same for every g).
+  constexpr int kHalfDims = VRowDim<V_BITS>(0, 8) - VRowDim<V_BITS>(0, 0);
   const uint32_t c =
       static_cast<uint32_t>(4 * (SmemPairOffset(V_BITS) + (lane & (PairReplicas(V_BITS) - 1))));
   const char* pt = reinterpret_cast<const char*>(pair_s);
-  const int run0 = (g * kKernelPageTokens + tok_base + 4 * kTilesPerPage * t) * V_BITS - kPre;
+  const int run0 =
+      (VRowDim<V_BITS>(0, g) * kKernelPageTokens + tok_base + 4 * kTilesPerPage * t) * V_BITS -
+      kPre;
   const uint32_t* vw = v_block + (run0 >> 5);
   auto field = [&](uint32_t lo, uint32_t hi, int k) -> uint32_t {
     const int d = kPre + 2 * V_BITS * k - kP;  // compile-time after unrolling
@@ -365,7 +382,7 @@ __device__ __forceinline__ void VPairTiles(float (&o)[M_TILES][4],
     uint32_t lo[2], hi[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const uint32_t* w = vw + (2 * m_tile + h) * kRowWords;
+      const uint32_t* w = vw + (VRowDim<V_BITS>(m_tile, 0) + kHalfDims * h) * kDimWords;
       if constexpr (kAligned) {
         if constexpr (kWide) {
           const uint2 ww = *reinterpret_cast<const uint2*>(w);
@@ -826,7 +843,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int head = 2 * t + (r & 1);
-      const int dim = m_tile * 16 + g + (r >> 1) * 8;
+      const int dim = VRowDim<V_BITS>(m_tile, g + (r >> 1) * 8);
       comb_o[(warp * kMaxGroupSize + head) * HEAD_DIM + dim] = o[m_tile][r];
     }
   }
