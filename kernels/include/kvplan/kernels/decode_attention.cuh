@@ -332,6 +332,16 @@ template <int V_BITS>
 __host__ __device__ constexpr int VRowDim(int m_tile, int row) {
   return 16 * m_tile + (V_BITS == 3 ? 2 * (row & 7) + (row >> 3) : row);
 }
+// Each m-tile's 16 rows carry its 16 dims once each (the combine relies on it).
+template <int V_BITS>
+constexpr bool VRowDimIsAPermutation() {
+  unsigned seen = 0;
+  for (int row = 0; row < 16; ++row) seen |= 1u << (VRowDim<V_BITS>(1, row) - 16);
+  return seen == 0xffffu;
+}
+static_assert(VRowDimIsAPermutation<2>() && VRowDimIsAPermutation<3>() &&
+                  VRowDimIsAPermutation<4>() && VRowDimIsAPermutation<8>(),
+              "V rows to dims");
 
 // O += V̂ᵀ·Pᵀ over the warp's tokens for pair-table widths (V_BITS <= 4).
 // Each thread reads one run of 4·kTilesPerPage codes per V row (rows g and
