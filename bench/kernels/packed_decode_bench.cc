@@ -6,13 +6,15 @@
 //
 // Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
 //                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
-//                             [--encode-slabs N]
+//                             [--encode-slabs N] [--splits N]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
 //   GreedyAllocate from lognormal block energies decaying with block index
 //   (--k-align D: GroupAlignedAllocate, width groups of whole D-dim units).
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
+//   --splits N: key splits per (sequence, KV head) of the decode step (0: SplitsFor;
+//   at most the plan's max_splits).
 //   Times: median of N single launches timed with CUDA events; inputs rotate
 //   over enough replicas to exceed the L2 several times.
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
@@ -130,7 +132,8 @@ struct Row {
 
 int Run(int argc, char** argv) {
   bool quick = false, encode = true;
-  int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0;
+  int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
+      splits = 0;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -142,6 +145,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--batch") == 0 && has_value) only_batch = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--ctx") == 0 && has_value) only_ctx = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--k-align") == 0 && has_value) k_align = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--splits") == 0 && has_value) splits = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--encode-slabs") == 0 && has_value) {
       encode_slabs = std::atoi(argv[++i]);
     }
@@ -240,8 +244,9 @@ int Run(int argc, char** argv) {
           BENCH_CHECK(cudaMalloc(&q, sizeof(float) * batch * m.q_heads * hd));
           BENCH_CHECK(cudaMalloc(&out, sizeof(float) * batch * m.q_heads * hd));
           BENCH_CHECK(FillRandomFloat(q, size_t{1} * batch * m.q_heads * hd, 3, 1.0f, nullptr));
-          kernels::PackedDecodeParams p =
-              plan->DecodeParams(0, ws, batch, plan->SplitsFor(batch, ctx));
+          kernels::PackedDecodeParams p = plan->DecodeParams(
+              0, ws, batch,
+              splits > 0 ? std::min(splits, plan->max_splits()) : plan->SplitsFor(batch, ctx));
           p.q = q;
           p.pages = pool;
           p.max_pages_per_seq = pages_per_seq;
