@@ -323,13 +323,18 @@ void GroupedQuantizer::DecodeRotated(absl::Span<const uint8_t> in, absl::Span<fl
   }
 }
 
+void GroupedQuantizer::GatherAndRotate(const Group& g, absl::Span<const float> x, float* gathered,
+                                       float* rotated) const {
+  for (int i = 0; i < g.size; ++i) gathered[i] = x[layout_.permutation[g.offset + i]];
+  AxpyRows(g.forward.data(), g.size, g.stride, gathered, g.stride, 1, rotated);
+}
+
 void GroupedQuantizer::RotateQuery(absl::Span<const float> q, absl::Span<float> q_rot) const {
   if (q.size() != static_cast<size_t>(head_dim()) || q_rot.size() != q.size()) return;
   alignas(64) float gathered[kMaxStride];
   alignas(64) float rotated[kMaxStride];
   for (const Group& g : groups_) {
-    for (int i = 0; i < g.size; ++i) gathered[i] = q[layout_.permutation[g.offset + i]];
-    AxpyRows(g.forward.data(), g.size, g.stride, gathered, g.stride, 1, rotated);
+    GatherAndRotate(g, q, gathered, rotated);
     std::copy(rotated, rotated + g.size, q_rot.begin() + g.offset);
   }
 }
@@ -339,10 +344,9 @@ void GroupedQuantizer::CodedCoordinates(absl::Span<const float> x, absl::Span<fl
   alignas(64) float gathered[kMaxStride];
   alignas(64) float rotated[kMaxStride];
   for (const Group& g : groups_) {
-    for (int i = 0; i < g.size; ++i) gathered[i] = x[layout_.permutation[g.offset + i]];
+    GatherAndRotate(g, x, gathered, rotated);
     const float scale = CodeScale(GroupNorm(gathered, g.size), g.sqrt_size);
     // The same product as QuantizeCoordinates forms (rotated · scale, fp32).
-    AxpyRows(g.forward.data(), g.size, g.stride, gathered, g.stride, 1, rotated);
     for (int i = 0; i < g.size; ++i) z[g.offset + i] = rotated[i] * scale;
   }
 }

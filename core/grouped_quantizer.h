@@ -131,6 +131,10 @@ class GroupedQuantizer {
   // Encode/decode `tokens` (1..kTile) records; strides are of x and records.
   void EncodeTile(const float* x, size_t x_stride, int tokens, uint8_t* out) const;
   void DecodeTile(const uint8_t* in, int tokens, float* x, size_t x_stride) const;
+  // Group g's coordinates of one head vector x, in the layout's order
+  // (gathered), and Rᵀ applied to them (rotated): both [g.stride] buffers.
+  void GatherAndRotate(const Group& g, absl::Span<const float> x, float* gathered,
+                       float* rotated) const;
 
   GroupLayout layout_;
   std::vector<std::string> rotation_hashes_;

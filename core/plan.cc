@@ -10,6 +10,7 @@
 #include "core/allocator.h"
 #include "core/codebook.h"
 #include "core/digest.h"
+#include "core/file_io.h"
 #include "core/random.h"
 #include "core/whatif.h"
 #include "nlohmann/json.hpp"
@@ -473,6 +474,18 @@ absl::StatusOr<KvPlan> PlanFromJson(std::string_view text) {
         "plan digest mismatch: the file names %s but its content hashes to %s; the plan was "
         "edited or corrupted",
         in.contains("digest") ? in["digest"].dump() : "nothing", digest));
+  }
+  return plan;
+}
+
+absl::StatusOr<KvPlan> ReadPlanFile(const std::filesystem::path& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<KvPlan> plan = PlanFromJson(*text);
+  if (!plan.ok()) {
+    return absl::Status(
+        plan.status().code(),
+        absl::StrFormat("%s: %s", path.string(), std::string(plan.status().message())));
   }
   return plan;
 }

@@ -51,6 +51,7 @@
 #define KVPLAN_CORE_PLAN_H_
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -182,6 +183,10 @@ std::string PlanDigest(const KvPlan& plan);
 // naming what is wrong.
 std::string PlanToJson(const KvPlan& plan);
 absl::StatusOr<KvPlan> PlanFromJson(std::string_view text);
+// PlanFromJson of the file at `path` (a plan JSON written by `kvplan plan
+// build` or `plans get --out`); ReadFile's errors, or PlanFromJson's prefixed
+// with the path.
+absl::StatusOr<KvPlan> ReadPlanFile(const std::filesystem::path& path);
 
 std::string_view KSchemeName(KScheme scheme);
 

@@ -76,7 +76,7 @@ TEST(KvplanPlanTest, ExemptLayersKeepTheirKAndVAtExemptBits) {
   RunResult r = RunKvplan(build + "--exempt-layers 0,2 --exempt-bits 6");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("block-gtq K2.5V2, layers 0,2 at 6 bits"), std::string::npos) << r.out;
-  absl::StatusOr<KvPlan> plan = PlanFromJson(*ReadFile(dir.Path("plan.json")));
+  absl::StatusOr<KvPlan> plan = ReadPlanFile(dir.Path("plan.json"));
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->options.exempt_layers, (std::vector<int>{0, 2}));
   EXPECT_EQ(plan->KBlockBits(2, 1), (std::vector<int>{6, 6, 6, 6}));
@@ -86,8 +86,7 @@ TEST(KvplanPlanTest, ExemptLayersKeepTheirKAndVAtExemptBits) {
 
   r = RunKvplan(build + "--exempt-layers 0");  // --exempt-bits defaults to 8.
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_EQ(PlanFromJson(*ReadFile(dir.Path("plan.json")))->KBlockBits(0, 0),
-            (std::vector<int>{8, 8, 8, 8}));
+  EXPECT_EQ(ReadPlanFile(dir.Path("plan.json"))->KBlockBits(0, 0), (std::vector<int>{8, 8, 8, 8}));
 
   const struct {
     const char* flags;
@@ -130,7 +129,7 @@ TEST(KvplanPlanTest, KGroupAlignPlansHaveWidthGroupsOfWholeUnits) {
       "plan build --stats " + calib + " --k-bits 3 --v-bits 3 --out " + dir.Path("plan.json");
   RunResult r = RunKvplan(build);
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const KvPlan greedy = *PlanFromJson(*ReadFile(dir.Path("plan.json")));
+  const KvPlan greedy = *ReadPlanFile(dir.Path("plan.json"));
   for (int align : {16, 8}) {
     r = RunKvplan(build + " --k-group-align " + std::to_string(align));
     ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -192,7 +191,7 @@ TEST(KvplanPlanTest, BuildsFromReferenceEnergiesWithAModelConfig) {
                           SharedPath("models/doc-llama-h64/config.json") +
                           " --k-bits 3 --v-bits 3 --out " + dir.Path("plan.json"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  absl::StatusOr<KvPlan> plan = PlanFromJson(*ReadFile(dir.Path("plan.json")));
+  absl::StatusOr<KvPlan> plan = ReadPlanFile(dir.Path("plan.json"));
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::ifstream in(reference);
   const nlohmann::json ref = nlohmann::json::parse(in);

@@ -232,8 +232,8 @@ TEST_F(DistributedCalibrationTest, TwoWorkersFillAJobWhosePlanEqualsTheOfflinePl
                 dir_.Path("offline.json"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
 
-  absl::StatusOr<KvPlan> served = PlanFromJson(*ReadFile(dir_.Path("served.json")));
-  absl::StatusOr<KvPlan> offline = PlanFromJson(*ReadFile(dir_.Path("offline.json")));
+  absl::StatusOr<KvPlan> served = ReadPlanFile(dir_.Path("served.json"));
+  absl::StatusOr<KvPlan> offline = ReadPlanFile(dir_.Path("offline.json"));
   ASSERT_TRUE(served.ok()) << served.status();
   ASSERT_TRUE(offline.ok()) << offline.status();
   EXPECT_EQ(PlanDigest(*served), PlanDigest(*offline));

@@ -69,8 +69,8 @@ TEST_F(CoordinatorProcessTest, CliRegistersCreatesPromotesAndFetchesTheOfflinePl
   r = RunKvplan("plan build --stats " + calib_ + " --k-bits 3 --v-bits 3 --out " +
                 dir_.Path("offline.json"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  absl::StatusOr<KvPlan> served = PlanFromJson(*ReadFile(dir_.Path("served.json")));
-  absl::StatusOr<KvPlan> offline = PlanFromJson(*ReadFile(dir_.Path("offline.json")));
+  absl::StatusOr<KvPlan> served = ReadPlanFile(dir_.Path("served.json"));
+  absl::StatusOr<KvPlan> offline = ReadPlanFile(dir_.Path("offline.json"));
   ASSERT_TRUE(served.ok() && offline.ok());
   EXPECT_EQ(PlanDigest(*served), PlanDigest(*offline));
   EXPECT_EQ(served->k_block_bits, offline->k_block_bits);
@@ -133,8 +133,8 @@ TEST_F(CoordinatorProcessTest, CliCreatesShowsAndWhatIfsKGroupAlignedPlans) {
   r = RunKvplan("plan build --stats " + calib_ + " --k-bits 3 --v-bits 3 --k-group-align 8 --out " +
                 dir_.Path("offline.json"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  absl::StatusOr<KvPlan> served = PlanFromJson(*ReadFile(dir_.Path("served.json")));
-  absl::StatusOr<KvPlan> offline = PlanFromJson(*ReadFile(dir_.Path("offline.json")));
+  absl::StatusOr<KvPlan> served = ReadPlanFile(dir_.Path("served.json"));
+  absl::StatusOr<KvPlan> offline = ReadPlanFile(dir_.Path("offline.json"));
   ASSERT_TRUE(served.ok()) << served.status();
   ASSERT_TRUE(offline.ok()) << offline.status();
   EXPECT_EQ(served->options.k_group_align, 8);
@@ -167,7 +167,7 @@ TEST_F(CoordinatorProcessTest, CliFetchesTheCodebooksAPlanNames) {
       0);
   const std::string path = dir_.Path("plan.json");
   ASSERT_EQ(Cli(c, "plans get --model tiny --out " + path).exit_code, 0);
-  absl::StatusOr<KvPlan> plan = PlanFromJson(*ReadFile(path));
+  absl::StatusOr<KvPlan> plan = ReadPlanFile(path);
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(plan->codebook_hashes.contains(4)) << "V's width";
   for (const auto& [bits, hash] : plan->codebook_hashes) {
@@ -242,7 +242,7 @@ TEST_F(CoordinatorProcessTest, KillNineAfterAnAcknowledgedCreatePlanLosesNothing
   ASSERT_TRUE(c.ok()) << c.output();
   RunResult r = Cli(c, "plans get --model tiny --channel stable --out " + dir_.Path("p.json"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_TRUE(PlanFromJson(*ReadFile(dir_.Path("p.json"))).ok());
+  EXPECT_TRUE(ReadPlanFile(dir_.Path("p.json")).ok());
   r = Cli(c, "plans list --model tiny");
   EXPECT_NE(r.out.find("tiny/default v1"), std::string::npos) << r.out;
   // Versions continue from the stored ones.

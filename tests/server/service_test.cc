@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/codebook.h"
 #include "core/digest.h"
@@ -69,6 +70,29 @@ class ServiceTest : public ::testing::Test {
       grpc::Status st = plans_->CreatePlan(Context().get(), PlanRequest(2 + 0.5 * i, 3), &created);
       ASSERT_TRUE(st.ok()) << st.error_message();
     }
+  }
+  // A CreatePlan that must fail with `code`, its message containing `message`.
+  struct RefusedPlan {
+    v1::CreatePlanRequest request;
+    grpc::StatusCode code;
+    std::string message;
+  };
+  // Sends each request and checks its refusal, then that no plan version of
+  // "tiny" was stored by any of them.
+  void ExpectRefusedStoringNothing(const std::vector<RefusedPlan>& refused) {
+    v1::ListPlansRequest list;
+    list.set_model_id("tiny");
+    v1::ListPlansResponse before;
+    ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &before).ok());
+    for (const RefusedPlan& r : refused) {
+      v1::CreatePlanResponse response;
+      grpc::Status st = plans_->CreatePlan(Context().get(), r.request, &response);
+      EXPECT_EQ(st.error_code(), r.code) << st.error_message();
+      EXPECT_NE(st.error_message().find(r.message), std::string::npos) << st.error_message();
+    }
+    v1::ListPlansResponse after;
+    ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &after).ok());
+    EXPECT_EQ(after.versions_size(), before.versions_size()) << "nothing stored";
   }
   v1::ChannelMove Promote(const std::string& channel, uint64_t version) {
     v1::PromoteRequest request;
@@ -191,36 +215,19 @@ TEST_F(ServiceTest, CreatePlanWithExemptLayers) {
   // Two exempt layers x 2 KV heads store V's 16 dims at 8 bits instead of 2.
   EXPECT_EQ(PlanBytesPerToken(*plan).v() - PlanBytesPerToken(*plain_plan).v(), 4 * 16 * 6 / 8.0);
 
-  v1::ListPlansRequest list;
-  list.set_model_id("tiny");
-  v1::ListPlansResponse before;
-  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &before).ok());
-  struct Bad {
-    std::vector<int> layers;
-    int bits;
-    grpc::StatusCode code;
-    const char* message;
-  };
-  const Bad bad[] = {
-      {{0, 3}, 0, grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 3 is outside"},
-      {{2, 0}, 0, grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 0 is out of order"},
-      {{1, 1}, 0, grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 1 is repeated"},
-      {{1}, 9, grpc::StatusCode::OUT_OF_RANGE, "width 9 bits"},
-  };
-  for (const Bad& b : bad) {
+  auto exempt = [&](std::vector<int> layers, int bits) {
     v1::CreatePlanRequest r = PlanRequest(3, 3);
     r.set_name("refused");
-    for (int layer : b.layers) r.add_exempt_layers(layer);
-    r.set_exempt_bits(b.bits);
-    v1::CreatePlanResponse response;
-    grpc::Status refused = plans_->CreatePlan(Context().get(), r, &response);
-    EXPECT_EQ(refused.error_code(), b.code) << refused.error_message();
-    EXPECT_NE(refused.error_message().find(b.message), std::string::npos)
-        << refused.error_message();
-  }
-  v1::ListPlansResponse after;
-  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &after).ok());
-  EXPECT_EQ(after.versions_size(), before.versions_size()) << "nothing stored";
+    for (int layer : layers) r.add_exempt_layers(layer);
+    r.set_exempt_bits(bits);
+    return r;
+  };
+  ExpectRefusedStoringNothing({
+      {exempt({0, 3}, 0), grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 3 is outside"},
+      {exempt({2, 0}, 0), grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 0 is out of order"},
+      {exempt({1, 1}, 0), grpc::StatusCode::INVALID_ARGUMENT, "exempt layer 1 is repeated"},
+      {exempt({1}, 9), grpc::StatusCode::OUT_OF_RANGE, "width 9 bits"},
+  });
 }
 
 // k_group_align travels the wire: every K width group of the stored plan is a
@@ -259,36 +266,20 @@ TEST_F(ServiceTest, CreatePlanWithKGroupAlign) {
   ASSERT_TRUE(plans_->GetPlan(Context().get(), get, &got).ok());
   EXPECT_NE(got.plan_json().find("\"k_group_align\": 8"), std::string::npos) << got.plan_json();
 
-  v1::ListPlansRequest list;
-  list.set_model_id("tiny");
-  v1::ListPlansResponse before;
-  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &before).ok());
-  const struct {
-    int align;
-    bool uniform;
-    grpc::StatusCode code;
-    const char* message;
-  } bad[] = {
-      {6, false, grpc::StatusCode::INVALID_ARGUMENT,
-       "k_group_align 6 does not split head_dim 16 into whole groups"},
-      {32, false, grpc::StatusCode::INVALID_ARGUMENT, "use 0 (off) or one of 2, 4, 8, 16"},
-      {-8, false, grpc::StatusCode::OUT_OF_RANGE, "k_group_align -8 is negative"},
-      {8, true, grpc::StatusCode::INVALID_ARGUMENT, "applies to the block-gtq scheme"},
-  };
-  for (const auto& b : bad) {
+  auto aligned = [&](int align, bool uniform) {
     v1::CreatePlanRequest r = PlanRequest(3, 3);
     r.set_name("refused");
-    r.set_k_group_align(b.align);
-    if (b.uniform) r.mutable_options()->set_k_scheme(v1::BudgetOptions::UNIFORM);
-    v1::CreatePlanResponse response;
-    grpc::Status refused = plans_->CreatePlan(Context().get(), r, &response);
-    EXPECT_EQ(refused.error_code(), b.code) << b.align << ": " << refused.error_message();
-    EXPECT_NE(refused.error_message().find(b.message), std::string::npos)
-        << refused.error_message();
-  }
-  v1::ListPlansResponse after;
-  ASSERT_TRUE(plans_->ListPlans(Context().get(), list, &after).ok());
-  EXPECT_EQ(after.versions_size(), before.versions_size()) << "nothing stored";
+    r.set_k_group_align(align);
+    if (uniform) r.mutable_options()->set_k_scheme(v1::BudgetOptions::UNIFORM);
+    return r;
+  };
+  ExpectRefusedStoringNothing({
+      {aligned(6, false), grpc::StatusCode::INVALID_ARGUMENT,
+       "k_group_align 6 does not split head_dim 16 into whole groups"},
+      {aligned(32, false), grpc::StatusCode::INVALID_ARGUMENT, "use 0 (off) or one of 2, 4, 8, 16"},
+      {aligned(-8, false), grpc::StatusCode::OUT_OF_RANGE, "k_group_align -8 is negative"},
+      {aligned(8, true), grpc::StatusCode::INVALID_ARGUMENT, "applies to the block-gtq scheme"},
+  });
 }
 
 TEST_F(ServiceTest, WatchPlansDeliversEveryMoveInOrderToTwoWatchersAndResumes) {

@@ -91,14 +91,8 @@ absl::StatusOr<KvPlan> LoadPlan(const cli::Flags& flags, const CausalLm& lm,
     if (flags.Has("v-bits")) {
       return absl::InvalidArgumentError("--v-bits goes with --uniform-k-bits; a plan has its own");
     }
-    absl::StatusOr<std::string> text = ReadFile(*flags.Get("plan"));
-    if (!text.ok()) return text.status();
-    absl::StatusOr<KvPlan> plan = PlanFromJson(*text);
-    if (!plan.ok()) {
-      return absl::Status(
-          plan.status().code(),
-          absl::StrFormat("%s: %s", *flags.Get("plan"), std::string(plan.status().message())));
-    }
+    absl::StatusOr<KvPlan> plan = ReadPlanFile(*flags.Get("plan"));
+    if (!plan.ok()) return plan.status();
     if (plan->model_fingerprint != *fingerprint) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s is for the model with fingerprint '%s' but %s has fingerprint %s; build the plan "

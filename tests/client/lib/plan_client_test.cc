@@ -331,7 +331,7 @@ TEST_F(PlanClientTest, TheCliFetchesThroughTheSameLibrary) {
       out.find(absl::StrFormat("plan %s (tiny/default v1, channel stable) from coordinator", v1_)),
       std::string::npos)
       << out;
-  absl::StatusOr<KvPlan> fetched = PlanFromJson(*ReadFile(dir_.Path("fetched.json")));
+  absl::StatusOr<KvPlan> fetched = ReadPlanFile(dir_.Path("fetched.json"));
   ASSERT_TRUE(fetched.ok()) << fetched.status();
   EXPECT_EQ(PlanDigest(*fetched), v1_);
 
