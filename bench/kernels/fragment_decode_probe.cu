@@ -1,0 +1,990 @@
+// Design probe for the next decode kernel: how fast can fused packed decode
+// attention run when the page stores each lane's MMA fragments contiguously?
+//
+// The committed kernel (kernels/) reads the page grammar of core/packed_page.h:
+// token-major K bit streams per group, dim-major V streams, staged per page in
+// shared memory. Its profile (NOTES run 18) is bound by issue slots (60%) and
+// the shared-memory data pipe (75%): per 16-token tile ~640 warp instructions,
+// most of them bit-stream reads, per-slice setup and per-group folds. This
+// probe measures a different page grammar before anything is built around it:
+//   - a 64-token page is four 16-token tiles; a tile holds, per lane, the codes
+//     of every A fragment the lane feeds to the K and V MMAs as one run (code
+//     pairs in fragment-register order), and the norms the lane needs;
+//   - a lane loads its runs straight from global memory into registers, one
+//     tile ahead; nothing of the page is staged in shared memory;
+//   - a code pair is one funnel shift + one LOP3 + one LDS from a per-lane
+//     replicated pair table (conflict-free by construction);
+//   - q̂'s B fragments stay in registers for the whole CTA.
+// Three K decoders (KVPLAN_PROBE_LAYOUT):
+//   0  uniform K3: one K group of 128 dims at 3 bits (TQ-MSE, or an aligned plan
+//      whose slices all have width 3); every field position is a compile-time
+//      constant. The ceiling of the grammar.
+//   1  slice-aligned K layouts (plan option k_group_align = 16): each 16-dim
+//      slice has its own width 1..8 and group, per head, known only at run time
+//      (a per-slice table in shared memory; the lane's K words and norms are
+//      indexed at run time through a lane-private shared copy).
+//   2  the same layouts, each compiled in (StaticLayout; one specialisation
+//      per head layout, the CTA's head picks one): what a kernel generated per
+//      plan (JIT) would run.
+// Scope (a measurement, not a codec): head_dim 128, K budget 3 bits, V3; q̂
+// given already rotated and scaled, V left rotated. Random bits are valid
+// codes, so timing pages are random bits with finite norms; correctness is
+// checked on a small ragged case against a CPU computation of the same grammar.
+//
+// Usage: fragment_decode_probe [--iters N] [--batch N] [--ctx N] [--no-check]
+// Build-time switches: KVPLAN_PROBE_LAYOUT (0, 1, 2), KVPLAN_PROBE_WARPS (4, 8),
+// KVPLAN_PROBE_SKELETON (1: the loop without its table lookups; wrong results).
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "kvplan/kernels/device_utils.cuh"
+
+#ifndef KVPLAN_PROBE_LAYOUT
+#define KVPLAN_PROBE_LAYOUT 0
+#endif
+#ifndef KVPLAN_PROBE_WARPS
+#define KVPLAN_PROBE_WARPS 4
+#endif
+#ifndef KVPLAN_PROBE_SKELETON
+#define KVPLAN_PROBE_SKELETON 0
+#endif
+
+namespace kvplan::probe {
+using kernels::internal::MmaF16x16x8;
+using kernels::internal::PackHalves;
+namespace {
+
+// 0: uniform K3; 1: slice-aligned, decoded from a run-time slice table;
+// 2: slice-aligned, each head's layout compiled in (what a per-plan JIT gives).
+constexpr int kLayoutMode = KVPLAN_PROBE_LAYOUT;
+constexpr bool kAlignedLayout = kLayoutMode != 0;
+constexpr int kHeadDim = 128;
+constexpr int kSlices = kHeadDim / 16;
+constexpr int kPageTokens = 64;
+constexpr int kTileTokens = 16;
+constexpr int kTilesPerPage = kPageTokens / kTileTokens;
+constexpr int kWarps = KVPLAN_PROBE_WARPS;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kCtasPerSm = 16 / kWarps;
+// A lane's K (or V) run per tile: 8 slices x 8 codes at 3 bits on average = 24
+// bytes, as 16 bytes at 16·lane and 8 bytes at 512 + 8·lane.
+constexpr int kRunWords = 6;
+constexpr int kRunBytes = 32 * 4 * kRunWords;
+// Norm slots per g (fp16 pairs: token g, token g + 8): the K groups, then V in
+// the last slot. Uniform: one K group.
+constexpr int kNormSlots = kAlignedLayout ? 8 : 2;
+constexpr int kNormBytes = 8 * kNormSlots * 4;
+constexpr int kTileBytes = 2 * kRunBytes + kNormBytes;
+constexpr int kPageBytes = kTilesPerPage * kTileBytes;
+constexpr float kInit = -1e30f;
+
+// Unit Lloyd–Max codebooks, ascending (widths 1..4: DESIGN.md; 5..8 here are
+// placeholders of the right size: timing does not depend on their values).
+__host__ __device__ inline float Centroid(int bits, int code) {
+  constexpr float k1[2] = {-0.797885f, 0.797885f};
+  constexpr float k2[4] = {-1.510418f, -0.452780f, 0.452780f, 1.510418f};
+  constexpr float k3[8] = {-2.151945f, -1.343909f, -0.756005f, -0.245094f,
+                           0.245094f,  0.756005f,  1.343909f,  2.151945f};
+  constexpr float k4[16] = {-2.732590f, -2.069017f, -1.618046f, -1.256231f, -0.942340f, -0.656759f,
+                            -0.388048f, -0.128395f, 0.128395f,  0.388048f,  0.656759f,  0.942340f,
+                            1.256231f,  1.618046f,  2.069017f,  2.732590f};
+  switch (bits) {
+    case 1:
+      return k1[code];
+    case 2:
+      return k2[code];
+    case 3:
+      return k3[code];
+    case 4:
+      return k4[code];
+    default:
+      return 3.0f * (code + 0.5f) / (1 << bits) * 2.0f - 3.0f;
+  }
+}
+
+// Pair and single tables in shared memory, each at a multiple of its own size
+// within an 8 KB aligned area, so that a lookup's address is one LOP3:
+// (field & mask) | (area + table start + the lane's replica).
+//   widths 1..3: 2^(2b) pair entries x 32 replicas (entry stride 128 B)
+//   width 4:     256 pair entries x 8 replicas (entry stride 32 B)
+//   widths 5..8: 2^b fp16 entries, one copy (stride 2 B)
+__host__ __device__ constexpr int TableStart(int bits) {
+  return bits == 3   ? 0
+         : bits == 4 ? 8192
+         : bits == 2 ? 16384
+         : bits == 1 ? 18432
+         : bits == 8 ? 19456
+         : bits == 7 ? 19968
+         : bits == 6 ? 20224
+                     : 20352;
+}
+constexpr int kTableBytes = 20416;
+// The area is 8 KB aligned inside the dynamic allocation.
+constexpr int kDynamicSmem = kTableBytes + 8192;
+
+// Plausible slice-aligned K3 layouts (widths 1..5 as GroupAlignedAllocate gives
+// on realistic energies; ascending, summing to 24), head h using row h % 8;
+// row 8 is the uniform layout.
+constexpr int kLayoutWidths[9][kSlices] = {
+    {1, 2, 2, 3, 3, 4, 4, 5}, {1, 1, 2, 3, 3, 4, 5, 5}, {2, 2, 2, 3, 3, 3, 4, 5},
+    {1, 2, 3, 3, 3, 3, 4, 5}, {2, 2, 3, 3, 3, 3, 4, 4}, {1, 2, 2, 3, 4, 4, 4, 4},
+    {1, 1, 3, 3, 3, 4, 4, 5}, {2, 2, 2, 2, 3, 4, 4, 5}, {3, 3, 3, 3, 3, 3, 3, 3}};
+constexpr int kUniformLayout = 8;
+
+// Layout ROW of kLayoutWidths at compile time: slice widths, run offsets,
+// groups (runs of equal width) and the slices that close a group.
+template <int ROW>
+struct StaticLayout {
+  static constexpr int Width(int s) { return kLayoutWidths[ROW][s]; }
+  static constexpr int Offset(int s) { return s == 0 ? 0 : Offset(s - 1) + 8 * Width(s - 1); }
+  static constexpr int Group(int s) {
+    return s == 0 ? 0 : Group(s - 1) + (Width(s) != Width(s - 1) ? 1 : 0);
+  }
+  static constexpr bool Last(int s) { return s + 1 == kSlices || Width(s + 1) != Width(s); }
+};
+
+// K slice of an aligned layout, as the kernel reads it (host-built per head).
+struct SliceEntry {
+  int word;        // first word of the slice in the lane's run
+  int shift;       // its bit within that word
+  uint32_t mask;   // pair field mask at the table position (singles: code mask << 1)
+  int start;       // TableStart(width)
+  int pair_shift;  // funnel shift of pair 0 (pair p: + p·2·width)
+  int width;
+  int group;  // norm slot
+  int last;   // 1 on the group's last slice: fold its norm
+};
+
+// The run's field at bits [BIT, BIT + FIELD) moved to bit TARGET (bits
+// outside the field are garbage: the caller masks). All compile-time.
+template <int BIT, int FIELD, int TARGET>
+__device__ __forceinline__ uint32_t FieldAt(const uint32_t (&w)[kRunWords]) {
+  constexpr int kWord = BIT / 32, kPos = BIT % 32;
+  if constexpr (kPos + FIELD > 32) {
+    static_assert(kPos >= TARGET, "a straddling field starts above its target");
+    return __funnelshift_r(w[kWord], w[kWord + 1], kPos - TARGET);
+  } else if constexpr (kPos >= TARGET) {
+    return w[kWord] >> (kPos - TARGET);
+  } else {
+    return w[kWord] << (TARGET - kPos);
+  }
+}
+
+__device__ __forceinline__ uint32_t LoadShared32(uint32_t address) {
+#if KVPLAN_PROBE_SKELETON
+  return address;
+#else
+  uint32_t v;
+  asm("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(address));
+  return v;
+#endif
+}
+__device__ __forceinline__ uint16_t LoadShared16(uint32_t address) {
+#if KVPLAN_PROBE_SKELETON
+  return static_cast<uint16_t>(address);
+#else
+  uint16_t v;
+  asm("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(address));
+  return v;
+#endif
+}
+
+// A fragment word (pair P) of slice S of layout L: widths 1..4 from the pair
+// tables (one LOP3 + one LDS), 5..8 from the single tables (two of each).
+template <class L, int S, int P>
+__device__ __forceinline__ uint32_t StaticPair(const uint32_t (&w)[kRunWords], uint32_t area,
+                                               uint32_t replica32, uint32_t replica8) {
+  constexpr int kBits = L::Width(S), kBit = L::Offset(S) + 2 * kBits * P;
+  if constexpr (kBits <= 4) {
+    constexpr int kTarget = kBits == 4 ? 5 : 7;
+    constexpr uint32_t kMask = ((1u << (2 * kBits)) - 1) << kTarget;
+    const uint32_t base = area + TableStart(kBits) + (kBits == 4 ? replica8 : replica32);
+    return LoadShared32((FieldAt<kBit, 2 * kBits, kTarget>(w) & kMask) | base);
+  } else {
+    constexpr uint32_t kMask = ((1u << kBits) - 1) << 1;
+    const uint32_t base = area + TableStart(kBits);
+    return PackHalves(LoadShared16((FieldAt<kBit, kBits, 1>(w) & kMask) | base),
+                      LoadShared16((FieldAt<kBit + kBits, kBits, 1>(w) & kMask) | base));
+  }
+}
+
+template <class L, int S>
+__device__ __forceinline__ void StaticFragment(const uint32_t (&w)[kRunWords], uint32_t area,
+                                               uint32_t replica32, uint32_t replica8,
+                                               uint32_t (&a)[4]) {
+  a[0] = StaticPair<L, S, 0>(w, area, replica32, replica8);
+  a[1] = StaticPair<L, S, 1>(w, area, replica32, replica8);
+  a[2] = StaticPair<L, S, 2>(w, area, replica32, replica8);
+  a[3] = StaticPair<L, S, 3>(w, area, replica32, replica8);
+}
+
+// Norm slot j of a tile: fp16 norms of tokens g and g + 8.
+__device__ __forceinline__ float2 Halves(uint32_t x) {
+  return __half22float2(*reinterpret_cast<const __half2*>(&x));
+}
+
+// S = Σ_groups n'·(K̂_g·q̂_gᵀ) over the 8 slices of layout L, everything
+// compile-time; even and odd slices are two independent MMA chains, folded
+// with the group's norm after its last slice.
+template <class L, int... S>
+__device__ __forceinline__ void StaticScores(const uint32_t (&w)[kRunWords],
+                                             const uint32_t (&norms)[kNormSlots],
+                                             const uint32_t (&qb)[kSlices][2], uint32_t area,
+                                             uint32_t replica32, uint32_t replica8, float (&acc)[4],
+                                             std::integer_sequence<int, S...>) {
+  float chains[2][4] = {};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
+  (
+      [&] {
+        uint32_t a[4];
+        StaticFragment<L, S>(w, area, replica32, replica8, a);
+        MmaF16x16x8(chains[S & 1], a, qb[S]);
+        if constexpr (L::Last(S)) {
+          const float2 n = Halves(norms[L::Group(S)]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            acc[i] += (chains[0][i] + chains[1][i]) * (i < 2 ? n.x : n.y);
+            chains[0][i] = chains[1][i] = 0.0f;
+          }
+        }
+      }(),
+      ...);
+}
+
+// Oᵀ += V̂ᵀ·Pᵀ over the 8 m-tiles of a uniform 3-bit V run.
+template <int... S>
+__device__ __forceinline__ void StaticValues(float (&o)[kSlices][4], const uint32_t (&w)[kRunWords],
+                                             uint32_t area, uint32_t replica32,
+                                             const uint32_t (&pb)[2],
+                                             std::integer_sequence<int, S...>) {
+  (
+      [&] {
+        uint32_t a[4];
+        StaticFragment<StaticLayout<kUniformLayout>, S>(w, area, replica32, replica32, a);
+        MmaF16x16x8(o[S], a, pb);
+      }(),
+      ...);
+}
+
+// A fragment of an aligned-layout slice described by `e`. `run` is the lane's
+// K run in shared memory (word j at run[32·j]); `area` the table area address.
+__device__ __forceinline__ void AlignedFragment(const SliceEntry& e, const uint32_t* run,
+                                                uint32_t area, uint32_t replica32,
+                                                uint32_t replica8, uint32_t (&a)[4]) {
+  const uint32_t w0 = run[32 * e.word], w1 = run[32 * (e.word + 1)];
+  const uint32_t x = __funnelshift_r(w0, w1, e.shift);
+  if (e.width <= 4) {
+    // x << 7 as a 64-bit pair, so that pair p's field lands at bit 7 (bit 5
+    // for width 4's 8 replicas) after one funnel shift.
+    const uint32_t lo = x << 7, hi = x >> 25;
+    const uint32_t base = area + e.start + (e.width == 4 ? replica8 : replica32);
+    const int step = 2 * e.width;
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      a[p] = LoadShared32((__funnelshift_r(lo, hi, e.pair_shift + p * step) & e.mask) | base);
+    }
+  } else {
+    // Up to 64 bits: one code at a time from a single table.
+    const uint32_t w2 = run[32 * (e.word + 2)];
+    const uint64_t bits = (static_cast<uint64_t>(__funnelshift_r(w1, w2, e.shift)) << 32 | x) << 1;
+    const uint32_t base = area + e.start;
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      const uint32_t c0 = static_cast<uint32_t>(bits >> (2 * p * e.width)) & e.mask;
+      const uint32_t c1 = static_cast<uint32_t>(bits >> ((2 * p + 1) * e.width)) & e.mask;
+      a[p] = PackHalves(LoadShared16(c0 | base), LoadShared16(c1 | base));
+    }
+  }
+}
+
+struct TileRegs {
+  uint32_t k[kRunWords];
+  uint32_t v[kRunWords];
+  uint32_t norms[kNormSlots];  // slot j: fp16 norms of tokens g, g + 8
+};
+
+__device__ __forceinline__ void ClearTile(TileRegs& r) {
+#pragma unroll
+  for (int i = 0; i < kRunWords; ++i) r.k[i] = r.v[i] = 0;
+#pragma unroll
+  for (int i = 0; i < kNormSlots; ++i) r.norms[i] = 0;
+}
+
+__device__ __forceinline__ void LoadRun(const uint8_t* block, int lane, uint32_t (&w)[kRunWords]) {
+  const uint4 a = __ldg(reinterpret_cast<const uint4*>(block) + lane);
+  const uint2 b = __ldg(reinterpret_cast<const uint2*>(block + 512) + lane);
+  w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y;
+}
+
+__device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g, TileRegs& r) {
+  LoadRun(tile, lane, r.k);
+  LoadRun(tile + kRunBytes, lane, r.v);
+  const uint8_t* norms = tile + 2 * kRunBytes + 4 * kNormSlots * g;
+  if constexpr (kNormSlots == 2) {
+    const uint2 n = __ldg(reinterpret_cast<const uint2*>(norms));
+    r.norms[0] = n.x, r.norms[1] = n.y;
+  } else {
+#pragma unroll
+    for (int i = 0; i < kNormSlots; i += 4) {
+      const uint4 n = __ldg(reinterpret_cast<const uint4*>(norms) + i / 4);
+      r.norms[i] = n.x, r.norms[i + 1] = n.y, r.norms[i + 2] = n.z, r.norms[i + 3] = n.w;
+    }
+  }
+}
+
+struct ProbeParams {
+  const uint16_t* q_rot = nullptr;     // [batch, kv_heads, 8, 128] fp16, pre-scaled, rotated
+  const uint8_t* pages = nullptr;      // [num_pages, kv_heads, kPageBytes]
+  const int* page_table = nullptr;     // [batch, max_pages]
+  const int* len = nullptr;            // [batch]
+  const SliceEntry* slices = nullptr;  // [kv_heads, kSlices] (aligned layouts)
+  const uint32_t* tables = nullptr;    // BuildTables' image, kTableBytes
+  int max_pages = 0;
+  int kv_heads = 0;
+  int num_splits = 1;
+  int tiles_per_split = 1;
+  float* partial_o = nullptr;   // [batch, kv_heads, splits, 8, 128]
+  float* partial_ml = nullptr;  // [batch, kv_heads, splits, 8, 2]
+};
+
+// The shared-memory image of the code tables (TableStart), built once.
+__global__ void BuildTables(uint32_t* image) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < kTableBytes / 4;
+       i += gridDim.x * blockDim.x) {
+    const int byte = 4 * i;
+    for (int w = 1; w <= 8; ++w) {
+      const int stride = w <= 3 ? 128 : w == 4 ? 32 : 2;
+      const int size = w <= 4 ? (1 << (2 * w)) * stride : 2 << w;
+      if (byte < TableStart(w) || byte >= TableStart(w) + size) continue;
+      const int entry = (byte - TableStart(w)) / stride;
+      const int lo = w <= 4 ? entry & ((1 << w) - 1) : entry;
+      const int hi = w <= 4 ? entry >> w : entry + 1;
+      image[i] = PackHalves(__half_as_ushort(__float2half_rn(Centroid(w, lo))),
+                            __half_as_ushort(__float2half_rn(Centroid(w, hi))));
+    }
+  }
+}
+
+// Tag: the K layout comes from the run-time slice table (kLayoutMode 1).
+struct RuntimeLayout {};
+
+// Static shared memory of a CTA.
+struct CtaShared {
+  __align__(16) uint16_t pbuf[kWarps][8][24];
+  float comb_o[kWarps][8][kHeadDim];
+  float comb_ml[kWarps][8][2];
+  SliceEntry slice_table[kSlices];
+  // Lane-private copies of the tile's K run and norms, [word][lane] (the
+  // run-time layout indexes them at run time); word kRunWords + 1 is padding.
+  uint32_t lane_run[kLayoutMode == 1 ? kWarps : 1][kRunWords + 2][32];
+  uint32_t lane_norms[kLayoutMode == 1 ? kWarps : 1][kNormSlots][32];
+};
+
+// One CTA: the tiles of split blockIdx.x of sequence blockIdx.z, KV head
+// blockIdx.y, with K layout KL (a StaticLayout or RuntimeLayout).
+template <class KL>
+__device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh,
+                                             uint8_t* dyn_smem) {
+  const uint32_t dyn_addr = static_cast<uint32_t>(__cvta_generic_to_shared(dyn_smem));
+  const uint32_t pad = (8192u - (dyn_addr & 8191u)) & 8191u;
+  uint8_t* area = dyn_smem + pad;
+  const uint32_t area_addr = dyn_addr + pad;
+  auto& pbuf = sh.pbuf;
+  auto& comb_o = sh.comb_o;
+  auto& comb_ml = sh.comb_ml;
+  auto& slice_table = sh.slice_table;
+  auto& lane_run = sh.lane_run;
+  auto& lane_norms = sh.lane_norms;
+  constexpr bool kRuntime = std::is_same_v<KL, RuntimeLayout>;
+  const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  // Uniform K3 needs only the width-3 pair table (the first 8 KB).
+  constexpr int kCopyBytes = kAlignedLayout ? kTableBytes : 8192;
+  for (int i = tid; i < kCopyBytes / 16; i += kThreads) {
+    reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
+  }
+  if constexpr (kRuntime) {
+    if (tid < kSlices) slice_table[tid] = p.slices[h * kSlices + tid];
+  }
+  // q̂ B fragments: slice s, k pairs (2t, 2t+1) -> dims 16s + 4t + {0, 1}, (2t+8, 2t+9) -> +{2, 3}.
+  const uint16_t* qrow = p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * 8 + g) * kHeadDim;
+  uint32_t qb[kSlices][2];
+#pragma unroll
+  for (int s = 0; s < kSlices; ++s) {
+    const uint2 v = *reinterpret_cast<const uint2*>(qrow + 16 * s + 4 * t);
+    qb[s][0] = v.x, qb[s][1] = v.y;
+  }
+  __syncthreads();
+  const uint32_t replica32 = 4u * lane, replica8 = 4u * (lane & 7);
+
+  const int len = p.len[b];
+  const int tiles = (len + kTileTokens - 1) / kTileTokens;
+  const int first = split * p.tiles_per_split;
+  const int last = min(tiles, first + p.tiles_per_split);
+  // Tokens past the sequence or past this split's tiles are masked.
+  const int end_tok = min(len, last * kTileTokens);
+  float o[kSlices][4] = {};
+  float m[2] = {kInit, kInit}, l[2] = {0.0f, 0.0f};
+  const int* ptab = p.page_table + static_cast<size_t>(b) * p.max_pages;
+  auto tile_ptr = [&](int tile) {
+    const int page = ptab[tile / kTilesPerPage];
+    return p.pages + (static_cast<size_t>(page) * p.kv_heads + h) * kPageBytes +
+           (tile % kTilesPerPage) * kTileBytes;
+  };
+  auto load = [&](TileRegs& regs, int tile) {
+    if (tile < last) {
+      LoadTile(tile_ptr(tile), lane, g, regs);
+    } else {
+      ClearTile(regs);
+    }
+  };
+  // S = K̂·q̂ᵀ for the tile, each K group's norm applied (C layout: tokens g, g+8
+  // x queries 2t, 2t+1). Even and odd slices are two independent MMA chains.
+  auto scores = [&](const TileRegs& cur, float(&acc)[4]) {
+    if constexpr (!kRuntime) {
+      StaticScores<KL>(cur.k, cur.norms, qb, area_addr, replica32, replica8, acc,
+                       std::make_integer_sequence<int, kSlices>{});
+    } else {
+      float chains[2][4] = {};
+      uint32_t(*run)[32] = lane_run[warp];
+#pragma unroll
+      for (int i = 0; i < kRunWords; ++i) run[i][lane] = cur.k[i];
+#pragma unroll
+      for (int i = 0; i < kNormSlots; ++i) lane_norms[warp][i][lane] = cur.norms[i];
+        // Lane-private: each lane reads back only its own column, so no barrier.
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
+#pragma unroll
+      for (int s = 0; s < kSlices; ++s) {
+        const SliceEntry e = slice_table[s];
+        uint32_t a[4];
+        AlignedFragment(e, &run[0][lane], area_addr, replica32, replica8, a);
+        MmaF16x16x8(chains[s & 1], a, qb[s]);
+        if (e.last) {
+          const float2 n = Halves(lane_norms[warp][e.group][lane]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            acc[i] += (chains[0][i] + chains[1][i]) * (i < 2 ? n.x : n.y);
+            chains[0][i] = chains[1][i] = 0.0f;
+          }
+        }
+      }
+    }
+  };
+  auto step = [&](const TileRegs& cur, int tile) {
+    float acc[4];
+    scores(cur, acc);
+    const int tok = tile * kTileTokens + g;
+    if (tok >= end_tok) acc[0] = acc[1] = -INFINITY;
+    if (tok + 8 >= end_tok) acc[2] = acc[3] = -INFINITY;
+    float tmax[2] = {fmaxf(acc[0], acc[2]), fmaxf(acc[1], acc[3])};
+#pragma unroll
+    for (int off = 4; off < 32; off *= 2) {
+      tmax[0] = fmaxf(tmax[0], __shfl_xor_sync(0xffffffffu, tmax[0], off));
+      tmax[1] = fmaxf(tmax[1], __shfl_xor_sync(0xffffffffu, tmax[1], off));
+    }
+    const float m0 = fmaxf(m[0], tmax[0]), m1 = fmaxf(m[1], tmax[1]);
+    if (__any_sync(0xffffffffu, m0 != m[0] || m1 != m[1])) {
+      const float a0 = exp2f(m[0] - m0), a1 = exp2f(m[1] - m1);
+      l[0] *= a0;
+      l[1] *= a1;
+#pragma unroll
+      for (int s = 0; s < kSlices; ++s) {
+        o[s][0] *= a0;
+        o[s][1] *= a1;
+        o[s][2] *= a0;
+        o[s][3] *= a1;
+      }
+      m[0] = m0;
+      m[1] = m1;
+    }
+    // P (times V's norm) to the per-warp buffer as [query][token], read back as
+    // B fragments: tokens 4t..4t+3 for query g.
+    const float p0 = exp2f(acc[0] - m[0]), p1 = exp2f(acc[1] - m[1]);
+    const float p2 = exp2f(acc[2] - m[0]), p3 = exp2f(acc[3] - m[1]);
+    l[0] += p0 + p2;
+    l[1] += p1 + p3;
+    const float2 vn = Halves(cur.norms[kNormSlots - 1]);
+    pbuf[warp][2 * t][g] = __half_as_ushort(__float2half_rn(p0 * vn.x));
+    pbuf[warp][2 * t + 1][g] = __half_as_ushort(__float2half_rn(p1 * vn.x));
+    pbuf[warp][2 * t][g + 8] = __half_as_ushort(__float2half_rn(p2 * vn.y));
+    pbuf[warp][2 * t + 1][g + 8] = __half_as_ushort(__float2half_rn(p3 * vn.y));
+    __syncwarp();
+    const uint2 pv = *reinterpret_cast<const uint2*>(&pbuf[warp][g][4 * t]);
+    const uint32_t pb[2] = {pv.x, pv.y};
+    StaticValues(o, cur.v, area_addr, replica32, pb, std::make_integer_sequence<int, kSlices>{});
+    __syncwarp();
+  };
+  // Warp w takes tiles first + w + kWarps·i; each step computes on one register
+  // set while the next tile loads into the other (alternating, nothing copied).
+  int tile = first + warp;
+  TileRegs regs_a, regs_b;
+  load(regs_a, tile);
+  for (; tile < last; tile += 2 * kWarps) {
+    load(regs_b, tile + kWarps);
+    step(regs_a, tile);
+    if (tile + kWarps >= last) break;
+    load(regs_a, tile + 2 * kWarps);
+    step(regs_b, tile + kWarps);
+  }
+  // l over the lanes of a query column.
+#pragma unroll
+  for (int off = 4; off < 32; off *= 2) {
+    l[0] += __shfl_xor_sync(0xffffffffu, l[0], off);
+    l[1] += __shfl_xor_sync(0xffffffffu, l[1], off);
+  }
+  // Oᵀ C fragment: rows dims 16s + g (+8), columns queries 2t, 2t + 1.
+#pragma unroll
+  for (int s = 0; s < kSlices; ++s) {
+    comb_o[warp][2 * t][16 * s + g] = o[s][0];
+    comb_o[warp][2 * t + 1][16 * s + g] = o[s][1];
+    comb_o[warp][2 * t][16 * s + g + 8] = o[s][2];
+    comb_o[warp][2 * t + 1][16 * s + g + 8] = o[s][3];
+  }
+  if (g == 0) {
+    comb_ml[warp][2 * t][0] = m[0], comb_ml[warp][2 * t][1] = l[0];
+    comb_ml[warp][2 * t + 1][0] = m[1], comb_ml[warp][2 * t + 1][1] = l[1];
+  }
+  __syncthreads();
+  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits + split;
+  for (int i = tid; i < 8 * kHeadDim; i += kThreads) {
+    const int qh = i / kHeadDim, d = i % kHeadDim;
+    float mm = kInit;
+    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, comb_ml[w][qh][0]);
+    float acc = 0.0f, ll = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      const float a = exp2f(comb_ml[w][qh][0] - mm);
+      acc += a * comb_o[w][qh][d];
+      ll += a * comb_ml[w][qh][1];
+    }
+    p.partial_o[unit * 8 * kHeadDim + i] = acc;
+    if (d == 0) {
+      p.partial_ml[(unit * 8 + qh) * 2] = mm;
+      p.partial_ml[(unit * 8 + qh) * 2 + 1] = ll;
+    }
+  }
+}
+
+// grid (splits, kv_heads, batch); one 16-token tile per warp step.
+__global__ void __launch_bounds__(kThreads, kCtasPerSm) ProbeAttention(const ProbeParams p) {
+  extern __shared__ __align__(16) uint8_t dyn_smem[];
+  __shared__ CtaShared sh;
+  if constexpr (kLayoutMode == 0) {
+    AttentionCta<StaticLayout<kUniformLayout>>(p, sh, dyn_smem);
+  } else if constexpr (kLayoutMode == 1) {
+    AttentionCta<RuntimeLayout>(p, sh, dyn_smem);
+  } else {
+    // One specialisation per head layout; the CTA's head picks one.
+    switch (blockIdx.y % 8) {
+      case 0:
+        AttentionCta<StaticLayout<0>>(p, sh, dyn_smem);
+        break;
+      case 1:
+        AttentionCta<StaticLayout<1>>(p, sh, dyn_smem);
+        break;
+      case 2:
+        AttentionCta<StaticLayout<2>>(p, sh, dyn_smem);
+        break;
+      case 3:
+        AttentionCta<StaticLayout<3>>(p, sh, dyn_smem);
+        break;
+      case 4:
+        AttentionCta<StaticLayout<4>>(p, sh, dyn_smem);
+        break;
+      case 5:
+        AttentionCta<StaticLayout<5>>(p, sh, dyn_smem);
+        break;
+      case 6:
+        AttentionCta<StaticLayout<6>>(p, sh, dyn_smem);
+        break;
+      default:
+        AttentionCta<StaticLayout<7>>(p, sh, dyn_smem);
+        break;
+    }
+  }
+}
+
+// out [batch, kv_heads * group, 128]; grid (kv_heads * group, batch), 128 threads.
+__global__ void ProbeMerge(const ProbeParams p, int group, float* out) {
+  const int qh = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
+  const int h = qh / group, q = qh % group;
+  const size_t base = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits;
+  float mm = kInit;
+  for (int s = 0; s < p.num_splits; ++s) mm = fmaxf(mm, p.partial_ml[((base + s) * 8 + q) * 2]);
+  float acc = 0.0f, ll = 0.0f;
+  for (int s = 0; s < p.num_splits; ++s) {
+    const float a = exp2f(p.partial_ml[((base + s) * 8 + q) * 2] - mm);
+    acc += a * p.partial_o[((base + s) * 8 + q) * kHeadDim + d];
+    ll += a * p.partial_ml[((base + s) * 8 + q) * 2 + 1];
+  }
+  out[(static_cast<size_t>(b) * gridDim.x + qh) * kHeadDim + d] = ll > 0.0f ? acc / ll : 0.0f;
+}
+
+__global__ void FillPages(uint8_t* pages, size_t units, uint64_t seed) {
+  // Random bits everywhere, then finite norms in [0.5, 1.5).
+  for (size_t u = blockIdx.x; u < units; u += gridDim.x) {
+    uint32_t* w = reinterpret_cast<uint32_t*>(pages + u * kPageBytes);
+    for (int i = threadIdx.x; i < kPageBytes / 4; i += blockDim.x) {
+      uint64_t x = (u * kPageBytes / 4 + i) ^ (seed << 40);
+      x = (x ^ (x >> 31)) * 0x7fb5d329728ea185ull;
+      x = (x ^ (x >> 27)) * 0x81dadef4bc2dd44dull;
+      w[i] = static_cast<uint32_t>(x ^ (x >> 33));
+      if ((i * 4) % kTileBytes >= 2 * kRunBytes) {
+        const uint32_t r = w[i];
+        w[i] = __half_as_ushort(__float2half_rn(0.5f + (r & 0xffff) / 65536.0f)) |
+               (uint32_t{__half_as_ushort(__float2half_rn(0.5f + (r >> 16) / 65536.0f))} << 16);
+      }
+    }
+  }
+}
+
+#define CHECK_CUDA(x)                                                                          \
+  do {                                                                                         \
+    const cudaError_t e_ = (x);                                                                \
+    if (e_ != cudaSuccess) {                                                                   \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                            \
+    }                                                                                          \
+  } while (0)
+
+uint16_t ToHalf(float x) { return __half_as_ushort(__float2half_rn(x)); }
+float FromHalf(uint16_t x) { return __half2float(__ushort_as_half(x)); }
+
+// A head's K layout: slice widths (ascending, summing to 24: K3) and the host
+// side of the grammar.
+struct KLayout {
+  int width[kSlices];
+  int group[kSlices];  // norm slot
+  int num_groups = 0;
+  int offset[kSlices];  // bit of the slice in the lane's run
+
+  static KLayout FromWidths(const int (&w)[kSlices]) {
+    KLayout l;
+    int bit = 0;
+    for (int s = 0; s < kSlices; ++s) {
+      l.width[s] = w[s];
+      l.offset[s] = bit;
+      bit += 8 * w[s];
+      l.group[s] = s == 0 || w[s] != w[s - 1] ? l.num_groups++ : l.num_groups - 1;
+    }
+    return l;
+  }
+  SliceEntry Entry(int s) const {
+    SliceEntry e{};
+    const int b = width[s];
+    e.word = offset[s] / 32;
+    e.shift = offset[s] % 32;
+    e.width = b;
+    e.start = TableStart(b);
+    e.group = group[s];
+    e.last = s + 1 == kSlices || group[s + 1] != group[s];
+    if (b <= 4) {
+      e.mask = b == 4 ? 0xFFu << 5 : ((1u << (2 * b)) - 1) << 7;
+      e.pair_shift = b == 4 ? 2 : 0;
+    } else {
+      e.mask = ((1u << b) - 1) << 1;
+    }
+    return e;
+  }
+};
+
+// Where code (row, col) of fragment `frag` (K slice or V m-tile) of width `bits`
+// lives: A = K tile [16 tokens x 16 dims] or Vᵀ [16 dims x 16 tokens]; k pairs
+// (2t, 2t+1) / (2t+8, 2t+9) are columns 4t + {0,1} / 4t + {2,3}.
+void PutCode(uint8_t* block, int row, int col, int run_bit, int bits, int code) {
+  const int g = row % 8, t = col / 4, i = col % 4;
+  const int pair = (row >= 8 ? 1 : 0) + (i >= 2 ? 2 : 0);
+  const int lane = 4 * g + t;
+  const int first = run_bit + 2 * bits * pair + bits * (i & 1);
+  for (int k = 0; k < bits; ++k) {
+    const int bit = first + k, word = bit / 32;
+    uint8_t* at = word < 4 ? block + lane * 16 + word * 4 : block + 512 + lane * 8 + (word - 4) * 4;
+    uint32_t v;
+    std::memcpy(&v, at, 4);
+    v = (v & ~(1u << (bit % 32))) | (uint32_t((code >> k) & 1) << (bit % 32));
+    std::memcpy(at, &v, 4);
+  }
+}
+
+KLayout LayoutFor(int head) {
+  return KLayout::FromWidths(kLayoutWidths[kAlignedLayout ? head % 8 : kUniformLayout]);
+}
+
+double CopyBandwidth() {
+  const size_t bytes = size_t{1} << 30;
+  void *a, *b;
+  CHECK_CUDA(cudaMalloc(&a, bytes));
+  CHECK_CUDA(cudaMalloc(&b, bytes));
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<float> ms;
+  for (int r = 0; r < 7; ++r) {
+    cudaEventRecord(e0);
+    cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float x;
+    cudaEventElapsedTime(&x, e0, e1);
+    ms.push_back(x);
+  }
+  std::sort(ms.begin(), ms.end());
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * bytes / (ms[ms.size() / 2] * 1e-3) / 1e9;
+}
+
+// Device buffers of one run; owns them.
+struct DeviceCase {
+  ProbeParams p;
+  int batch = 0, group = 0;
+  float* out = nullptr;
+  std::vector<void*> owned;
+
+  template <typename T>
+  T* Alloc(size_t count) {
+    void* ptr = nullptr;
+    CHECK_CUDA(cudaMalloc(&ptr, count * sizeof(T)));
+    owned.push_back(ptr);
+    return static_cast<T*>(ptr);
+  }
+  ~DeviceCase() {
+    for (void* ptr : owned) cudaFree(ptr);
+  }
+};
+
+int SplitsFor(int batch, int kv_heads, int ctx) {
+  int per_sm = 0, sms = 0;
+  CHECK_CUDA(cudaFuncSetAttribute(ProbeAttention, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  kDynamicSmem));  // before the occupancy query
+  CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, ProbeAttention, kThreads,
+                                                           kDynamicSmem));
+  CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  const int splits = std::max(1, sms * per_sm / (batch * kv_heads));
+  return std::min(splits, std::max(1, ctx / (kTileTokens * 8 * kWarps)));
+}
+
+// Allocates and fills everything but the pages; the caller fills those.
+void Prepare(DeviceCase& c, int batch, int kv_heads, int group, int max_pages,
+             const std::vector<int>& lens, const std::vector<int>& table,
+             const std::vector<uint16_t>& q, int splits) {
+  c.batch = batch;
+  c.group = group;
+  ProbeParams& p = c.p;
+  p.pages = c.Alloc<uint8_t>(size_t(table.size()) * kv_heads * kPageBytes);
+  int* d_table = c.Alloc<int>(table.size());
+  int* d_len = c.Alloc<int>(batch);
+  uint16_t* d_q = c.Alloc<uint16_t>(q.size());
+  SliceEntry* d_slices = c.Alloc<SliceEntry>(size_t(kv_heads) * kSlices);
+  std::vector<SliceEntry> slices;
+  for (int h = 0; h < kv_heads; ++h) {
+    const KLayout layout = LayoutFor(h);
+    for (int s = 0; s < kSlices; ++s) slices.push_back(layout.Entry(s));
+  }
+  CHECK_CUDA(cudaMemcpy(d_table, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+  CHECK_CUDA(cudaMemcpy(d_len, lens.data(), batch * 4, cudaMemcpyHostToDevice));
+  CHECK_CUDA(cudaMemcpy(d_q, q.data(), q.size() * 2, cudaMemcpyHostToDevice));
+  CHECK_CUDA(cudaMemcpy(d_slices, slices.data(), slices.size() * sizeof(SliceEntry),
+                        cudaMemcpyHostToDevice));
+  p.page_table = d_table, p.len = d_len, p.q_rot = d_q, p.slices = d_slices;
+  p.max_pages = max_pages, p.kv_heads = kv_heads, p.num_splits = splits;
+  p.tiles_per_split = (max_pages * kTilesPerPage + splits - 1) / splits;
+  uint32_t* tables = c.Alloc<uint32_t>(kTableBytes / 4);
+  BuildTables<<<8, 256>>>(tables);
+  CHECK_CUDA(cudaGetLastError());
+  p.tables = tables;
+  CHECK_CUDA(cudaFuncSetAttribute(ProbeAttention, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  kDynamicSmem));
+  p.partial_o = c.Alloc<float>(size_t(batch) * kv_heads * splits * 8 * kHeadDim);
+  p.partial_ml = c.Alloc<float>(size_t(batch) * kv_heads * splits * 8 * 2);
+  c.out = c.Alloc<float>(size_t(batch) * kv_heads * group * kHeadDim);
+}
+
+void Run(const DeviceCase& c) {
+  ProbeAttention<<<dim3(c.p.num_splits, c.p.kv_heads, c.batch), kThreads, kDynamicSmem>>>(c.p);
+  CHECK_CUDA(cudaGetLastError());
+  ProbeMerge<<<dim3(c.p.kv_heads * c.group, c.batch), kHeadDim>>>(c.p, c.group, c.out);
+  CHECK_CUDA(cudaGetLastError());
+}
+
+// Small ragged case against a CPU computation of the same grammar.
+bool CheckAgainstCpu() {
+  const int kv_heads = 8, group = 4, batch = 3, max_pages = 16;
+  const std::vector<int> lens = {1000, 64, 17};
+  std::mt19937 rng(7);
+  std::vector<uint8_t> pages(size_t(batch) * max_pages * kv_heads * kPageBytes, 0);
+  std::vector<int> table(batch * max_pages);
+  std::iota(table.begin(), table.end(), 0);
+  std::shuffle(table.begin(), table.end(), rng);
+  std::uniform_real_distribution<float> norm(0.5f, 1.5f);
+  std::normal_distribution<float> gauss(0.0f, 0.15f);
+  std::vector<uint16_t> q(size_t(batch) * kv_heads * 8 * kHeadDim, 0);
+  for (uint16_t& x : q) x = ToHalf(gauss(rng));  // rows of padding heads are unused
+  std::vector<float> want(size_t(batch) * kv_heads * group * kHeadDim, 0.0f);
+  for (int b = 0; b < batch; ++b) {
+    for (int h = 0; h < kv_heads; ++h) {
+      const KLayout layout = LayoutFor(h);
+      // Decoded K̂ and V̂ (rotated, norms applied) of the sequence's tokens.
+      std::vector<std::vector<float>> k_hat(lens[b]), v_hat(lens[b]);
+      for (int tok = 0; tok < max_pages * kPageTokens; ++tok) {
+        uint8_t* page =
+            pages.data() +
+            (size_t(table[b * max_pages + tok / kPageTokens]) * kv_heads + h) * kPageBytes;
+        const int slot = tok % kPageTokens, row = slot % kTileTokens;
+        uint8_t* tile = page + (slot / kTileTokens) * kTileBytes;
+        uint16_t* norms =
+            reinterpret_cast<uint16_t*>(tile + 2 * kRunBytes) + (row % 8) * 2 * kNormSlots;
+        auto put_norm = [&](int slot_index) {
+          uint16_t& n = norms[2 * slot_index + (row >= 8 ? 1 : 0)];
+          n = ToHalf(norm(rng));
+          return FromHalf(n);
+        };
+        std::vector<float> kn(layout.num_groups);
+        for (int gi = 0; gi < layout.num_groups; ++gi) kn[gi] = put_norm(gi);
+        const float vn = put_norm(kNormSlots - 1);
+        std::vector<float> kr(kHeadDim), vr(kHeadDim);
+        for (int d = 0; d < kHeadDim; ++d) {
+          const int sl = d / 16, bits = layout.width[sl];
+          const int kc = std::uniform_int_distribution<int>(0, (1 << bits) - 1)(rng);
+          const int vc = std::uniform_int_distribution<int>(0, 7)(rng);
+          PutCode(tile, row, d % 16, layout.offset[sl], bits, kc);
+          PutCode(tile + kRunBytes, d % 16, row, 24 * sl, 3, vc);
+          kr[d] = FromHalf(ToHalf(Centroid(bits, kc))) * kn[layout.group[sl]];
+          vr[d] = FromHalf(ToHalf(Centroid(3, vc))) * vn;
+        }
+        if (tok < lens[b]) k_hat[tok] = kr, v_hat[tok] = vr;
+      }
+      // Scores in log2 units (q̂ is pre-scaled), exact softmax, rotated V.
+      for (int qh = 0; qh < group; ++qh) {
+        const uint16_t* qr = &q[((size_t(b) * kv_heads + h) * 8 + qh) * kHeadDim];
+        std::vector<double> score(lens[b]);
+        double mx = -1e300, den = 0;
+        for (int tok = 0; tok < lens[b]; ++tok) {
+          double dot = 0;
+          for (int d = 0; d < kHeadDim; ++d) dot += FromHalf(qr[d]) * k_hat[tok][d];
+          mx = std::max(mx, score[tok] = dot);
+        }
+        std::vector<double> o(kHeadDim, 0.0);
+        for (int tok = 0; tok < lens[b]; ++tok) {
+          const double pr = std::exp2(score[tok] - mx);
+          den += pr;
+          for (int d = 0; d < kHeadDim; ++d) o[d] += pr * v_hat[tok][d];
+        }
+        for (int d = 0; d < kHeadDim; ++d)
+          want[((size_t(b) * kv_heads + h) * group + qh) * kHeadDim + d] = o[d] / den;
+      }
+    }
+  }
+  DeviceCase c;
+  Prepare(c, batch, kv_heads, group, max_pages, lens, table, q, /*splits=*/3);
+  CHECK_CUDA(cudaMemcpy(const_cast<uint8_t*>(c.p.pages), pages.data(), pages.size(),
+                        cudaMemcpyHostToDevice));
+  Run(c);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<float> got(want.size());
+  CHECK_CUDA(cudaMemcpy(got.data(), c.out, got.size() * 4, cudaMemcpyDeviceToHost));
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    worst = std::max(worst, double(std::fabs(got[i] - want[i])));
+    scale = std::max(scale, double(std::fabs(want[i])));
+  }
+  const bool ok = worst <= 2e-2 * scale && std::isfinite(worst);
+  std::printf("check (layout %d): max |gpu - cpu| = %.3g (max |cpu| %.3g): %s\n",
+              KVPLAN_PROBE_LAYOUT, worst, scale, ok ? "ok" : "FAILED");
+  return ok;
+}
+
+struct Case {
+  const char* model;
+  int kv_heads, group, batch, ctx;
+};
+
+}  // namespace
+}  // namespace kvplan::probe
+
+int main(int argc, char** argv) {
+  using namespace kvplan::probe;
+  int iters = 50, only_batch = 0, only_ctx = 0;
+  bool check = true;
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--iters") && has_value) iters = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--batch") && has_value) only_batch = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--ctx") && has_value) only_ctx = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--no-check")) check = false;
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("no CUDA device\n");
+    return 0;
+  }
+  if (check && !CheckAgainstCpu() && !KVPLAN_PROBE_SKELETON) return 1;
+  cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  const double copy_gbs = CopyBandwidth();
+  std::printf("device %s, %d SMs; cudaMemcpy D2D %.0f GB/s (read + write)\n", prop.name,
+              prop.multiProcessorCount, copy_gbs);
+  std::printf("fragment-native pages, K layout %s, %d warps: %.0f B per token per KV head\n",
+              kLayoutMode == 0   ? "uniform K3 (compile time)"
+              : kLayoutMode == 1 ? "slice-aligned (run-time table)"
+                                 : "slice-aligned (compiled per head)",
+              kWarps, double(kPageBytes) / kPageTokens);
+  std::printf("%-12s %5s %7s | %6s %9s %7s %5s\n", "model", "batch", "ctx", "splits", "probe_us",
+              "GB/s", "%cpy");
+  const Case cases[] = {
+      {"llama3.1-8b", 8, 4, 1, 32768},  {"llama3.1-8b", 8, 4, 1, 131072},
+      {"llama3.1-8b", 8, 4, 16, 32768}, {"llama3.1-8b", 8, 4, 16, 131072},
+      {"qwen2.5-3b", 2, 8, 16, 32768},  {"qwen2.5-3b", 2, 8, 16, 131072},
+  };
+  for (const Case& cs : cases) {
+    if ((only_batch && cs.batch != only_batch) || (only_ctx && cs.ctx != only_ctx)) continue;
+    const int max_pages = cs.ctx / kPageTokens;
+    const int splits = SplitsFor(cs.batch, cs.kv_heads, cs.ctx);
+    std::vector<int> table(size_t(cs.batch) * max_pages);
+    std::iota(table.begin(), table.end(), 0);
+    std::shuffle(table.begin(), table.end(), std::mt19937(11));
+    std::vector<uint16_t> q(size_t(cs.batch) * cs.kv_heads * 8 * kHeadDim, 0);
+    std::mt19937 rng(5);
+    std::normal_distribution<float> gauss(0.0f, 0.15f);
+    for (uint16_t& x : q) x = ToHalf(gauss(rng));
+    DeviceCase c;
+    Prepare(c, cs.batch, cs.kv_heads, cs.group, max_pages, std::vector<int>(cs.batch, cs.ctx),
+            table, q, splits);
+    const size_t units = table.size() * cs.kv_heads;
+    FillPages<<<1024, 256>>>(const_cast<uint8_t*>(c.p.pages), units, 3);
+    for (int w = 0; w < 3; ++w) Run(c);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    std::vector<float> us;
+    for (int r = 0; r < 5; ++r) {
+      cudaEventRecord(e0);
+      for (int i = 0; i < iters; ++i) Run(c);
+      cudaEventRecord(e1);
+      CHECK_CUDA(cudaEventSynchronize(e1));
+      float ms;
+      cudaEventElapsedTime(&ms, e0, e1);
+      us.push_back(ms * 1000.0f / iters);
+    }
+    std::sort(us.begin(), us.end());
+    const double t_us = us[us.size() / 2];
+    const double gbs = double(units) * kPageBytes / (t_us * 1e-6) / 1e9;
+    std::printf("%-12s %5d %7d | %6d %9.1f %7.0f %4.0f%%\n", cs.model, cs.batch, cs.ctx, splits,
+                t_us, gbs, 100.0 * gbs / copy_gbs);
+  }
+  return 0;
+}
