@@ -26,13 +26,16 @@
 //   2  the same layouts, each compiled in (StaticLayout; one specialisation
 //      per head layout, the CTA's head picks one): what a kernel generated per
 //      plan (JIT) would run.
+//   3  compiled in, groups aligned to 8 dims (k_group_align 8, a third of the
+//      16-alignment's price): a group may end mid-slice, where the slice's two
+//      halves become two m16n8k8 MMAs into their groups' chains.
 // Scope (a measurement, not a codec): head_dim 128, K budget 3 bits, V3; q̂
 // given already rotated and scaled, V left rotated. Random bits are valid
 // codes, so timing pages are random bits with finite norms; correctness is
 // checked on a small ragged case against a CPU computation of the same grammar.
 //
 // Usage: fragment_decode_probe [--iters N] [--batch N] [--ctx N] [--no-check]
-// Build-time switches: KVPLAN_PROBE_LAYOUT (0, 1, 2), KVPLAN_PROBE_WARPS (4, 8),
+// Build-time switches: KVPLAN_PROBE_LAYOUT (0-3), KVPLAN_PROBE_WARPS (4, 8),
 // KVPLAN_PROBE_SKELETON (1: the loop without its table lookups; wrong results).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -63,11 +66,13 @@
 
 namespace kvplan::probe {
 using kernels::internal::MmaF16x16x8;
+using kernels::internal::MmaF16x8x8;
 using kernels::internal::PackHalves;
 namespace {
 
 // 0: uniform K3; 1: slice-aligned, decoded from a run-time slice table;
-// 2: slice-aligned, each head's layout compiled in (what a per-plan JIT gives).
+// 2: slice-aligned, each head's layout compiled in (what a per-plan JIT gives);
+// 3: 8-aligned groups (a group may end mid-slice), compiled in.
 constexpr int kLayoutMode = KVPLAN_PROBE_LAYOUT;
 constexpr bool kAlignedLayout = kLayoutMode != 0;
 constexpr int kHeadDim = 128;
@@ -83,8 +88,8 @@ constexpr int kCtasPerSm = 16 / kWarps;
 constexpr int kRunWords = 6;
 constexpr int kRunBytes = 32 * 4 * kRunWords;
 // Norm slots per g (fp16 pairs: token g, token g + 8): the K groups, then V in
-// the last slot. Uniform: one K group.
-constexpr int kNormSlots = kAlignedLayout ? 8 : 2;
+// the last slot. Uniform: one K group; the aligned layouts here have at most 5.
+constexpr int kNormSlots = kAlignedLayout ? 6 : 2;
 constexpr int kNormBytes = 8 * kNormSlots * 4;
 constexpr int kTileBytes = 2 * kRunBytes + kNormBytes;
 constexpr int kPageBytes = kTilesPerPage * kTileBytes;
@@ -134,25 +139,44 @@ constexpr int kTableBytes = 20416;
 // The area is 8 KB aligned inside the dynamic allocation.
 constexpr int kDynamicSmem = kTableBytes + 8192;
 
-// Plausible slice-aligned K3 layouts (widths 1..5 as GroupAlignedAllocate gives
-// on realistic energies; ascending, summing to 24), head h using row h % 8;
-// row 8 is the uniform layout.
-constexpr int kLayoutWidths[9][kSlices] = {
-    {1, 2, 2, 3, 3, 4, 4, 5}, {1, 1, 2, 3, 3, 4, 5, 5}, {2, 2, 2, 3, 3, 3, 4, 5},
-    {1, 2, 3, 3, 3, 3, 4, 5}, {2, 2, 3, 3, 3, 3, 4, 4}, {1, 2, 2, 3, 4, 4, 4, 4},
-    {1, 1, 3, 3, 3, 4, 4, 5}, {2, 2, 2, 2, 3, 4, 4, 5}, {3, 3, 3, 3, 3, 3, 3, 3}};
+// K layouts as the widths of the 16 half-slices of a head (8 coordinates each:
+// k columns 0-7 and 8-15 of each 16-dim MMA slice, i.e. the pairs a0/a1 and
+// a2/a3 of the A fragment), ascending, 8 x Σ widths = 384 bits (K3).
+// Rows 0-7: slice-aligned (both halves of a slice share the width; what
+// k_group_align 16 gives), head h using row h % 8; row 8: uniform; rows 9-16:
+// 8-aligned (k_group_align 8: a group may end mid-slice).
+constexpr int kHalves = 2 * kSlices;
+constexpr int kLayoutWidths[17][kHalves] = {{1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5},
+                                            {1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 5, 5},
+                                            {2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4, 5, 5},
+                                            {1, 1, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 5, 5},
+                                            {2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4},
+                                            {1, 1, 2, 2, 2, 2, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4},
+                                            {1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5},
+                                            {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5},
+                                            {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+                                            {1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 5},
+                                            {1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5},
+                                            {1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 4, 4, 5, 5},
+                                            {2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4},
+                                            {1, 1, 2, 2, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 5},
+                                            {1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5},
+                                            {2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4, 5, 5},
+                                            {1, 1, 1, 2, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 5, 5}};
 constexpr int kUniformLayout = 8;
+constexpr int kAlign8Layouts = 9;
 
-// Layout ROW of kLayoutWidths at compile time: slice widths, run offsets,
-// groups (runs of equal width) and the slices that close a group.
+// Layout ROW of kLayoutWidths at compile time: half-slice widths, run offsets
+// (a lane holds 4 codes of each half: rows g and g + 8, two columns each),
+// groups (runs of equal width) and the halves that close a group.
 template <int ROW>
 struct StaticLayout {
-  static constexpr int Width(int s) { return kLayoutWidths[ROW][s]; }
-  static constexpr int Offset(int s) { return s == 0 ? 0 : Offset(s - 1) + 8 * Width(s - 1); }
-  static constexpr int Group(int s) {
-    return s == 0 ? 0 : Group(s - 1) + (Width(s) != Width(s - 1) ? 1 : 0);
+  static constexpr int Width(int h) { return kLayoutWidths[ROW][h]; }
+  static constexpr int Offset(int h) { return h == 0 ? 0 : Offset(h - 1) + 4 * Width(h - 1); }
+  static constexpr int Group(int h) {
+    return h == 0 ? 0 : Group(h - 1) + (Width(h) != Width(h - 1) ? 1 : 0);
   }
-  static constexpr bool Last(int s) { return s + 1 == kSlices || Width(s + 1) != Width(s); }
+  static constexpr bool Last(int h) { return h + 1 == kHalves || Width(h + 1) != Width(h); }
 };
 
 // K slice of an aligned layout, as the kernel reads it (host-built per head).
@@ -206,7 +230,8 @@ __device__ __forceinline__ uint16_t LoadShared16(uint32_t address) {
 template <class L, int S, int P>
 __device__ __forceinline__ uint32_t StaticPair(const uint32_t (&w)[kRunWords], uint32_t area,
                                                uint32_t replica32, uint32_t replica8) {
-  constexpr int kBits = L::Width(S), kBit = L::Offset(S) + 2 * kBits * P;
+  constexpr int kHalf = 2 * S + P / 2;
+  constexpr int kBits = L::Width(kHalf), kBit = L::Offset(kHalf) + 2 * kBits * (P % 2);
   if constexpr (kBits <= 4) {
     constexpr int kTarget = kBits == 4 ? 5 : 7;
     constexpr uint32_t kMask = ((1u << (2 * kBits)) - 1) << kTarget;
@@ -247,19 +272,27 @@ __device__ __forceinline__ void StaticScores(const uint32_t (&w)[kRunWords],
   float chains[2][4] = {};
 #pragma unroll
   for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
+  auto fold = [&](int group) {
+    const float2 n = Halves(norms[group]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      acc[i] += (chains[0][i] + chains[1][i]) * (i < 2 ? n.x : n.y);
+      chains[0][i] = chains[1][i] = 0.0f;
+    }
+  };
   (
       [&] {
         uint32_t a[4];
         StaticFragment<L, S>(w, area, replica32, replica8, a);
-        MmaF16x16x8(chains[S & 1], a, qb[S]);
-        if constexpr (L::Last(S)) {
-          const float2 n = Halves(norms[L::Group(S)]);
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            acc[i] += (chains[0][i] + chains[1][i]) * (i < 2 ? n.x : n.y);
-            chains[0][i] = chains[1][i] = 0.0f;
-          }
+        if constexpr (L::Group(2 * S) == L::Group(2 * S + 1)) {
+          MmaF16x16x8(chains[S & 1], a, qb[S]);
+        } else {
+          // A group ends mid-slice: each half is an m16n8k8 into its group.
+          MmaF16x8x8(chains[S & 1], a[0], a[1], qb[S][0]);
+          fold(L::Group(2 * S));
+          MmaF16x8x8(chains[S & 1], a[2], a[3], qb[S][1]);
         }
+        if constexpr (L::Last(2 * S + 1)) fold(L::Group(2 * S + 1));
       }(),
       ...);
 }
@@ -332,16 +365,11 @@ __device__ __forceinline__ void LoadRun(const uint8_t* block, int lane, uint32_t
 __device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g, TileRegs& r) {
   LoadRun(tile, lane, r.k);
   LoadRun(tile + kRunBytes, lane, r.v);
-  const uint8_t* norms = tile + 2 * kRunBytes + 4 * kNormSlots * g;
-  if constexpr (kNormSlots == 2) {
-    const uint2 n = __ldg(reinterpret_cast<const uint2*>(norms));
-    r.norms[0] = n.x, r.norms[1] = n.y;
-  } else {
+  const uint2* norms = reinterpret_cast<const uint2*>(tile + 2 * kRunBytes + 4 * kNormSlots * g);
 #pragma unroll
-    for (int i = 0; i < kNormSlots; i += 4) {
-      const uint4 n = __ldg(reinterpret_cast<const uint4*>(norms) + i / 4);
-      r.norms[i] = n.x, r.norms[i + 1] = n.y, r.norms[i + 2] = n.z, r.norms[i + 3] = n.w;
-    }
+  for (int i = 0; i < kNormSlots; i += 2) {
+    const uint2 n = __ldg(norms + i / 2);
+    r.norms[i] = n.x, r.norms[i + 1] = n.y;
   }
 }
 
@@ -588,30 +616,31 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) ProbeAttention(const Pro
     AttentionCta<RuntimeLayout>(p, sh, dyn_smem);
   } else {
     // One specialisation per head layout; the CTA's head picks one.
+    constexpr int kRow = kLayoutMode == 3 ? kAlign8Layouts : 0;
     switch (blockIdx.y % 8) {
       case 0:
-        AttentionCta<StaticLayout<0>>(p, sh, dyn_smem);
+        AttentionCta<StaticLayout<kRow + 0>>(p, sh, dyn_smem);
         break;
       case 1:
-        AttentionCta<StaticLayout<1>>(p, sh, dyn_smem);
+        AttentionCta<StaticLayout<kRow + 1>>(p, sh, dyn_smem);
         break;
       case 2:
-        AttentionCta<StaticLayout<2>>(p, sh, dyn_smem);
+        AttentionCta<StaticLayout<kRow + 2>>(p, sh, dyn_smem);
         break;
       case 3:
-        AttentionCta<StaticLayout<3>>(p, sh, dyn_smem);
+        AttentionCta<StaticLayout<kRow + 3>>(p, sh, dyn_smem);
         break;
       case 4:
-        AttentionCta<StaticLayout<4>>(p, sh, dyn_smem);
+        AttentionCta<StaticLayout<kRow + 4>>(p, sh, dyn_smem);
         break;
       case 5:
-        AttentionCta<StaticLayout<5>>(p, sh, dyn_smem);
+        AttentionCta<StaticLayout<kRow + 5>>(p, sh, dyn_smem);
         break;
       case 6:
-        AttentionCta<StaticLayout<6>>(p, sh, dyn_smem);
+        AttentionCta<StaticLayout<kRow + 6>>(p, sh, dyn_smem);
         break;
       default:
-        AttentionCta<StaticLayout<7>>(p, sh, dyn_smem);
+        AttentionCta<StaticLayout<kRow + 7>>(p, sh, dyn_smem);
         break;
     }
   }
@@ -666,31 +695,49 @@ float FromHalf(uint16_t x) { return __half2float(__ushort_as_half(x)); }
 // A head's K layout: slice widths (ascending, summing to 24: K3) and the host
 // side of the grammar.
 struct KLayout {
-  int width[kSlices];
-  int group[kSlices];  // norm slot
+  int width[kHalves];
+  int group[kHalves];  // norm slot
   int num_groups = 0;
-  int offset[kSlices];  // bit of the slice in the lane's run
+  int offset[kHalves];  // bit of the half-slice in the lane's run
 
-  static KLayout FromWidths(const int (&w)[kSlices]) {
+  static KLayout FromWidths(const int (&w)[kHalves]) {
     KLayout l;
     int bit = 0;
-    for (int s = 0; s < kSlices; ++s) {
-      l.width[s] = w[s];
-      l.offset[s] = bit;
-      bit += 8 * w[s];
-      l.group[s] = s == 0 || w[s] != w[s - 1] ? l.num_groups++ : l.num_groups - 1;
+    for (int h = 0; h < kHalves; ++h) {
+      l.width[h] = w[h];
+      l.offset[h] = bit;
+      bit += 4 * w[h];
+      l.group[h] = h == 0 || w[h] != w[h - 1] ? l.num_groups++ : l.num_groups - 1;
+    }
+    if (bit != 32 * kRunWords) {
+      std::fprintf(stderr, "layout of %d bits per lane run, not %d\n", bit, 32 * kRunWords);
+      std::exit(1);
+    }
+    if (l.num_groups > kNormSlots - 1) {
+      std::fprintf(stderr, "layout with %d groups: more than the %d K norm slots\n", l.num_groups,
+                   kNormSlots - 1);
+      std::exit(1);
     }
     return l;
   }
+  // Run bit and width of the K code of (token row, coordinate col) of slice s:
+  // columns 4t + {0,1} are half 2s, 4t + {2,3} half 2s + 1; a lane's 4 codes
+  // of a half are (row g: two columns) then (row g + 8: two columns).
+  int Half(int s, int col) const { return 2 * s + (col % 4 >= 2 ? 1 : 0); }
+  int Bit(int s, int row, int col) const {
+    const int h = Half(s, col);
+    return offset[h] + 2 * width[h] * (row >= 8 ? 1 : 0) + width[h] * (col & 1);
+  }
+  // The run-time decoder's entry of slice s (both halves share the width).
   SliceEntry Entry(int s) const {
     SliceEntry e{};
-    const int b = width[s];
-    e.word = offset[s] / 32;
-    e.shift = offset[s] % 32;
+    const int b = width[2 * s];
+    e.word = offset[2 * s] / 32;
+    e.shift = offset[2 * s] % 32;
     e.width = b;
     e.start = TableStart(b);
-    e.group = group[s];
-    e.last = s + 1 == kSlices || group[s + 1] != group[s];
+    e.group = group[2 * s];
+    e.last = s + 1 == kSlices || group[2 * s + 2] != group[2 * s];
     if (b <= 4) {
       e.mask = b == 4 ? 0xFFu << 5 : ((1u << (2 * b)) - 1) << 7;
       e.pair_shift = b == 4 ? 2 : 0;
@@ -701,26 +748,30 @@ struct KLayout {
   }
 };
 
-// Where code (row, col) of fragment `frag` (K slice or V m-tile) of width `bits`
-// lives: A = K tile [16 tokens x 16 dims] or Vᵀ [16 dims x 16 tokens]; k pairs
-// (2t, 2t+1) / (2t+8, 2t+9) are columns 4t + {0,1} / 4t + {2,3}.
-void PutCode(uint8_t* block, int row, int col, int run_bit, int bits, int code) {
-  const int g = row % 8, t = col / 4, i = col % 4;
-  const int pair = (row >= 8 ? 1 : 0) + (i >= 2 ? 2 : 0);
-  const int lane = 4 * g + t;
-  const int first = run_bit + 2 * bits * pair + bits * (i & 1);
+// Stores `code` at run bit `bit` of lane (g = row % 8, t = col / 4) of a run
+// block: words 0-3 at 16·lane, words 4-5 at 512 + 8·lane.
+void PutCode(uint8_t* block, int row, int col, int bit, int bits, int code) {
+  const int lane = 4 * (row % 8) + col / 4;
   for (int k = 0; k < bits; ++k) {
-    const int bit = first + k, word = bit / 32;
+    const int b = bit + k, word = b / 32;
     uint8_t* at = word < 4 ? block + lane * 16 + word * 4 : block + 512 + lane * 8 + (word - 4) * 4;
     uint32_t v;
     std::memcpy(&v, at, 4);
-    v = (v & ~(1u << (bit % 32))) | (uint32_t((code >> k) & 1) << (bit % 32));
+    v = (v & ~(1u << (b % 32))) | (uint32_t((code >> k) & 1) << (b % 32));
     std::memcpy(at, &v, 4);
   }
 }
 
 KLayout LayoutFor(int head) {
-  return KLayout::FromWidths(kLayoutWidths[kAlignedLayout ? head % 8 : kUniformLayout]);
+  const int row = kLayoutMode == 0   ? kUniformLayout
+                  : kLayoutMode == 3 ? kAlign8Layouts + head % 8
+                                     : head % 8;
+  return KLayout::FromWidths(kLayoutWidths[row]);
+}
+// V: uniform 3 bits, A = V̂ᵀ (rows: the m-tile's dims, columns: tokens).
+const KLayout& VLayout() {
+  static const KLayout v = KLayout::FromWidths(kLayoutWidths[kUniformLayout]);
+  return v;
 }
 
 double CopyBandwidth() {
@@ -857,12 +908,13 @@ bool CheckAgainstCpu() {
         const float vn = put_norm(kNormSlots - 1);
         std::vector<float> kr(kHeadDim), vr(kHeadDim);
         for (int d = 0; d < kHeadDim; ++d) {
-          const int sl = d / 16, bits = layout.width[sl];
+          const int sl = d / 16, col = d % 16, half = layout.Half(sl, col);
+          const int bits = layout.width[half];
           const int kc = std::uniform_int_distribution<int>(0, (1 << bits) - 1)(rng);
           const int vc = std::uniform_int_distribution<int>(0, 7)(rng);
-          PutCode(tile, row, d % 16, layout.offset[sl], bits, kc);
-          PutCode(tile + kRunBytes, d % 16, row, 24 * sl, 3, vc);
-          kr[d] = FromHalf(ToHalf(Centroid(bits, kc))) * kn[layout.group[sl]];
+          PutCode(tile, row, col, layout.Bit(sl, row, col), bits, kc);
+          PutCode(tile + kRunBytes, col, row, VLayout().Bit(sl, col, row), 3, vc);
+          kr[d] = FromHalf(ToHalf(Centroid(bits, kc))) * kn[layout.group[half]];
           vr[d] = FromHalf(ToHalf(Centroid(3, vc))) * vn;
         }
         if (tok < lens[b]) k_hat[tok] = kr, v_hat[tok] = vr;
@@ -940,7 +992,8 @@ int main(int argc, char** argv) {
   std::printf("fragment-native pages, K layout %s, %d warps: %.0f B per token per KV head\n",
               kLayoutMode == 0   ? "uniform K3 (compile time)"
               : kLayoutMode == 1 ? "slice-aligned (run-time table)"
-                                 : "slice-aligned (compiled per head)",
+              : kLayoutMode == 2 ? "slice-aligned (compiled per head)"
+                                 : "8-aligned (compiled per head)",
               kWarps, double(kPageBytes) / kPageTokens);
   std::printf("%-12s %5s %7s | %6s %9s %7s %5s\n", "model", "batch", "ctx", "splits", "probe_us",
               "GB/s", "%cpy");

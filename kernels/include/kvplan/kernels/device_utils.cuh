@@ -27,6 +27,16 @@ __device__ __forceinline__ void MmaF16x16x8(float (&d)[4], const uint32_t (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// d += A·B for one m16n8k8 tile, one k-half of MmaF16x16x8: a0 (row g, k
+// 2t..2t+1), a1 (row g+8, same k), b (k 2t..2t+1, col g); d as there.
+__device__ __forceinline__ void MmaF16x8x8(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(b));
+}
+
 // Four 8x8 fp16 matrices from shared memory, transposed: lane l gives the row
 // address (16 bytes) of row l % 8 of matrix l / 8, and r[q] receives elements
 // (rows 2t, 2t+1; column g) of matrix q (g = lane / 4, t = lane % 4): from a
