@@ -34,25 +34,40 @@
 // codes, so timing pages are random bits with finite norms; correctness is
 // checked on a small ragged case against a CPU computation of the same grammar.
 //
-// Usage: fragment_decode_probe [--iters N] [--batch N] [--ctx N] [--no-check]
+// Usage: fragment_decode_probe [--iters N] [--batch N] [--ctx N] [--no-check] [--jit]
+// (--jit: this file compiled at run time by NVRTC, kvplan/kernels/jit.h, instead of
+// the kernel built into the binary; prints the compile time.)
 // Build-time switches: KVPLAN_PROBE_LAYOUT (0-3), KVPLAN_PROBE_WARPS (4, 8),
 // KVPLAN_PROBE_SKELETON (1: the loop without its table lookups; wrong results).
+// The device part (up to ProbeAttentionJit) also compiles under NVRTC
+// (__CUDACC_RTC__): `--jit` compiles this file at run time (kvplan/kernels/jit.h).
 #include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "kvplan/kernels/device_utils.cuh"
+
+#ifndef __CUDACC_RTC__
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <numeric>
+#include <optional>
 #include <random>
-#include <type_traits>
-#include <utility>
+#include <string>
 #include <vector>
 
-#include "kvplan/kernels/device_utils.cuh"
+#include "kvplan/kernels/jit.h"
+#endif
 
 #ifndef KVPLAN_PROBE_LAYOUT
 #define KVPLAN_PROBE_LAYOUT 0
@@ -171,12 +186,16 @@ constexpr int kAlign8Layouts = 9;
 // groups (runs of equal width) and the halves that close a group.
 template <int ROW>
 struct StaticLayout {
-  static constexpr int Width(int h) { return kLayoutWidths[ROW][h]; }
-  static constexpr int Offset(int h) { return h == 0 ? 0 : Offset(h - 1) + 4 * Width(h - 1); }
-  static constexpr int Group(int h) {
+  __host__ __device__ static constexpr int Width(int h) { return kLayoutWidths[ROW][h]; }
+  __host__ __device__ static constexpr int Offset(int h) {
+    return h == 0 ? 0 : Offset(h - 1) + 4 * Width(h - 1);
+  }
+  __host__ __device__ static constexpr int Group(int h) {
     return h == 0 ? 0 : Group(h - 1) + (Width(h) != Width(h - 1) ? 1 : 0);
   }
-  static constexpr bool Last(int h) { return h + 1 == kHalves || Width(h + 1) != Width(h); }
+  __host__ __device__ static constexpr bool Last(int h) {
+    return h + 1 == kHalves || Width(h + 1) != Width(h);
+  }
 };
 
 // K slice of an aligned layout, as the kernel reads it (host-built per head).
@@ -516,8 +535,9 @@ __device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh
     float acc[4];
     scores(cur, acc);
     const int tok = tile * kTileTokens + g;
-    if (tok >= end_tok) acc[0] = acc[1] = -INFINITY;
-    if (tok + 8 >= end_tok) acc[2] = acc[3] = -INFINITY;
+    const float minus_inf = __int_as_float(0xff800000);
+    if (tok >= end_tok) acc[0] = acc[1] = minus_inf;
+    if (tok + 8 >= end_tok) acc[2] = acc[3] = minus_inf;
     float tmax[2] = {fmaxf(acc[0], acc[2]), fmaxf(acc[1], acc[3])};
 #pragma unroll
     for (int off = 4; off < 32; off *= 2) {
@@ -606,8 +626,9 @@ __device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh
   }
 }
 
-// grid (splits, kv_heads, batch); one 16-token tile per warp step.
-__global__ void __launch_bounds__(kThreads, kCtasPerSm) ProbeAttention(const ProbeParams p) {
+// grid (splits, kv_heads, batch); one 16-token tile per warp step. The body of
+// both ProbeAttention (compiled with the binary) and ProbeAttentionJit (at run time).
+__device__ __forceinline__ void ProbeAttentionBody(const ProbeParams& p) {
   extern __shared__ __align__(16) uint8_t dyn_smem[];
   __shared__ CtaShared sh;
   if constexpr (kLayoutMode == 0) {
@@ -646,6 +667,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) ProbeAttention(const Pro
   }
 }
 
+__global__ void __launch_bounds__(kThreads, kCtasPerSm) ProbeAttention(const ProbeParams p) {
+  ProbeAttentionBody(p);
+}
+
 // out [batch, kv_heads * group, 128]; grid (kv_heads * group, batch), 128 threads.
 __global__ void ProbeMerge(const ProbeParams p, int group, float* out) {
   const int qh = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
@@ -679,6 +704,19 @@ __global__ void FillPages(uint8_t* pages, size_t units, uint64_t seed) {
     }
   }
 }
+
+}  // namespace
+}  // namespace kvplan::probe
+
+// The kernel `--jit` looks up by name.
+extern "C" __global__ void __launch_bounds__(kvplan::probe::kThreads, kvplan::probe::kCtasPerSm)
+    ProbeAttentionJit(const kvplan::probe::ProbeParams p) {
+  kvplan::probe::ProbeAttentionBody(p);
+}
+
+#ifndef __CUDACC_RTC__
+namespace kvplan::probe {
+namespace {
 
 #define CHECK_CUDA(x)                                                                          \
   do {                                                                                         \
@@ -801,6 +839,7 @@ double CopyBandwidth() {
 // Device buffers of one run; owns them.
 struct DeviceCase {
   ProbeParams p;
+  const void* attention = nullptr;  // ProbeAttention, or ProbeAttentionJit's handle
   int batch = 0, group = 0;
   float* out = nullptr;
   std::vector<void*> owned;
@@ -817,21 +856,22 @@ struct DeviceCase {
   }
 };
 
-int SplitsFor(int batch, int kv_heads, int ctx) {
+int SplitsFor(const void* attention, int batch, int kv_heads, int ctx) {
   int per_sm = 0, sms = 0;
-  CHECK_CUDA(cudaFuncSetAttribute(ProbeAttention, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  CHECK_CUDA(cudaFuncSetAttribute(attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   kDynamicSmem));  // before the occupancy query
-  CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, ProbeAttention, kThreads,
-                                                           kDynamicSmem));
+  CHECK_CUDA(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention, kThreads, kDynamicSmem));
   CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   const int splits = std::max(1, sms * per_sm / (batch * kv_heads));
   return std::min(splits, std::max(1, ctx / (kTileTokens * 8 * kWarps)));
 }
 
 // Allocates and fills everything but the pages; the caller fills those.
-void Prepare(DeviceCase& c, int batch, int kv_heads, int group, int max_pages,
-             const std::vector<int>& lens, const std::vector<int>& table,
+void Prepare(DeviceCase& c, const void* attention, int batch, int kv_heads, int group,
+             int max_pages, const std::vector<int>& lens, const std::vector<int>& table,
              const std::vector<uint16_t>& q, int splits) {
+  c.attention = attention;
   c.batch = batch;
   c.group = group;
   ProbeParams& p = c.p;
@@ -857,22 +897,24 @@ void Prepare(DeviceCase& c, int batch, int kv_heads, int group, int max_pages,
   BuildTables<<<8, 256>>>(tables);
   CHECK_CUDA(cudaGetLastError());
   p.tables = tables;
-  CHECK_CUDA(cudaFuncSetAttribute(ProbeAttention, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  kDynamicSmem));
+  CHECK_CUDA(
+      cudaFuncSetAttribute(attention, cudaFuncAttributeMaxDynamicSharedMemorySize, kDynamicSmem));
   p.partial_o = c.Alloc<float>(size_t(batch) * kv_heads * splits * 8 * kHeadDim);
   p.partial_ml = c.Alloc<float>(size_t(batch) * kv_heads * splits * 8 * 2);
   c.out = c.Alloc<float>(size_t(batch) * kv_heads * group * kHeadDim);
 }
 
 void Run(const DeviceCase& c) {
-  ProbeAttention<<<dim3(c.p.num_splits, c.p.kv_heads, c.batch), kThreads, kDynamicSmem>>>(c.p);
-  CHECK_CUDA(cudaGetLastError());
-  ProbeMerge<<<dim3(c.p.kv_heads * c.group, c.batch), kHeadDim>>>(c.p, c.group, c.out);
+  ProbeParams p = c.p;
+  void* args[] = {&p};
+  CHECK_CUDA(cudaLaunchKernel(c.attention, dim3(p.num_splits, p.kv_heads, c.batch), dim3(kThreads),
+                              args, kDynamicSmem, nullptr));
+  ProbeMerge<<<dim3(p.kv_heads * c.group, c.batch), kHeadDim>>>(p, c.group, c.out);
   CHECK_CUDA(cudaGetLastError());
 }
 
 // Small ragged case against a CPU computation of the same grammar.
-bool CheckAgainstCpu() {
+bool CheckAgainstCpu(const void* attention) {
   const int kv_heads = 8, group = 4, batch = 3, max_pages = 16;
   const std::vector<int> lens = {1000, 64, 17};
   std::mt19937 rng(7);
@@ -941,7 +983,7 @@ bool CheckAgainstCpu() {
     }
   }
   DeviceCase c;
-  Prepare(c, batch, kv_heads, group, max_pages, lens, table, q, /*splits=*/3);
+  Prepare(c, attention, batch, kv_heads, group, max_pages, lens, table, q, /*splits=*/3);
   CHECK_CUDA(cudaMemcpy(const_cast<uint8_t*>(c.p.pages), pages.data(), pages.size(),
                         cudaMemcpyHostToDevice));
   Run(c);
@@ -959,6 +1001,11 @@ bool CheckAgainstCpu() {
   return ok;
 }
 
+bool HasCudaDevice() {
+  int devices = 0;
+  return cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
+}
+
 struct Case {
   const char* model;
   int kv_heads, group, batch, ctx;
@@ -970,20 +1017,57 @@ struct Case {
 int main(int argc, char** argv) {
   using namespace kvplan::probe;
   int iters = 50, only_batch = 0, only_ctx = 0;
-  bool check = true;
+  bool check = true, jit = false;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--iters") && has_value) iters = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--batch") && has_value) only_batch = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--ctx") && has_value) only_ctx = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--no-check")) check = false;
+    if (!std::strcmp(argv[i], "--jit")) jit = true;
   }
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+  // --jit: this file compiled now by NVRTC with this build's switches, in
+  // place of the kernel compiled with the binary.
+  const void* attention = reinterpret_cast<const void*>(&ProbeAttention);
+  std::optional<kvplan::kernels::JitLibrary> library;
+  if (jit) {
+    std::ifstream in(KVPLAN_PROBE_SOURCE);
+    const std::string source((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+    kvplan::kernels::JitOptions options;
+    options.defines = {"KVPLAN_PROBE_LAYOUT=" + std::to_string(kLayoutMode),
+                       "KVPLAN_PROBE_WARPS=" + std::to_string(kWarps)};
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<std::string> cubin =
+        kvplan::kernels::CompileCubin(source, KVPLAN_PROBE_SOURCE, options);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!cubin.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(cubin.status().message()).c_str());
+      return 1;
+    }
+    std::printf("jit: NVRTC compiled %s (%zu bytes of cubin) in %.1f s\n", KVPLAN_PROBE_SOURCE,
+                cubin->size(), seconds);
+    if (!HasCudaDevice()) {
+      std::printf("no CUDA device: compiled only\n");
+      return 0;
+    }
+    absl::StatusOr<kvplan::kernels::JitLibrary> loaded = kvplan::kernels::JitLibrary::Load(*cubin);
+    absl::StatusOr<cudaKernel_t> kernel = loaded.ok()
+                                              ? loaded->Kernel("ProbeAttentionJit")
+                                              : absl::StatusOr<cudaKernel_t>(loaded.status());
+    if (!kernel.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(kernel.status().message()).c_str());
+      return 1;
+    }
+    library.emplace(*std::move(loaded));
+    attention = reinterpret_cast<const void*>(*kernel);
+  }
+  if (!HasCudaDevice()) {
     std::printf("no CUDA device\n");
     return 0;
   }
-  if (check && !CheckAgainstCpu() && !KVPLAN_PROBE_SKELETON) return 1;
+  if (check && !CheckAgainstCpu(attention) && !KVPLAN_PROBE_SKELETON) return 1;
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   const double copy_gbs = CopyBandwidth();
@@ -1005,7 +1089,7 @@ int main(int argc, char** argv) {
   for (const Case& cs : cases) {
     if ((only_batch && cs.batch != only_batch) || (only_ctx && cs.ctx != only_ctx)) continue;
     const int max_pages = cs.ctx / kPageTokens;
-    const int splits = SplitsFor(cs.batch, cs.kv_heads, cs.ctx);
+    const int splits = SplitsFor(attention, cs.batch, cs.kv_heads, cs.ctx);
     std::vector<int> table(size_t(cs.batch) * max_pages);
     std::iota(table.begin(), table.end(), 0);
     std::shuffle(table.begin(), table.end(), std::mt19937(11));
@@ -1014,8 +1098,8 @@ int main(int argc, char** argv) {
     std::normal_distribution<float> gauss(0.0f, 0.15f);
     for (uint16_t& x : q) x = ToHalf(gauss(rng));
     DeviceCase c;
-    Prepare(c, cs.batch, cs.kv_heads, cs.group, max_pages, std::vector<int>(cs.batch, cs.ctx),
-            table, q, splits);
+    Prepare(c, attention, cs.batch, cs.kv_heads, cs.group, max_pages,
+            std::vector<int>(cs.batch, cs.ctx), table, q, splits);
     const size_t units = table.size() * cs.kv_heads;
     FillPages<<<1024, 256>>>(const_cast<uint8_t*>(c.p.pages), units, 3);
     for (int w = 0; w < 3; ++w) Run(c);
@@ -1041,3 +1125,4 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+#endif  // __CUDACC_RTC__
