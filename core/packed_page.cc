@@ -11,6 +11,7 @@
 #include "core/bit_packing.h"
 #include "core/group_layout.h"
 #include "core/half.h"
+#include "core/page_records.h"
 
 namespace kvplan {
 namespace {
@@ -41,12 +42,51 @@ void WriteStreamCode(uint8_t* stream, int bits, size_t index, int code) {
   }
 }
 
-uint16_t LoadHalfBits(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+using page_records::LoadHalfBits;
+using page_records::StoreHalfBits;
 
-void StoreHalfBits(uint16_t h, uint8_t* p) {
-  p[0] = static_cast<uint8_t>(h & 0xff);
-  p[1] = static_cast<uint8_t>(h >> 8);
-}
+// One slot of a page of this grammar, for page_records.h.
+template <typename Byte>
+class PackedPageSlot {
+ public:
+  PackedPageSlot(const PackedPageLayout& layout, Byte* page, int slot)
+      : layout_(layout), page_(page), slot_(slot) {}
+
+  void SetKCode(int group, int coordinate, int code) {
+    const QuantGroup& g = layout_.k_layout().groups[group];
+    WriteStreamCode(page_ + layout_.k_block_offset(group), g.bits,
+                    static_cast<size_t>(slot_) * g.size + coordinate, code);
+  }
+  int KCode(int group, int coordinate) const {
+    const QuantGroup& g = layout_.k_layout().groups[group];
+    return ReadStreamCode(page_ + layout_.k_block_offset(group), g.bits,
+                          static_cast<size_t>(slot_) * g.size + coordinate);
+  }
+  void SetKNormBits(int group, uint16_t bits) { StoreHalfBits(bits, page_ + KNormOffset(group)); }
+  uint16_t KNormBits(int group) const { return LoadHalfBits(page_ + KNormOffset(group)); }
+  void SetVCode(int coordinate, int code) {
+    WriteStreamCode(page_ + layout_.v_block_offset(), layout_.v_bits(), VIndex(coordinate), code);
+  }
+  int VCode(int coordinate) const {
+    return ReadStreamCode(page_ + layout_.v_block_offset(), layout_.v_bits(), VIndex(coordinate));
+  }
+  void SetVNormBits(uint16_t bits) { StoreHalfBits(bits, page_ + VNormOffset()); }
+  uint16_t VNormBits() const { return LoadHalfBits(page_ + VNormOffset()); }
+
+ private:
+  size_t KNormOffset(int group) const {
+    return layout_.k_norm_offset() +
+           kGroupNormBytes * (static_cast<size_t>(group) * kPageTokens + slot_);
+  }
+  size_t VIndex(int coordinate) const {
+    return static_cast<size_t>(coordinate) * kPageTokens + slot_;
+  }
+  size_t VNormOffset() const { return layout_.v_norm_offset() + kGroupNormBytes * slot_; }
+
+  const PackedPageLayout& layout_;
+  Byte* page_;
+  int slot_;
+};
 
 }  // namespace
 
@@ -79,96 +119,42 @@ absl::StatusOr<PackedPageLayout> PackedPageLayout::Create(const GroupLayout& k_l
 
 int PackedPageLayout::KCode(absl::Span<const uint8_t> page, int group, int slot,
                             int coordinate) const {
-  const QuantGroup& g = k_layout_.groups[group];
-  return ReadStreamCode(page.data() + k_block_offsets_[group], g.bits,
-                        static_cast<size_t>(slot) * g.size + coordinate);
+  return PackedPageSlot<const uint8_t>(*this, page.data(), slot).KCode(group, coordinate);
 }
 
 int PackedPageLayout::VCode(absl::Span<const uint8_t> page, int slot, int coordinate) const {
-  return ReadStreamCode(page.data() + v_block_offset_, v_bits_,
-                        static_cast<size_t>(coordinate) * kPageTokens + slot);
+  return PackedPageSlot<const uint8_t>(*this, page.data(), slot).VCode(coordinate);
 }
 
 float PackedPageLayout::KNorm(absl::Span<const uint8_t> page, int group, int slot) const {
-  return HalfToFloat(
-      LoadHalfBits(page.data() + k_norm_offset_ +
-                   kGroupNormBytes * (static_cast<size_t>(group) * kPageTokens + slot)));
+  return HalfToFloat(PackedPageSlot<const uint8_t>(*this, page.data(), slot).KNormBits(group));
 }
 
 float PackedPageLayout::VNorm(absl::Span<const uint8_t> page, int slot) const {
-  return HalfToFloat(LoadHalfBits(page.data() + v_norm_offset_ + kGroupNormBytes * slot));
+  return HalfToFloat(PackedPageSlot<const uint8_t>(*this, page.data(), slot).VNormBits());
 }
-
-namespace {
-
-// The shared precondition of the record <-> page conversions: a slot of the
-// page, and records and page at least as large as the layouts need.
-bool RecordsFitPage(const PackedPageLayout& layout, size_t k_record_bytes, size_t v_record_bytes,
-                    size_t page_bytes, int slot) {
-  return slot >= 0 && slot < kPageTokens && k_record_bytes >= layout.k_layout().PackedBytes() &&
-         v_record_bytes >= PackedCodeBytes(layout.head_dim(), layout.v_bits()) + kGroupNormBytes &&
-         page_bytes >= layout.page_bytes();
-}
-
-}  // namespace
 
 void WriteRecordsToPage(const PackedPageLayout& layout, absl::Span<const uint8_t> k_record,
                         absl::Span<const uint8_t> v_record, int slot, absl::Span<uint8_t> page) {
-  if (!RecordsFitPage(layout, k_record.size(), v_record.size(), page.size(), slot)) return;
-  const GroupLayout& k = layout.k_layout();
-  const int hd = layout.head_dim();
-  const size_t v_code_bytes = PackedCodeBytes(hd, layout.v_bits());
-  std::vector<uint8_t> codes(hd);
-  size_t segment = 0;
-  for (int g = 0; g < layout.num_k_groups(); ++g) {
-    const QuantGroup& group = k.groups[g];
-    const size_t bytes = PackedCodeBytes(group.size, group.bits);
-    UnpackCodes(k_record.subspan(segment, bytes), group.bits,
-                absl::MakeSpan(codes.data(), group.size));
-    segment += bytes;
-    uint8_t* stream = page.data() + layout.k_block_offset(g);
-    for (int i = 0; i < group.size; ++i) {
-      WriteStreamCode(stream, group.bits, static_cast<size_t>(slot) * group.size + i, codes[i]);
-    }
-    const uint8_t* norm = k_record.data() + k.CodeBytes() + kGroupNormBytes * g;
-    StoreHalfBits(LoadHalfBits(norm),
-                  page.data() + layout.k_norm_offset() +
-                      kGroupNormBytes * (static_cast<size_t>(g) * kPageTokens + slot));
+  if (!page_records::RecordsFitPage(layout.k_layout(), layout.v_bits(), layout.page_bytes(),
+                                    k_record.size(), v_record.size(), page.size(), slot,
+                                    kPageTokens)) {
+    return;
   }
-  UnpackCodes(v_record.first(v_code_bytes), layout.v_bits(), absl::MakeSpan(codes));
-  uint8_t* v_stream = page.data() + layout.v_block_offset();
-  for (int j = 0; j < hd; ++j) {
-    WriteStreamCode(v_stream, layout.v_bits(), static_cast<size_t>(j) * kPageTokens + slot,
-                    codes[j]);
-  }
-  StoreHalfBits(LoadHalfBits(v_record.data() + v_code_bytes),
-                page.data() + layout.v_norm_offset() + kGroupNormBytes * slot);
+  page_records::ScatterRecords(layout.k_layout(), layout.v_bits(), k_record, v_record,
+                               PackedPageSlot<uint8_t>(layout, page.data(), slot));
 }
 
 void ReadRecordsFromPage(const PackedPageLayout& layout, absl::Span<const uint8_t> page, int slot,
                          absl::Span<uint8_t> k_record, absl::Span<uint8_t> v_record) {
-  if (!RecordsFitPage(layout, k_record.size(), v_record.size(), page.size(), slot)) return;
-  const GroupLayout& k = layout.k_layout();
-  const int hd = layout.head_dim();
-  const size_t v_code_bytes = PackedCodeBytes(hd, layout.v_bits());
-  std::vector<uint8_t> codes(hd);
-  size_t segment = 0;
-  for (int g = 0; g < layout.num_k_groups(); ++g) {
-    const QuantGroup& group = k.groups[g];
-    for (int i = 0; i < group.size; ++i)
-      codes[i] = static_cast<uint8_t>(layout.KCode(page, g, slot, i));
-    const size_t bytes = PackedCodeBytes(group.size, group.bits);
-    PackCodes(absl::MakeConstSpan(codes.data(), group.size), group.bits,
-              k_record.subspan(segment, bytes));
-    segment += bytes;
-    const uint8_t* norm = page.data() + layout.k_norm_offset() +
-                          kGroupNormBytes * (static_cast<size_t>(g) * kPageTokens + slot);
-    StoreHalfBits(LoadHalfBits(norm), k_record.data() + k.CodeBytes() + kGroupNormBytes * g);
+  if (!page_records::RecordsFitPage(layout.k_layout(), layout.v_bits(), layout.page_bytes(),
+                                    k_record.size(), v_record.size(), page.size(), slot,
+                                    kPageTokens)) {
+    return;
   }
-  for (int j = 0; j < hd; ++j) codes[j] = static_cast<uint8_t>(layout.VCode(page, slot, j));
-  PackCodes(codes, layout.v_bits(), v_record.first(v_code_bytes));
-  StoreHalfBits(LoadHalfBits(page.data() + layout.v_norm_offset() + kGroupNormBytes * slot),
-                v_record.data() + v_code_bytes);
+  page_records::GatherRecords(layout.k_layout(), layout.v_bits(),
+                              PackedPageSlot<const uint8_t>(layout, page.data(), slot), k_record,
+                              v_record);
 }
 
 }  // namespace kvplan

@@ -34,6 +34,10 @@
 // codes, so timing pages are random bits with finite norms; correctness is
 // checked on a small ragged case against a CPU computation of the same grammar.
 //
+// The grammar the probe led to is core/fragment_page.h (format version 2): the
+// same runs and norm slots, with each lane's k columns in natural order (2t,
+// 2t+1 | 8+2t, 8+2t+1) where the probe pairs columns 4t..4t+3.
+//
 // Usage: fragment_decode_probe [--iters N] [--batch N] [--ctx N] [--no-check] [--jit]
 // (--jit: this file compiled at run time by NVRTC, kvplan/kernels/jit.h, instead of
 // the kernel built into the binary; prints the compile time.)
