@@ -57,6 +57,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -70,6 +71,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/kernels/fragment_probe_pages.h"
 #include "kvplan/kernels/jit.h"
 #endif
 
@@ -83,17 +85,18 @@
 #define KVPLAN_PROBE_SKELETON 0
 #endif
 
+// Not an anonymous namespace: nvcc warns about every unused member of a layout
+// template there, and one binary holds this file alone.
 namespace kvplan::probe {
 using kernels::internal::MmaF16x16x8;
 using kernels::internal::MmaF16x8x8;
 using kernels::internal::PackHalves;
-namespace {
 
-// 0: uniform K3; 1: slice-aligned, decoded from a run-time slice table;
-// 2: slice-aligned, each head's layout compiled in (what a per-plan JIT gives);
-// 3: 8-aligned groups (a group may end mid-slice), compiled in.
+// 0: uniform K3; 2: slice-aligned groups, each head's layout compiled in (what
+// a per-plan JIT gives); 3: 8-aligned groups (a group may end mid-slice).
+// (1, a run-time slice-table decoder, was measured and removed: NOTES run 19.)
 constexpr int kLayoutMode = KVPLAN_PROBE_LAYOUT;
-constexpr bool kAlignedLayout = kLayoutMode != 0;
+static_assert(kLayoutMode == 0 || kLayoutMode == 2 || kLayoutMode == 3, "layout 0, 2 or 3");
 constexpr int kHeadDim = 128;
 constexpr int kSlices = kHeadDim / 16;
 constexpr int kPageTokens = 64;
@@ -102,16 +105,10 @@ constexpr int kTilesPerPage = kPageTokens / kTileTokens;
 constexpr int kWarps = KVPLAN_PROBE_WARPS;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kCtasPerSm = 16 / kWarps;
-// A lane's K (or V) run per tile: 8 slices x 8 codes at 3 bits on average = 24
-// bytes, as 16 bytes at 16·lane and 8 bytes at 512 + 8·lane.
+// A lane's K (or V) run per tile (core/fragment_page.h): 8 slices x 8 codes at
+// 3 bits on average = 24 bytes, as 16 bytes at 16·lane and 8 bytes at 512 + 8·lane.
 constexpr int kRunWords = 6;
 constexpr int kRunBytes = 32 * 4 * kRunWords;
-// Norm slots per g (fp16 pairs: token g, token g + 8): the K groups, then V in
-// the last slot. Uniform: one K group; the aligned layouts here have at most 5.
-constexpr int kNormSlots = kAlignedLayout ? 6 : 2;
-constexpr int kNormBytes = 8 * kNormSlots * 4;
-constexpr int kTileBytes = 2 * kRunBytes + kNormBytes;
-constexpr int kPageBytes = kTilesPerPage * kTileBytes;
 constexpr float kInit = -1e30f;
 
 // Unit Lloyd–Max codebooks, ascending (widths 1..4: DESIGN.md; 5..8 here are
@@ -200,18 +197,11 @@ struct StaticLayout {
   __host__ __device__ static constexpr bool Last(int h) {
     return h + 1 == kHalves || Width(h + 1) != Width(h);
   }
-};
-
-// K slice of an aligned layout, as the kernel reads it (host-built per head).
-struct SliceEntry {
-  int word;        // first word of the slice in the lane's run
-  int shift;       // its bit within that word
-  uint32_t mask;   // pair field mask at the table position (singles: code mask << 1)
-  int start;       // TableStart(width)
-  int pair_shift;  // funnel shift of pair 0 (pair p: + p·2·width)
-  int width;
-  int group;  // norm slot
-  int last;   // 1 on the group's last slice: fold its norm
+  // Norm slots per lane row g (fp16 pairs of rows g, g + 8): the K groups,
+  // then V; and the tile's bytes (core/fragment_page.h).
+  static constexpr int kGroups = Group(kHalves - 1) + 1;
+  static constexpr int kNormSlots = kGroups + 1;
+  static constexpr int kTileBytes = 2 * kRunBytes + 32 * kNormSlots;
 };
 
 // The run's field at bits [BIT, BIT + FIELD) moved to bit TARGET (bits
@@ -288,7 +278,7 @@ __device__ __forceinline__ float2 Halves(uint32_t x) {
 // with the group's norm after its last slice.
 template <class L, int... S>
 __device__ __forceinline__ void StaticScores(const uint32_t (&w)[kRunWords],
-                                             const uint32_t (&norms)[kNormSlots],
+                                             const uint32_t (&norms)[L::kNormSlots],
                                              const uint32_t (&qb)[kSlices][2], uint32_t area,
                                              uint32_t replica32, uint32_t replica8, float (&acc)[4],
                                              std::integer_sequence<int, S...>) {
@@ -335,48 +325,20 @@ __device__ __forceinline__ void StaticValues(float (&o)[kSlices][4], const uint3
       ...);
 }
 
-// A fragment of an aligned-layout slice described by `e`. `run` is the lane's
-// K run in shared memory (word j at run[32·j]); `area` the table area address.
-__device__ __forceinline__ void AlignedFragment(const SliceEntry& e, const uint32_t* run,
-                                                uint32_t area, uint32_t replica32,
-                                                uint32_t replica8, uint32_t (&a)[4]) {
-  const uint32_t w0 = run[32 * e.word], w1 = run[32 * (e.word + 1)];
-  const uint32_t x = __funnelshift_r(w0, w1, e.shift);
-  if (e.width <= 4) {
-    // x << 7 as a 64-bit pair, so that pair p's field lands at bit 7 (bit 5
-    // for width 4's 8 replicas) after one funnel shift.
-    const uint32_t lo = x << 7, hi = x >> 25;
-    const uint32_t base = area + e.start + (e.width == 4 ? replica8 : replica32);
-    const int step = 2 * e.width;
-#pragma unroll
-    for (int p = 0; p < 4; ++p) {
-      a[p] = LoadShared32((__funnelshift_r(lo, hi, e.pair_shift + p * step) & e.mask) | base);
-    }
-  } else {
-    // Up to 64 bits: one code at a time from a single table.
-    const uint32_t w2 = run[32 * (e.word + 2)];
-    const uint64_t bits = (static_cast<uint64_t>(__funnelshift_r(w1, w2, e.shift)) << 32 | x) << 1;
-    const uint32_t base = area + e.start;
-#pragma unroll
-    for (int p = 0; p < 4; ++p) {
-      const uint32_t c0 = static_cast<uint32_t>(bits >> (2 * p * e.width)) & e.mask;
-      const uint32_t c1 = static_cast<uint32_t>(bits >> ((2 * p + 1) * e.width)) & e.mask;
-      a[p] = PackHalves(LoadShared16(c0 | base), LoadShared16(c1 | base));
-    }
-  }
-}
-
+// One tile's registers: the lane's K and V runs and its norm slots.
+template <int SLOTS>
 struct TileRegs {
   uint32_t k[kRunWords];
   uint32_t v[kRunWords];
-  uint32_t norms[kNormSlots];  // slot j: fp16 norms of tokens g, g + 8
+  uint32_t norms[SLOTS];  // slot j: fp16 norms of rows g, g + 8
 };
 
-__device__ __forceinline__ void ClearTile(TileRegs& r) {
+template <int SLOTS>
+__device__ __forceinline__ void ClearTile(TileRegs<SLOTS>& r) {
 #pragma unroll
   for (int i = 0; i < kRunWords; ++i) r.k[i] = r.v[i] = 0;
 #pragma unroll
-  for (int i = 0; i < kNormSlots; ++i) r.norms[i] = 0;
+  for (int i = 0; i < SLOTS; ++i) r.norms[i] = 0;
 }
 
 __device__ __forceinline__ void LoadRun(const uint8_t* block, int lane, uint32_t (&w)[kRunWords]) {
@@ -385,24 +347,30 @@ __device__ __forceinline__ void LoadRun(const uint8_t* block, int lane, uint32_t
   w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y;
 }
 
-__device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g, TileRegs& r) {
+template <int SLOTS>
+__device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g, TileRegs<SLOTS>& r) {
   LoadRun(tile, lane, r.k);
   LoadRun(tile + kRunBytes, lane, r.v);
-  const uint2* norms = reinterpret_cast<const uint2*>(tile + 2 * kRunBytes + 4 * kNormSlots * g);
+  const uint32_t* norms = reinterpret_cast<const uint32_t*>(tile + 2 * kRunBytes) + SLOTS * g;
+  if constexpr (SLOTS % 2 == 0) {
 #pragma unroll
-  for (int i = 0; i < kNormSlots; i += 2) {
-    const uint2 n = __ldg(norms + i / 2);
-    r.norms[i] = n.x, r.norms[i + 1] = n.y;
+    for (int i = 0; i < SLOTS; i += 2) {
+      const uint2 n = __ldg(reinterpret_cast<const uint2*>(norms) + i / 2);
+      r.norms[i] = n.x, r.norms[i + 1] = n.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < SLOTS; ++i) r.norms[i] = __ldg(norms + i);
   }
 }
 
 struct ProbeParams {
-  const uint16_t* q_rot = nullptr;     // [batch, kv_heads, 8, 128] fp16, pre-scaled, rotated
-  const uint8_t* pages = nullptr;      // [num_pages, kv_heads, kPageBytes]
-  const int* page_table = nullptr;     // [batch, max_pages]
-  const int* len = nullptr;            // [batch]
-  const SliceEntry* slices = nullptr;  // [kv_heads, kSlices] (aligned layouts)
-  const uint32_t* tables = nullptr;    // BuildTables' image, kTableBytes
+  const uint16_t* q_rot = nullptr;   // [batch, kv_heads, 8, 128] fp16, pre-scaled, rotated
+  const uint8_t* pages = nullptr;    // [num_pages, kv_heads, page_stride]
+  const int* page_table = nullptr;   // [batch, max_pages]
+  const int* len = nullptr;          // [batch]
+  const uint32_t* tables = nullptr;  // BuildTables' image, kTableBytes
+  int64_t page_stride = 0;           // bytes per (page, kv_head): the largest head's page
   int max_pages = 0;
   int kv_heads = 0;
   int num_splits = 1;
@@ -429,23 +397,15 @@ __global__ void BuildTables(uint32_t* image) {
   }
 }
 
-// Tag: the K layout comes from the run-time slice table (kLayoutMode 1).
-struct RuntimeLayout {};
-
 // Static shared memory of a CTA.
 struct CtaShared {
   __align__(16) uint16_t pbuf[kWarps][8][24];
   float comb_o[kWarps][8][kHeadDim];
   float comb_ml[kWarps][8][2];
-  SliceEntry slice_table[kSlices];
-  // Lane-private copies of the tile's K run and norms, [word][lane] (the
-  // run-time layout indexes them at run time); word kRunWords + 1 is padding.
-  uint32_t lane_run[kLayoutMode == 1 ? kWarps : 1][kRunWords + 2][32];
-  uint32_t lane_norms[kLayoutMode == 1 ? kWarps : 1][kNormSlots][32];
 };
 
 // One CTA: the tiles of split blockIdx.x of sequence blockIdx.z, KV head
-// blockIdx.y, with K layout KL (a StaticLayout or RuntimeLayout).
+// blockIdx.y, with K layout KL (a StaticLayout).
 template <class KL>
 __device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh,
                                              uint8_t* dyn_smem) {
@@ -456,27 +416,22 @@ __device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh
   auto& pbuf = sh.pbuf;
   auto& comb_o = sh.comb_o;
   auto& comb_ml = sh.comb_ml;
-  auto& slice_table = sh.slice_table;
-  auto& lane_run = sh.lane_run;
-  auto& lane_norms = sh.lane_norms;
-  constexpr bool kRuntime = std::is_same_v<KL, RuntimeLayout>;
+  using Tile = TileRegs<KL::kNormSlots>;
   const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   // Uniform K3 needs only the width-3 pair table (the first 8 KB).
-  constexpr int kCopyBytes = kAlignedLayout ? kTableBytes : 8192;
+  constexpr int kCopyBytes = kLayoutMode != 0 ? kTableBytes : 8192;
   for (int i = tid; i < kCopyBytes / 16; i += kThreads) {
     reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
-  }
-  if constexpr (kRuntime) {
-    if (tid < kSlices) slice_table[tid] = p.slices[h * kSlices + tid];
   }
   // q̂ B fragments: slice s, k pairs (2t, 2t+1) -> dims 16s + 4t + {0, 1}, (2t+8, 2t+9) -> +{2, 3}.
   const uint16_t* qrow = p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * 8 + g) * kHeadDim;
   uint32_t qb[kSlices][2];
 #pragma unroll
   for (int s = 0; s < kSlices; ++s) {
-    const uint2 v = *reinterpret_cast<const uint2*>(qrow + 16 * s + 4 * t);
-    qb[s][0] = v.x, qb[s][1] = v.y;
+    // k columns in natural order (core/fragment_page.h): 2t, 2t+1 | 8+2t, 8+2t+1.
+    qb[s][0] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 2 * t);
+    qb[s][1] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 8 + 2 * t);
   }
   __syncthreads();
   const uint32_t replica32 = 4u * lane, replica8 = 4u * (lane & 7);
@@ -492,10 +447,10 @@ __device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh
   const int* ptab = p.page_table + static_cast<size_t>(b) * p.max_pages;
   auto tile_ptr = [&](int tile) {
     const int page = ptab[tile / kTilesPerPage];
-    return p.pages + (static_cast<size_t>(page) * p.kv_heads + h) * kPageBytes +
-           (tile % kTilesPerPage) * kTileBytes;
+    return p.pages + (static_cast<size_t>(page) * p.kv_heads + h) * p.page_stride +
+           (tile % kTilesPerPage) * KL::kTileBytes;
   };
-  auto load = [&](TileRegs& regs, int tile) {
+  auto load = [&](Tile& regs, int tile) {
     if (tile < last) {
       LoadTile(tile_ptr(tile), lane, g, regs);
     } else {
@@ -504,38 +459,11 @@ __device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh
   };
   // S = K̂·q̂ᵀ for the tile, each K group's norm applied (C layout: tokens g, g+8
   // x queries 2t, 2t+1). Even and odd slices are two independent MMA chains.
-  auto scores = [&](const TileRegs& cur, float(&acc)[4]) {
-    if constexpr (!kRuntime) {
-      StaticScores<KL>(cur.k, cur.norms, qb, area_addr, replica32, replica8, acc,
-                       std::make_integer_sequence<int, kSlices>{});
-    } else {
-      float chains[2][4] = {};
-      uint32_t(*run)[32] = lane_run[warp];
-#pragma unroll
-      for (int i = 0; i < kRunWords; ++i) run[i][lane] = cur.k[i];
-#pragma unroll
-      for (int i = 0; i < kNormSlots; ++i) lane_norms[warp][i][lane] = cur.norms[i];
-        // Lane-private: each lane reads back only its own column, so no barrier.
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
-#pragma unroll
-      for (int s = 0; s < kSlices; ++s) {
-        const SliceEntry e = slice_table[s];
-        uint32_t a[4];
-        AlignedFragment(e, &run[0][lane], area_addr, replica32, replica8, a);
-        MmaF16x16x8(chains[s & 1], a, qb[s]);
-        if (e.last) {
-          const float2 n = Halves(lane_norms[warp][e.group][lane]);
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            acc[i] += (chains[0][i] + chains[1][i]) * (i < 2 ? n.x : n.y);
-            chains[0][i] = chains[1][i] = 0.0f;
-          }
-        }
-      }
-    }
+  auto scores = [&](const Tile& cur, float(&acc)[4]) {
+    StaticScores<KL>(cur.k, cur.norms, qb, area_addr, replica32, replica8, acc,
+                     std::make_integer_sequence<int, kSlices>{});
   };
-  auto step = [&](const TileRegs& cur, int tile) {
+  auto step = [&](const Tile& cur, int tile) {
     float acc[4];
     scores(cur, acc);
     const int tok = tile * kTileTokens + g;
@@ -569,21 +497,21 @@ __device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh
     const float p2 = exp2f(acc[2] - m[0]), p3 = exp2f(acc[3] - m[1]);
     l[0] += p0 + p2;
     l[1] += p1 + p3;
-    const float2 vn = Halves(cur.norms[kNormSlots - 1]);
+    const float2 vn = Halves(cur.norms[KL::kGroups]);
     pbuf[warp][2 * t][g] = __half_as_ushort(__float2half_rn(p0 * vn.x));
     pbuf[warp][2 * t + 1][g] = __half_as_ushort(__float2half_rn(p1 * vn.x));
     pbuf[warp][2 * t][g + 8] = __half_as_ushort(__float2half_rn(p2 * vn.y));
     pbuf[warp][2 * t + 1][g + 8] = __half_as_ushort(__float2half_rn(p3 * vn.y));
     __syncwarp();
-    const uint2 pv = *reinterpret_cast<const uint2*>(&pbuf[warp][g][4 * t]);
-    const uint32_t pb[2] = {pv.x, pv.y};
+    const uint32_t pb[2] = {*reinterpret_cast<const uint32_t*>(&pbuf[warp][g][2 * t]),
+                            *reinterpret_cast<const uint32_t*>(&pbuf[warp][g][8 + 2 * t])};
     StaticValues(o, cur.v, area_addr, replica32, pb, std::make_integer_sequence<int, kSlices>{});
     __syncwarp();
   };
   // Warp w takes tiles first + w + kWarps·i; each step computes on one register
   // set while the next tile loads into the other (alternating, nothing copied).
   int tile = first + warp;
-  TileRegs regs_a, regs_b;
+  Tile regs_a, regs_b;
   load(regs_a, tile);
   for (; tile < last; tile += 2 * kWarps) {
     load(regs_b, tile + kWarps);
@@ -637,8 +565,6 @@ __device__ __forceinline__ void ProbeAttentionBody(const ProbeParams& p) {
   __shared__ CtaShared sh;
   if constexpr (kLayoutMode == 0) {
     AttentionCta<StaticLayout<kUniformLayout>>(p, sh, dyn_smem);
-  } else if constexpr (kLayoutMode == 1) {
-    AttentionCta<RuntimeLayout>(p, sh, dyn_smem);
   } else {
     // One specialisation per head layout; the CTA's head picks one.
     constexpr int kRow = kLayoutMode == 3 ? kAlign8Layouts : 0;
@@ -691,16 +617,19 @@ __global__ void ProbeMerge(const ProbeParams p, int group, float* out) {
   out[(static_cast<size_t>(b) * gridDim.x + qh) * kHeadDim + d] = ll > 0.0f ? acc / ll : 0.0f;
 }
 
-__global__ void FillPages(uint8_t* pages, size_t units, uint64_t seed) {
-  // Random bits everywhere, then finite norms in [0.5, 1.5).
+// Random bits everywhere, then finite norms in [0.5, 1.5) in each tile's norm
+// block. units: (page, kv_head) pairs; tile_bytes: [kv_heads], per head.
+__global__ void FillPages(uint8_t* pages, size_t units, int kv_heads, int64_t page_stride,
+                          const int* tile_bytes, uint64_t seed) {
   for (size_t u = blockIdx.x; u < units; u += gridDim.x) {
-    uint32_t* w = reinterpret_cast<uint32_t*>(pages + u * kPageBytes);
-    for (int i = threadIdx.x; i < kPageBytes / 4; i += blockDim.x) {
-      uint64_t x = (u * kPageBytes / 4 + i) ^ (seed << 40);
+    uint32_t* w = reinterpret_cast<uint32_t*>(pages + u * page_stride);
+    const int tile = tile_bytes[u % kv_heads];
+    for (int i = threadIdx.x; i < page_stride / 4; i += blockDim.x) {
+      uint64_t x = (u * page_stride / 4 + i) ^ (seed << 40);
       x = (x ^ (x >> 31)) * 0x7fb5d329728ea185ull;
       x = (x ^ (x >> 27)) * 0x81dadef4bc2dd44dull;
       w[i] = static_cast<uint32_t>(x ^ (x >> 33));
-      if ((i * 4) % kTileBytes >= 2 * kRunBytes) {
+      if ((i * 4) % tile >= 2 * kRunBytes) {
         const uint32_t r = w[i];
         w[i] = __half_as_ushort(__float2half_rn(0.5f + (r & 0xffff) / 65536.0f)) |
                (uint32_t{__half_as_ushort(__float2half_rn(0.5f + (r >> 16) / 65536.0f))} << 16);
@@ -709,7 +638,6 @@ __global__ void FillPages(uint8_t* pages, size_t units, uint64_t seed) {
   }
 }
 
-}  // namespace
 }  // namespace kvplan::probe
 
 // The kernel `--jit` looks up by name.
@@ -720,7 +648,6 @@ extern "C" __global__ void __launch_bounds__(kvplan::probe::kThreads, kvplan::pr
 
 #ifndef __CUDACC_RTC__
 namespace kvplan::probe {
-namespace {
 
 #define CHECK_CUDA(x)                                                                          \
   do {                                                                                         \
@@ -734,86 +661,27 @@ namespace {
 uint16_t ToHalf(float x) { return __half_as_ushort(__float2half_rn(x)); }
 float FromHalf(uint16_t x) { return __half2float(__ushort_as_half(x)); }
 
-// A head's K layout: slice widths (ascending, summing to 24: K3) and the host
-// side of the grammar.
-struct KLayout {
-  int width[kHalves];
-  int group[kHalves];  // norm slot
-  int num_groups = 0;
-  int offset[kHalves];  // bit of the half-slice in the lane's run
-
-  static KLayout FromWidths(const int (&w)[kHalves]) {
-    KLayout l;
-    int bit = 0;
-    for (int h = 0; h < kHalves; ++h) {
-      l.width[h] = w[h];
-      l.offset[h] = bit;
-      bit += 4 * w[h];
-      l.group[h] = h == 0 || w[h] != w[h - 1] ? l.num_groups++ : l.num_groups - 1;
-    }
-    if (bit != 32 * kRunWords) {
-      std::fprintf(stderr, "layout of %d bits per lane run, not %d\n", bit, 32 * kRunWords);
-      std::exit(1);
-    }
-    if (l.num_groups > kNormSlots - 1) {
-      std::fprintf(stderr, "layout with %d groups: more than the %d K norm slots\n", l.num_groups,
-                   kNormSlots - 1);
-      std::exit(1);
-    }
-    return l;
-  }
-  // Run bit and width of the K code of (token row, coordinate col) of slice s:
-  // columns 4t + {0,1} are half 2s, 4t + {2,3} half 2s + 1; a lane's 4 codes
-  // of a half are (row g: two columns) then (row g + 8: two columns).
-  int Half(int s, int col) const { return 2 * s + (col % 4 >= 2 ? 1 : 0); }
-  int Bit(int s, int row, int col) const {
-    const int h = Half(s, col);
-    return offset[h] + 2 * width[h] * (row >= 8 ? 1 : 0) + width[h] * (col & 1);
-  }
-  // The run-time decoder's entry of slice s (both halves share the width).
-  SliceEntry Entry(int s) const {
-    SliceEntry e{};
-    const int b = width[2 * s];
-    e.word = offset[2 * s] / 32;
-    e.shift = offset[2 * s] % 32;
-    e.width = b;
-    e.start = TableStart(b);
-    e.group = group[2 * s];
-    e.last = s + 1 == kSlices || group[2 * s + 2] != group[2 * s];
-    if (b <= 4) {
-      e.mask = b == 4 ? 0xFFu << 5 : ((1u << (2 * b)) - 1) << 7;
-      e.pair_shift = b == 4 ? 2 : 0;
-    } else {
-      e.mask = ((1u << b) - 1) << 1;
-    }
-    return e;
-  }
-};
-
-// Stores `code` at run bit `bit` of lane (g = row % 8, t = col / 4) of a run
-// block: words 0-3 at 16·lane, words 4-5 at 512 + 8·lane.
-void PutCode(uint8_t* block, int row, int col, int bit, int bits, int code) {
-  const int lane = 4 * (row % 8) + col / 4;
-  for (int k = 0; k < bits; ++k) {
-    const int b = bit + k, word = b / 32;
-    uint8_t* at = word < 4 ? block + lane * 16 + word * 4 : block + 512 + lane * 8 + (word - 4) * 4;
-    uint32_t v;
-    std::memcpy(&v, at, 4);
-    v = (v & ~(1u << (b % 32))) | (uint32_t((code >> k) & 1) << (b % 32));
-    std::memcpy(at, &v, 4);
-  }
+// Head `head`'s K layout: its row of kLayoutWidths.
+const int (&HalfWidthsFor(int head))[kHalves] {
+  return kLayoutWidths[kLayoutMode == 0   ? kUniformLayout
+                       : kLayoutMode == 3 ? kAlign8Layouts + head % 8
+                                          : head % 8];
 }
 
-KLayout LayoutFor(int head) {
-  const int row = kLayoutMode == 0   ? kUniformLayout
-                  : kLayoutMode == 3 ? kAlign8Layouts + head % 8
-                                     : head % 8;
-  return KLayout::FromWidths(kLayoutWidths[row]);
+// Bytes of one (page, head) / tile of head `head` (core/fragment_page.h);
+// exits when core refuses the layout (the message is on stderr).
+int64_t PageBytesFor(int head) {
+  const int64_t bytes = FragmentProbePageBytes(HalfWidthsFor(head));
+  if (bytes < 0) std::exit(1);
+  return bytes;
 }
-// V: uniform 3 bits, A = V̂ᵀ (rows: the m-tile's dims, columns: tokens).
-const KLayout& VLayout() {
-  static const KLayout v = KLayout::FromWidths(kLayoutWidths[kUniformLayout]);
-  return v;
+int TileBytesFor(int head) { return static_cast<int>(PageBytesFor(head) / kTilesPerPage); }
+
+// The largest page of `kv_heads` heads: the page stride.
+int64_t PageStride(int kv_heads) {
+  int64_t stride = 0;
+  for (int h = 0; h < kv_heads; ++h) stride = std::max(stride, PageBytesFor(h));
+  return stride;
 }
 
 double CopyBandwidth() {
@@ -879,22 +747,15 @@ void Prepare(DeviceCase& c, const void* attention, int batch, int kv_heads, int 
   c.batch = batch;
   c.group = group;
   ProbeParams& p = c.p;
-  p.pages = c.Alloc<uint8_t>(size_t(table.size()) * kv_heads * kPageBytes);
+  p.page_stride = PageStride(kv_heads);
+  p.pages = c.Alloc<uint8_t>(size_t(table.size()) * kv_heads * p.page_stride);
   int* d_table = c.Alloc<int>(table.size());
   int* d_len = c.Alloc<int>(batch);
   uint16_t* d_q = c.Alloc<uint16_t>(q.size());
-  SliceEntry* d_slices = c.Alloc<SliceEntry>(size_t(kv_heads) * kSlices);
-  std::vector<SliceEntry> slices;
-  for (int h = 0; h < kv_heads; ++h) {
-    const KLayout layout = LayoutFor(h);
-    for (int s = 0; s < kSlices; ++s) slices.push_back(layout.Entry(s));
-  }
   CHECK_CUDA(cudaMemcpy(d_table, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
   CHECK_CUDA(cudaMemcpy(d_len, lens.data(), batch * 4, cudaMemcpyHostToDevice));
   CHECK_CUDA(cudaMemcpy(d_q, q.data(), q.size() * 2, cudaMemcpyHostToDevice));
-  CHECK_CUDA(cudaMemcpy(d_slices, slices.data(), slices.size() * sizeof(SliceEntry),
-                        cudaMemcpyHostToDevice));
-  p.page_table = d_table, p.len = d_len, p.q_rot = d_q, p.slices = d_slices;
+  p.page_table = d_table, p.len = d_len, p.q_rot = d_q;
   p.max_pages = max_pages, p.kv_heads = kv_heads, p.num_splits = splits;
   p.tiles_per_split = (max_pages * kTilesPerPage + splits - 1) / splits;
   uint32_t* tables = c.Alloc<uint32_t>(kTableBytes / 4);
@@ -921,8 +782,9 @@ void Run(const DeviceCase& c) {
 bool CheckAgainstCpu(const void* attention) {
   const int kv_heads = 8, group = 4, batch = 3, max_pages = 16;
   const std::vector<int> lens = {1000, 64, 17};
+  const int64_t stride = PageStride(kv_heads);
   std::mt19937 rng(7);
-  std::vector<uint8_t> pages(size_t(batch) * max_pages * kv_heads * kPageBytes, 0);
+  std::vector<uint8_t> pages(size_t(batch) * max_pages * kv_heads * stride, 0);
   std::vector<int> table(batch * max_pages);
   std::iota(table.begin(), table.end(), 0);
   std::shuffle(table.begin(), table.end(), rng);
@@ -933,35 +795,34 @@ bool CheckAgainstCpu(const void* attention) {
   std::vector<float> want(size_t(batch) * kv_heads * group * kHeadDim, 0.0f);
   for (int b = 0; b < batch; ++b) {
     for (int h = 0; h < kv_heads; ++h) {
-      const KLayout layout = LayoutFor(h);
-      // Decoded K̂ and V̂ (rotated, norms applied) of the sequence's tokens.
+      const int(&widths)[kHalves] = HalfWidthsFor(h);
+      // Decoded K̂ (permuted coordinates) and V̂ (rotated), norms applied, of
+      // the sequence's tokens; the pages are written by core's grammar.
       std::vector<std::vector<float>> k_hat(lens[b]), v_hat(lens[b]);
       for (int tok = 0; tok < max_pages * kPageTokens; ++tok) {
-        uint8_t* page =
-            pages.data() +
-            (size_t(table[b * max_pages + tok / kPageTokens]) * kv_heads + h) * kPageBytes;
-        const int slot = tok % kPageTokens, row = slot % kTileTokens;
-        uint8_t* tile = page + (slot / kTileTokens) * kTileBytes;
-        uint16_t* norms =
-            reinterpret_cast<uint16_t*>(tile + 2 * kRunBytes) + (row % 8) * 2 * kNormSlots;
-        auto put_norm = [&](int slot_index) {
-          uint16_t& n = norms[2 * slot_index + (row >= 8 ? 1 : 0)];
-          n = ToHalf(norm(rng));
-          return FromHalf(n);
-        };
-        std::vector<float> kn(layout.num_groups);
-        for (int gi = 0; gi < layout.num_groups; ++gi) kn[gi] = put_norm(gi);
-        const float vn = put_norm(kNormSlots - 1);
+        uint8_t k_codes[kHeadDim], v_codes[kHeadDim];
+        uint16_t k_norms[kHalves], v_norm = ToHalf(norm(rng));
         std::vector<float> kr(kHeadDim), vr(kHeadDim);
+        int group = -1;
+        for (int half = 0; half < kHalves; ++half) {
+          const int bits = widths[half];
+          if (half == 0 || bits != widths[half - 1]) k_norms[++group] = ToHalf(norm(rng));
+          for (int c = 0; c < 8; ++c) {
+            const int d = 8 * half + c;
+            k_codes[d] =
+                static_cast<uint8_t>(std::uniform_int_distribution<int>(0, (1 << bits) - 1)(rng));
+            kr[d] = FromHalf(ToHalf(Centroid(bits, k_codes[d]))) * FromHalf(k_norms[group]);
+          }
+        }
         for (int d = 0; d < kHeadDim; ++d) {
-          const int sl = d / 16, col = d % 16, half = layout.Half(sl, col);
-          const int bits = layout.width[half];
-          const int kc = std::uniform_int_distribution<int>(0, (1 << bits) - 1)(rng);
-          const int vc = std::uniform_int_distribution<int>(0, 7)(rng);
-          PutCode(tile, row, col, layout.Bit(sl, row, col), bits, kc);
-          PutCode(tile + kRunBytes, col, row, VLayout().Bit(sl, col, row), 3, vc);
-          kr[d] = FromHalf(ToHalf(Centroid(bits, kc))) * kn[layout.group[half]];
-          vr[d] = FromHalf(ToHalf(Centroid(3, vc))) * vn;
+          v_codes[d] = static_cast<uint8_t>(std::uniform_int_distribution<int>(0, 7)(rng));
+          vr[d] = FromHalf(ToHalf(Centroid(3, v_codes[d]))) * FromHalf(v_norm);
+        }
+        uint8_t* page = pages.data() +
+                        (size_t(table[b * max_pages + tok / kPageTokens]) * kv_heads + h) * stride;
+        if (!WriteFragmentProbeToken(widths, k_codes, k_norms, v_codes, v_norm, tok % kPageTokens,
+                                     page)) {
+          return false;
         }
         if (tok < lens[b]) k_hat[tok] = kr, v_hat[tok] = vr;
       }
@@ -1015,7 +876,6 @@ struct Case {
   int kv_heads, group, batch, ctx;
 };
 
-}  // namespace
 }  // namespace kvplan::probe
 
 int main(int argc, char** argv) {
@@ -1077,12 +937,11 @@ int main(int argc, char** argv) {
   const double copy_gbs = CopyBandwidth();
   std::printf("device %s, %d SMs; cudaMemcpy D2D %.0f GB/s (read + write)\n", prop.name,
               prop.multiProcessorCount, copy_gbs);
-  std::printf("fragment-native pages, K layout %s, %d warps: %.0f B per token per KV head\n",
+  std::printf("fragment-native pages (core/fragment_page.h), K layout %s, %d warps\n",
               kLayoutMode == 0   ? "uniform K3 (compile time)"
-              : kLayoutMode == 1 ? "slice-aligned (run-time table)"
-              : kLayoutMode == 2 ? "slice-aligned (compiled per head)"
+              : kLayoutMode == 2 ? "16-aligned (compiled per head)"
                                  : "8-aligned (compiled per head)",
-              kWarps, double(kPageBytes) / kPageTokens);
+              kWarps);
   std::printf("%-12s %5s %7s | %6s %9s %7s %5s\n", "model", "batch", "ctx", "splits", "probe_us",
               "GB/s", "%cpy");
   const Case cases[] = {
@@ -1105,7 +964,13 @@ int main(int argc, char** argv) {
     Prepare(c, attention, cs.batch, cs.kv_heads, cs.group, max_pages,
             std::vector<int>(cs.batch, cs.ctx), table, q, splits);
     const size_t units = table.size() * cs.kv_heads;
-    FillPages<<<1024, 256>>>(const_cast<uint8_t*>(c.p.pages), units, 3);
+    std::vector<int> tile_bytes;
+    for (int h = 0; h < cs.kv_heads; ++h) tile_bytes.push_back(TileBytesFor(h));
+    int* d_tile_bytes = c.Alloc<int>(tile_bytes.size());
+    CHECK_CUDA(
+        cudaMemcpy(d_tile_bytes, tile_bytes.data(), tile_bytes.size() * 4, cudaMemcpyHostToDevice));
+    FillPages<<<1024, 256>>>(const_cast<uint8_t*>(c.p.pages), units, cs.kv_heads, c.p.page_stride,
+                             d_tile_bytes, 3);
     for (int w = 0; w < 3; ++w) Run(c);
     CHECK_CUDA(cudaDeviceSynchronize());
     cudaEvent_t e0, e1;
@@ -1123,7 +988,10 @@ int main(int argc, char** argv) {
     }
     std::sort(us.begin(), us.end());
     const double t_us = us[us.size() / 2];
-    const double gbs = double(units) * kPageBytes / (t_us * 1e-6) / 1e9;
+    // Bytes read: each head's own pages (the stride's padding is not read).
+    double bytes = 0;
+    for (int h = 0; h < cs.kv_heads; ++h) bytes += double(table.size()) * PageBytesFor(h);
+    const double gbs = bytes / (t_us * 1e-6) / 1e9;
     std::printf("%-12s %5d %7d | %6d %9.1f %7.0f %4.0f%%\n", cs.model, cs.batch, cs.ctx, splits,
                 t_us, gbs, 100.0 * gbs / copy_gbs);
   }
