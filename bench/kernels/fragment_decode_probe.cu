@@ -38,22 +38,16 @@
 // same runs and norm slots, with each lane's k columns in natural order (2t,
 // 2t+1 | 8+2t, 8+2t+1) where the probe pairs columns 4t..4t+3.
 //
+// The kernel itself is kvplan/kernels/fragment_decode.cuh; this file holds the
+// probe's layouts, host side and check.
+//
 // Usage: fragment_decode_probe [--iters N] [--batch N] [--ctx N] [--no-check] [--jit]
-// (--jit: this file compiled at run time by NVRTC, kvplan/kernels/jit.h, instead of
-// the kernel built into the binary; prints the compile time.)
-// Build-time switches: KVPLAN_PROBE_LAYOUT (0-3), KVPLAN_PROBE_WARPS (4, 8),
-// KVPLAN_PROBE_SKELETON (1: the loop without its table lookups; wrong results).
-// The device part (up to ProbeAttentionJit) also compiles under NVRTC
-// (__CUDACC_RTC__): `--jit` compiles this file at run time (kvplan/kernels/jit.h).
+// (--jit: the kernel generated for the probe's head layouts by
+// kvplan/kernels/fragment_decode_source.h and compiled at run time by NVRTC,
+// instead of the one built into the binary; prints the compile time.)
+// Build-time switches: KVPLAN_PROBE_LAYOUT (0, 2, 3), KVPLAN_PROBE_WARPS (4, 8),
+// KVPLAN_FRAGMENT_DECODE_SKELETON (1: the loop without its table lookups; wrong results).
 #include <cuda_fp16.h>
-
-#include <cstdint>
-#include <type_traits>
-#include <utility>
-
-#include "kvplan/kernels/device_utils.cuh"
-
-#ifndef __CUDACC_RTC__
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -72,8 +66,8 @@
 #include <vector>
 
 #include "bench/kernels/fragment_probe_pages.h"
+#include "kvplan/kernels/fragment_decode.cuh"
 #include "kvplan/kernels/jit.h"
-#endif
 
 #ifndef KVPLAN_PROBE_LAYOUT
 #define KVPLAN_PROBE_LAYOUT 0
@@ -81,35 +75,20 @@
 #ifndef KVPLAN_PROBE_WARPS
 #define KVPLAN_PROBE_WARPS 4
 #endif
-#ifndef KVPLAN_PROBE_SKELETON
-#define KVPLAN_PROBE_SKELETON 0
-#endif
 
 // Not an anonymous namespace: nvcc warns about every unused member of a layout
 // template there, and one binary holds this file alone.
 namespace kvplan::probe {
-using kernels::internal::MmaF16x16x8;
-using kernels::internal::MmaF16x8x8;
-using kernels::internal::PackHalves;
+using namespace kernels::fragment_decode;
 
 // 0: uniform K3; 2: slice-aligned groups, each head's layout compiled in (what
 // a per-plan JIT gives); 3: 8-aligned groups (a group may end mid-slice).
 // (1, a run-time slice-table decoder, was measured and removed: NOTES run 19.)
 constexpr int kLayoutMode = KVPLAN_PROBE_LAYOUT;
 static_assert(kLayoutMode == 0 || kLayoutMode == 2 || kLayoutMode == 3, "layout 0, 2 or 3");
-constexpr int kHeadDim = 128;
-constexpr int kSlices = kHeadDim / 16;
-constexpr int kPageTokens = 64;
-constexpr int kTileTokens = 16;
-constexpr int kTilesPerPage = kPageTokens / kTileTokens;
 constexpr int kWarps = KVPLAN_PROBE_WARPS;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kCtasPerSm = 16 / kWarps;
-// A lane's K (or V) run per tile (core/fragment_page.h): 8 slices x 8 codes at
-// 3 bits on average = 24 bytes, as 16 bytes at 16·lane and 8 bytes at 512 + 8·lane.
-constexpr int kRunWords = 6;
-constexpr int kRunBytes = 32 * 4 * kRunWords;
-constexpr float kInit = -1e30f;
 
 // Unit Lloyd–Max codebooks, ascending (widths 1..4: DESIGN.md; 5..8 here are
 // placeholders of the right size: timing does not depend on their values).
@@ -134,26 +113,6 @@ __host__ __device__ inline float Centroid(int bits, int code) {
       return 3.0f * (code + 0.5f) / (1 << bits) * 2.0f - 3.0f;
   }
 }
-
-// Pair and single tables in shared memory, each at a multiple of its own size
-// within an 8 KB aligned area, so that a lookup's address is one LOP3:
-// (field & mask) | (area + table start + the lane's replica).
-//   widths 1..3: 2^(2b) pair entries x 32 replicas (entry stride 128 B)
-//   width 4:     256 pair entries x 8 replicas (entry stride 32 B)
-//   widths 5..8: 2^b fp16 entries, one copy (stride 2 B)
-__host__ __device__ constexpr int TableStart(int bits) {
-  return bits == 3   ? 0
-         : bits == 4 ? 8192
-         : bits == 2 ? 16384
-         : bits == 1 ? 18432
-         : bits == 8 ? 19456
-         : bits == 7 ? 19968
-         : bits == 6 ? 20224
-                     : 20352;
-}
-constexpr int kTableBytes = 20416;
-// The area is 8 KB aligned inside the dynamic allocation.
-constexpr int kDynamicSmem = kTableBytes + 8192;
 
 // K layouts as the widths of the 16 half-slices of a head (8 coordinates each:
 // k columns 0-7 and 8-15 of each 16-dim MMA slice, i.e. the pairs a0/a1 and
@@ -182,201 +141,10 @@ constexpr int kLayoutWidths[17][kHalves] = {{1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4,
 constexpr int kUniformLayout = 8;
 constexpr int kAlign8Layouts = 9;
 
-// Layout ROW of kLayoutWidths at compile time: half-slice widths, run offsets
-// (a lane holds 4 codes of each half: rows g and g + 8, two columns each),
-// groups (runs of equal width) and the halves that close a group.
+// Row ROW of kLayoutWidths as a layout for KLayoutOf.
 template <int ROW>
-struct StaticLayout {
+struct ProbeRow {
   __host__ __device__ static constexpr int Width(int h) { return kLayoutWidths[ROW][h]; }
-  __host__ __device__ static constexpr int Offset(int h) {
-    return h == 0 ? 0 : Offset(h - 1) + 4 * Width(h - 1);
-  }
-  __host__ __device__ static constexpr int Group(int h) {
-    return h == 0 ? 0 : Group(h - 1) + (Width(h) != Width(h - 1) ? 1 : 0);
-  }
-  __host__ __device__ static constexpr bool Last(int h) {
-    return h + 1 == kHalves || Width(h + 1) != Width(h);
-  }
-  // Norm slots per lane row g (fp16 pairs of rows g, g + 8): the K groups,
-  // then V; and the tile's bytes (core/fragment_page.h).
-  static constexpr int kGroups = Group(kHalves - 1) + 1;
-  static constexpr int kNormSlots = kGroups + 1;
-  static constexpr int kTileBytes = 2 * kRunBytes + 32 * kNormSlots;
-};
-
-// The run's field at bits [BIT, BIT + FIELD) moved to bit TARGET (bits
-// outside the field are garbage: the caller masks). All compile-time.
-template <int BIT, int FIELD, int TARGET>
-__device__ __forceinline__ uint32_t FieldAt(const uint32_t (&w)[kRunWords]) {
-  constexpr int kWord = BIT / 32, kPos = BIT % 32;
-  if constexpr (kPos + FIELD > 32) {
-    static_assert(kPos >= TARGET, "a straddling field starts above its target");
-    return __funnelshift_r(w[kWord], w[kWord + 1], kPos - TARGET);
-  } else if constexpr (kPos >= TARGET) {
-    return w[kWord] >> (kPos - TARGET);
-  } else {
-    return w[kWord] << (TARGET - kPos);
-  }
-}
-
-__device__ __forceinline__ uint32_t LoadShared32(uint32_t address) {
-#if KVPLAN_PROBE_SKELETON
-  return address;
-#else
-  uint32_t v;
-  asm("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(address));
-  return v;
-#endif
-}
-__device__ __forceinline__ uint16_t LoadShared16(uint32_t address) {
-#if KVPLAN_PROBE_SKELETON
-  return static_cast<uint16_t>(address);
-#else
-  uint16_t v;
-  asm("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(address));
-  return v;
-#endif
-}
-
-// A fragment word (pair P) of slice S of layout L: widths 1..4 from the pair
-// tables (one LOP3 + one LDS), 5..8 from the single tables (two of each).
-template <class L, int S, int P>
-__device__ __forceinline__ uint32_t StaticPair(const uint32_t (&w)[kRunWords], uint32_t area,
-                                               uint32_t replica32, uint32_t replica8) {
-  constexpr int kHalf = 2 * S + P / 2;
-  constexpr int kBits = L::Width(kHalf), kBit = L::Offset(kHalf) + 2 * kBits * (P % 2);
-  if constexpr (kBits <= 4) {
-    constexpr int kTarget = kBits == 4 ? 5 : 7;
-    constexpr uint32_t kMask = ((1u << (2 * kBits)) - 1) << kTarget;
-    const uint32_t base = area + TableStart(kBits) + (kBits == 4 ? replica8 : replica32);
-    return LoadShared32((FieldAt<kBit, 2 * kBits, kTarget>(w) & kMask) | base);
-  } else {
-    constexpr uint32_t kMask = ((1u << kBits) - 1) << 1;
-    const uint32_t base = area + TableStart(kBits);
-    return PackHalves(LoadShared16((FieldAt<kBit, kBits, 1>(w) & kMask) | base),
-                      LoadShared16((FieldAt<kBit + kBits, kBits, 1>(w) & kMask) | base));
-  }
-}
-
-template <class L, int S>
-__device__ __forceinline__ void StaticFragment(const uint32_t (&w)[kRunWords], uint32_t area,
-                                               uint32_t replica32, uint32_t replica8,
-                                               uint32_t (&a)[4]) {
-  a[0] = StaticPair<L, S, 0>(w, area, replica32, replica8);
-  a[1] = StaticPair<L, S, 1>(w, area, replica32, replica8);
-  a[2] = StaticPair<L, S, 2>(w, area, replica32, replica8);
-  a[3] = StaticPair<L, S, 3>(w, area, replica32, replica8);
-}
-
-// Norm slot j of a tile: fp16 norms of tokens g and g + 8.
-__device__ __forceinline__ float2 Halves(uint32_t x) {
-  return __half22float2(*reinterpret_cast<const __half2*>(&x));
-}
-
-// S = Σ_groups n'·(K̂_g·q̂_gᵀ) over the 8 slices of layout L, everything
-// compile-time; even and odd slices are two independent MMA chains, folded
-// with the group's norm after its last slice.
-template <class L, int... S>
-__device__ __forceinline__ void StaticScores(const uint32_t (&w)[kRunWords],
-                                             const uint32_t (&norms)[L::kNormSlots],
-                                             const uint32_t (&qb)[kSlices][2], uint32_t area,
-                                             uint32_t replica32, uint32_t replica8, float (&acc)[4],
-                                             std::integer_sequence<int, S...>) {
-  float chains[2][4] = {};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
-  auto fold = [&](int group) {
-    const float2 n = Halves(norms[group]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      acc[i] += (chains[0][i] + chains[1][i]) * (i < 2 ? n.x : n.y);
-      chains[0][i] = chains[1][i] = 0.0f;
-    }
-  };
-  (
-      [&] {
-        uint32_t a[4];
-        StaticFragment<L, S>(w, area, replica32, replica8, a);
-        if constexpr (L::Group(2 * S) == L::Group(2 * S + 1)) {
-          MmaF16x16x8(chains[S & 1], a, qb[S]);
-        } else {
-          // A group ends mid-slice: each half is an m16n8k8 into its group.
-          MmaF16x8x8(chains[S & 1], a[0], a[1], qb[S][0]);
-          fold(L::Group(2 * S));
-          MmaF16x8x8(chains[S & 1], a[2], a[3], qb[S][1]);
-        }
-        if constexpr (L::Last(2 * S + 1)) fold(L::Group(2 * S + 1));
-      }(),
-      ...);
-}
-
-// Oᵀ += V̂ᵀ·Pᵀ over the 8 m-tiles of a uniform 3-bit V run.
-template <int... S>
-__device__ __forceinline__ void StaticValues(float (&o)[kSlices][4], const uint32_t (&w)[kRunWords],
-                                             uint32_t area, uint32_t replica32,
-                                             const uint32_t (&pb)[2],
-                                             std::integer_sequence<int, S...>) {
-  (
-      [&] {
-        uint32_t a[4];
-        StaticFragment<StaticLayout<kUniformLayout>, S>(w, area, replica32, replica32, a);
-        MmaF16x16x8(o[S], a, pb);
-      }(),
-      ...);
-}
-
-// One tile's registers: the lane's K and V runs and its norm slots.
-template <int SLOTS>
-struct TileRegs {
-  uint32_t k[kRunWords];
-  uint32_t v[kRunWords];
-  uint32_t norms[SLOTS];  // slot j: fp16 norms of rows g, g + 8
-};
-
-template <int SLOTS>
-__device__ __forceinline__ void ClearTile(TileRegs<SLOTS>& r) {
-#pragma unroll
-  for (int i = 0; i < kRunWords; ++i) r.k[i] = r.v[i] = 0;
-#pragma unroll
-  for (int i = 0; i < SLOTS; ++i) r.norms[i] = 0;
-}
-
-__device__ __forceinline__ void LoadRun(const uint8_t* block, int lane, uint32_t (&w)[kRunWords]) {
-  const uint4 a = __ldg(reinterpret_cast<const uint4*>(block) + lane);
-  const uint2 b = __ldg(reinterpret_cast<const uint2*>(block + 512) + lane);
-  w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y;
-}
-
-template <int SLOTS>
-__device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g, TileRegs<SLOTS>& r) {
-  LoadRun(tile, lane, r.k);
-  LoadRun(tile + kRunBytes, lane, r.v);
-  const uint32_t* norms = reinterpret_cast<const uint32_t*>(tile + 2 * kRunBytes) + SLOTS * g;
-  if constexpr (SLOTS % 2 == 0) {
-#pragma unroll
-    for (int i = 0; i < SLOTS; i += 2) {
-      const uint2 n = __ldg(reinterpret_cast<const uint2*>(norms) + i / 2);
-      r.norms[i] = n.x, r.norms[i + 1] = n.y;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < SLOTS; ++i) r.norms[i] = __ldg(norms + i);
-  }
-}
-
-struct ProbeParams {
-  const uint16_t* q_rot = nullptr;   // [batch, kv_heads, 8, 128] fp16, pre-scaled, rotated
-  const uint8_t* pages = nullptr;    // [num_pages, kv_heads, page_stride]
-  const int* page_table = nullptr;   // [batch, max_pages]
-  const int* len = nullptr;          // [batch]
-  const uint32_t* tables = nullptr;  // BuildTables' image, kTableBytes
-  int64_t page_stride = 0;           // bytes per (page, kv_head): the largest head's page
-  int max_pages = 0;
-  int kv_heads = 0;
-  int num_splits = 1;
-  int tiles_per_split = 1;
-  float* partial_o = nullptr;   // [batch, kv_heads, splits, 8, 128]
-  float* partial_ml = nullptr;  // [batch, kv_heads, splits, 8, 2]
 };
 
 // The shared-memory image of the code tables (TableStart), built once.
@@ -397,224 +165,47 @@ __global__ void BuildTables(uint32_t* image) {
   }
 }
 
-// Static shared memory of a CTA.
-struct CtaShared {
-  __align__(16) uint16_t pbuf[kWarps][8][24];
-  float comb_o[kWarps][8][kHeadDim];
-  float comb_ml[kWarps][8][2];
-};
-
-// One CTA: the tiles of split blockIdx.x of sequence blockIdx.z, KV head
-// blockIdx.y, with K layout KL (a StaticLayout).
-template <class KL>
-__device__ __forceinline__ void AttentionCta(const ProbeParams& p, CtaShared& sh,
-                                             uint8_t* dyn_smem) {
-  const uint32_t dyn_addr = static_cast<uint32_t>(__cvta_generic_to_shared(dyn_smem));
-  const uint32_t pad = (8192u - (dyn_addr & 8191u)) & 8191u;
-  uint8_t* area = dyn_smem + pad;
-  const uint32_t area_addr = dyn_addr + pad;
-  auto& pbuf = sh.pbuf;
-  auto& comb_o = sh.comb_o;
-  auto& comb_ml = sh.comb_ml;
-  using Tile = TileRegs<KL::kNormSlots>;
-  const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  // Uniform K3 needs only the width-3 pair table (the first 8 KB).
-  constexpr int kCopyBytes = kLayoutMode != 0 ? kTableBytes : 8192;
-  for (int i = tid; i < kCopyBytes / 16; i += kThreads) {
-    reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
-  }
-  // q̂ B fragments: slice s, k pairs (2t, 2t+1) -> dims 16s + 4t + {0, 1}, (2t+8, 2t+9) -> +{2, 3}.
-  const uint16_t* qrow = p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * 8 + g) * kHeadDim;
-  uint32_t qb[kSlices][2];
-#pragma unroll
-  for (int s = 0; s < kSlices; ++s) {
-    // k columns in natural order (core/fragment_page.h): 2t, 2t+1 | 8+2t, 8+2t+1.
-    qb[s][0] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 2 * t);
-    qb[s][1] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 8 + 2 * t);
-  }
-  __syncthreads();
-  const uint32_t replica32 = 4u * lane, replica8 = 4u * (lane & 7);
-
-  const int len = p.len[b];
-  const int tiles = (len + kTileTokens - 1) / kTileTokens;
-  const int first = split * p.tiles_per_split;
-  const int last = min(tiles, first + p.tiles_per_split);
-  // Tokens past the sequence or past this split's tiles are masked.
-  const int end_tok = min(len, last * kTileTokens);
-  float o[kSlices][4] = {};
-  float m[2] = {kInit, kInit}, l[2] = {0.0f, 0.0f};
-  const int* ptab = p.page_table + static_cast<size_t>(b) * p.max_pages;
-  auto tile_ptr = [&](int tile) {
-    const int page = ptab[tile / kTilesPerPage];
-    return p.pages + (static_cast<size_t>(page) * p.kv_heads + h) * p.page_stride +
-           (tile % kTilesPerPage) * KL::kTileBytes;
-  };
-  auto load = [&](Tile& regs, int tile) {
-    if (tile < last) {
-      LoadTile(tile_ptr(tile), lane, g, regs);
-    } else {
-      ClearTile(regs);
-    }
-  };
-  // S = K̂·q̂ᵀ for the tile, each K group's norm applied (C layout: tokens g, g+8
-  // x queries 2t, 2t+1). Even and odd slices are two independent MMA chains.
-  auto scores = [&](const Tile& cur, float(&acc)[4]) {
-    StaticScores<KL>(cur.k, cur.norms, qb, area_addr, replica32, replica8, acc,
-                     std::make_integer_sequence<int, kSlices>{});
-  };
-  auto step = [&](const Tile& cur, int tile) {
-    float acc[4];
-    scores(cur, acc);
-    const int tok = tile * kTileTokens + g;
-    const float minus_inf = __int_as_float(0xff800000);
-    if (tok >= end_tok) acc[0] = acc[1] = minus_inf;
-    if (tok + 8 >= end_tok) acc[2] = acc[3] = minus_inf;
-    float tmax[2] = {fmaxf(acc[0], acc[2]), fmaxf(acc[1], acc[3])};
-#pragma unroll
-    for (int off = 4; off < 32; off *= 2) {
-      tmax[0] = fmaxf(tmax[0], __shfl_xor_sync(0xffffffffu, tmax[0], off));
-      tmax[1] = fmaxf(tmax[1], __shfl_xor_sync(0xffffffffu, tmax[1], off));
-    }
-    const float m0 = fmaxf(m[0], tmax[0]), m1 = fmaxf(m[1], tmax[1]);
-    if (__any_sync(0xffffffffu, m0 != m[0] || m1 != m[1])) {
-      const float a0 = exp2f(m[0] - m0), a1 = exp2f(m[1] - m1);
-      l[0] *= a0;
-      l[1] *= a1;
-#pragma unroll
-      for (int s = 0; s < kSlices; ++s) {
-        o[s][0] *= a0;
-        o[s][1] *= a1;
-        o[s][2] *= a0;
-        o[s][3] *= a1;
-      }
-      m[0] = m0;
-      m[1] = m1;
-    }
-    // P (times V's norm) to the per-warp buffer as [query][token], read back as
-    // B fragments: tokens 4t..4t+3 for query g.
-    const float p0 = exp2f(acc[0] - m[0]), p1 = exp2f(acc[1] - m[1]);
-    const float p2 = exp2f(acc[2] - m[0]), p3 = exp2f(acc[3] - m[1]);
-    l[0] += p0 + p2;
-    l[1] += p1 + p3;
-    const float2 vn = Halves(cur.norms[KL::kGroups]);
-    pbuf[warp][2 * t][g] = __half_as_ushort(__float2half_rn(p0 * vn.x));
-    pbuf[warp][2 * t + 1][g] = __half_as_ushort(__float2half_rn(p1 * vn.x));
-    pbuf[warp][2 * t][g + 8] = __half_as_ushort(__float2half_rn(p2 * vn.y));
-    pbuf[warp][2 * t + 1][g + 8] = __half_as_ushort(__float2half_rn(p3 * vn.y));
-    __syncwarp();
-    const uint32_t pb[2] = {*reinterpret_cast<const uint32_t*>(&pbuf[warp][g][2 * t]),
-                            *reinterpret_cast<const uint32_t*>(&pbuf[warp][g][8 + 2 * t])};
-    StaticValues(o, cur.v, area_addr, replica32, pb, std::make_integer_sequence<int, kSlices>{});
-    __syncwarp();
-  };
-  // Warp w takes tiles first + w + kWarps·i; each step computes on one register
-  // set while the next tile loads into the other (alternating, nothing copied).
-  int tile = first + warp;
-  Tile regs_a, regs_b;
-  load(regs_a, tile);
-  for (; tile < last; tile += 2 * kWarps) {
-    load(regs_b, tile + kWarps);
-    step(regs_a, tile);
-    if (tile + kWarps >= last) break;
-    load(regs_a, tile + 2 * kWarps);
-    step(regs_b, tile + kWarps);
-  }
-  // l over the lanes of a query column.
-#pragma unroll
-  for (int off = 4; off < 32; off *= 2) {
-    l[0] += __shfl_xor_sync(0xffffffffu, l[0], off);
-    l[1] += __shfl_xor_sync(0xffffffffu, l[1], off);
-  }
-  // Oᵀ C fragment: rows dims 16s + g (+8), columns queries 2t, 2t + 1.
-#pragma unroll
-  for (int s = 0; s < kSlices; ++s) {
-    comb_o[warp][2 * t][16 * s + g] = o[s][0];
-    comb_o[warp][2 * t + 1][16 * s + g] = o[s][1];
-    comb_o[warp][2 * t][16 * s + g + 8] = o[s][2];
-    comb_o[warp][2 * t + 1][16 * s + g + 8] = o[s][3];
-  }
-  if (g == 0) {
-    comb_ml[warp][2 * t][0] = m[0], comb_ml[warp][2 * t][1] = l[0];
-    comb_ml[warp][2 * t + 1][0] = m[1], comb_ml[warp][2 * t + 1][1] = l[1];
-  }
-  __syncthreads();
-  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits + split;
-  for (int i = tid; i < 8 * kHeadDim; i += kThreads) {
-    const int qh = i / kHeadDim, d = i % kHeadDim;
-    float mm = kInit;
-    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, comb_ml[w][qh][0]);
-    float acc = 0.0f, ll = 0.0f;
-    for (int w = 0; w < kWarps; ++w) {
-      const float a = exp2f(comb_ml[w][qh][0] - mm);
-      acc += a * comb_o[w][qh][d];
-      ll += a * comb_ml[w][qh][1];
-    }
-    p.partial_o[unit * 8 * kHeadDim + i] = acc;
-    if (d == 0) {
-      p.partial_ml[(unit * 8 + qh) * 2] = mm;
-      p.partial_ml[(unit * 8 + qh) * 2 + 1] = ll;
-    }
-  }
-}
-
 // grid (splits, kv_heads, batch); one 16-token tile per warp step. The body of
-// both ProbeAttention (compiled with the binary) and ProbeAttentionJit (at run time).
-__device__ __forceinline__ void ProbeAttentionBody(const ProbeParams& p) {
+// ProbeAttention: the head's layout row picks its specialisation.
+__device__ __forceinline__ void ProbeAttentionBody(const Params& p) {
   extern __shared__ __align__(16) uint8_t dyn_smem[];
-  __shared__ CtaShared sh;
+  __shared__ CtaShared<kWarps> sh;
   if constexpr (kLayoutMode == 0) {
-    AttentionCta<StaticLayout<kUniformLayout>>(p, sh, dyn_smem);
+    AttentionCta<KLayoutOf<ProbeRow<kUniformLayout>>, kWarps>(p, sh, dyn_smem);
   } else {
     // One specialisation per head layout; the CTA's head picks one.
     constexpr int kRow = kLayoutMode == 3 ? kAlign8Layouts : 0;
     switch (blockIdx.y % 8) {
       case 0:
-        AttentionCta<StaticLayout<kRow + 0>>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 0>>, kWarps>(p, sh, dyn_smem);
         break;
       case 1:
-        AttentionCta<StaticLayout<kRow + 1>>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 1>>, kWarps>(p, sh, dyn_smem);
         break;
       case 2:
-        AttentionCta<StaticLayout<kRow + 2>>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 2>>, kWarps>(p, sh, dyn_smem);
         break;
       case 3:
-        AttentionCta<StaticLayout<kRow + 3>>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 3>>, kWarps>(p, sh, dyn_smem);
         break;
       case 4:
-        AttentionCta<StaticLayout<kRow + 4>>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 4>>, kWarps>(p, sh, dyn_smem);
         break;
       case 5:
-        AttentionCta<StaticLayout<kRow + 5>>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 5>>, kWarps>(p, sh, dyn_smem);
         break;
       case 6:
-        AttentionCta<StaticLayout<kRow + 6>>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 6>>, kWarps>(p, sh, dyn_smem);
         break;
       default:
-        AttentionCta<StaticLayout<kRow + 7>>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 7>>, kWarps>(p, sh, dyn_smem);
         break;
     }
   }
 }
 
-__global__ void __launch_bounds__(kThreads, kCtasPerSm) ProbeAttention(const ProbeParams p) {
+__global__ void __launch_bounds__(kThreads, kCtasPerSm) ProbeAttention(const Params p) {
   ProbeAttentionBody(p);
-}
-
-// out [batch, kv_heads * group, 128]; grid (kv_heads * group, batch), 128 threads.
-__global__ void ProbeMerge(const ProbeParams p, int group, float* out) {
-  const int qh = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
-  const int h = qh / group, q = qh % group;
-  const size_t base = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits;
-  float mm = kInit;
-  for (int s = 0; s < p.num_splits; ++s) mm = fmaxf(mm, p.partial_ml[((base + s) * 8 + q) * 2]);
-  float acc = 0.0f, ll = 0.0f;
-  for (int s = 0; s < p.num_splits; ++s) {
-    const float a = exp2f(p.partial_ml[((base + s) * 8 + q) * 2] - mm);
-    acc += a * p.partial_o[((base + s) * 8 + q) * kHeadDim + d];
-    ll += a * p.partial_ml[((base + s) * 8 + q) * 2 + 1];
-  }
-  out[(static_cast<size_t>(b) * gridDim.x + qh) * kHeadDim + d] = ll > 0.0f ? acc / ll : 0.0f;
 }
 
 // Random bits everywhere, then finite norms in [0.5, 1.5) in each tile's norm
@@ -640,13 +231,6 @@ __global__ void FillPages(uint8_t* pages, size_t units, int kv_heads, int64_t pa
 
 }  // namespace kvplan::probe
 
-// The kernel `--jit` looks up by name.
-extern "C" __global__ void __launch_bounds__(kvplan::probe::kThreads, kvplan::probe::kCtasPerSm)
-    ProbeAttentionJit(const kvplan::probe::ProbeParams p) {
-  kvplan::probe::ProbeAttentionBody(p);
-}
-
-#ifndef __CUDACC_RTC__
 namespace kvplan::probe {
 
 #define CHECK_CUDA(x)                                                                          \
@@ -710,8 +294,8 @@ double CopyBandwidth() {
 
 // Device buffers of one run; owns them.
 struct DeviceCase {
-  ProbeParams p;
-  const void* attention = nullptr;  // ProbeAttention, or ProbeAttentionJit's handle
+  Params p;
+  const void* attention = nullptr;  // ProbeAttention, or the generated kernel's handle
   int batch = 0, group = 0;
   float* out = nullptr;
   std::vector<void*> owned;
@@ -746,7 +330,7 @@ void Prepare(DeviceCase& c, const void* attention, int batch, int kv_heads, int 
   c.attention = attention;
   c.batch = batch;
   c.group = group;
-  ProbeParams& p = c.p;
+  Params& p = c.p;
   p.page_stride = PageStride(kv_heads);
   p.pages = c.Alloc<uint8_t>(size_t(table.size()) * kv_heads * p.page_stride);
   int* d_table = c.Alloc<int>(table.size());
@@ -770,11 +354,11 @@ void Prepare(DeviceCase& c, const void* attention, int batch, int kv_heads, int 
 }
 
 void Run(const DeviceCase& c) {
-  ProbeParams p = c.p;
+  Params p = c.p;
   void* args[] = {&p};
   CHECK_CUDA(cudaLaunchKernel(c.attention, dim3(p.num_splits, p.kv_heads, c.batch), dim3(kThreads),
                               args, kDynamicSmem, nullptr));
-  ProbeMerge<<<dim3(p.kv_heads * c.group, c.batch), kHeadDim>>>(p, c.group, c.out);
+  Merge<<<dim3(p.kv_heads * c.group, c.batch), kHeadDim>>>(p, c.group, c.out);
   CHECK_CUDA(cudaGetLastError());
 }
 
@@ -890,35 +474,36 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--no-check")) check = false;
     if (!std::strcmp(argv[i], "--jit")) jit = true;
   }
-  // --jit: this file compiled now by NVRTC with this build's switches, in
-  // place of the kernel compiled with the binary.
+  // --jit: the decode kernel generated for these heads' layouts
+  // (kvplan/kernels/fragment_decode_source.h) and compiled now by NVRTC, in
+  // place of the kernel built into the binary.
   const void* attention = reinterpret_cast<const void*>(&ProbeAttention);
   std::optional<kvplan::kernels::JitLibrary> library;
   if (jit) {
-    std::ifstream in(KVPLAN_PROBE_SOURCE);
-    const std::string source((std::istreambuf_iterator<char>(in)),
-                             std::istreambuf_iterator<char>());
-    kvplan::kernels::JitOptions options;
-    options.defines = {"KVPLAN_PROBE_LAYOUT=" + std::to_string(kLayoutMode),
-                       "KVPLAN_PROBE_WARPS=" + std::to_string(kWarps)};
+    const int* rows[8];
+    for (int h = 0; h < 8; ++h) rows[h] = HalfWidthsFor(h);
+    const std::string source = FragmentProbeDecodeSource(8, rows, kWarps, "FragmentDecode");
+    if (source.empty()) return 1;
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<std::string> cubin =
-        kvplan::kernels::CompileCubin(source, KVPLAN_PROBE_SOURCE, options);
+        kvplan::kernels::CompileCubin(source, "fragment_decode_layer.cu", {});
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!cubin.ok()) {
       std::fprintf(stderr, "%s\n", std::string(cubin.status().message()).c_str());
       return 1;
     }
-    std::printf("jit: NVRTC compiled %s (%zu bytes of cubin) in %.1f s\n", KVPLAN_PROBE_SOURCE,
-                cubin->size(), seconds);
+    std::printf(
+        "jit: NVRTC compiled the generated decode source (%zu characters, key %.12s) to "
+        "%zu bytes of cubin in %.1f s\n",
+        source.size(), kvplan::kernels::CubinCacheKey(source, {}).c_str(), cubin->size(), seconds);
     if (!HasCudaDevice()) {
       std::printf("no CUDA device: compiled only\n");
       return 0;
     }
     absl::StatusOr<kvplan::kernels::JitLibrary> loaded = kvplan::kernels::JitLibrary::Load(*cubin);
     absl::StatusOr<cudaKernel_t> kernel = loaded.ok()
-                                              ? loaded->Kernel("ProbeAttentionJit")
+                                              ? loaded->Kernel("FragmentDecode")
                                               : absl::StatusOr<cudaKernel_t>(loaded.status());
     if (!kernel.ok()) {
       std::fprintf(stderr, "%s\n", std::string(kernel.status().message()).c_str());
@@ -931,7 +516,7 @@ int main(int argc, char** argv) {
     std::printf("no CUDA device\n");
     return 0;
   }
-  if (check && !CheckAgainstCpu(attention) && !KVPLAN_PROBE_SKELETON) return 1;
+  if (check && !CheckAgainstCpu(attention) && !KVPLAN_FRAGMENT_DECODE_SKELETON) return 1;
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   const double copy_gbs = CopyBandwidth();
@@ -997,4 +582,3 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
-#endif  // __CUDACC_RTC__

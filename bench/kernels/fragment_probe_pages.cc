@@ -1,5 +1,6 @@
 #include "bench/kernels/fragment_probe_pages.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "core/bit_packing.h"
 #include "core/fragment_page.h"
 #include "core/group_layout.h"
+#include "kvplan/kernels/fragment_decode_source.h"
 
 namespace kvplan::probe {
 namespace {
@@ -69,6 +71,27 @@ bool WriteFragmentProbeToken(const int (&half_widths)[kProbeHalves], const uint8
   WriteRecordsToFragmentPage(*layout, k_record, v_record, slot,
                              absl::MakeSpan(page, layout->page_bytes()));
   return true;
+}
+
+std::string FragmentProbeDecodeSource(int num_heads, const int* const* rows, int warps,
+                                      const char* kernel_name) {
+  std::vector<FragmentPageLayout> heads;
+  for (int h = 0; h < num_heads; ++h) {
+    int widths[kProbeHalves];
+    std::copy(rows[h], rows[h] + kProbeHalves, widths);
+    absl::StatusOr<FragmentPageLayout> layout = Reported(widths);
+    if (!layout.ok()) return "";
+    heads.push_back(*std::move(layout));
+  }
+  kernels::FragmentDecodeSourceOptions options;
+  options.warps = warps;
+  options.kernel_name = kernel_name;
+  absl::StatusOr<std::string> source = kernels::FragmentDecodeSource(heads, options);
+  if (!source.ok()) {
+    std::fprintf(stderr, "decode source: %s\n", std::string(source.status().message()).c_str());
+    return "";
+  }
+  return *std::move(source);
 }
 
 }  // namespace kvplan::probe

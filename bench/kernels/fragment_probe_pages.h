@@ -10,6 +10,7 @@
 #define KVPLAN_BENCH_KERNELS_FRAGMENT_PROBE_PAGES_H_
 
 #include <cstdint>
+#include <string>
 
 namespace kvplan::probe {
 
@@ -28,6 +29,13 @@ int FragmentProbeTileBytes(const int (&half_widths)[kProbeHalves]);
 bool WriteFragmentProbeToken(const int (&half_widths)[kProbeHalves], const uint8_t* k_codes,
                              const uint16_t* k_group_norms, const uint8_t* v_codes, uint16_t v_norm,
                              int slot, uint8_t* page);
+
+// The decode kernel source generated for `num_heads` heads whose K layouts are
+// rows[h] (kvplan/kernels/fragment_decode_source.h), with `warps` warps per CTA
+// and extern "C" kernel names `kernel_name` and `kernel_name` + "Merge". Empty,
+// with a message on stderr, when the generator refuses.
+std::string FragmentProbeDecodeSource(int num_heads, const int* const* rows, int warps,
+                                      const char* kernel_name);
 
 }  // namespace kvplan::probe
 

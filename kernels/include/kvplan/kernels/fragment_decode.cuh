@@ -1,0 +1,463 @@
+// Fused decode attention over fragment-native pages (core/fragment_page.h),
+// device code for kernels compiled per plan (kvplan/kernels/jit.h): every K
+// half-slice's width and run offset is a template constant (KLayoutOf), so a
+// code pair costs one shift, one LOP3 and one shared-memory lookup, and a
+// lane loads its tile's codes straight into registers (NOTES run 19: 55-59%
+// of copy bandwidth at batch 16 where the version-1 kernel reaches 33-39%).
+//
+// Scope today (what the design probe measures; bench/kernels/
+// fragment_decode_probe.cu is the host side and check): head_dim 128, K runs
+// of 6 words (K3), V3, up to 8 query heads per KV head, q̂ given rotated and
+// scaled by scale·log2(e), V left rotated (Merge returns rotated outputs).
+// Missing before it can serve: q rotation per CTA, V's inverse rotation, fp16
+// sinks/recent tokens, other head dims, K budgets and V widths.
+//
+// A kernel of this header: a __global__ wrapper that declares
+//   extern __shared__ uint8_t dyn[];  __shared__ CtaShared<WARPS> sh;
+// and calls AttentionCta<KLayoutOf<W>, WARPS>(params, sh, dyn) for its head's
+// layout W, with kDynamicSmem bytes of dynamic shared memory; then Merge.
+#ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
+#define KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
+
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "kvplan/kernels/device_utils.cuh"
+
+#ifndef KVPLAN_FRAGMENT_DECODE_SKELETON
+#define KVPLAN_FRAGMENT_DECODE_SKELETON 0
+#endif
+
+namespace kvplan::kernels::fragment_decode {
+using internal::MmaF16x16x8;
+using internal::MmaF16x8x8;
+using internal::PackHalves;
+
+constexpr int kHeadDim = 128;
+constexpr int kSlices = kHeadDim / 16;
+constexpr int kPageTokens = 64;
+constexpr int kTileTokens = 16;
+constexpr int kTilesPerPage = kPageTokens / kTileTokens;
+// A lane's K (or V) run per tile (core/fragment_page.h): 8 slices x 8 codes at
+// 3 bits on average = 24 bytes, as 16 bytes at 16·lane and 8 bytes at 512 + 8·lane.
+constexpr int kRunWords = 6;
+constexpr int kRunBytes = 32 * 4 * kRunWords;
+constexpr float kInit = -1e30f;
+
+// Pair and single tables in shared memory, each at a multiple of its own size
+// within an 8 KB aligned area, so that a lookup's address is one LOP3:
+// (field & mask) | (area + table start + the lane's replica).
+//   widths 1..3: 2^(2b) pair entries x 32 replicas (entry stride 128 B)
+//   width 4:     256 pair entries x 8 replicas (entry stride 32 B)
+//   widths 5..8: 2^b fp16 entries, one copy (stride 2 B)
+__host__ __device__ constexpr int TableStart(int bits) {
+  return bits == 3   ? 0
+         : bits == 4 ? 8192
+         : bits == 2 ? 16384
+         : bits == 1 ? 18432
+         : bits == 8 ? 19456
+         : bits == 7 ? 19968
+         : bits == 6 ? 20224
+                     : 20352;
+}
+constexpr int kTableBytes = 20416;
+// The area is 8 KB aligned inside the dynamic allocation.
+constexpr int kDynamicSmem = kTableBytes + 8192;
+
+constexpr int kHalves = 2 * kSlices;
+
+// A head's K layout at compile time from W, a type with
+// `__host__ __device__ static constexpr int Width(int h)`: the width of
+// half-slice h (8 coordinates; ascending, one group per run of equal widths).
+// Run offsets (a lane holds 4 codes of each half: rows g and g + 8, two
+// columns each), groups, the halves that close a group, the norm slots (K
+// groups, then V) and the tile's bytes, as core/fragment_page.h lays them out.
+template <class W>
+struct KLayoutOf {
+  __host__ __device__ static constexpr int Width(int h) { return W::Width(h); }
+  __host__ __device__ static constexpr int Offset(int h) {
+    return h == 0 ? 0 : Offset(h - 1) + 4 * Width(h - 1);
+  }
+  __host__ __device__ static constexpr int Group(int h) {
+    return h == 0 ? 0 : Group(h - 1) + (Width(h) != Width(h - 1) ? 1 : 0);
+  }
+  __host__ __device__ static constexpr bool Last(int h) {
+    return h + 1 == kHalves || Width(h + 1) != Width(h);
+  }
+  __host__ __device__ static constexpr bool OnlyWidth3(int h = 0) {
+    return h == kHalves || (Width(h) == 3 && OnlyWidth3(h + 1));
+  }
+  static constexpr int kGroups = Group(kHalves - 1) + 1;
+  static constexpr int kNormSlots = kGroups + 1;
+  static constexpr int kTileBytes = 2 * kRunBytes + 32 * kNormSlots;
+  static_assert(Offset(kHalves - 1) + 4 * Width(kHalves - 1) == 32 * kRunWords,
+                "a K run of kRunWords words (K3 at head_dim 128)");
+};
+
+// V: uniform 3 bits.
+struct Uniform3Widths {
+  __host__ __device__ static constexpr int Width(int) { return 3; }
+};
+using VLayout = KLayoutOf<Uniform3Widths>;
+
+// The run's field at bits [BIT, BIT + FIELD) moved to bit TARGET (bits
+// outside the field are garbage: the caller masks). All compile-time.
+template <int BIT, int FIELD, int TARGET>
+__device__ __forceinline__ uint32_t FieldAt(const uint32_t (&w)[kRunWords]) {
+  constexpr int kWord = BIT / 32, kPos = BIT % 32;
+  if constexpr (kPos + FIELD > 32) {
+    static_assert(kPos >= TARGET, "a straddling field starts above its target");
+    return __funnelshift_r(w[kWord], w[kWord + 1], kPos - TARGET);
+  } else if constexpr (kPos >= TARGET) {
+    return w[kWord] >> (kPos - TARGET);
+  } else {
+    return w[kWord] << (TARGET - kPos);
+  }
+}
+
+__device__ __forceinline__ uint32_t LoadShared32(uint32_t address) {
+#if KVPLAN_FRAGMENT_DECODE_SKELETON
+  return address;
+#else
+  uint32_t v;
+  asm("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(address));
+  return v;
+#endif
+}
+__device__ __forceinline__ uint16_t LoadShared16(uint32_t address) {
+#if KVPLAN_FRAGMENT_DECODE_SKELETON
+  return static_cast<uint16_t>(address);
+#else
+  uint16_t v;
+  asm("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(address));
+  return v;
+#endif
+}
+
+// A fragment word (pair P) of slice S of layout L: widths 1..4 from the pair
+// tables (one LOP3 + one LDS), 5..8 from the single tables (two of each).
+template <class L, int S, int P>
+__device__ __forceinline__ uint32_t StaticPair(const uint32_t (&w)[kRunWords], uint32_t area,
+                                               uint32_t replica32, uint32_t replica8) {
+  constexpr int kHalf = 2 * S + P / 2;
+  constexpr int kBits = L::Width(kHalf), kBit = L::Offset(kHalf) + 2 * kBits * (P % 2);
+  if constexpr (kBits <= 4) {
+    constexpr int kTarget = kBits == 4 ? 5 : 7;
+    constexpr uint32_t kMask = ((1u << (2 * kBits)) - 1) << kTarget;
+    const uint32_t base = area + TableStart(kBits) + (kBits == 4 ? replica8 : replica32);
+    return LoadShared32((FieldAt<kBit, 2 * kBits, kTarget>(w) & kMask) | base);
+  } else {
+    constexpr uint32_t kMask = ((1u << kBits) - 1) << 1;
+    const uint32_t base = area + TableStart(kBits);
+    return PackHalves(LoadShared16((FieldAt<kBit, kBits, 1>(w) & kMask) | base),
+                      LoadShared16((FieldAt<kBit + kBits, kBits, 1>(w) & kMask) | base));
+  }
+}
+
+template <class L, int S>
+__device__ __forceinline__ void StaticFragment(const uint32_t (&w)[kRunWords], uint32_t area,
+                                               uint32_t replica32, uint32_t replica8,
+                                               uint32_t (&a)[4]) {
+  a[0] = StaticPair<L, S, 0>(w, area, replica32, replica8);
+  a[1] = StaticPair<L, S, 1>(w, area, replica32, replica8);
+  a[2] = StaticPair<L, S, 2>(w, area, replica32, replica8);
+  a[3] = StaticPair<L, S, 3>(w, area, replica32, replica8);
+}
+
+// Norm slot j of a tile: fp16 norms of tokens g and g + 8.
+__device__ __forceinline__ float2 Halves(uint32_t x) {
+  return __half22float2(*reinterpret_cast<const __half2*>(&x));
+}
+
+// S = Σ_groups n'·(K̂_g·q̂_gᵀ) over the 8 slices of layout L, everything
+// compile-time; even and odd slices are two independent MMA chains, folded
+// with the group's norm after its last slice.
+template <class L, int... S>
+__device__ __forceinline__ void StaticScores(const uint32_t (&w)[kRunWords],
+                                             const uint32_t (&norms)[L::kNormSlots],
+                                             const uint32_t (&qb)[kSlices][2], uint32_t area,
+                                             uint32_t replica32, uint32_t replica8, float (&acc)[4],
+                                             std::integer_sequence<int, S...>) {
+  float chains[2][4] = {};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
+  auto fold = [&](int group) {
+    const float2 n = Halves(norms[group]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      acc[i] += (chains[0][i] + chains[1][i]) * (i < 2 ? n.x : n.y);
+      chains[0][i] = chains[1][i] = 0.0f;
+    }
+  };
+  (
+      [&] {
+        uint32_t a[4];
+        StaticFragment<L, S>(w, area, replica32, replica8, a);
+        if constexpr (L::Group(2 * S) == L::Group(2 * S + 1)) {
+          MmaF16x16x8(chains[S & 1], a, qb[S]);
+        } else {
+          // A group ends mid-slice: each half is an m16n8k8 into its group.
+          MmaF16x8x8(chains[S & 1], a[0], a[1], qb[S][0]);
+          fold(L::Group(2 * S));
+          MmaF16x8x8(chains[S & 1], a[2], a[3], qb[S][1]);
+        }
+        if constexpr (L::Last(2 * S + 1)) fold(L::Group(2 * S + 1));
+      }(),
+      ...);
+}
+
+// Oᵀ += V̂ᵀ·Pᵀ over the 8 m-tiles of a uniform 3-bit V run.
+template <int... S>
+__device__ __forceinline__ void StaticValues(float (&o)[kSlices][4], const uint32_t (&w)[kRunWords],
+                                             uint32_t area, uint32_t replica32,
+                                             const uint32_t (&pb)[2],
+                                             std::integer_sequence<int, S...>) {
+  (
+      [&] {
+        uint32_t a[4];
+        StaticFragment<VLayout, S>(w, area, replica32, replica32, a);
+        MmaF16x16x8(o[S], a, pb);
+      }(),
+      ...);
+}
+
+// One tile's registers: the lane's K and V runs and its norm slots.
+template <int SLOTS>
+struct TileRegs {
+  uint32_t k[kRunWords];
+  uint32_t v[kRunWords];
+  uint32_t norms[SLOTS];  // slot j: fp16 norms of rows g, g + 8
+};
+
+template <int SLOTS>
+__device__ __forceinline__ void ClearTile(TileRegs<SLOTS>& r) {
+#pragma unroll
+  for (int i = 0; i < kRunWords; ++i) r.k[i] = r.v[i] = 0;
+#pragma unroll
+  for (int i = 0; i < SLOTS; ++i) r.norms[i] = 0;
+}
+
+__device__ __forceinline__ void LoadRun(const uint8_t* block, int lane, uint32_t (&w)[kRunWords]) {
+  const uint4 a = __ldg(reinterpret_cast<const uint4*>(block) + lane);
+  const uint2 b = __ldg(reinterpret_cast<const uint2*>(block + 512) + lane);
+  w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y;
+}
+
+template <int SLOTS>
+__device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g, TileRegs<SLOTS>& r) {
+  LoadRun(tile, lane, r.k);
+  LoadRun(tile + kRunBytes, lane, r.v);
+  const uint32_t* norms = reinterpret_cast<const uint32_t*>(tile + 2 * kRunBytes) + SLOTS * g;
+  if constexpr (SLOTS % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < SLOTS; i += 2) {
+      const uint2 n = __ldg(reinterpret_cast<const uint2*>(norms) + i / 2);
+      r.norms[i] = n.x, r.norms[i + 1] = n.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < SLOTS; ++i) r.norms[i] = __ldg(norms + i);
+  }
+}
+
+struct Params {
+  const uint16_t* q_rot = nullptr;   // [batch, kv_heads, 8, 128] fp16, pre-scaled, rotated
+  const uint8_t* pages = nullptr;    // [num_pages, kv_heads, page_stride]
+  const int* page_table = nullptr;   // [batch, max_pages]
+  const int* len = nullptr;          // [batch]
+  const uint32_t* tables = nullptr;  // BuildTables' image, kTableBytes
+  int64_t page_stride = 0;           // bytes per (page, kv_head): the largest head's page
+  int max_pages = 0;
+  int kv_heads = 0;
+  int num_splits = 1;
+  int tiles_per_split = 1;
+  float* partial_o = nullptr;   // [batch, kv_heads, splits, 8, 128]
+  float* partial_ml = nullptr;  // [batch, kv_heads, splits, 8, 2]
+};
+
+// Static shared memory of a CTA of WARPS warps.
+template <int WARPS>
+struct CtaShared {
+  __align__(16) uint16_t pbuf[WARPS][8][24];
+  float comb_o[WARPS][8][kHeadDim];
+  float comb_ml[WARPS][8][2];
+};
+
+// One CTA: the tiles of split blockIdx.x of sequence blockIdx.z, KV head
+// blockIdx.y, with K layout KL (a KLayoutOf), in a CTA of WARPS warps.
+template <class KL, int WARPS>
+__device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS>& sh,
+                                             uint8_t* dyn_smem) {
+  constexpr int kWarps = WARPS, kThreads = 32 * WARPS;
+  const uint32_t dyn_addr = static_cast<uint32_t>(__cvta_generic_to_shared(dyn_smem));
+  const uint32_t pad = (8192u - (dyn_addr & 8191u)) & 8191u;
+  uint8_t* area = dyn_smem + pad;
+  const uint32_t area_addr = dyn_addr + pad;
+  auto& pbuf = sh.pbuf;
+  auto& comb_o = sh.comb_o;
+  auto& comb_ml = sh.comb_ml;
+  using Tile = TileRegs<KL::kNormSlots>;
+  const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  // Uniform K3 needs only the width-3 pair table (the first 8 KB).
+  constexpr int kCopyBytes = KL::OnlyWidth3() ? 8192 : kTableBytes;
+  for (int i = tid; i < kCopyBytes / 16; i += kThreads) {
+    reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
+  }
+  // q̂ B fragments: slice s, k pairs (2t, 2t+1) -> dims 16s + 4t + {0, 1}, (2t+8, 2t+9) -> +{2, 3}.
+  const uint16_t* qrow = p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * 8 + g) * kHeadDim;
+  uint32_t qb[kSlices][2];
+#pragma unroll
+  for (int s = 0; s < kSlices; ++s) {
+    // k columns in natural order (core/fragment_page.h): 2t, 2t+1 | 8+2t, 8+2t+1.
+    qb[s][0] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 2 * t);
+    qb[s][1] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 8 + 2 * t);
+  }
+  __syncthreads();
+  const uint32_t replica32 = 4u * lane, replica8 = 4u * (lane & 7);
+
+  const int len = p.len[b];
+  const int tiles = (len + kTileTokens - 1) / kTileTokens;
+  const int first = split * p.tiles_per_split;
+  const int last = min(tiles, first + p.tiles_per_split);
+  // Tokens past the sequence or past this split's tiles are masked.
+  const int end_tok = min(len, last * kTileTokens);
+  float o[kSlices][4] = {};
+  float m[2] = {kInit, kInit}, l[2] = {0.0f, 0.0f};
+  const int* ptab = p.page_table + static_cast<size_t>(b) * p.max_pages;
+  auto tile_ptr = [&](int tile) {
+    const int page = ptab[tile / kTilesPerPage];
+    return p.pages + (static_cast<size_t>(page) * p.kv_heads + h) * p.page_stride +
+           (tile % kTilesPerPage) * KL::kTileBytes;
+  };
+  auto load = [&](Tile& regs, int tile) {
+    if (tile < last) {
+      LoadTile(tile_ptr(tile), lane, g, regs);
+    } else {
+      ClearTile(regs);
+    }
+  };
+  // S = K̂·q̂ᵀ for the tile, each K group's norm applied (C layout: tokens g, g+8
+  // x queries 2t, 2t+1). Even and odd slices are two independent MMA chains.
+  auto scores = [&](const Tile& cur, float(&acc)[4]) {
+    StaticScores<KL>(cur.k, cur.norms, qb, area_addr, replica32, replica8, acc,
+                     std::make_integer_sequence<int, kSlices>{});
+  };
+  auto step = [&](const Tile& cur, int tile) {
+    float acc[4];
+    scores(cur, acc);
+    const int tok = tile * kTileTokens + g;
+    const float minus_inf = __int_as_float(0xff800000);
+    if (tok >= end_tok) acc[0] = acc[1] = minus_inf;
+    if (tok + 8 >= end_tok) acc[2] = acc[3] = minus_inf;
+    float tmax[2] = {fmaxf(acc[0], acc[2]), fmaxf(acc[1], acc[3])};
+#pragma unroll
+    for (int off = 4; off < 32; off *= 2) {
+      tmax[0] = fmaxf(tmax[0], __shfl_xor_sync(0xffffffffu, tmax[0], off));
+      tmax[1] = fmaxf(tmax[1], __shfl_xor_sync(0xffffffffu, tmax[1], off));
+    }
+    const float m0 = fmaxf(m[0], tmax[0]), m1 = fmaxf(m[1], tmax[1]);
+    if (__any_sync(0xffffffffu, m0 != m[0] || m1 != m[1])) {
+      const float a0 = exp2f(m[0] - m0), a1 = exp2f(m[1] - m1);
+      l[0] *= a0;
+      l[1] *= a1;
+#pragma unroll
+      for (int s = 0; s < kSlices; ++s) {
+        o[s][0] *= a0;
+        o[s][1] *= a1;
+        o[s][2] *= a0;
+        o[s][3] *= a1;
+      }
+      m[0] = m0;
+      m[1] = m1;
+    }
+    // P (times V's norm) to the per-warp buffer as [query][token], read back as
+    // B fragments: tokens 4t..4t+3 for query g.
+    const float p0 = exp2f(acc[0] - m[0]), p1 = exp2f(acc[1] - m[1]);
+    const float p2 = exp2f(acc[2] - m[0]), p3 = exp2f(acc[3] - m[1]);
+    l[0] += p0 + p2;
+    l[1] += p1 + p3;
+    const float2 vn = Halves(cur.norms[KL::kGroups]);
+    pbuf[warp][2 * t][g] = __half_as_ushort(__float2half_rn(p0 * vn.x));
+    pbuf[warp][2 * t + 1][g] = __half_as_ushort(__float2half_rn(p1 * vn.x));
+    pbuf[warp][2 * t][g + 8] = __half_as_ushort(__float2half_rn(p2 * vn.y));
+    pbuf[warp][2 * t + 1][g + 8] = __half_as_ushort(__float2half_rn(p3 * vn.y));
+    __syncwarp();
+    const uint32_t pb[2] = {*reinterpret_cast<const uint32_t*>(&pbuf[warp][g][2 * t]),
+                            *reinterpret_cast<const uint32_t*>(&pbuf[warp][g][8 + 2 * t])};
+    StaticValues(o, cur.v, area_addr, replica32, pb, std::make_integer_sequence<int, kSlices>{});
+    __syncwarp();
+  };
+  // Warp w takes tiles first + w + kWarps·i; each step computes on one register
+  // set while the next tile loads into the other (alternating, nothing copied).
+  int tile = first + warp;
+  Tile regs_a, regs_b;
+  load(regs_a, tile);
+  for (; tile < last; tile += 2 * kWarps) {
+    load(regs_b, tile + kWarps);
+    step(regs_a, tile);
+    if (tile + kWarps >= last) break;
+    load(regs_a, tile + 2 * kWarps);
+    step(regs_b, tile + kWarps);
+  }
+  // l over the lanes of a query column.
+#pragma unroll
+  for (int off = 4; off < 32; off *= 2) {
+    l[0] += __shfl_xor_sync(0xffffffffu, l[0], off);
+    l[1] += __shfl_xor_sync(0xffffffffu, l[1], off);
+  }
+  // Oᵀ C fragment: rows dims 16s + g (+8), columns queries 2t, 2t + 1.
+#pragma unroll
+  for (int s = 0; s < kSlices; ++s) {
+    comb_o[warp][2 * t][16 * s + g] = o[s][0];
+    comb_o[warp][2 * t + 1][16 * s + g] = o[s][1];
+    comb_o[warp][2 * t][16 * s + g + 8] = o[s][2];
+    comb_o[warp][2 * t + 1][16 * s + g + 8] = o[s][3];
+  }
+  if (g == 0) {
+    comb_ml[warp][2 * t][0] = m[0], comb_ml[warp][2 * t][1] = l[0];
+    comb_ml[warp][2 * t + 1][0] = m[1], comb_ml[warp][2 * t + 1][1] = l[1];
+  }
+  __syncthreads();
+  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits + split;
+  for (int i = tid; i < 8 * kHeadDim; i += kThreads) {
+    const int qh = i / kHeadDim, d = i % kHeadDim;
+    float mm = kInit;
+    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, comb_ml[w][qh][0]);
+    float acc = 0.0f, ll = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      const float a = exp2f(comb_ml[w][qh][0] - mm);
+      acc += a * comb_o[w][qh][d];
+      ll += a * comb_ml[w][qh][1];
+    }
+    p.partial_o[unit * 8 * kHeadDim + i] = acc;
+    if (d == 0) {
+      p.partial_ml[(unit * 8 + qh) * 2] = mm;
+      p.partial_ml[(unit * 8 + qh) * 2 + 1] = ll;
+    }
+  }
+}
+
+// out [batch, kv_heads * group, 128]; grid (kv_heads * group, batch), 128 threads.
+__device__ __forceinline__ void MergeRow(const Params& p, int group, float* out) {
+  const int qh = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
+  const int h = qh / group, q = qh % group;
+  const size_t base = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits;
+  float mm = kInit;
+  for (int s = 0; s < p.num_splits; ++s) mm = fmaxf(mm, p.partial_ml[((base + s) * 8 + q) * 2]);
+  float acc = 0.0f, ll = 0.0f;
+  for (int s = 0; s < p.num_splits; ++s) {
+    const float a = exp2f(p.partial_ml[((base + s) * 8 + q) * 2] - mm);
+    acc += a * p.partial_o[((base + s) * 8 + q) * kHeadDim + d];
+    ll += a * p.partial_ml[((base + s) * 8 + q) * 2 + 1];
+  }
+  out[(static_cast<size_t>(b) * gridDim.x + qh) * kHeadDim + d] = ll > 0.0f ? acc / ll : 0.0f;
+}
+
+__global__ void Merge(const Params p, int group, float* out) { MergeRow(p, group, out); }
+
+}  // namespace kvplan::kernels::fragment_decode
+
+#endif  // KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
