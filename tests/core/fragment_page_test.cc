@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/bit_packing.h"
 #include "core/group_layout.h"
 #include "core/grouped_quantizer.h"
@@ -143,6 +145,29 @@ TEST(FragmentPageTest, SizesOfAK3V3Llama128Page) {
   EXPECT_EQ(layout.tile_bytes(), 128u * 12 + 32 * 6);
   EXPECT_EQ(layout.page_bytes() % 16, 0u);
   EXPECT_DOUBLE_EQ(layout.bytes_per_token(), 108.0);
+}
+
+// The contract with the plan option: k_group_align 8 allocations always fit a
+// fragment page; the greedy's need not (that is why the option exists).
+TEST(FragmentPageTest, HoldsEveryEightAlignedAllocation) {
+  DeterministicRng rng(5);
+  int greedy_refused = 0;
+  for (int head = 0; head < 32; ++head) {
+    const int hd = head % 2 == 0 ? 128 : 64, blocks = hd / 2;
+    std::vector<double> scores(blocks);
+    for (double& x : scores) x = std::exp(2.0 * rng.NextGaussian());
+    std::vector<std::array<int, 2>> dims(blocks);
+    for (int i = 0; i < blocks; ++i) dims[i] = {i, i + blocks};
+    for (double avg : {2.0, 3.0, 4.0}) {
+      const std::vector<int> aligned = *GroupAlignedAllocate(scores, {.avg_bits = avg}, 4);
+      const absl::StatusOr<FragmentPageLayout> page =
+          FragmentPageLayout::Create(*BuildGroupLayout(aligned, dims), 3);
+      EXPECT_TRUE(page.ok()) << "head " << head << " K" << avg << ": " << page.status();
+      const std::vector<int> greedy = *GreedyAllocate(scores, {.avg_bits = avg});
+      if (!FragmentPageLayout::Create(*BuildGroupLayout(greedy, dims), 3).ok()) ++greedy_refused;
+    }
+  }
+  EXPECT_GT(greedy_refused, 0) << "these energies should give some greedy groups of 2-6 dims";
 }
 
 TEST(FragmentPageTest, RefusesLayoutsItCannotHold) {

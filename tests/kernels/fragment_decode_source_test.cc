@@ -62,6 +62,16 @@ TEST(FragmentDecodeSourceTest, FourWarpsAndANameCompileToo) {
   EXPECT_TRUE(cubin.ok()) << cubin.status();
 }
 
+// An aligned allocation may leave bits unspent: 180 of the 192 (6 words still).
+TEST(FragmentDecodeSourceTest, CompilesARunWithUnspentBits) {
+  const FragmentPageLayout short_run = Head({{2, 16}, {3, 44}, {4, 4}});
+  ASSERT_EQ(short_run.k_run_words(), 6);
+  absl::StatusOr<std::string> source = FragmentDecodeSource({short_run}, {});
+  ASSERT_TRUE(source.ok()) << source.status();
+  absl::StatusOr<std::string> cubin = CompileCubin(*source, "short.cu", JitOptions{});
+  EXPECT_TRUE(cubin.ok()) << cubin.status();
+}
+
 TEST(FragmentDecodeSourceTest, RefusesWhatTheKernelDoesNotCoverYet) {
   const std::vector<FragmentPageLayout> v4 = {Uniform(), Head({{3, 64}}, 4)};
   absl::StatusOr<std::string> source = FragmentDecodeSource(v4, {});

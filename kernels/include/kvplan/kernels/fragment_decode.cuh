@@ -92,7 +92,10 @@ struct KLayoutOf {
   static constexpr int kGroups = Group(kHalves - 1) + 1;
   static constexpr int kNormSlots = kGroups + 1;
   static constexpr int kTileBytes = 2 * kRunBytes + 32 * kNormSlots;
-  static_assert(Offset(kHalves - 1) + 4 * Width(kHalves - 1) == 32 * kRunWords,
+  // An aligned allocation may leave a few bits of the budget unspent: the run's
+  // trailing bits are unused (core/fragment_page.h).
+  static constexpr int kRunBits = Offset(kHalves - 1) + 4 * Width(kHalves - 1);
+  static_assert(kRunBits > 32 * (kRunWords - 1) && kRunBits <= 32 * kRunWords,
                 "a K run of kRunWords words (K3 at head_dim 128)");
 };
 
