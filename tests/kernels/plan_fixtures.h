@@ -7,6 +7,7 @@
 #define KVPLAN_TESTS_KERNELS_PLAN_FIXTURES_H_
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -19,13 +20,14 @@ namespace kvplan::kernels::testing {
 
 inline constexpr int kPlanKvHeads = 2;
 
-// Block-GTQ at K3V3 over `layers` layers of kPlanKvHeads KV heads, layer 0
-// exempt at 8 bits (K one 8-bit group, V 8 bits): the shape of plan whose V
-// width differs per layer. Block energies fall off with the block index and
-// vary with layer and head, so the other layers' heads get several K groups
-// and differ from one another. k_group_align: PlanOptions::k_group_align (16:
-// every K group whole 16-dim slices of the decode kernel).
-inline absl::StatusOr<KvPlan> ExemptLayerPlan(int layers, int head_dim, int k_group_align = 0) {
+// Block-GTQ at K3V3 over `layers` layers of kPlanKvHeads KV heads, the
+// `exempt_layers` at 8 bits (K one 8-bit group, V 8 bits). Block energies fall
+// off with the block index and vary with layer and head, so the heads get
+// several K groups and differ from one another. k_group_align:
+// PlanOptions::k_group_align (16: every K group whole 16-dim slices of the
+// decode kernel; 8: what fragment pages need).
+inline absl::StatusOr<KvPlan> BlockGtqPlan(int layers, int head_dim, int k_group_align,
+                                           std::vector<int> exempt_layers) {
   const int blocks = head_dim / 2;
   absl::StatusOr<BlockStats> stats = BlockStats::Create(
       {.num_layers = layers, .num_kv_heads = kPlanKvHeads, .num_blocks = blocks});
@@ -47,9 +49,14 @@ inline absl::StatusOr<KvPlan> ExemptLayerPlan(int layers, int head_dim, int k_gr
   return BuildPlan(*table, rope,
                    {.k_bits = 3,
                     .v_bits = 3,
-                    .exempt_layers = {0},
+                    .exempt_layers = std::move(exempt_layers),
                     .exempt_bits = 8,
                     .k_group_align = k_group_align});
+}
+
+// Layer 0 exempt: the shape of plan whose V width differs per layer.
+inline absl::StatusOr<KvPlan> ExemptLayerPlan(int layers, int head_dim, int k_group_align = 0) {
+  return BlockGtqPlan(layers, head_dim, k_group_align, {0});
 }
 
 }  // namespace kvplan::kernels::testing

@@ -1,0 +1,79 @@
+// Every layer's fragment-page decode kernel for one plan: the pages of each
+// (layer, KV head) (core/fragment_page.h), each layer's generated source
+// (fragment_decode_source.h), compiled with NVRTC (jit.h) in parallel, layers
+// with the same source compiled once, through the cubin cache when options
+// name one. Compile needs no GPU; Load does.
+//
+// Example:
+//   FragmentProgramOptions options;
+//   options.jit.cache_dir = state_dir + "/cubins";
+//   absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, options);
+//   absl::Status loaded = program->Load();
+//   cudaKernel_t attention = program->attention(layer);
+#ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
+#define KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/fragment_page.h"
+#include "core/plan.h"
+#include "kvplan/kernels/jit.h"
+
+namespace kvplan::kernels {
+
+struct FragmentProgramOptions {
+  JitOptions jit;
+  // Warps per attention CTA (FragmentDecodeSourceOptions::warps). Default: 8.
+  int warps = 8;
+  // Compiler threads; 0: one per hardware thread. Default: 0.
+  int threads = 0;
+};
+
+class FragmentDecodeProgram {
+ public:
+  // InvalidArgument naming the layer and KV head whose pages or kernel the
+  // fragment path cannot hold yet (the message says why: a K group not a
+  // multiple of 8 dims, built without k_group_align 8 or 16; a head_dim, K
+  // budget or V width the kernel does not cover, e.g. an exempt layer), or the
+  // compiler's message naming the layer.
+  static absl::StatusOr<FragmentDecodeProgram> Compile(const KvPlan& plan,
+                                                       const FragmentProgramOptions& options);
+
+  int num_layers() const { return static_cast<int>(layer_source_.size()); }
+  // Distinct sources (and cubins) over the layers.
+  int num_sources() const { return static_cast<int>(cubins_.size()); }
+  const FragmentPageLayout& page_layout(int layer, int kv_head) const {
+    return pages_[static_cast<size_t>(layer) * num_kv_heads_ + kv_head];
+  }
+  // Bytes per (page, KV head) of `layer`: its largest head's page.
+  int64_t page_stride(int layer) const { return page_strides_[layer]; }
+  const std::string& cubin(int layer) const { return cubins_[layer_source_[layer]]; }
+
+  // Loads every cubin (one JitLibrary each). Internal with the CUDA error when
+  // one does not load (no device, another architecture).
+  absl::Status Load();
+  // After Load: the layer's attention and merge kernels (fragment_decode.cuh).
+  cudaKernel_t attention(int layer) const { return attention_[layer_source_[layer]]; }
+  cudaKernel_t merge(int layer) const { return merge_[layer_source_[layer]]; }
+
+ private:
+  FragmentDecodeProgram() = default;
+
+  int num_kv_heads_ = 0;
+  std::vector<FragmentPageLayout> pages_;  // [layer * num_kv_heads + head]
+  std::vector<int64_t> page_strides_;      // [layer]
+  std::vector<int> layer_source_;          // [layer] -> index into cubins_
+  std::vector<std::string> cubins_;
+  std::vector<JitLibrary> libraries_;  // after Load
+  std::vector<cudaKernel_t> attention_, merge_;
+};
+
+}  // namespace kvplan::kernels
+
+#endif  // KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
