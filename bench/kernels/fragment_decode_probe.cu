@@ -67,6 +67,7 @@
 
 #include "bench/kernels/fragment_probe_pages.h"
 #include "kvplan/kernels/fragment_decode.cuh"
+#include "kvplan/kernels/fragment_tables.h"
 #include "kvplan/kernels/jit.h"
 
 #ifndef KVPLAN_PROBE_LAYOUT
@@ -89,30 +90,6 @@ static_assert(kLayoutMode == 0 || kLayoutMode == 2 || kLayoutMode == 3, "layout 
 constexpr int kWarps = KVPLAN_PROBE_WARPS;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kCtasPerSm = 16 / kWarps;
-
-// Unit Lloyd–Max codebooks, ascending (widths 1..4: DESIGN.md; 5..8 here are
-// placeholders of the right size: timing does not depend on their values).
-__host__ __device__ inline float Centroid(int bits, int code) {
-  constexpr float k1[2] = {-0.797885f, 0.797885f};
-  constexpr float k2[4] = {-1.510418f, -0.452780f, 0.452780f, 1.510418f};
-  constexpr float k3[8] = {-2.151945f, -1.343909f, -0.756005f, -0.245094f,
-                           0.245094f,  0.756005f,  1.343909f,  2.151945f};
-  constexpr float k4[16] = {-2.732590f, -2.069017f, -1.618046f, -1.256231f, -0.942340f, -0.656759f,
-                            -0.388048f, -0.128395f, 0.128395f,  0.388048f,  0.656759f,  0.942340f,
-                            1.256231f,  1.618046f,  2.069017f,  2.732590f};
-  switch (bits) {
-    case 1:
-      return k1[code];
-    case 2:
-      return k2[code];
-    case 3:
-      return k3[code];
-    case 4:
-      return k4[code];
-    default:
-      return 3.0f * (code + 0.5f) / (1 << bits) * 2.0f - 3.0f;
-  }
-}
 
 // K layouts as the widths of the 16 half-slices of a head (8 coordinates each:
 // k columns 0-7 and 8-15 of each 16-dim MMA slice, i.e. the pairs a0/a1 and
@@ -146,24 +123,6 @@ template <int ROW>
 struct ProbeRow {
   __host__ __device__ static constexpr int Width(int h) { return kLayoutWidths[ROW][h]; }
 };
-
-// The shared-memory image of the code tables (TableStart), built once.
-__global__ void BuildTables(uint32_t* image) {
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < kTableBytes / 4;
-       i += gridDim.x * blockDim.x) {
-    const int byte = 4 * i;
-    for (int w = 1; w <= 8; ++w) {
-      const int stride = w <= 3 ? 128 : w == 4 ? 32 : 2;
-      const int size = w <= 4 ? (1 << (2 * w)) * stride : 2 << w;
-      if (byte < TableStart(w) || byte >= TableStart(w) + size) continue;
-      const int entry = (byte - TableStart(w)) / stride;
-      const int lo = w <= 4 ? entry & ((1 << w) - 1) : entry;
-      const int hi = w <= 4 ? entry >> w : entry + 1;
-      image[i] = PackHalves(__half_as_ushort(__float2half_rn(Centroid(w, lo))),
-                            __half_as_ushort(__float2half_rn(Centroid(w, hi))));
-    }
-  }
-}
 
 // grid (splits, kv_heads, batch); one 16-token tile per warp step. The body of
 // ProbeAttention: the head's layout row picks its specialisation.
@@ -342,9 +301,9 @@ void Prepare(DeviceCase& c, const void* attention, int batch, int kv_heads, int 
   p.page_table = d_table, p.len = d_len, p.q_rot = d_q;
   p.max_pages = max_pages, p.kv_heads = kv_heads, p.num_splits = splits;
   p.tiles_per_split = (max_pages * kTilesPerPage + splits - 1) / splits;
-  uint32_t* tables = c.Alloc<uint32_t>(kTableBytes / 4);
-  BuildTables<<<8, 256>>>(tables);
-  CHECK_CUDA(cudaGetLastError());
+  const std::vector<uint32_t> image = kernels::FragmentTableImage();
+  uint32_t* tables = c.Alloc<uint32_t>(image.size());
+  CHECK_CUDA(cudaMemcpy(tables, image.data(), image.size() * 4, cudaMemcpyHostToDevice));
   p.tables = tables;
   CHECK_CUDA(
       cudaFuncSetAttribute(attention, cudaFuncAttributeMaxDynamicSharedMemorySize, kDynamicSmem));
@@ -395,12 +354,13 @@ bool CheckAgainstCpu(const void* attention) {
             const int d = 8 * half + c;
             k_codes[d] =
                 static_cast<uint8_t>(std::uniform_int_distribution<int>(0, (1 << bits) - 1)(rng));
-            kr[d] = FromHalf(ToHalf(Centroid(bits, k_codes[d]))) * FromHalf(k_norms[group]);
+            kr[d] = FromHalf(ToHalf(kernels::FragmentUnitCentroid(bits, k_codes[d]))) *
+                    FromHalf(k_norms[group]);
           }
         }
         for (int d = 0; d < kHeadDim; ++d) {
           v_codes[d] = static_cast<uint8_t>(std::uniform_int_distribution<int>(0, 7)(rng));
-          vr[d] = FromHalf(ToHalf(Centroid(3, v_codes[d]))) * FromHalf(v_norm);
+          vr[d] = FromHalf(ToHalf(kernels::FragmentUnitCentroid(3, v_codes[d]))) * FromHalf(v_norm);
         }
         uint8_t* page = pages.data() +
                         (size_t(table[b * max_pages + tok / kPageTokens]) * kv_heads + h) * stride;

@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "kvplan/kernels/device_utils.cuh"
+#include "kvplan/kernels/fragment_tables.h"
 
 #ifndef KVPLAN_FRAGMENT_DECODE_SKELETON
 #define KVPLAN_FRAGMENT_DECODE_SKELETON 0
@@ -46,23 +47,9 @@ constexpr int kRunWords = 6;
 constexpr int kRunBytes = 32 * 4 * kRunWords;
 constexpr float kInit = -1e30f;
 
-// Pair and single tables in shared memory, each at a multiple of its own size
-// within an 8 KB aligned area, so that a lookup's address is one LOP3:
-// (field & mask) | (area + table start + the lane's replica).
-//   widths 1..3: 2^(2b) pair entries x 32 replicas (entry stride 128 B)
-//   width 4:     256 pair entries x 8 replicas (entry stride 32 B)
-//   widths 5..8: 2^b fp16 entries, one copy (stride 2 B)
-__host__ __device__ constexpr int TableStart(int bits) {
-  return bits == 3   ? 0
-         : bits == 4 ? 8192
-         : bits == 2 ? 16384
-         : bits == 1 ? 18432
-         : bits == 8 ? 19456
-         : bits == 7 ? 19968
-         : bits == 6 ? 20224
-                     : 20352;
-}
-constexpr int kTableBytes = 20416;
+// The code tables' shared-memory image (kvplan/kernels/fragment_tables.h).
+constexpr int kTableBytes = kFragmentTableBytes;
+__host__ __device__ constexpr int TableStart(int bits) { return FragmentTableStart(bits); }
 // The area is 8 KB aligned inside the dynamic allocation.
 constexpr int kDynamicSmem = kTableBytes + 8192;
 
@@ -270,7 +257,7 @@ struct Params {
   const uint8_t* pages = nullptr;    // [num_pages, kv_heads, page_stride]
   const int* page_table = nullptr;   // [batch, max_pages]
   const int* len = nullptr;          // [batch]
-  const uint32_t* tables = nullptr;  // BuildTables' image, kTableBytes
+  const uint32_t* tables = nullptr;  // FragmentTableImage(), kTableBytes
   int64_t page_stride = 0;           // bytes per (page, kv_head): the largest head's page
   int max_pages = 0;
   int kv_heads = 0;
