@@ -27,13 +27,13 @@ absl::Status CheckFp16(const Fp16Tokens& t, int head_dim, const char* name) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status PackedDecodeAttentionReference(const PackedPageLayout& layout,
-                                            absl::Span<const Rotation> k_rotations,
-                                            const Rotation& v_rotation,
-                                            const PackedAttentionInputs& in,
-                                            absl::Span<double> out) {
+// The reference over pages of either grammar: Layout is PackedPageLayout or
+// FragmentPageLayout, read only through their common accessors (KCode, VCode,
+// KNorm, VNorm, page_bytes and the layouts), so both grammars attend alike.
+template <class Layout>
+absl::Status AttendOverPages(const Layout& layout, absl::Span<const Rotation> k_rotations,
+                             const Rotation& v_rotation, const PackedAttentionInputs& in,
+                             absl::Span<double> out) {
   const GroupLayout& k_layout = layout.k_layout();
   const int hd = layout.head_dim();
   const int groups = layout.num_k_groups();
@@ -165,6 +165,24 @@ absl::Status PackedDecodeAttentionReference(const PackedPageLayout& layout,
     }
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status PackedDecodeAttentionReference(const PackedPageLayout& layout,
+                                            absl::Span<const Rotation> k_rotations,
+                                            const Rotation& v_rotation,
+                                            const PackedAttentionInputs& inputs,
+                                            absl::Span<double> out) {
+  return AttendOverPages(layout, k_rotations, v_rotation, inputs, out);
+}
+
+absl::Status PackedDecodeAttentionReference(const FragmentPageLayout& layout,
+                                            absl::Span<const Rotation> k_rotations,
+                                            const Rotation& v_rotation,
+                                            const PackedAttentionInputs& inputs,
+                                            absl::Span<double> out) {
+  return AttendOverPages(layout, k_rotations, v_rotation, inputs, out);
 }
 
 }  // namespace kvplan

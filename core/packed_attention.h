@@ -5,7 +5,8 @@
 //
 // The keys a step attends to are, in any order (softmax is order-free):
 //   sink     fp16 K/V of the first tokens, kept unquantized (may be empty)
-//   packed   num_packed_tokens tokens in packed pages (packed_page.h):
+//   packed   num_packed_tokens tokens in packed pages (packed_page.h, or
+//            fragment_page.h's grammar):
 //            token t is slot t % kPageTokens of pages[t / kPageTokens]
 //   recent   fp16 K/V of the most recent tokens (may be empty)
 // For query head h (q[h], original dimension order, post-RoPE):
@@ -26,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "core/fragment_page.h"
 #include "core/packed_page.h"
 #include "core/rotation.h"
 
@@ -60,6 +62,13 @@ struct PackedAttentionInputs {
 // K group g's rotation, `v_rotation` V's (dim head_dim). InvalidArgument (and
 // nothing written) when a size disagrees with the layout.
 absl::Status PackedDecodeAttentionReference(const PackedPageLayout& layout,
+                                            absl::Span<const Rotation> k_rotations,
+                                            const Rotation& v_rotation,
+                                            const PackedAttentionInputs& inputs,
+                                            absl::Span<double> out);
+// The same over fragment-native pages (fragment_page.h): the same codes and
+// norms give the same result bit for bit.
+absl::Status PackedDecodeAttentionReference(const FragmentPageLayout& layout,
                                             absl::Span<const Rotation> k_rotations,
                                             const Rotation& v_rotation,
                                             const PackedAttentionInputs& inputs,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/fragment_page.h"
 #include "core/group_layout.h"
 #include "core/grouped_quantizer.h"
 #include "core/half.h"
@@ -96,6 +97,55 @@ TEST(PackedAttentionTest, MatchesAttentionOverDecodedVectors) {
       EXPECT_NEAR(out[h * hd + d], want, 1e-5) << "head " << h << " dim " << d;
     }
   }
+}
+
+// The same tokens in fragment-native pages (fragment_page.h) attend to the
+// same result, bit for bit: only where codes live differs.
+TEST(PackedAttentionTest, FragmentPagesAttendExactlyLikePackedPages) {
+  const int hd = 32, heads = 2, tokens = 150;
+  std::vector<int> widths;
+  for (int w : {1, 5, 3, 2}) widths.insert(widths.end(), 4, w);  // 8-dim groups
+  std::vector<std::array<int, 2>> dims;
+  for (int i = 0; i < hd / 2; ++i) dims.push_back({i, i + hd / 2});
+  const GroupLayout k_layout = *BuildGroupLayout(widths, dims);
+  std::vector<Rotation> k_rot;
+  for (const QuantGroup& g : k_layout.groups) k_rot.push_back(HaarRotation(g.size, 40 + g.bits));
+  const Rotation v_rot = HaarRotation(hd, 77);
+  const PackedPageLayout packed = *PackedPageLayout::Create(k_layout, 4);
+  const FragmentPageLayout fragment = *FragmentPageLayout::Create(k_layout, 4);
+  const GroupedQuantizer kq = *GroupedQuantizer::Create(k_layout, k_rot);
+  const GroupedQuantizer vq = *GroupedQuantizer::Create(*UniformLayout(hd, 4), {v_rot});
+  DeterministicRng rng(9);
+  const int num_pages = (tokens + kPageTokens - 1) / kPageTokens;
+  std::vector<std::vector<uint8_t>> v1(num_pages, std::vector<uint8_t>(packed.page_bytes()));
+  std::vector<std::vector<uint8_t>> v2(num_pages, std::vector<uint8_t>(fragment.page_bytes()));
+  for (int t = 0; t < tokens; ++t) {
+    std::vector<float> k(hd), v(hd);
+    for (float& x : k) x = static_cast<float>(rng.NextGaussian());
+    for (float& x : v) x = static_cast<float>(rng.NextGaussian());
+    std::vector<uint8_t> kr(kq.PackedBytes()), vr(vq.PackedBytes());
+    kq.Encode(k, absl::MakeSpan(kr));
+    vq.Encode(v, absl::MakeSpan(vr));
+    WriteRecordsToPage(packed, kr, vr, t % kPageTokens, absl::MakeSpan(v1[t / kPageTokens]));
+    WriteRecordsToFragmentPage(fragment, kr, vr, t % kPageTokens,
+                               absl::MakeSpan(v2[t / kPageTokens]));
+  }
+  std::vector<float> q(heads * hd);
+  for (float& x : q) x = static_cast<float>(2.0 * rng.NextGaussian());
+  std::vector<absl::Span<const uint8_t>> spans1(v1.begin(), v1.end()), spans2(v2.begin(), v2.end());
+  PackedAttentionInputs in;
+  in.q = q;
+  in.group_size = heads;
+  in.num_packed_tokens = tokens;
+  in.scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  std::vector<double> out1(heads * hd), out2(heads * hd);
+  in.pages = spans1;
+  ASSERT_TRUE(PackedDecodeAttentionReference(packed, k_rot, v_rot, in, absl::MakeSpan(out1)).ok());
+  in.pages = spans2;
+  ASSERT_TRUE(
+      PackedDecodeAttentionReference(fragment, k_rot, v_rot, in, absl::MakeSpan(out2)).ok());
+  EXPECT_EQ(out1, out2);
+  EXPECT_NE(out1, std::vector<double>(heads * hd, 0.0));
 }
 
 TEST(PackedAttentionTest, RejectsMismatchedSizes) {
