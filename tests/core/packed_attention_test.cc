@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/fragment_page.h"
@@ -19,6 +20,41 @@
 namespace kvplan {
 namespace {
 
+// `tokens` random K and V vectors (N(0,1) from rng, k then v per token)
+// encoded as records: K by k_layout's groups with Haar rotations seeded by
+// width, V uniform at v_bits; with the rotations and the decoded vectors.
+struct EncodedTokens {
+  std::vector<Rotation> k_rot;
+  Rotation v_rot;
+  std::vector<std::vector<uint8_t>> k_records, v_records;
+  std::vector<float> k_dec, v_dec;  // [tokens, head_dim]
+};
+
+EncodedTokens EncodeRandomTokens(const GroupLayout& k_layout, int v_bits, int tokens,
+                                 DeterministicRng& rng) {
+  const int hd = k_layout.head_dim;
+  EncodedTokens e;
+  for (const QuantGroup& g : k_layout.groups) e.k_rot.push_back(HaarRotation(g.size, 40 + g.bits));
+  e.v_rot = HaarRotation(hd, 77);
+  const GroupedQuantizer kq = *GroupedQuantizer::Create(k_layout, e.k_rot);
+  const GroupedQuantizer vq = *GroupedQuantizer::Create(*UniformLayout(hd, v_bits), {e.v_rot});
+  e.k_dec.resize(tokens * hd);
+  e.v_dec.resize(tokens * hd);
+  for (int t = 0; t < tokens; ++t) {
+    std::vector<float> k(hd), v(hd);
+    for (float& x : k) x = static_cast<float>(rng.NextGaussian());
+    for (float& x : v) x = static_cast<float>(rng.NextGaussian());
+    std::vector<uint8_t> kr(kq.PackedBytes()), vr(vq.PackedBytes());
+    kq.Encode(k, absl::MakeSpan(kr));
+    vq.Encode(v, absl::MakeSpan(vr));
+    kq.Decode(kr, absl::MakeSpan(e.k_dec.data() + t * hd, hd));
+    vq.Decode(vr, absl::MakeSpan(e.v_dec.data() + t * hd, hd));
+    e.k_records.push_back(std::move(kr));
+    e.v_records.push_back(std::move(vr));
+  }
+  return e;
+}
+
 // The reference (rotated-domain, fp64) against the obvious computation: decode
 // every key and value with GroupedQuantizer::Decode and attend in fp64.
 TEST(PackedAttentionTest, MatchesAttentionOverDecodedVectors) {
@@ -27,27 +63,18 @@ TEST(PackedAttentionTest, MatchesAttentionOverDecodedVectors) {
   std::vector<std::array<int, 2>> dims;
   for (int i = 0; i < hd / 2; ++i) dims.push_back({i, i + hd / 2});
   const GroupLayout k_layout = *BuildGroupLayout(widths, dims);
-  std::vector<Rotation> k_rot;
-  for (const QuantGroup& g : k_layout.groups) k_rot.push_back(HaarRotation(g.size, 40 + g.bits));
-  const Rotation v_rot = HaarRotation(hd, 77);
   const PackedPageLayout layout = *PackedPageLayout::Create(k_layout, 3);
-  const GroupedQuantizer kq = *GroupedQuantizer::Create(k_layout, k_rot);
-  const GroupedQuantizer vq = *GroupedQuantizer::Create(*UniformLayout(hd, 3), {v_rot});
-
   DeterministicRng rng(5);
+  const EncodedTokens enc = EncodeRandomTokens(k_layout, 3, tokens, rng);
+  const std::vector<Rotation>& k_rot = enc.k_rot;
+  const Rotation& v_rot = enc.v_rot;
+  const std::vector<float>& k_dec = enc.k_dec;
+  const std::vector<float>& v_dec = enc.v_dec;
   const int num_pages = (tokens + kPageTokens - 1) / kPageTokens;
   std::vector<std::vector<uint8_t>> pages(num_pages, std::vector<uint8_t>(layout.page_bytes()));
-  std::vector<float> k_dec(tokens * hd), v_dec(tokens * hd);
   for (int t = 0; t < tokens; ++t) {
-    std::vector<float> k(hd), v(hd);
-    for (float& x : k) x = static_cast<float>(rng.NextGaussian());
-    for (float& x : v) x = static_cast<float>(rng.NextGaussian());
-    std::vector<uint8_t> kr(kq.PackedBytes()), vr(vq.PackedBytes());
-    kq.Encode(k, absl::MakeSpan(kr));
-    vq.Encode(v, absl::MakeSpan(vr));
-    kq.Decode(kr, absl::MakeSpan(k_dec.data() + t * hd, hd));
-    vq.Decode(vr, absl::MakeSpan(v_dec.data() + t * hd, hd));
-    WriteRecordsToPage(layout, kr, vr, t % kPageTokens, absl::MakeSpan(pages[t / kPageTokens]));
+    WriteRecordsToPage(layout, enc.k_records[t], enc.v_records[t], t % kPageTokens,
+                       absl::MakeSpan(pages[t / kPageTokens]));
   }
   std::vector<uint16_t> fk((sinks + recent) * hd), fv((sinks + recent) * hd);
   for (auto* f : {&fk, &fv}) {
@@ -108,26 +135,17 @@ TEST(PackedAttentionTest, FragmentPagesAttendExactlyLikePackedPages) {
   std::vector<std::array<int, 2>> dims;
   for (int i = 0; i < hd / 2; ++i) dims.push_back({i, i + hd / 2});
   const GroupLayout k_layout = *BuildGroupLayout(widths, dims);
-  std::vector<Rotation> k_rot;
-  for (const QuantGroup& g : k_layout.groups) k_rot.push_back(HaarRotation(g.size, 40 + g.bits));
-  const Rotation v_rot = HaarRotation(hd, 77);
   const PackedPageLayout packed = *PackedPageLayout::Create(k_layout, 4);
   const FragmentPageLayout fragment = *FragmentPageLayout::Create(k_layout, 4);
-  const GroupedQuantizer kq = *GroupedQuantizer::Create(k_layout, k_rot);
-  const GroupedQuantizer vq = *GroupedQuantizer::Create(*UniformLayout(hd, 4), {v_rot});
   DeterministicRng rng(9);
+  const EncodedTokens enc = EncodeRandomTokens(k_layout, 4, tokens, rng);
   const int num_pages = (tokens + kPageTokens - 1) / kPageTokens;
   std::vector<std::vector<uint8_t>> v1(num_pages, std::vector<uint8_t>(packed.page_bytes()));
   std::vector<std::vector<uint8_t>> v2(num_pages, std::vector<uint8_t>(fragment.page_bytes()));
   for (int t = 0; t < tokens; ++t) {
-    std::vector<float> k(hd), v(hd);
-    for (float& x : k) x = static_cast<float>(rng.NextGaussian());
-    for (float& x : v) x = static_cast<float>(rng.NextGaussian());
-    std::vector<uint8_t> kr(kq.PackedBytes()), vr(vq.PackedBytes());
-    kq.Encode(k, absl::MakeSpan(kr));
-    vq.Encode(v, absl::MakeSpan(vr));
-    WriteRecordsToPage(packed, kr, vr, t % kPageTokens, absl::MakeSpan(v1[t / kPageTokens]));
-    WriteRecordsToFragmentPage(fragment, kr, vr, t % kPageTokens,
+    WriteRecordsToPage(packed, enc.k_records[t], enc.v_records[t], t % kPageTokens,
+                       absl::MakeSpan(v1[t / kPageTokens]));
+    WriteRecordsToFragmentPage(fragment, enc.k_records[t], enc.v_records[t], t % kPageTokens,
                                absl::MakeSpan(v2[t / kPageTokens]));
   }
   std::vector<float> q(heads * hd);
@@ -140,10 +158,12 @@ TEST(PackedAttentionTest, FragmentPagesAttendExactlyLikePackedPages) {
   in.scale = 1.0 / std::sqrt(static_cast<double>(hd));
   std::vector<double> out1(heads * hd), out2(heads * hd);
   in.pages = spans1;
-  ASSERT_TRUE(PackedDecodeAttentionReference(packed, k_rot, v_rot, in, absl::MakeSpan(out1)).ok());
+  ASSERT_TRUE(
+      PackedDecodeAttentionReference(packed, enc.k_rot, enc.v_rot, in, absl::MakeSpan(out1)).ok());
   in.pages = spans2;
   ASSERT_TRUE(
-      PackedDecodeAttentionReference(fragment, k_rot, v_rot, in, absl::MakeSpan(out2)).ok());
+      PackedDecodeAttentionReference(fragment, enc.k_rot, enc.v_rot, in, absl::MakeSpan(out2))
+          .ok());
   EXPECT_EQ(out1, out2);
   EXPECT_NE(out1, std::vector<double>(heads * hd, 0.0));
 }
