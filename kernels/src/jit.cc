@@ -3,6 +3,8 @@
 #include <nvrtc.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -15,29 +17,67 @@
 #include "core/digest.h"
 
 // Set by kernels/CMakeLists.txt, '|'-separated: the toolkit's include and
-// libcu++ directories, kernels/include and kernels/jit_include.
-#ifndef KVPLAN_JIT_DEFAULT_INCLUDE_DIRS
-#error "KVPLAN_JIT_DEFAULT_INCLUDE_DIRS must list the default include directories"
+// libcu++ directories (covered in the cache key by the NVRTC version), and
+// kvplan's own (kernels/include, kernels/jit_include: covered by content).
+#if !defined(KVPLAN_JIT_TOOLKIT_INCLUDE_DIRS) || !defined(KVPLAN_JIT_KVPLAN_INCLUDE_DIRS)
+#error "kernels/CMakeLists.txt defines the JIT's default include directories"
 #endif
 
 namespace kvplan::kernels {
 namespace {
 
-std::vector<std::string> DefaultIncludeDirs() {
-  std::vector<std::string> dirs;
-  for (absl::string_view dir : absl::StrSplit(KVPLAN_JIT_DEFAULT_INCLUDE_DIRS, '|')) {
-    if (!dir.empty()) dirs.emplace_back(dir.data(), dir.size());
+constexpr char kElfMagic[] =
+    "\x7f"
+    "ELF";
+
+std::vector<std::string> SplitDirs(absl::string_view dirs) {
+  std::vector<std::string> out;
+  for (absl::string_view dir : absl::StrSplit(dirs, '|')) {
+    if (!dir.empty()) out.emplace_back(dir.data(), dir.size());
   }
+  return out;
+}
+
+// The directories whose headers a kernel source may include and the cache key
+// covers by content: the caller's and kvplan's own.
+std::vector<std::string> HashedIncludeDirs(const JitOptions& options) {
+  std::vector<std::string> dirs = options.include_dirs;
+  for (std::string& dir : SplitDirs(KVPLAN_JIT_KVPLAN_INCLUDE_DIRS)) dirs.push_back(std::move(dir));
   return dirs;
 }
 
-// Every NVRTC option, in order: what the cache key covers.
+// Every NVRTC option, in order.
 std::vector<std::string> CompilerOptions(const JitOptions& options) {
   std::vector<std::string> args = {"--gpu-architecture=" + options.arch, "--std=c++17"};
   for (const std::string& d : options.defines) args.push_back("-D" + d);
-  for (const std::string& dir : options.include_dirs) args.push_back("-I" + dir);
-  for (const std::string& dir : DefaultIncludeDirs()) args.push_back("-I" + dir);
+  for (const std::string& dir : HashedIncludeDirs(options)) args.push_back("-I" + dir);
+  for (const std::string& dir : SplitDirs(KVPLAN_JIT_TOOLKIT_INCLUDE_DIRS))
+    args.push_back("-I" + dir);
   return args;
+}
+
+// Every regular file under `dirs`, as path and contents in path order: a
+// header that changes (a new build of kvplan) changes the cache key, so a
+// cached cubin is never one of older headers.
+std::string IncludedFiles(const std::vector<std::string>& dirs) {
+  std::vector<std::filesystem::path> files;
+  for (const std::string& dir : dirs) {
+    std::error_code error;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, error);
+         !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
+      if (it->is_regular_file()) files.push_back(it->path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  std::string all;
+  for (const std::filesystem::path& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    absl::StrAppend(
+        &all, file.string(), std::string(1, '\0'),
+        std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()),
+        std::string(1, '\0'));
+  }
+  return all;
 }
 
 std::string NvrtcVersion() {
@@ -47,10 +87,7 @@ std::string NvrtcVersion() {
 }
 
 bool LooksLikeCubin(std::string_view bytes) {
-  return bytes.size() > 64 && bytes.substr(0, 4) == std::string_view(
-                                                        "\x7f"
-                                                        "ELF",
-                                                        4);
+  return bytes.size() > 64 && bytes.substr(0, 4) == std::string_view(kElfMagic, 4);
 }
 
 std::string ProgramLog(nvrtcProgram program) {
@@ -100,8 +137,10 @@ absl::StatusOr<std::string> Compile(std::string_view source, std::string_view na
 
 // Writes atomically: a reader sees the old file, no file, or the whole cubin.
 absl::Status WriteCacheFile(const std::filesystem::path& path, std::string_view bytes) {
+  // Unique per process and call: two writers of one key never share a file.
+  static std::atomic<uint64_t> counter{0};
   std::filesystem::path tmp = path;
-  tmp += absl::StrFormat(".tmp%d", static_cast<int>(::getpid()));
+  tmp += absl::StrFormat(".tmp%d.%d", static_cast<int>(::getpid()), counter++);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -125,10 +164,11 @@ absl::Status WriteCacheFile(const std::filesystem::path& path, std::string_view 
 }  // namespace
 
 std::string CubinCacheKey(std::string_view source, const JitOptions& options) {
-  // NUL separates fields so that no two (options, source) pairs share a key.
+  // NUL separates fields so that no two (options, headers, source) share a key.
   const std::string nul(1, '\0');
-  std::string keyed = absl::StrCat("nvrtc ", NvrtcVersion(), nul,
-                                   absl::StrJoin(CompilerOptions(options), nul), nul);
+  std::string keyed =
+      absl::StrCat("nvrtc ", NvrtcVersion(), nul, absl::StrJoin(CompilerOptions(options), nul), nul,
+                   IncludedFiles(HashedIncludeDirs(options)), nul);
   keyed.append(source.data(), source.size());
   return Sha256Hex(keyed);
 }

@@ -122,6 +122,21 @@ TEST_F(JitCompileTest, KeyCoversSourceDefinesAndArchitecture) {
   EXPECT_NE(key, CubinCacheKey(kScaleSource, arch));
 }
 
+TEST_F(JitCompileTest, KeyCoversTheContentsOfIncludedHeaders) {
+  std::filesystem::create_directories(cache_ / "headers");
+  const std::filesystem::path header = cache_ / "headers" / "value.h";
+  std::ofstream(header) << "#define KVPLAN_TEST_VALUE 1\n";
+  JitOptions options;
+  options.include_dirs = {(cache_ / "headers").string()};
+  const std::string source =
+      "#include \"value.h\"\nextern \"C\" __global__ void K(int* o) { *o = KVPLAN_TEST_VALUE; }\n";
+  const std::string before = CubinCacheKey(source, options);
+  EXPECT_EQ(CubinCacheKey(source, options), before);
+  std::ofstream(header, std::ios::trunc) << "#define KVPLAN_TEST_VALUE 2\n";
+  EXPECT_NE(CubinCacheKey(source, options), before)
+      << "a changed header must not reuse the old cubin";
+}
+
 TEST_F(JitCompileTest, UncreatableCacheDirIsFailedPrecondition) {
   JitOptions options;
   options.cache_dir = "/proc/kvplan-jit-cache";  // not creatable, even as root

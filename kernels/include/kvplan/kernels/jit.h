@@ -43,8 +43,10 @@ struct JitOptions {
   // -D definitions, e.g. "KVPLAN_PROBE_LAYOUT=3".
   std::vector<std::string> defines;
   // Directory of cached cubins, named by the SHA-256 of everything that
-  // determines them (NVRTC version, options, source). Created if missing.
-  // Empty: no cache, every call compiles.
+  // determines them: NVRTC version, options, source, and the contents of every
+  // file under include_dirs and kvplan's header directories (a new build's
+  // headers never reuse an old build's cubins). Created if missing. Empty: no
+  // cache, every call compiles.
   std::string cache_dir;
 };
 
@@ -58,6 +60,7 @@ absl::StatusOr<std::string> CompileCubin(std::string_view source, std::string_vi
                                          const JitOptions& options);
 
 // The cache key CompileCubin uses for (source, options): lowercase hex SHA-256.
+// Reads the headers it covers.
 std::string CubinCacheKey(std::string_view source, const JitOptions& options);
 
 // A loaded cubin. Move-only; unloads on destruction, after which its kernels
