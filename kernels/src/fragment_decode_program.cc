@@ -22,7 +22,6 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
   std::map<std::string, int> source_ids;
   std::vector<std::string> sources;
   for (int l = 0; l < plan.num_layers; ++l) {
-    std::vector<FragmentPageLayout> heads;
     int64_t stride = 0;
     for (int h = 0; h < plan.num_kv_heads; ++h) {
       absl::StatusOr<GroupLayout> k = plan.KLayout(l, h);
@@ -34,13 +33,15 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
             absl::StrCat("layer ", l, ", KV head ", h, ": ", page.status().message()));
       }
       stride = std::max(stride, static_cast<int64_t>(page->page_bytes()));
-      heads.push_back(*page);
       program.pages_.push_back(*std::move(page));
     }
     FragmentDecodeSourceOptions source_options;
     source_options.warps = options.warps;
     source_options.kernel_name = kKernelName;
-    absl::StatusOr<std::string> source = FragmentDecodeSource(heads, source_options);
+    absl::StatusOr<std::string> source = FragmentDecodeSource(
+        absl::MakeConstSpan(program.pages_)
+            .subspan(static_cast<size_t>(l) * plan.num_kv_heads, plan.num_kv_heads),
+        source_options);
     if (!source.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("layer ", l, ": ", source.status().message()));
     }
