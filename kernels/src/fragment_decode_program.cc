@@ -19,6 +19,7 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
     const KvPlan& plan, const FragmentProgramOptions& options) {
   FragmentDecodeProgram program;
   program.num_kv_heads_ = plan.num_kv_heads;
+  program.warps_ = options.warps;
   std::map<std::string, int> source_ids;
   std::vector<std::string> sources;
   for (int l = 0; l < plan.num_layers; ++l) {
@@ -94,6 +95,13 @@ absl::Status FragmentDecodeProgram::Load() {
     absl::StatusOr<cudaKernel_t> m = library->Kernel(absl::StrCat(kKernelName, "Merge").c_str());
     if (!a.ok()) return a.status();
     if (!m.ok()) return m.status();
+    if (const cudaError_t e =
+            cudaFuncSetAttribute(reinterpret_cast<const void*>(*a),
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, kFragmentDynamicSmem);
+        e != cudaSuccess) {
+      return absl::InternalError(
+          absl::StrCat("cudaFuncSetAttribute(FragmentDecode): ", cudaGetErrorString(e)));
+    }
     libraries.push_back(*std::move(library));
     attention.push_back(*a);
     merge.push_back(*m);
@@ -101,6 +109,53 @@ absl::Status FragmentDecodeProgram::Load() {
   libraries_ = std::move(libraries);
   attention_ = std::move(attention);
   merge_ = std::move(merge);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int max_tokens) const {
+  if (attention_.empty())
+    return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
+  int per_sm = 0, sms = 0, device = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e == cudaSuccess) {
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, reinterpret_cast<const void*>(attention(layer)), 32 * warps_,
+        kFragmentDynamicSmem);
+  }
+  if (e != cudaSuccess) {
+    return absl::InternalError(
+        absl::StrCat("FragmentDecodeProgram::SplitsFor: ", cudaGetErrorString(e)));
+  }
+  const int wave = std::max(1, sms * per_sm / std::max(1, batch * num_kv_heads_));
+  // At least 8 tiles of 16 tokens per warp: shorter splits cost more in
+  // prologue and merge than they win in parallelism (NOTES run 18, call 12).
+  const int longest = std::max(1, max_tokens / (16 * 8 * warps_));
+  return std::min(wave, longest);
+}
+
+absl::Status FragmentDecodeProgram::Launch(int layer, const FragmentDecodeParams& params, int batch,
+                                           int group_size, float* out, cudaStream_t stream) const {
+  if (attention_.empty())
+    return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
+  if (group_size < 1 || group_size > kFragmentQueryRows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("group_size must be in [1, ", kFragmentQueryRows, "], got ", group_size));
+  }
+  FragmentDecodeParams p = params;
+  void* attention_args[] = {&p};
+  cudaError_t e = cudaLaunchKernel(reinterpret_cast<const void*>(attention(layer)),
+                                   dim3(p.num_splits, p.kv_heads, batch), dim3(32 * warps_),
+                                   attention_args, kFragmentDynamicSmem, stream);
+  if (e == cudaSuccess) {
+    void* merge_args[] = {&p, &group_size, &out};
+    e = cudaLaunchKernel(reinterpret_cast<const void*>(merge(layer)),
+                         dim3(p.kv_heads * group_size, batch), dim3(128), merge_args, 0, stream);
+  }
+  if (e != cudaSuccess) {
+    return absl::InternalError(
+        absl::StrCat("FragmentDecodeProgram::Launch(layer ", layer, "): ", cudaGetErrorString(e)));
+  }
   return absl::OkStatus();
 }
 

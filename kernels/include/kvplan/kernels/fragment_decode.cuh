@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "kvplan/kernels/device_utils.cuh"
+#include "kvplan/kernels/fragment_params.h"
 #include "kvplan/kernels/fragment_tables.h"
 
 #ifndef KVPLAN_FRAGMENT_DECODE_SKELETON
@@ -51,7 +52,8 @@ constexpr float kInit = -1e30f;
 constexpr int kTableBytes = kFragmentTableBytes;
 __host__ __device__ constexpr int TableStart(int bits) { return FragmentTableStart(bits); }
 // The area is 8 KB aligned inside the dynamic allocation.
-constexpr int kDynamicSmem = kTableBytes + 8192;
+constexpr int kDynamicSmem = kFragmentDynamicSmem;
+static_assert(kFragmentDynamicSmem == kTableBytes + 8192, "tables plus 8 KB alignment slack");
 
 constexpr int kHalves = 2 * kSlices;
 
@@ -252,20 +254,7 @@ __device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g, T
   }
 }
 
-struct Params {
-  const uint16_t* q_rot = nullptr;   // [batch, kv_heads, 8, 128] fp16, pre-scaled, rotated
-  const uint8_t* pages = nullptr;    // [num_pages, kv_heads, page_stride]
-  const int* page_table = nullptr;   // [batch, max_pages]
-  const int* len = nullptr;          // [batch]
-  const uint32_t* tables = nullptr;  // FragmentTableImage(), kTableBytes
-  int64_t page_stride = 0;           // bytes per (page, kv_head): the largest head's page
-  int max_pages = 0;
-  int kv_heads = 0;
-  int num_splits = 1;
-  int tiles_per_split = 1;
-  float* partial_o = nullptr;   // [batch, kv_heads, splits, 8, 128]
-  float* partial_ml = nullptr;  // [batch, kv_heads, splits, 8, 2]
-};
+using Params = FragmentDecodeParams;
 
 // Static shared memory of a CTA of WARPS warps.
 template <int WARPS>

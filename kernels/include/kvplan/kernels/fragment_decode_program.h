@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "core/fragment_page.h"
 #include "core/plan.h"
+#include "kvplan/kernels/fragment_params.h"
 #include "kvplan/kernels/jit.h"
 
 namespace kvplan::kernels {
@@ -55,9 +56,23 @@ class FragmentDecodeProgram {
   int64_t page_stride(int layer) const { return page_strides_[layer]; }
   const std::string& cubin(int layer) const { return cubins_[layer_source_[layer]]; }
 
-  // Loads every cubin (one JitLibrary each). Internal with the CUDA error when
+  // Loads every cubin (one JitLibrary each) and lets the attention kernels use
+  // kFragmentDynamicSmem of shared memory. Internal with the CUDA error when
   // one does not load (no device, another architecture).
   absl::Status Load();
+
+  // After Load: splits that fill the machine for `batch` sequences of up to
+  // `max_tokens` tokens (one wave of the kernel's resident CTAs, at least 8
+  // tiles per warp), as FragmentDecodeParams::num_splits.
+  absl::StatusOr<int> SplitsFor(int layer, int batch, int max_tokens) const;
+
+  // After Load: one decode step of `layer` (attention, then the exact merge of
+  // the splits) on `stream`, writing out [batch, kv_heads · group_size,
+  // head_dim] fp32, V still rotated (fragment_decode.cuh). FailedPrecondition
+  // before Load; InvalidArgument for a group size outside [1, 8]; Internal with
+  // the CUDA error of a launch that fails.
+  absl::Status Launch(int layer, const FragmentDecodeParams& params, int batch, int group_size,
+                      float* out, cudaStream_t stream) const;
   // After Load: the layer's attention and merge kernels (fragment_decode.cuh).
   cudaKernel_t attention(int layer) const { return attention_[layer_source_[layer]]; }
   cudaKernel_t merge(int layer) const { return merge_[layer_source_[layer]]; }
@@ -66,6 +81,7 @@ class FragmentDecodeProgram {
   FragmentDecodeProgram() = default;
 
   int num_kv_heads_ = 0;
+  int warps_ = 8;
   std::vector<FragmentPageLayout> pages_;  // [layer * num_kv_heads + head]
   std::vector<int64_t> page_strides_;      // [layer]
   std::vector<int> layer_source_;          // [layer] -> index into cubins_
