@@ -97,7 +97,7 @@ constexpr int kCtasPerSm = 16 / kWarps;
 // Rows 0-7: slice-aligned (both halves of a slice share the width; what
 // k_group_align 16 gives), head h using row h % 8; row 8: uniform; rows 9-16:
 // 8-aligned (k_group_align 8: a group may end mid-slice).
-constexpr int kHalves = 2 * kSlices;
+constexpr int kHalves = 16;  // head_dim 128
 constexpr int kLayoutWidths[17][kHalves] = {{1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5},
                                             {1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 5, 5},
                                             {2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4, 5, 5},
@@ -121,43 +121,49 @@ constexpr int kAlign8Layouts = 9;
 // Row ROW of kLayoutWidths as a layout for KLayoutOf.
 template <int ROW>
 struct ProbeRow {
+  static constexpr int kHalves = 16;
   __host__ __device__ static constexpr int Width(int h) { return kLayoutWidths[ROW][h]; }
 };
+using ProbeV = KLayoutOf<UniformWidths<3, 16>>;
+constexpr int kHeadDim = 128;
+// A lane's K (or V) run per tile: 6 words (K3, V3 at head_dim 128).
+constexpr int kRunWords = 6;
+constexpr int kRunBytes = 32 * 4 * kRunWords;
 
 // grid (splits, kv_heads, batch); one 16-token tile per warp step. The body of
 // ProbeAttention: the head's layout row picks its specialisation.
 __device__ __forceinline__ void ProbeAttentionBody(const Params& p) {
   extern __shared__ __align__(16) uint8_t dyn_smem[];
-  __shared__ CtaShared<kWarps> sh;
+  __shared__ CtaShared<kWarps, kHeadDim> sh;
   if constexpr (kLayoutMode == 0) {
-    AttentionCta<KLayoutOf<ProbeRow<kUniformLayout>>, kWarps>(p, sh, dyn_smem);
+    AttentionCta<KLayoutOf<ProbeRow<kUniformLayout>>, ProbeV, kWarps>(p, sh, dyn_smem);
   } else {
     // One specialisation per head layout; the CTA's head picks one.
     constexpr int kRow = kLayoutMode == 3 ? kAlign8Layouts : 0;
     switch (blockIdx.y % 8) {
       case 0:
-        AttentionCta<KLayoutOf<ProbeRow<kRow + 0>>, kWarps>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 0>>, ProbeV, kWarps>(p, sh, dyn_smem);
         break;
       case 1:
-        AttentionCta<KLayoutOf<ProbeRow<kRow + 1>>, kWarps>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 1>>, ProbeV, kWarps>(p, sh, dyn_smem);
         break;
       case 2:
-        AttentionCta<KLayoutOf<ProbeRow<kRow + 2>>, kWarps>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 2>>, ProbeV, kWarps>(p, sh, dyn_smem);
         break;
       case 3:
-        AttentionCta<KLayoutOf<ProbeRow<kRow + 3>>, kWarps>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 3>>, ProbeV, kWarps>(p, sh, dyn_smem);
         break;
       case 4:
-        AttentionCta<KLayoutOf<ProbeRow<kRow + 4>>, kWarps>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 4>>, ProbeV, kWarps>(p, sh, dyn_smem);
         break;
       case 5:
-        AttentionCta<KLayoutOf<ProbeRow<kRow + 5>>, kWarps>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 5>>, ProbeV, kWarps>(p, sh, dyn_smem);
         break;
       case 6:
-        AttentionCta<KLayoutOf<ProbeRow<kRow + 6>>, kWarps>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 6>>, ProbeV, kWarps>(p, sh, dyn_smem);
         break;
       default:
-        AttentionCta<KLayoutOf<ProbeRow<kRow + 7>>, kWarps>(p, sh, dyn_smem);
+        AttentionCta<KLayoutOf<ProbeRow<kRow + 7>>, ProbeV, kWarps>(p, sh, dyn_smem);
         break;
     }
   }
@@ -317,7 +323,7 @@ void Run(const DeviceCase& c) {
   void* args[] = {&p};
   CHECK_CUDA(cudaLaunchKernel(c.attention, dim3(p.num_splits, p.kv_heads, c.batch), dim3(kThreads),
                               args, kDynamicSmem, nullptr));
-  Merge<<<dim3(p.kv_heads * c.group, c.batch), kHeadDim>>>(p, c.group, c.out);
+  Merge<kHeadDim><<<dim3(p.kv_heads * c.group, c.batch), kHeadDim>>>(p, c.group, c.out);
   CHECK_CUDA(cudaGetLastError());
 }
 

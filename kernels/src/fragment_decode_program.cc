@@ -20,6 +20,7 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
   FragmentDecodeProgram program;
   program.num_kv_heads_ = plan.num_kv_heads;
   program.warps_ = options.warps;
+  program.head_dim_ = plan.head_dim;
   std::map<std::string, int> source_ids;
   std::vector<std::string> sources;
   for (int l = 0; l < plan.num_layers; ++l) {
@@ -150,7 +151,8 @@ absl::Status FragmentDecodeProgram::Launch(int layer, const FragmentDecodeParams
   if (e == cudaSuccess) {
     void* merge_args[] = {&p, &group_size, &out};
     e = cudaLaunchKernel(reinterpret_cast<const void*>(merge(layer)),
-                         dim3(p.kv_heads * group_size, batch), dim3(128), merge_args, 0, stream);
+                         dim3(p.kv_heads * group_size, batch), dim3(head_dim_), merge_args, 0,
+                         stream);
   }
   if (e != cudaSuccess) {
     return absl::InternalError(

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iterator>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/grouped_quantizer.h"
@@ -121,22 +122,34 @@ std::vector<uint16_t> RotatedQuery(const GroupLayout& k, const std::vector<Rotat
 
 // A plan's layers decoded by the generated kernels from fragment pages written
 // by core, against the fp64 reference over the same pages (ragged batch of two
-// sequences, three splits). The kernels return V still rotated; the test
-// undoes it (x = R_vᵀ·y / √head_dim) as the merge will.
-TEST(FragmentDecodeProgramTest, DecodesEveryLayerLikeTheCpuReference) {
+// sequences, three splits), per (head_dim, K bits, V bits, k_group_align). The
+// kernels return V still rotated; the test undoes it (x = R_vᵀ·y / √head_dim)
+// as the merge will.
+class FragmentDecodeConfigTest : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
+
+std::string ConfigName(const ::testing::TestParamInfo<std::tuple<int, int, int, int>>& info) {
+  return "hd" + std::to_string(std::get<0>(info.param)) + "_k" +
+         std::to_string(std::get<1>(info.param)) + "v" + std::to_string(std::get<2>(info.param)) +
+         "_align" + std::to_string(std::get<3>(info.param));
+}
+
+TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
+  const int kHd = std::get<0>(GetParam()), k_bits = std::get<1>(GetParam());
+  const int v_bits = std::get<2>(GetParam()), align = std::get<3>(GetParam());
+  constexpr int kLayers = 2, kGroup = 4, kMaxPages = 4;
+  const std::vector<int> lens = {200, 81};
+  const int batch = static_cast<int>(lens.size());
+  const KvPlan plan = *BlockGtqPlan(kLayers, kHd, align, {}, k_bits, v_bits);
+  const int kv_heads = plan.num_kv_heads;
+  // Compiling needs no GPU: every configuration is generated and compiled here.
+  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, {});
+  ASSERT_TRUE(program.ok()) << program.status();
   KVPLAN_SKIP_WITHOUT_GPU();
   int major = 0;
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
   if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
-  constexpr int kLayers = 2, kHd = 128, kGroup = 4, kMaxPages = 4;
-  const std::vector<int> lens = {200, 81};
-  const int batch = static_cast<int>(lens.size());
-  const KvPlan plan = *BlockGtqPlan(kLayers, kHd, /*k_group_align=*/16, {});
-  const int kv_heads = plan.num_kv_heads;
   absl::StatusOr<PackedKvCache> cache = PackedKvCache::Create(plan, kv_heads * kGroup, {});
   ASSERT_TRUE(cache.ok()) << cache.status();
-  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, {});
-  ASSERT_TRUE(program.ok()) << program.status();
   ASSERT_TRUE(program->Load().ok());
   const std::vector<uint32_t> image = FragmentTableImage();
   const testing::DeviceBuffer<uint32_t> d_tables(image);
@@ -251,6 +264,13 @@ TEST(FragmentDecodeProgramTest, DecodesEveryLayerLikeTheCpuReference) {
                                   4e-3 * max_want, 1e-2));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Configs, FragmentDecodeConfigTest,
+    ::testing::Values(std::make_tuple(128, 3, 3, 16), std::make_tuple(128, 3, 3, 8),
+                      std::make_tuple(128, 4, 4, 16), std::make_tuple(128, 2, 4, 8),
+                      std::make_tuple(64, 3, 3, 16), std::make_tuple(64, 2, 2, 8)),
+    ConfigName);
 
 }  // namespace
 }  // namespace kvplan::kernels

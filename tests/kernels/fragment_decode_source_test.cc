@@ -27,8 +27,8 @@ FragmentPageLayout Head(const std::vector<std::array<int, 2>>& width_blocks, int
   return *FragmentPageLayout::Create(*BuildGroupLayout(widths, dims), v_bits);
 }
 
-// Two K3 layouts of head_dim 128 (Σ widths over 64 blocks = 192): 8-aligned
-// groups (the first ends mid-slice) and the uniform one.
+// Two K3 layouts of head_dim 128 (Σ widths over 64 blocks = 192), V3:
+// 8-aligned groups (the first ends mid-slice) and the uniform one.
 FragmentPageLayout Aligned8() { return Head({{1, 4}, {2, 16}, {3, 24}, {4, 16}, {5, 4}}); }
 FragmentPageLayout Uniform() { return Head({{3, 64}}); }
 
@@ -72,20 +72,41 @@ TEST(FragmentDecodeSourceTest, CompilesARunWithUnspentBits) {
   EXPECT_TRUE(cubin.ok()) << cubin.status();
 }
 
+// Other head dims, budgets and V widths: compiled (checked on a GPU by
+// fragment_decode_program_test's DecodesEveryLayerLikeTheCpuReference).
+TEST(FragmentDecodeSourceTest, CompilesOtherHeadDimsBudgetsAndVWidths) {
+  const std::vector<std::vector<FragmentPageLayout>> layers = {
+      {Head({{1, 8}, {2, 16}, {3, 8}}, 2)},               // head_dim 64, K2, V2
+      {Head({{4, 64}}, 4), Head({{3, 32}, {5, 32}}, 4)},  // head_dim 128, K4, V4 (runs of 8 words)
+      {Head({{1, 4}, {2, 16}, {3, 24}, {4, 16}, {5, 4}}, 2), Head({{3, 64}}, 2)}};  // K3, V2
+  for (size_t i = 0; i < layers.size(); ++i) {
+    absl::StatusOr<std::string> source = FragmentDecodeSource(layers[i], {});
+    ASSERT_TRUE(source.ok()) << "layer " << i << ": " << source.status();
+    absl::StatusOr<std::string> cubin = CompileCubin(*source, "other.cu", JitOptions{});
+    EXPECT_TRUE(cubin.ok()) << "layer " << i << ": " << cubin.status();
+  }
+}
+
 TEST(FragmentDecodeSourceTest, RefusesWhatTheKernelDoesNotCoverYet) {
-  const std::vector<FragmentPageLayout> v4 = {Uniform(), Head({{3, 64}}, 4)};
-  absl::StatusOr<std::string> source = FragmentDecodeSource(v4, {});
+  // An exempt layer's 8-bit K and V: runs of 16 words.
+  const std::vector<FragmentPageLayout> exempt = {Head({{8, 64}}, 8)};
+  absl::StatusOr<std::string> source = FragmentDecodeSource(exempt, {});
+  ASSERT_EQ(source.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(source.status().message().find("head 0"), std::string::npos) << source.status();
+  EXPECT_NE(source.status().message().find("at most 8 words"), std::string::npos)
+      << source.status();
+
+  const std::vector<FragmentPageLayout> hd256 = {Head({{1, 128}}, 1)};
+  source = FragmentDecodeSource(hd256, {});
+  ASSERT_EQ(source.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(source.status().message().find("head_dim 256"), std::string::npos) << source.status();
+
+  const std::vector<FragmentPageLayout> mixed_v = {Uniform(), Head({{3, 64}}, 4)};
+  source = FragmentDecodeSource(mixed_v, {});
   ASSERT_EQ(source.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(source.status().message().find("head 1"), std::string::npos) << source.status();
   EXPECT_NE(source.status().message().find("V4"), std::string::npos) << source.status();
 
-  const std::vector<FragmentPageLayout> hd64 = {Head({{3, 32}})};
-  source = FragmentDecodeSource(hd64, {});
-  ASSERT_EQ(source.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(source.status().message().find("head_dim 64"), std::string::npos) << source.status();
-
-  const std::vector<FragmentPageLayout> k2 = {Head({{2, 64}})};
-  EXPECT_EQ(FragmentDecodeSource(k2, {}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(FragmentDecodeSource({}, {}).status().code(), absl::StatusCode::kInvalidArgument);
   FragmentDecodeSourceOptions six;
   six.warps = 6;

@@ -20,14 +20,15 @@ namespace kvplan::kernels::testing {
 
 inline constexpr int kPlanKvHeads = 2;
 
-// Block-GTQ at K3V3 over `layers` layers of kPlanKvHeads KV heads, the
+// Block-GTQ at K`k_bits`V`v_bits` over `layers` layers of kPlanKvHeads KV heads, the
 // `exempt_layers` at 8 bits (K one 8-bit group, V 8 bits). Block energies fall
 // off with the block index and vary with layer and head, so the heads get
 // several K groups and differ from one another. k_group_align:
 // PlanOptions::k_group_align (16: every K group whole 16-dim slices of the
 // decode kernel; 8: what fragment pages need).
 inline absl::StatusOr<KvPlan> BlockGtqPlan(int layers, int head_dim, int k_group_align,
-                                           std::vector<int> exempt_layers) {
+                                           std::vector<int> exempt_layers, int k_bits = 3,
+                                           int v_bits = 3) {
   const int blocks = head_dim / 2;
   absl::StatusOr<BlockStats> stats = BlockStats::Create(
       {.num_layers = layers, .num_kv_heads = kPlanKvHeads, .num_blocks = blocks});
@@ -47,8 +48,8 @@ inline absl::StatusOr<KvPlan> BlockGtqPlan(int layers, int head_dim, int k_group
   RopeSpec rope;
   rope.head_dim = rope.rotary_dim = head_dim;
   return BuildPlan(*table, rope,
-                   {.k_bits = 3,
-                    .v_bits = 3,
+                   {.k_bits = static_cast<double>(k_bits),
+                    .v_bits = v_bits,
                     .exempt_layers = std::move(exempt_layers),
                     .exempt_bits = 8,
                     .k_group_align = k_group_align});

@@ -5,17 +5,19 @@
 // lane loads its tile's codes straight into registers (NOTES run 19: 55-59%
 // of copy bandwidth at batch 16 where the version-1 kernel reaches 33-39%).
 //
-// Scope today (what the design probe measures; bench/kernels/
-// fragment_decode_probe.cu is the host side and check): head_dim 128, K runs
-// of 6 words (K3), V3, up to 8 query heads per KV head, q̂ given rotated and
-// scaled by scale·log2(e), V left rotated (Merge returns rotated outputs).
-// Missing before it can serve: q rotation per CTA, V's inverse rotation, fp16
-// sinks/recent tokens, other head dims, K budgets and V widths.
+// Scope today: head_dim 64 or 128, any K layout of 8-dim half-slices and any
+// V width (runs of up to 8 words are what the generator admits: registers),
+// up to 8 query heads per KV head, q̂ given rotated and scaled by
+// scale·log2(e) (fragment_params.h), V left rotated (Merge returns rotated
+// outputs). Checked on the H200 at head_dim 128, K3, V3 (the design probe,
+// bench/kernels/fragment_decode_probe.cu). Missing before it can serve: q
+// rotation per CTA, V's inverse rotation, fp16 sinks/recent tokens.
 //
 // A kernel of this header: a __global__ wrapper that declares
-//   extern __shared__ uint8_t dyn[];  __shared__ CtaShared<WARPS> sh;
-// and calls AttentionCta<KLayoutOf<W>, WARPS>(params, sh, dyn) for its head's
-// layout W, with kDynamicSmem bytes of dynamic shared memory; then Merge.
+//   extern __shared__ uint8_t dyn[];  __shared__ CtaShared<WARPS, HEAD_DIM> sh;
+// and calls AttentionCta<KLayoutOf<W>, KLayoutOf<UniformWidths<V_BITS, HD/8>>,
+// WARPS>(params, sh, dyn) for its head's K layout W, with kDynamicSmem bytes of
+// dynamic shared memory; then Merge<HEAD_DIM>.
 #ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
 #define KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
 
@@ -37,16 +39,12 @@ using internal::MmaF16x16x8;
 using internal::MmaF16x8x8;
 using internal::PackHalves;
 
-constexpr int kHeadDim = 128;
-constexpr int kSlices = kHeadDim / 16;
 constexpr int kPageTokens = 64;
 constexpr int kTileTokens = 16;
 constexpr int kTilesPerPage = kPageTokens / kTileTokens;
-// A lane's K (or V) run per tile (core/fragment_page.h): 8 slices x 8 codes at
-// 3 bits on average = 24 bytes, as 16 bytes at 16·lane and 8 bytes at 512 + 8·lane.
-constexpr int kRunWords = 6;
-constexpr int kRunBytes = 32 * 4 * kRunWords;
 constexpr float kInit = -1e30f;
+// Query rows per KV head (the MMA's N).
+constexpr int kQueryRows = kFragmentQueryRows;
 
 // The code tables' shared-memory image (kvplan/kernels/fragment_tables.h).
 constexpr int kTableBytes = kFragmentTableBytes;
@@ -55,16 +53,19 @@ __host__ __device__ constexpr int TableStart(int bits) { return FragmentTableSta
 constexpr int kDynamicSmem = kFragmentDynamicSmem;
 static_assert(kFragmentDynamicSmem == kTableBytes + 8192, "tables plus 8 KB alignment slack");
 
-constexpr int kHalves = 2 * kSlices;
-
-// A head's K layout at compile time from W, a type with
+// A head's K (or V) layout at compile time from W, a type with
+// `static constexpr int kHalves` (head_dim / 8) and
 // `__host__ __device__ static constexpr int Width(int h)`: the width of
 // half-slice h (8 coordinates; ascending, one group per run of equal widths).
 // Run offsets (a lane holds 4 codes of each half: rows g and g + 8, two
-// columns each), groups, the halves that close a group, the norm slots (K
-// groups, then V) and the tile's bytes, as core/fragment_page.h lays them out.
+// columns each), run words, groups and the halves that close a group, as
+// core/fragment_page.h lays them out.
 template <class W>
 struct KLayoutOf {
+  static constexpr int kHalves = W::kHalves;
+  static constexpr int kHeadDim = 8 * kHalves;
+  static constexpr int kSlices = kHalves / 2;
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128");
   __host__ __device__ static constexpr int Width(int h) { return W::Width(h); }
   __host__ __device__ static constexpr int Offset(int h) {
     return h == 0 ? 0 : Offset(h - 1) + 4 * Width(h - 1);
@@ -79,25 +80,24 @@ struct KLayoutOf {
     return h == kHalves || (Width(h) == 3 && OnlyWidth3(h + 1));
   }
   static constexpr int kGroups = Group(kHalves - 1) + 1;
-  static constexpr int kNormSlots = kGroups + 1;
-  static constexpr int kTileBytes = 2 * kRunBytes + 32 * kNormSlots;
   // An aligned allocation may leave a few bits of the budget unspent: the run's
   // trailing bits are unused (core/fragment_page.h).
   static constexpr int kRunBits = Offset(kHalves - 1) + 4 * Width(kHalves - 1);
-  static_assert(kRunBits > 32 * (kRunWords - 1) && kRunBits <= 32 * kRunWords,
-                "a K run of kRunWords words (K3 at head_dim 128)");
+  static constexpr int kRunWords = (kRunBits + 31) / 32;
+  static constexpr int kRunBytes = 32 * 4 * kRunWords;
 };
 
-// V: uniform 3 bits.
-struct Uniform3Widths {
-  __host__ __device__ static constexpr int Width(int) { return 3; }
+// V (and uniform K): every half-slice at BITS.
+template <int BITS, int HALVES>
+struct UniformWidths {
+  static constexpr int kHalves = HALVES;
+  __host__ __device__ static constexpr int Width(int) { return BITS; }
 };
-using VLayout = KLayoutOf<Uniform3Widths>;
 
 // The run's field at bits [BIT, BIT + FIELD) moved to bit TARGET (bits
 // outside the field are garbage: the caller masks). All compile-time.
-template <int BIT, int FIELD, int TARGET>
-__device__ __forceinline__ uint32_t FieldAt(const uint32_t (&w)[kRunWords]) {
+template <int BIT, int FIELD, int TARGET, int N>
+__device__ __forceinline__ uint32_t FieldAt(const uint32_t (&w)[N]) {
   constexpr int kWord = BIT / 32, kPos = BIT % 32;
   if constexpr (kPos + FIELD > 32) {
     static_assert(kPos >= TARGET, "a straddling field starts above its target");
@@ -131,7 +131,7 @@ __device__ __forceinline__ uint16_t LoadShared16(uint32_t address) {
 // A fragment word (pair P) of slice S of layout L: widths 1..4 from the pair
 // tables (one LOP3 + one LDS), 5..8 from the single tables (two of each).
 template <class L, int S, int P>
-__device__ __forceinline__ uint32_t StaticPair(const uint32_t (&w)[kRunWords], uint32_t area,
+__device__ __forceinline__ uint32_t StaticPair(const uint32_t (&w)[L::kRunWords], uint32_t area,
                                                uint32_t replica32, uint32_t replica8) {
   constexpr int kHalf = 2 * S + P / 2;
   constexpr int kBits = L::Width(kHalf), kBit = L::Offset(kHalf) + 2 * kBits * (P % 2);
@@ -149,7 +149,7 @@ __device__ __forceinline__ uint32_t StaticPair(const uint32_t (&w)[kRunWords], u
 }
 
 template <class L, int S>
-__device__ __forceinline__ void StaticFragment(const uint32_t (&w)[kRunWords], uint32_t area,
+__device__ __forceinline__ void StaticFragment(const uint32_t (&w)[L::kRunWords], uint32_t area,
                                                uint32_t replica32, uint32_t replica8,
                                                uint32_t (&a)[4]) {
   a[0] = StaticPair<L, S, 0>(w, area, replica32, replica8);
@@ -163,13 +163,13 @@ __device__ __forceinline__ float2 Halves(uint32_t x) {
   return __half22float2(*reinterpret_cast<const __half2*>(&x));
 }
 
-// S = Σ_groups n'·(K̂_g·q̂_gᵀ) over the 8 slices of layout L, everything
+// S = Σ_groups n'·(K̂_g·q̂_gᵀ) over the slices of layout L, everything
 // compile-time; even and odd slices are two independent MMA chains, folded
 // with the group's norm after its last slice.
 template <class L, int... S>
-__device__ __forceinline__ void StaticScores(const uint32_t (&w)[kRunWords],
-                                             const uint32_t (&norms)[L::kNormSlots],
-                                             const uint32_t (&qb)[kSlices][2], uint32_t area,
+__device__ __forceinline__ void StaticScores(const uint32_t (&w)[L::kRunWords],
+                                             const uint32_t (&norms)[L::kGroups + 1],
+                                             const uint32_t (&qb)[L::kSlices][2], uint32_t area,
                                              uint32_t replica32, uint32_t replica8, float (&acc)[4],
                                              std::integer_sequence<int, S...>) {
   float chains[2][4] = {};
@@ -200,76 +200,100 @@ __device__ __forceinline__ void StaticScores(const uint32_t (&w)[kRunWords],
       ...);
 }
 
-// Oᵀ += V̂ᵀ·Pᵀ over the 8 m-tiles of a uniform 3-bit V run.
-template <int... S>
-__device__ __forceinline__ void StaticValues(float (&o)[kSlices][4], const uint32_t (&w)[kRunWords],
-                                             uint32_t area, uint32_t replica32,
+// Oᵀ += V̂ᵀ·Pᵀ over the m-tiles of V's run (layout VL).
+template <class VL, int... S>
+__device__ __forceinline__ void StaticValues(float (&o)[VL::kSlices][4],
+                                             const uint32_t (&w)[VL::kRunWords], uint32_t area,
+                                             uint32_t replica32, uint32_t replica8,
                                              const uint32_t (&pb)[2],
                                              std::integer_sequence<int, S...>) {
   (
       [&] {
         uint32_t a[4];
-        StaticFragment<VLayout, S>(w, area, replica32, replica32, a);
+        StaticFragment<VL, S>(w, area, replica32, replica8, a);
         MmaF16x16x8(o[S], a, pb);
       }(),
       ...);
 }
 
-// One tile's registers: the lane's K and V runs and its norm slots.
-template <int SLOTS>
+// One tile's registers: the lane's K and V runs and its norm slots (the K
+// groups', then V's: fp16 norms of rows g and g + 8 each).
+template <class KL, class VL>
 struct TileRegs {
-  uint32_t k[kRunWords];
-  uint32_t v[kRunWords];
-  uint32_t norms[SLOTS];  // slot j: fp16 norms of rows g, g + 8
+  static constexpr int kSlots = KL::kGroups + 1;
+  uint32_t k[KL::kRunWords];
+  uint32_t v[VL::kRunWords];
+  uint32_t norms[kSlots];
 };
 
-template <int SLOTS>
-__device__ __forceinline__ void ClearTile(TileRegs<SLOTS>& r) {
+template <class KL, class VL>
+__device__ __forceinline__ void ClearTile(TileRegs<KL, VL>& r) {
 #pragma unroll
-  for (int i = 0; i < kRunWords; ++i) r.k[i] = r.v[i] = 0;
+  for (int i = 0; i < KL::kRunWords; ++i) r.k[i] = 0;
 #pragma unroll
-  for (int i = 0; i < SLOTS; ++i) r.norms[i] = 0;
+  for (int i = 0; i < VL::kRunWords; ++i) r.v[i] = 0;
+#pragma unroll
+  for (int i = 0; i < TileRegs<KL, VL>::kSlots; ++i) r.norms[i] = 0;
 }
 
-__device__ __forceinline__ void LoadRun(const uint8_t* block, int lane, uint32_t (&w)[kRunWords]) {
-  const uint4 a = __ldg(reinterpret_cast<const uint4*>(block) + lane);
-  const uint2 b = __ldg(reinterpret_cast<const uint2*>(block + 512) + lane);
-  w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y;
+// A lane's run of N words from a run block (core/fragment_page.h's storage:
+// 16-byte chunks, then 8 bytes, then 4, each lane-interleaved).
+template <int N>
+__device__ __forceinline__ void LoadRun(const uint8_t* block, int lane, uint32_t (&w)[N]) {
+#pragma unroll
+  for (int c = 0; c < N / 4; ++c) {
+    const uint4 a = __ldg(reinterpret_cast<const uint4*>(block + 512 * c) + lane);
+    w[4 * c] = a.x, w[4 * c + 1] = a.y, w[4 * c + 2] = a.z, w[4 * c + 3] = a.w;
+  }
+  const uint8_t* rest = block + 512 * (N / 4);
+  if constexpr (N % 4 >= 2) {
+    const uint2 b = __ldg(reinterpret_cast<const uint2*>(rest) + lane);
+    w[N / 4 * 4] = b.x, w[N / 4 * 4 + 1] = b.y;
+    rest += 256;
+  }
+  if constexpr (N % 2 == 1) w[N - 1] = __ldg(reinterpret_cast<const uint32_t*>(rest) + lane);
 }
 
-template <int SLOTS>
-__device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g, TileRegs<SLOTS>& r) {
+template <class KL, class VL>
+__device__ __forceinline__ void LoadTile(const uint8_t* tile, int lane, int g,
+                                         TileRegs<KL, VL>& r) {
+  constexpr int kSlots = TileRegs<KL, VL>::kSlots;
   LoadRun(tile, lane, r.k);
-  LoadRun(tile + kRunBytes, lane, r.v);
-  const uint32_t* norms = reinterpret_cast<const uint32_t*>(tile + 2 * kRunBytes) + SLOTS * g;
-  if constexpr (SLOTS % 2 == 0) {
+  LoadRun(tile + KL::kRunBytes, lane, r.v);
+  const uint32_t* norms =
+      reinterpret_cast<const uint32_t*>(tile + KL::kRunBytes + VL::kRunBytes) + kSlots * g;
+  if constexpr (kSlots % 2 == 0) {
 #pragma unroll
-    for (int i = 0; i < SLOTS; i += 2) {
+    for (int i = 0; i < kSlots; i += 2) {
       const uint2 n = __ldg(reinterpret_cast<const uint2*>(norms) + i / 2);
       r.norms[i] = n.x, r.norms[i + 1] = n.y;
     }
   } else {
 #pragma unroll
-    for (int i = 0; i < SLOTS; ++i) r.norms[i] = __ldg(norms + i);
+    for (int i = 0; i < kSlots; ++i) r.norms[i] = __ldg(norms + i);
   }
 }
 
 using Params = FragmentDecodeParams;
 
-// Static shared memory of a CTA of WARPS warps.
-template <int WARPS>
+// Static shared memory of a CTA of WARPS warps at HEAD_DIM.
+template <int WARPS, int HEAD_DIM>
 struct CtaShared {
-  __align__(16) uint16_t pbuf[WARPS][8][24];
-  float comb_o[WARPS][8][kHeadDim];
-  float comb_ml[WARPS][8][2];
+  __align__(16) uint16_t pbuf[WARPS][kQueryRows][24];
+  float comb_o[WARPS][kQueryRows][HEAD_DIM];
+  float comb_ml[WARPS][kQueryRows][2];
 };
 
 // One CTA: the tiles of split blockIdx.x of sequence blockIdx.z, KV head
-// blockIdx.y, with K layout KL (a KLayoutOf), in a CTA of WARPS warps.
-template <class KL, int WARPS>
-__device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS>& sh,
+// blockIdx.y, with K layout KL and V layout VL (KLayoutOf), in a CTA of WARPS
+// warps.
+template <class KL, class VL, int WARPS>
+__device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, KL::kHeadDim>& sh,
                                              uint8_t* dyn_smem) {
+  static_assert(KL::kHeadDim == VL::kHeadDim, "K and V of one head_dim");
   constexpr int kWarps = WARPS, kThreads = 32 * WARPS;
+  constexpr int kHeadDim = KL::kHeadDim, kSlices = KL::kSlices;
+  constexpr int kTileBytes = KL::kRunBytes + VL::kRunBytes + 32 * (KL::kGroups + 1);
   const uint32_t dyn_addr = static_cast<uint32_t>(__cvta_generic_to_shared(dyn_smem));
   const uint32_t pad = (8192u - (dyn_addr & 8191u)) & 8191u;
   uint8_t* area = dyn_smem + pad;
@@ -277,16 +301,17 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS>& 
   auto& pbuf = sh.pbuf;
   auto& comb_o = sh.comb_o;
   auto& comb_ml = sh.comb_ml;
-  using Tile = TileRegs<KL::kNormSlots>;
+  using Tile = TileRegs<KL, VL>;
   const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  // Uniform K3 needs only the width-3 pair table (the first 8 KB).
-  constexpr int kCopyBytes = KL::OnlyWidth3() ? 8192 : kTableBytes;
+  // K and V of width 3 only need only the width-3 pair table (the first 8 KB).
+  constexpr int kCopyBytes = KL::OnlyWidth3() && VL::OnlyWidth3() ? 8192 : kTableBytes;
   for (int i = tid; i < kCopyBytes / 16; i += kThreads) {
     reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
   }
   // q̂ B fragments: slice s, k pairs (2t, 2t+1) -> dims 16s + 4t + {0, 1}, (2t+8, 2t+9) -> +{2, 3}.
-  const uint16_t* qrow = p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * 8 + g) * kHeadDim;
+  const uint16_t* qrow =
+      p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * kQueryRows + g) * kHeadDim;
   uint32_t qb[kSlices][2];
 #pragma unroll
   for (int s = 0; s < kSlices; ++s) {
@@ -309,7 +334,7 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS>& 
   auto tile_ptr = [&](int tile) {
     const int page = ptab[tile / kTilesPerPage];
     return p.pages + (static_cast<size_t>(page) * p.kv_heads + h) * p.page_stride +
-           (tile % kTilesPerPage) * KL::kTileBytes;
+           (tile % kTilesPerPage) * kTileBytes;
   };
   auto load = [&](Tile& regs, int tile) {
     if (tile < last) {
@@ -366,7 +391,8 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS>& 
     __syncwarp();
     const uint32_t pb[2] = {*reinterpret_cast<const uint32_t*>(&pbuf[warp][g][2 * t]),
                             *reinterpret_cast<const uint32_t*>(&pbuf[warp][g][8 + 2 * t])};
-    StaticValues(o, cur.v, area_addr, replica32, pb, std::make_integer_sequence<int, kSlices>{});
+    StaticValues<VL>(o, cur.v, area_addr, replica32, replica8, pb,
+                     std::make_integer_sequence<int, kSlices>{});
     __syncwarp();
   };
   // Warp w takes tiles first + w + kWarps·i; each step computes on one register
@@ -401,7 +427,7 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS>& 
   }
   __syncthreads();
   const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits + split;
-  for (int i = tid; i < 8 * kHeadDim; i += kThreads) {
+  for (int i = tid; i < kQueryRows * kHeadDim; i += kThreads) {
     const int qh = i / kHeadDim, d = i % kHeadDim;
     float mm = kInit;
     for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, comb_ml[w][qh][0]);
@@ -411,31 +437,38 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS>& 
       acc += a * comb_o[w][qh][d];
       ll += a * comb_ml[w][qh][1];
     }
-    p.partial_o[unit * 8 * kHeadDim + i] = acc;
+    p.partial_o[unit * kQueryRows * kHeadDim + i] = acc;
     if (d == 0) {
-      p.partial_ml[(unit * 8 + qh) * 2] = mm;
-      p.partial_ml[(unit * 8 + qh) * 2 + 1] = ll;
+      p.partial_ml[(unit * kQueryRows + qh) * 2] = mm;
+      p.partial_ml[(unit * kQueryRows + qh) * 2 + 1] = ll;
     }
   }
 }
 
-// out [batch, kv_heads * group, 128]; grid (kv_heads * group, batch), 128 threads.
+// out [batch, kv_heads * group, HEAD_DIM]; grid (kv_heads * group, batch),
+// HEAD_DIM threads.
+template <int HEAD_DIM>
 __device__ __forceinline__ void MergeRow(const Params& p, int group, float* out) {
   const int qh = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
   const int h = qh / group, q = qh % group;
   const size_t base = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits;
   float mm = kInit;
-  for (int s = 0; s < p.num_splits; ++s) mm = fmaxf(mm, p.partial_ml[((base + s) * 8 + q) * 2]);
+  for (int s = 0; s < p.num_splits; ++s) {
+    mm = fmaxf(mm, p.partial_ml[((base + s) * kQueryRows + q) * 2]);
+  }
   float acc = 0.0f, ll = 0.0f;
   for (int s = 0; s < p.num_splits; ++s) {
-    const float a = exp2f(p.partial_ml[((base + s) * 8 + q) * 2] - mm);
-    acc += a * p.partial_o[((base + s) * 8 + q) * kHeadDim + d];
-    ll += a * p.partial_ml[((base + s) * 8 + q) * 2 + 1];
+    const float a = exp2f(p.partial_ml[((base + s) * kQueryRows + q) * 2] - mm);
+    acc += a * p.partial_o[((base + s) * kQueryRows + q) * HEAD_DIM + d];
+    ll += a * p.partial_ml[((base + s) * kQueryRows + q) * 2 + 1];
   }
-  out[(static_cast<size_t>(b) * gridDim.x + qh) * kHeadDim + d] = ll > 0.0f ? acc / ll : 0.0f;
+  out[(static_cast<size_t>(b) * gridDim.x + qh) * HEAD_DIM + d] = ll > 0.0f ? acc / ll : 0.0f;
 }
 
-__global__ void Merge(const Params p, int group, float* out) { MergeRow(p, group, out); }
+template <int HEAD_DIM>
+__global__ void Merge(const Params p, int group, float* out) {
+  MergeRow<HEAD_DIM>(p, group, out);
+}
 
 }  // namespace kvplan::kernels::fragment_decode
 

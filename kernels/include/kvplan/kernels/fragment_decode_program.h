@@ -82,6 +82,7 @@ class FragmentDecodeProgram {
 
   int num_kv_heads_ = 0;
   int warps_ = 8;
+  int head_dim_ = 0;                       // the merge's threads per row
   std::vector<FragmentPageLayout> pages_;  // [layer * num_kv_heads + head]
   std::vector<int64_t> page_strides_;      // [layer]
   std::vector<int> layer_source_;          // [layer] -> index into cubins_

@@ -28,8 +28,8 @@ struct FragmentDecodeSourceOptions {
 
 // `heads`: the layer's pages, indexed by KV head (blockIdx.y). InvalidArgument,
 // naming the head and what fragment_decode.cuh does not cover yet, for an
-// empty list, warps outside {4, 8}, or a head other than head_dim 128, K runs
-// of 6 words (K3) and V3.
+// empty list, warps outside {4, 8}, heads that differ in head_dim or V width,
+// or a head other than head_dim 64 or 128 with K and V runs of at most 8 words.
 absl::StatusOr<std::string> FragmentDecodeSource(absl::Span<const FragmentPageLayout> heads,
                                                  const FragmentDecodeSourceOptions& options);
 
