@@ -205,25 +205,22 @@ absl::StatusOr<MovesPage> ChannelRegistry::MovesAfter(uint64_t after, std::strin
                                                       size_t limit) const {
   MovesPage page;
   page.scanned_to = after;
-  absl::Status parse_error;
-  absl::Status st =
-      store_->Scan(Family::kChannelHistory, "", EncodeBe64(after + 1),
-                   [&](std::string_view key, std::string_view value) {
-                     v1::ChannelMove move;
-                     if (!move.ParseFromString(std::string(value))) {
-                       parse_error = absl::DataLossError(absl::StrFormat(
-                           "channel_history/%d: stored record is corrupt", DecodeBe64Suffix(key)));
-                       return false;
-                     }
-                     page.scanned_to = move.sequence();
-                     if ((model_id.empty() || move.model_id() == model_id) &&
-                         (channel.empty() || move.channel() == channel)) {
-                       page.moves.push_back(std::move(move));
-                     }
-                     return page.moves.size() < limit;
-                   });
+  absl::Status st = store_->ScanRecords(
+      Family::kChannelHistory, "", EncodeBe64(after + 1),
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+        v1::ChannelMove move;
+        if (!move.ParseFromString(std::string(value))) {
+          return absl::DataLossError(absl::StrFormat("channel_history/%d: stored record is corrupt",
+                                                     DecodeBe64Suffix(key)));
+        }
+        page.scanned_to = move.sequence();
+        if ((model_id.empty() || move.model_id() == model_id) &&
+            (channel.empty() || move.channel() == channel)) {
+          page.moves.push_back(std::move(move));
+        }
+        return page.moves.size() < limit;
+      });
   if (!st.ok()) return st;
-  if (!parse_error.ok()) return parse_error;
   return page;
 }
 

@@ -358,16 +358,17 @@ absl::StatusOr<v1::LeaseShardResponse> JobRegistry::Lease(const v1::LeaseShardRe
     }
     candidates.push_back(*std::move(job));
   } else {
-    bool corrupt = false;
-    absl::Status st =
-        store_->Scan(Family::kJobs, "", "", [&](std::string_view, std::string_view value) {
+    absl::Status st = store_->ScanRecords(
+        Family::kJobs, "", "",
+        [&](std::string_view, std::string_view value) -> absl::StatusOr<bool> {
           v1::Job job;
-          corrupt = !job.ParseFromArray(value.data(), static_cast<int>(value.size()));
-          if (!corrupt && job.state() == v1::Job::RUNNING) candidates.push_back(std::move(job));
-          return !corrupt;
+          if (!job.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            return absl::DataLossError("a record in the jobs family does not parse");
+          }
+          if (job.state() == v1::Job::RUNNING) candidates.push_back(std::move(job));
+          return true;
         });
     if (!st.ok()) return st;
-    if (corrupt) return absl::DataLossError("a record in the jobs family does not parse");
   }
   v1::LeaseShardResponse response;
   for (const v1::Job& job : candidates) {

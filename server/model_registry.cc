@@ -77,19 +77,15 @@ absl::StatusOr<v1::Model> ModelRegistry::Get(std::string_view model_id) const {
 
 absl::StatusOr<v1::ListModelsResponse> ModelRegistry::List() const {
   v1::ListModelsResponse response;
-  absl::Status parse_error;
-  absl::Status st =
-      store_->Scan(Family::kModels, "", "", [&](std::string_view key, std::string_view value) {
+  absl::Status st = store_->ScanRecords(
+      Family::kModels, "", "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
         absl::StatusOr<v1::Model> m = ParseModel(key, std::string(value));
-        if (!m.ok()) {
-          parse_error = m.status();
-          return false;
-        }
+        if (!m.ok()) return m.status();
         *response.add_models() = *std::move(m);
         return true;
       });
   if (!st.ok()) return st;
-  if (!parse_error.ok()) return parse_error;
   return response;
 }
 

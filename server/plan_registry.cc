@@ -260,17 +260,15 @@ absl::StatusOr<v1::ListPlansResponse> PlanRegistry::List(
                                  ? request.model_id() + "/"
                                  : PlanVersionPrefix(request.model_id(), request.name());
   v1::ListPlansResponse response;
-  absl::Status parse_error;
-  absl::Status st = store_->Scan(
-      Family::kPlanVersions, prefix, "", [&](std::string_view, std::string_view value) {
-        if (!response.add_versions()->ParseFromString(std::string(value))) {
-          parse_error = absl::DataLossError("plan_versions: stored record is corrupt");
-          return false;
-        }
-        return true;
-      });
+  absl::Status st =
+      store_->ScanRecords(Family::kPlanVersions, prefix, "",
+                          [&](std::string_view, std::string_view value) -> absl::StatusOr<bool> {
+                            if (!response.add_versions()->ParseFromString(std::string(value))) {
+                              return absl::DataLossError("plan_versions: stored record is corrupt");
+                            }
+                            return true;
+                          });
   if (!st.ok()) return st;
-  if (!parse_error.ok()) return parse_error;
   return response;
 }
 

@@ -129,6 +129,23 @@ absl::Status Store::Scan(Family family, std::string_view prefix, std::string_vie
                      absl::StrFormat("scanning %s", kFamilyNames[static_cast<size_t>(family)]));
 }
 
+absl::Status Store::ScanRecords(
+    Family family, std::string_view prefix, std::string_view start,
+    absl::FunctionRef<absl::StatusOr<bool>(std::string_view, std::string_view)> fn) const {
+  absl::Status refused;
+  absl::Status scanned =
+      Scan(family, prefix, start, [&](std::string_view key, std::string_view value) {
+        absl::StatusOr<bool> more = fn(key, value);
+        if (!more.ok()) {
+          refused = more.status();
+          return false;
+        }
+        return *more;
+      });
+  if (!scanned.ok()) return scanned;
+  return refused;
+}
+
 absl::StatusOr<std::optional<std::string>> Store::LastKey(Family family,
                                                           std::string_view prefix) const {
   std::unique_ptr<rocksdb::Iterator> it(

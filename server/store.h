@@ -120,6 +120,13 @@ class Store {
   absl::Status Scan(Family family, std::string_view prefix, std::string_view start,
                     absl::FunctionRef<bool(std::string_view, std::string_view)> fn) const;
 
+  // Scan for records a visitor parses: fn returns true to go on, false to stop,
+  // or an error (a record that does not parse), which stops the scan and is
+  // returned; the store's own errors come first.
+  absl::Status ScanRecords(
+      Family family, std::string_view prefix, std::string_view start,
+      absl::FunctionRef<absl::StatusOr<bool>(std::string_view, std::string_view)> fn) const;
+
   // The last key starting with `prefix`, or nullopt.
   absl::StatusOr<std::optional<std::string>> LastKey(Family family, std::string_view prefix) const;
 

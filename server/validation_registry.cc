@@ -212,20 +212,17 @@ absl::StatusOr<v1::ListValidationsResponse> ValidationRegistry::List(
     std::string_view plan_id) const {
   if (absl::StatusOr<KvPlan> plan = LoadPlan(*store_, plan_id); !plan.ok()) return plan.status();
   v1::ListValidationsResponse response;
-  absl::Status parse_error;
-  absl::Status st =
-      store_->Scan(Family::kPlanValidations, ValidationPrefix(plan_id), "",
-                   [&](std::string_view key, std::string_view value) {
-                     if (!response.add_validations()->ParseFromString(std::string(value))) {
-                       parse_error = absl::DataLossError(
-                           absl::StrFormat("plan_validations/%s#%d: stored record is corrupt",
-                                           std::string(plan_id), DecodeBe64Suffix(key)));
-                       return false;
-                     }
-                     return true;
-                   });
+  absl::Status st = store_->ScanRecords(
+      Family::kPlanValidations, ValidationPrefix(plan_id), "",
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+        if (!response.add_validations()->ParseFromString(std::string(value))) {
+          return absl::DataLossError(
+              absl::StrFormat("plan_validations/%s#%d: stored record is corrupt",
+                              std::string(plan_id), DecodeBe64Suffix(key)));
+        }
+        return true;
+      });
   if (!st.ok()) return st;
-  if (!parse_error.ok()) return parse_error;
   return response;
 }
 

@@ -42,6 +42,31 @@ TEST(StoreTest, RoundTripsAndSurvivesReopen) {
   EXPECT_GT((*store)->ApproximateSizeBytes(), 0u);
 }
 
+TEST(StoreTest, ScanRecordsStopsAtARefusedRecordAndReturnsItsError) {
+  TempDir dir;
+  std::unique_ptr<Store> store = *Store::Open({.path = dir.Path("db")});
+  Store::Batch batch;
+  for (const char* key : {"a", "b", "c", "d"}) batch.Put(Family::kModels, key, key);
+  ASSERT_TRUE(store->Commit(batch).ok());
+  std::vector<std::string> seen;
+  absl::Status st = store->ScanRecords(
+      Family::kModels, "", "", [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+        seen.emplace_back(key);
+        if (key == "b") return absl::DataLossError("b is corrupt");
+        return true;
+      });
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "b"}));
+  seen.clear();
+  st = store->ScanRecords(Family::kModels, "", "",
+                          [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+                            seen.emplace_back(key);
+                            return key != "c";
+                          });
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "b", "c"}));
+}
+
 TEST(StoreTest, RefusesANewerSchema) {
   TempDir dir;
   {
