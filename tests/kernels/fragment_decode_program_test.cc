@@ -223,10 +223,10 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
     const absl::StatusOr<int> fill = program->SplitsFor(l, batch, kMaxPages * kPageTokens);
     ASSERT_TRUE(fill.ok()) << fill.status();
     EXPECT_GE(*fill, 1);
-    const absl::StatusOr<int> splits = 3;
-    testing::DeviceBuffer<float> partial_o(static_cast<size_t>(batch) * kv_heads * *splits *
+    constexpr int kSplits = 3;
+    testing::DeviceBuffer<float> partial_o(static_cast<size_t>(batch) * kv_heads * kSplits *
                                            kFragmentQueryRows * kHd);
-    testing::DeviceBuffer<float> partial_ml(static_cast<size_t>(batch) * kv_heads * *splits *
+    testing::DeviceBuffer<float> partial_ml(static_cast<size_t>(batch) * kv_heads * kSplits *
                                             kFragmentQueryRows * 2);
     testing::DeviceBuffer<float> out(q.size());
     FragmentDecodeParams p;
@@ -238,8 +238,8 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
     p.page_stride = stride;
     p.max_pages = kMaxPages;
     p.kv_heads = kv_heads;
-    p.num_splits = *splits;
-    p.tiles_per_split = (kMaxPages * kPageTokens / 16 + *splits - 1) / *splits;
+    p.num_splits = kSplits;
+    p.tiles_per_split = (kMaxPages * kPageTokens / 16 + kSplits - 1) / kSplits;
     p.partial_o = partial_o.get();
     p.partial_ml = partial_ml.get();
     KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison

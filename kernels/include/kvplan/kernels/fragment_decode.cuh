@@ -309,13 +309,13 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   for (int i = tid; i < kCopyBytes / 16; i += kThreads) {
     reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
   }
-  // q̂ B fragments: slice s, k pairs (2t, 2t+1) -> dims 16s + 4t + {0, 1}, (2t+8, 2t+9) -> +{2, 3}.
+  // q̂ B fragments, held for the whole CTA: slice s, k pairs (2t, 2t+1) and (8+2t, 8+2t+1).
   const uint16_t* qrow =
       p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * kQueryRows + g) * kHeadDim;
   uint32_t qb[kSlices][2];
 #pragma unroll
   for (int s = 0; s < kSlices; ++s) {
-    // k columns in natural order (core/fragment_page.h): 2t, 2t+1 | 8+2t, 8+2t+1.
+    // Natural column order, as core/fragment_page.h stores the K codes.
     qb[s][0] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 2 * t);
     qb[s][1] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 8 + 2 * t);
   }
