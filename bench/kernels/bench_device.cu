@@ -39,12 +39,13 @@ __global__ void FillFloatKernel(float* d, size_t n, uint64_t seed, float scale) 
   }
 }
 __global__ void FixNormsKernel(uint8_t* pool, int64_t units, int kv_heads, int64_t stride,
-                               const int* spans) {
+                               const int* spans, int spans_per_head) {
   for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
     const int h = static_cast<int>(u % kv_heads);
     uint16_t* page = reinterpret_cast<uint16_t*>(pool + u * stride);
-    for (int s = 0; s < 2; ++s) {
-      const int off = spans[(h * 2 + s) * 2], count = spans[(h * 2 + s) * 2 + 1];
+    for (int s = 0; s < spans_per_head; ++s) {
+      const int* span = spans + (h * spans_per_head + s) * 2;
+      const int off = span[0], count = span[1];
       for (int i = threadIdx.x; i < count; i += blockDim.x) {
         page[off / 2 + i] =
             __half_as_ushort(__float2half_rn(0.5f + (Hash(u * 977 + i) >> 8) * 5.96e-8f));
@@ -94,9 +95,9 @@ cudaError_t FillRandomFloat(float* data, size_t count, uint64_t seed, float scal
   return cudaGetLastError();
 }
 cudaError_t FixPageNorms(uint8_t* pool, int64_t num_pages, int kv_heads, int64_t stride,
-                         const int* norm_spans, cudaStream_t stream) {
-  FixNormsKernel<<<8192, 128, 0, stream>>>(pool, num_pages * kv_heads, kv_heads, stride,
-                                           norm_spans);
+                         const int* norm_spans, int spans_per_head, cudaStream_t stream) {
+  FixNormsKernel<<<8192, 128, 0, stream>>>(pool, num_pages * kv_heads, kv_heads, stride, norm_spans,
+                                           spans_per_head);
   return cudaGetLastError();
 }
 

@@ -41,9 +41,10 @@ cudaError_t FillRandomHalf(uint16_t* data, size_t count, uint64_t seed, float sc
 cudaError_t FillRandomFloat(float* data, size_t count, uint64_t seed, float scale,
                             cudaStream_t stream);
 // Overwrites every norm of every (page, kv_head) with a finite fp16 in [0.5, 1.5):
-// norm_spans: device [kv_heads][2 spans][2] = {byte offset, count} (K norms, V norms).
+// norm_spans: device [kv_heads][spans_per_head][2] = {byte offset, fp16 count}
+// (version-1 pages: K norms, V norms; fragment pages: each tile's norms).
 cudaError_t FixPageNorms(uint8_t* pool, int64_t num_pages, int kv_heads, int64_t stride,
-                         const int* norm_spans, cudaStream_t stream);
+                         const int* norm_spans, int spans_per_head, cudaStream_t stream);
 
 }  // namespace kvplan::bench
 

@@ -305,7 +305,7 @@ void Prepare(DeviceCase& c, const void* attention, int batch, int kv_heads, int 
   CHECK_CUDA(cudaMemcpy(d_len, lens.data(), batch * 4, cudaMemcpyHostToDevice));
   CHECK_CUDA(cudaMemcpy(d_q, q.data(), q.size() * 2, cudaMemcpyHostToDevice));
   p.page_table = d_table, p.len = d_len, p.q_rot = d_q;
-  p.max_pages = max_pages, p.kv_heads = kv_heads, p.num_splits = splits;
+  p.max_pages = max_pages, p.kv_heads = kv_heads, p.num_splits = splits, p.group_size = group;
   p.tiles_per_split = (max_pages * kTilesPerPage + splits - 1) / splits;
   const std::vector<uint32_t> image = kernels::FragmentTableImage();
   uint32_t* tables = c.Alloc<uint32_t>(image.size());
@@ -313,8 +313,9 @@ void Prepare(DeviceCase& c, const void* attention, int batch, int kv_heads, int 
   p.tables = tables;
   CHECK_CUDA(
       cudaFuncSetAttribute(attention, cudaFuncAttributeMaxDynamicSharedMemorySize, kDynamicSmem));
-  p.partial_o = c.Alloc<float>(size_t(batch) * kv_heads * splits * 8 * kHeadDim);
-  p.partial_ml = c.Alloc<float>(size_t(batch) * kv_heads * splits * 8 * 2);
+  // Slot `splits` (the serving step's fp16 part) stays unused here.
+  p.partial_o = c.Alloc<float>(size_t(batch) * kv_heads * (splits + 1) * group * kHeadDim);
+  p.partial_ml = c.Alloc<float>(size_t(batch) * kv_heads * (splits + 1) * group * 2);
   c.out = c.Alloc<float>(size_t(batch) * kv_heads * group * kHeadDim);
 }
 
@@ -323,7 +324,7 @@ void Run(const DeviceCase& c) {
   void* args[] = {&p};
   CHECK_CUDA(cudaLaunchKernel(c.attention, dim3(p.num_splits, p.kv_heads, c.batch), dim3(kThreads),
                               args, kDynamicSmem, nullptr));
-  Merge<kHeadDim><<<dim3(p.kv_heads * c.group, c.batch), kHeadDim>>>(p, c.group, c.out);
+  RotatedMerge<kHeadDim><<<dim3(p.kv_heads * c.group, c.batch), kHeadDim>>>(p, c.out);
   CHECK_CUDA(cudaGetLastError());
 }
 

@@ -32,7 +32,7 @@ bool WriteFragmentProbeToken(const int (&half_widths)[kProbeHalves], const uint8
 
 // The decode kernel source generated for `num_heads` heads whose K layouts are
 // rows[h] (kvplan/kernels/fragment_decode_source.h), with `warps` warps per CTA
-// and extern "C" kernel names `kernel_name` and `kernel_name` + "Merge". Empty,
+// and extern "C" kernel name `kernel_name` (the attention). Empty,
 // with a message on stderr, when the generator refuses.
 std::string FragmentProbeDecodeSource(int num_heads, const int* const* rows, int warps,
                                       const char* kernel_name);

@@ -6,7 +6,7 @@
 //
 // Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
 //                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
-//                             [--encode-slabs N] [--splits N]
+//                             [--encode-slabs N] [--splits N] [--fragment]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -15,6 +15,10 @@
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
 //   --splits N: key splits per (sequence, KV head) of the decode step (0: SplitsFor;
 //   at most the plan's max_splits).
+//   --fragment (needs --k-align 8 or 16): also the fragment-page step
+//   (kvplan/kernels/fragment_decode_program.h: the plan's kernels compiled with
+//   NVRTC at start, cubins cached in /tmp/kvplan_bench_cubins) on fragment pages
+//   of the same plan, in four more columns: µs, GB/s, % of copy bandwidth, x SDPA.
 //   Times: median of N single launches timed with CUDA events; inputs rotate
 //   over enough replicas to exceed the L2 several times.
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
@@ -25,15 +29,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bench/kernels/bench_device.h"
 #include "bench/kernels/sdpa_baseline.h"
 #include "core/allocator.h"
+#include "core/fragment_page.h"
 #include "core/group_layout.h"
 #include "core/random.h"
 #include "core/rotation.h"
+#include "kvplan/kernels/fragment_decode_program.h"
+#include "kvplan/kernels/fragment_tables.h"
 #include "kvplan/kernels/launch.h"
 #include "kvplan/kernels/packed_plan.h"
 
@@ -126,19 +134,109 @@ double MemcpyBandwidth(Timer& timer) {
   return 2.0 * bytes / (us * 1e-6) / 1e9;  // read + write, GB/s
 }
 
-struct Row {
-  std::string text;
+// The fragment-page path of one plan (--fragment): its compiled kernels, the
+// code-table image and q̂ scratch, and each head's norm spans for FixPageNorms.
+struct FragmentPath {
+  std::optional<kernels::FragmentDecodeProgram> program;
+  uint32_t* tables = nullptr;
+  uint16_t* q_rot = nullptr;
+  int* norm_spans = nullptr;  // [heads][kTilesPerPage][2]
+  double page_bytes_sum = 0;  // over the heads
+  FragmentPath() = default;
+  FragmentPath(const FragmentPath&) = delete;
+  FragmentPath& operator=(const FragmentPath&) = delete;
+  ~FragmentPath() {
+    cudaFree(tables);
+    cudaFree(q_rot);
+    cudaFree(norm_spans);
+  }
 };
+constexpr int kFragmentTiles = kPageTokens / kFragmentTileTokens;
+
+void MakeFragmentPath(const std::vector<HeadCodec>& codecs, int v_bits, int max_batch,
+                      FragmentPath& path) {
+  std::vector<FragmentPageLayout> pages;
+  std::vector<int> spans;
+  for (const HeadCodec& codec : codecs) {
+    absl::StatusOr<FragmentPageLayout> page = FragmentPageLayout::Create(codec.k_layout, v_bits);
+    if (!page.ok()) {
+      std::fprintf(stderr, "fragment pages: %s\n", std::string(page.status().message()).c_str());
+      std::exit(1);
+    }
+    for (int t = 0; t < kFragmentTiles; ++t) {
+      spans.push_back(static_cast<int>(t * page->tile_bytes() + page->norms_offset()));
+      spans.push_back(kFragmentTileTokens * (page->num_k_groups() + 1));
+    }
+    path.page_bytes_sum += static_cast<double>(page->page_bytes());
+    pages.push_back(*std::move(page));
+  }
+  const int heads = static_cast<int>(codecs.size()), head_dim = pages[0].head_dim();
+  kernels::FragmentProgramOptions options;
+  options.jit.cache_dir = "/tmp/kvplan_bench_cubins";
+  absl::StatusOr<kernels::FragmentDecodeProgram> program =
+      kernels::FragmentDecodeProgram::Compile(heads, std::move(pages), options);
+  absl::Status loaded = program.ok() ? program->Load() : program.status();
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "fragment program: %s\n", std::string(loaded.message()).c_str());
+    std::exit(1);
+  }
+  path.program = *std::move(program);
+  const std::vector<uint32_t> image = kernels::FragmentTableImage();
+  BENCH_CHECK(cudaMalloc(&path.tables, image.size() * sizeof(uint32_t)));
+  BENCH_CHECK(cudaMemcpy(path.tables, image.data(), image.size() * sizeof(uint32_t),
+                         cudaMemcpyHostToDevice));
+  BENCH_CHECK(cudaMalloc(&path.q_rot, kernels::FragmentQRotBytes(max_batch, heads, head_dim)));
+  BENCH_CHECK(cudaMalloc(&path.norm_spans, spans.size() * sizeof(int)));
+  BENCH_CHECK(cudaMemcpy(path.norm_spans, spans.data(), spans.size() * sizeof(int),
+                         cudaMemcpyHostToDevice));
+}
+
+// Median µs of the fragment step for the packed step's params `p` (whose
+// page_table is replaced by replica i's, as for the packed step), and the
+// bytes it reads.
+double FragmentStepMicros(Timer& timer, const FragmentPath& path, kernels::PackedDecodeParams p,
+                          int max_splits, int ctx, int64_t seq_pages, int reps, const int* d_table,
+                          int iters) {
+  const kernels::FragmentDecodeProgram& program = *path.program;
+  const int64_t stride = program.page_stride(0);
+  uint8_t* pool;
+  BENCH_CHECK(cudaMalloc(&pool, static_cast<size_t>(seq_pages) * reps * p.num_kv_heads * stride));
+  BENCH_CHECK(FillRandomBits(pool, static_cast<size_t>(seq_pages) * reps * p.num_kv_heads * stride,
+                             8, nullptr));
+  BENCH_CHECK(FixPageNorms(pool, seq_pages * reps, p.num_kv_heads, stride, path.norm_spans,
+                           kFragmentTiles, nullptr));
+  absl::StatusOr<int> splits = program.SplitsFor(0, p.batch, ctx);
+  if (!splits.ok()) {
+    std::fprintf(stderr, "fragment splits: %s\n", std::string(splits.status().message()).c_str());
+    std::exit(1);
+  }
+  p.num_splits = std::min(*splits, max_splits);
+  p.pages = pool;
+  p.page_stride = stride;
+  const double us = timer.Median(iters, [&](int i) {
+    kernels::PackedDecodeParams pi = p;
+    pi.page_table = d_table + static_cast<size_t>(i % reps) * seq_pages;
+    const absl::Status s = program.Step(0, pi, {path.tables, path.q_rot}, nullptr);
+    if (!s.ok()) {
+      std::fprintf(stderr, "fragment step: %s\n", std::string(s.message()).c_str());
+      std::exit(1);
+    }
+  });
+  cudaFree(pool);
+  return us;
+}
 
 int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0;
+  bool fragment = false;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     if (std::strcmp(argv[i], "--no-encode") == 0) encode = false;
+    if (std::strcmp(argv[i], "--fragment") == 0) fragment = true;
     if (std::strcmp(argv[i], "--iters") == 0 && has_value) iters = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--model") == 0 && has_value) only_model = argv[++i];
     if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
@@ -149,6 +247,12 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--encode-slabs") == 0 && has_value) {
       encode_slabs = std::atoi(argv[++i]);
     }
+  }
+  if (fragment && k_align != 8 && k_align != 16) {
+    std::fprintf(stderr,
+                 "--fragment needs --k-align 8 or 16: fragment pages hold K groups of whole "
+                 "8-dim halves\n");
+    return 1;
   }
   int device_count = 0;
   if (cudaGetDeviceCount(&device_count) != cudaSuccess || device_count == 0) {
@@ -171,9 +275,10 @@ int Run(int argc, char** argv) {
                                     : std::vector<int>{4096, 16384, 32768, 131072, 524288};
   if (only_ctx > 0) contexts = {only_ctx};
   const std::vector<std::array<int, 2>> plans = {{3, 3}, {2, 2}};
-  std::printf("\n%-12s %-5s %5s %7s %6s | %9s %7s %5s | %9s %6s | %9s %6s | %9s %7s\n", "model",
+  std::printf("\n%-12s %-5s %5s %7s %6s | %9s %7s %5s | %9s %6s | %9s %6s | %9s %7s%s\n", "model",
               "plan", "batch", "ctx", "B/tok", "packed_us", "GB/s", "%cpy", "fp16_us", "x",
-              "sdpa_us", "x", "encode_us", "enc%cpy");
+              "sdpa_us", "x", "encode_us", "enc%cpy",
+              fragment ? " |   frag_us    GB/s  %cpy x_sdpa" : "");
   for (const Model& m : models) {
     if (!only_model.empty() && only_model != m.name) continue;
     const int group = m.q_heads / m.kv_heads, hd = m.head_dim, heads = m.kv_heads;
@@ -212,6 +317,8 @@ int Run(int argc, char** argv) {
       BENCH_CHECK(
           cudaMemcpy(d_spans, spans.data(), spans.size() * sizeof(int), cudaMemcpyHostToDevice));
       const double bytes_per_token = page_bytes_sum / heads / kPageTokens;
+      FragmentPath frag;
+      if (fragment) MakeFragmentPath(codecs, kv[1], config.max_batch, frag);
 
       for (int batch : {1, 16}) {
         if (only_batch > 0 && only_batch != batch) continue;
@@ -230,7 +337,7 @@ int Run(int argc, char** argv) {
           uint8_t* pool;
           BENCH_CHECK(cudaMalloc(&pool, packed_bytes * reps_p));
           BENCH_CHECK(FillRandomBits(pool, packed_bytes * reps_p, 7, nullptr));
-          BENCH_CHECK(FixPageNorms(pool, seq_pages * reps_p, heads, stride, d_spans, nullptr));
+          BENCH_CHECK(FixPageNorms(pool, seq_pages * reps_p, heads, stride, d_spans, 2, nullptr));
           std::vector<int> table(static_cast<size_t>(reps_p) * seq_pages);
           for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
           int *d_table, *d_len;
@@ -261,6 +368,12 @@ int Run(int argc, char** argv) {
           const double read_bytes = static_cast<double>(seq_pages) * page_bytes_sum;
           const double packed_gbs = read_bytes / (packed_us * 1e-6) / 1e9;
           cudaFree(pool);
+          const double frag_us = fragment
+                                     ? FragmentStepMicros(timer, frag, p, plan->max_splits(), ctx,
+                                                          seq_pages, reps_p, d_table, iters)
+                                     : -1;
+          const double frag_gbs =
+              static_cast<double>(seq_pages) * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);
 
           // fp16: own flash decoding and SDPA.
@@ -360,10 +473,16 @@ int Run(int argc, char** argv) {
           const std::string plan_name =
               "K" + std::to_string(kv[0]) + "V" + std::to_string(kv[1]) +
               (k_align > 0 ? "a" + std::to_string(k_align) : std::string());
-          std::printf("%-12s %-5s %5d %7d %6.1f | %9.1f %7.0f %4.0f%% | %9.1f %6.2f | %s | %s\n",
+          char frag_col[80] = "";
+          if (fragment) {
+            std::snprintf(frag_col, sizeof(frag_col), " | %9.1f %7.0f %4.0f%% %6.2f", frag_us,
+                          frag_gbs, frag_gbs / memcpy_gbs * 100.0,
+                          sdpa_us > 0 ? sdpa_us / frag_us : 0.0);
+          }
+          std::printf("%-12s %-5s %5d %7d %6.1f | %9.1f %7.0f %4.0f%% | %9.1f %6.2f | %s | %s%s\n",
                       m.name, plan_name.c_str(), batch, ctx, bytes_per_token, packed_us, packed_gbs,
                       packed_gbs / memcpy_gbs * 100.0, fp16_us, fp16_us / packed_us, sdpa_col,
-                      enc_col);
+                      enc_col, frag_col);
           std::fflush(stdout);
         }
       }

@@ -25,6 +25,14 @@ cudaError_t LaunchOverlappingPrevious(Kernel kernel, dim3 grid, int threads, int
   return cudaLaunchKernelEx(&config, kernel, p);
 }
 
+template <int HEAD_DIM, int GROUP_SIZE>
+cudaError_t LaunchMergeTyped(const PackedDecodeParams& p, cudaStream_t stream) {
+  const int merge_smem = MergeSmemFloats<HEAD_DIM>(p.num_splits) * static_cast<int>(sizeof(float));
+  return LaunchOverlappingPrevious(MergeKernel<HEAD_DIM, GROUP_SIZE>,
+                                   dim3(p.num_kv_heads * GROUP_SIZE, p.batch),
+                                   internal::MergeThreads<HEAD_DIM>(), merge_smem, stream, p);
+}
+
 template <int HEAD_DIM, int GROUP_SIZE, int V_BITS>
 cudaError_t LaunchPackedDecodeTyped(const PackedDecodeParams& p, cudaStream_t stream) {
   auto* kernel = PackedAttentionKernel<HEAD_DIM, GROUP_SIZE, V_BITS>;
@@ -39,23 +47,32 @@ cudaError_t LaunchPackedDecodeTyped(const PackedDecodeParams& p, cudaStream_t st
   kernel<<<dim3(p.num_splits + 1, p.num_kv_heads, p.batch), internal::kAttentionThreads, smem,
            stream>>>(p);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  const int merge_smem = MergeSmemFloats<HEAD_DIM>(p.num_splits) * static_cast<int>(sizeof(float));
-  return LaunchOverlappingPrevious(MergeKernel<HEAD_DIM, GROUP_SIZE>,
-                                   dim3(p.num_kv_heads * GROUP_SIZE, p.batch),
-                                   internal::MergeThreads<HEAD_DIM>(), merge_smem, stream, p);
+  return LaunchMergeTyped<HEAD_DIM, GROUP_SIZE>(p, stream);
+}
+
+bool ValidStep(const PackedDecodeParams& p) {
+  return p.num_splits >= 1 && p.num_kv_heads > 0 && p.page_stride > 0 && p.page_stride % 16 == 0 &&
+         p.max_sink + p.max_recent <= kMaxFp16Tokens;
 }
 
 }  // namespace
 
 cudaError_t LaunchPackedDecode(const PackedDecodeParams& p, cudaStream_t stream) {
   if (p.batch <= 0) return cudaSuccess;
-  if (p.num_splits < 1 || p.num_kv_heads <= 0 || p.page_stride <= 0 || p.page_stride % 16 != 0 ||
-      p.max_sink + p.max_recent > kMaxFp16Tokens) {
-    return cudaErrorInvalidValue;
-  }
+  if (!ValidStep(p)) return cudaErrorInvalidValue;
   return DispatchDecodeConfig(p.head_dim, p.group_size, p.v_bits, [&](auto hd, auto gs, auto vb) {
     return LaunchPackedDecodeTyped<decltype(hd)::value, decltype(gs)::value, decltype(vb)::value>(
         p, stream);
+  });
+}
+
+cudaError_t LaunchPackedMerge(const PackedDecodeParams& p, cudaStream_t stream) {
+  if (p.batch <= 0) return cudaSuccess;
+  if (!ValidStep(p)) return cudaErrorInvalidValue;
+  return DispatchHeadDim(p.head_dim, [&](auto hd) {
+    return DispatchGroupSize(p.group_size, [&](auto gs) {
+      return LaunchMergeTyped<decltype(hd)::value, decltype(gs)::value>(p, stream);
+    });
   });
 }
 

@@ -6,7 +6,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "kvplan/kernels/dispatch.h"
 #include "kvplan/kernels/fragment_decode_source.h"
+#include "kvplan/kernels/launch.h"
 
 namespace kvplan::kernels {
 namespace {
@@ -17,14 +19,8 @@ constexpr char kKernelName[] = "FragmentDecode";
 
 absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
     const KvPlan& plan, const FragmentProgramOptions& options) {
-  FragmentDecodeProgram program;
-  program.num_kv_heads_ = plan.num_kv_heads;
-  program.warps_ = options.warps;
-  program.head_dim_ = plan.head_dim;
-  std::map<std::string, int> source_ids;
-  std::vector<std::string> sources;
+  std::vector<FragmentPageLayout> pages;
   for (int l = 0; l < plan.num_layers; ++l) {
-    int64_t stride = 0;
     for (int h = 0; h < plan.num_kv_heads; ++h) {
       absl::StatusOr<GroupLayout> k = plan.KLayout(l, h);
       absl::StatusOr<FragmentPageLayout> page =
@@ -34,16 +30,45 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
         return absl::InvalidArgumentError(
             absl::StrCat("layer ", l, ", KV head ", h, ": ", page.status().message()));
       }
-      stride = std::max(stride, static_cast<int64_t>(page->page_bytes()));
-      program.pages_.push_back(*std::move(page));
+      pages.push_back(*std::move(page));
+    }
+  }
+  return Compile(plan.num_kv_heads, std::move(pages), options);
+}
+
+absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
+    int num_kv_heads, std::vector<FragmentPageLayout> pages,
+    const FragmentProgramOptions& options) {
+  if (num_kv_heads <= 0 || pages.empty() || pages.size() % num_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "FragmentDecodeProgram: ", pages.size(), " page layouts are not whole layers of ",
+        num_kv_heads, " KV heads: give one per (layer, KV head), layer-major"));
+  }
+  FragmentDecodeProgram program;
+  program.num_kv_heads_ = num_kv_heads;
+  program.warps_ = options.warps;
+  program.head_dim_ = pages[0].head_dim();
+  program.pages_ = std::move(pages);
+  const int num_layers = static_cast<int>(program.pages_.size()) / num_kv_heads;
+  std::map<std::string, int> source_ids;
+  std::vector<std::string> sources;
+  for (int l = 0; l < num_layers; ++l) {
+    const absl::Span<const FragmentPageLayout> layer =
+        absl::MakeConstSpan(program.pages_)
+            .subspan(static_cast<size_t>(l) * num_kv_heads, num_kv_heads);
+    int64_t stride = 0;
+    for (const FragmentPageLayout& page : layer) {
+      if (page.head_dim() != program.head_dim_) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("layer ", l, " has head_dim ", page.head_dim(), ", layer 0 ",
+                         program.head_dim_, ": one program serves one head_dim"));
+      }
+      stride = std::max(stride, static_cast<int64_t>(page.page_bytes()));
     }
     FragmentDecodeSourceOptions source_options;
     source_options.warps = options.warps;
     source_options.kernel_name = kKernelName;
-    absl::StatusOr<std::string> source = FragmentDecodeSource(
-        absl::MakeConstSpan(program.pages_)
-            .subspan(static_cast<size_t>(l) * plan.num_kv_heads, plan.num_kv_heads),
-        source_options);
+    absl::StatusOr<std::string> source = FragmentDecodeSource(layer, source_options);
     if (!source.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("layer ", l, ": ", source.status().message()));
     }
@@ -88,14 +113,12 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
 
 absl::Status FragmentDecodeProgram::Load() {
   std::vector<JitLibrary> libraries;
-  std::vector<cudaKernel_t> attention, merge;
+  std::vector<cudaKernel_t> attention;
   for (const std::string& cubin : cubins_) {
     absl::StatusOr<JitLibrary> library = JitLibrary::Load(cubin);
     if (!library.ok()) return library.status();
     absl::StatusOr<cudaKernel_t> a = library->Kernel(kKernelName);
-    absl::StatusOr<cudaKernel_t> m = library->Kernel(absl::StrCat(kKernelName, "Merge").c_str());
     if (!a.ok()) return a.status();
-    if (!m.ok()) return m.status();
     if (const cudaError_t e =
             cudaFuncSetAttribute(reinterpret_cast<const void*>(*a),
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, kFragmentDynamicSmem);
@@ -105,11 +128,9 @@ absl::Status FragmentDecodeProgram::Load() {
     }
     libraries.push_back(*std::move(library));
     attention.push_back(*a);
-    merge.push_back(*m);
   }
   libraries_ = std::move(libraries);
   attention_ = std::move(attention);
-  merge_ = std::move(merge);
   return absl::OkStatus();
 }
 
@@ -135,29 +156,76 @@ absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int m
   return std::min(wave, longest);
 }
 
-absl::Status FragmentDecodeProgram::Launch(int layer, const FragmentDecodeParams& params, int batch,
-                                           int group_size, float* out, cudaStream_t stream) const {
+absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
+                                         const FragmentStepBuffers& buffers,
+                                         cudaStream_t stream) const {
   if (attention_.empty())
     return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
-  if (group_size < 1 || group_size > kFragmentQueryRows) {
+  const std::string where = absl::StrCat("FragmentDecodeProgram::Step(layer ", layer, "): ");
+  if (layer < 0 || layer >= num_layers()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("group_size must be in [1, ", kFragmentQueryRows, "], got ", group_size));
+        absl::StrCat(where, "the program has layers 0 .. ", num_layers() - 1));
   }
-  FragmentDecodeParams p = params;
-  void* attention_args[] = {&p};
-  cudaError_t e = cudaLaunchKernel(reinterpret_cast<const void*>(attention(layer)),
-                                   dim3(p.num_splits, p.kv_heads, batch), dim3(32 * warps_),
-                                   attention_args, kFragmentDynamicSmem, stream);
+  if (p.num_kv_heads != num_kv_heads_ || p.head_dim != head_dim_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, "params have ", p.num_kv_heads, " KV heads of head_dim ", p.head_dim,
+        "; the program ", num_kv_heads_, " of ", head_dim_, ": use the same plan's DecodeParams"));
+  }
+  if (std::string e = UnsupportedGroupSize(p.group_size); !e.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, e));
+  }
+  if (p.page_stride < page_stride(layer) || p.page_stride % 16 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, "page_stride ", p.page_stride, " must be a multiple of 16 and at least ",
+        page_stride(layer), " (page_stride(layer): the layer's fragment pages)"));
+  }
+  if (p.num_splits < 1 || p.max_pages_per_seq < 0 || p.max_sink + p.max_recent > kMaxFp16Tokens) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "num_splits ", p.num_splits, " (>= 1), max_pages_per_seq ",
+                     p.max_pages_per_seq, " (>= 0) or max_sink + max_recent ",
+                     p.max_sink + p.max_recent, " (<= ", kMaxFp16Tokens, ") out of range"));
+  }
+  if (buffers.tables == nullptr || buffers.q_rot == nullptr || p.out == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "buffers.tables, buffers.q_rot and p.out must be device buffers"));
+  }
+  if (p.batch <= 0) return absl::OkStatus();
+  FragmentDecodeParams f;
+  f.q_rot = buffers.q_rot;
+  f.pages = p.pages;
+  f.page_table = p.page_table;
+  f.len = p.packed_len;
+  f.tables = buffers.tables;
+  f.page_stride = p.page_stride;
+  f.max_pages = p.max_pages_per_seq;
+  f.kv_heads = p.num_kv_heads;
+  f.group_size = p.group_size;
+  f.num_splits = p.num_splits;
+  f.tiles_per_split = std::max(
+      1, (p.max_pages_per_seq * (kKernelPageTokens / kFragmentTileTokens) + p.num_splits - 1) /
+             p.num_splits);
+  f.partial_o = p.partial_o;
+  f.partial_ml = p.partial_ml;
+
+  cudaError_t e = LaunchFragmentPrologue(p, buffers.q_rot, stream);
   if (e == cudaSuccess) {
-    void* merge_args[] = {&p, &group_size, &out};
-    e = cudaLaunchKernel(reinterpret_cast<const void*>(merge(layer)),
-                         dim3(p.kv_heads * group_size, batch), dim3(head_dim_), merge_args, 0,
-                         stream);
+    // A programmatic dependent of the prologue: it stages its code tables,
+    // then waits for q̂ (fragment_decode.cuh).
+    cudaLaunchAttribute overlap[1];
+    overlap[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    overlap[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(p.num_splits, p.num_kv_heads, p.batch);
+    config.blockDim = dim3(32 * warps_);
+    config.dynamicSmemBytes = kFragmentDynamicSmem;
+    config.stream = stream;
+    config.attrs = overlap;
+    config.numAttrs = 1;
+    void* args[] = {&f};
+    e = cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(attention(layer)), args);
   }
-  if (e != cudaSuccess) {
-    return absl::InternalError(
-        absl::StrCat("FragmentDecodeProgram::Launch(layer ", layer, "): ", cudaGetErrorString(e)));
-  }
+  if (e == cudaSuccess) e = LaunchPackedMerge(p, stream);
+  if (e != cudaSuccess) return absl::InternalError(absl::StrCat(where, cudaGetErrorString(e)));
   return absl::OkStatus();
 }
 

@@ -88,9 +88,7 @@ absl::StatusOr<std::string> FragmentDecodeSource(absl::Span<const FragmentPageLa
     absl::StrAppend(&source, "      fd::AttentionCta<fd::KLayoutOf<Layout", i, ">, V, ",
                     options.warps, ">(p, sh, dyn_smem);\n      break;\n");
   }
-  absl::StrAppend(&source, "  }\n}\n\nextern \"C\" __global__ void ", options.kernel_name,
-                  "Merge(const fd::Params p, int group, float* out) {\n  fd::MergeRow<", head_dim,
-                  ">(p, group, out);\n}\n");
+  absl::StrAppend(&source, "  }\n}\n");
   return source;
 }
 

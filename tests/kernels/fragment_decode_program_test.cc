@@ -1,6 +1,6 @@
 // A plan's fragment decode kernels (kvplan/kernels/fragment_decode_program.h):
 // compiled without a GPU, cached, refused where the fragment path cannot serve
-// the plan yet; loaded on a GPU.
+// the plan yet; loaded and run as whole decode steps on a GPU.
 #include "kvplan/kernels/fragment_decode_program.h"
 
 #include <gtest/gtest.h>
@@ -19,6 +19,8 @@
 #include "core/packed_kv_cache.h"
 #include "core/packed_page.h"
 #include "kvplan/kernels/fragment_tables.h"
+#include "kvplan/kernels/packed_plan.h"
+#include "kvplan/kernels/plan_codecs.h"
 #include "tests/kernels/codec_fixtures.h"
 #include "tests/kernels/gpu_test_util.h"
 #include "tests/kernels/plan_fixtures.h"
@@ -94,37 +96,14 @@ TEST(FragmentDecodeProgramTest, LoadsEveryLayersKernels) {
       *BlockGtqPlan(/*layers=*/2, /*head_dim=*/128, /*k_group_align=*/8, {}), options);
   ASSERT_TRUE(program.ok()) << program.status();
   ASSERT_TRUE(program->Load().ok());
-  for (int l = 0; l < 2; ++l) {
-    EXPECT_NE(program->attention(l), nullptr);
-    EXPECT_NE(program->merge(l), nullptr);
-  }
+  for (int l = 0; l < 2; ++l) EXPECT_NE(program->attention(l), nullptr);
 }
 
-// q̂ for one query head (fragment_params.h): per K group, R_g·q_g in the
-// layout's permuted order, times scale·log2(e)/√d_g, as fp16.
-std::vector<uint16_t> RotatedQuery(const GroupLayout& k, const std::vector<Rotation>& rotations,
-                                   const float* q, double scale) {
-  std::vector<uint16_t> q_hat(k.head_dim);
-  for (size_t g = 0; g < k.groups.size(); ++g) {
-    const QuantGroup& group = k.groups[g];
-    const double factor = scale * 1.4426950408889634 / std::sqrt(static_cast<double>(group.size));
-    for (int i = 0; i < group.size; ++i) {
-      double y = 0;
-      for (int j = 0; j < group.size; ++j) {
-        y += static_cast<double>(rotations[g].matrix[static_cast<size_t>(i) * group.size + j]) *
-             q[k.permutation[group.offset + j]];
-      }
-      q_hat[group.offset + i] = FloatToHalf(static_cast<float>(y * factor));
-    }
-  }
-  return q_hat;
-}
-
-// A plan's layers decoded by the generated kernels from fragment pages written
-// by core, against the fp64 reference over the same pages (ragged batch of two
-// sequences, three splits), per (head_dim, K bits, V bits, k_group_align). The
-// kernels return V still rotated; the test undoes it (x = R_vᵀ·y / √head_dim)
-// as the merge will.
+// A plan's layers decoded by a full fragment step (prologue, generated
+// attention, merge) from fragment pages written by core, with fp16 sink and
+// recent tokens, against the fp64 reference over the same pages and tokens
+// (ragged batch of two sequences, three splits), per (head_dim, K bits, V
+// bits, k_group_align).
 class FragmentDecodeConfigTest : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
 
 std::string ConfigName(const ::testing::TestParamInfo<std::tuple<int, int, int, int>>& info) {
@@ -136,8 +115,8 @@ std::string ConfigName(const ::testing::TestParamInfo<std::tuple<int, int, int, 
 TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
   const int kHd = std::get<0>(GetParam()), k_bits = std::get<1>(GetParam());
   const int v_bits = std::get<2>(GetParam()), align = std::get<3>(GetParam());
-  constexpr int kLayers = 2, kGroup = 4, kMaxPages = 4;
-  const std::vector<int> lens = {200, 81};
+  constexpr int kLayers = 2, kGroup = 4, kMaxPages = 4, kMaxSink = 4, kMaxRecent = 8;
+  const std::vector<int> lens = {200, 81}, sink_lens = {4, 0}, recent_lens = {8, 3};
   const int batch = static_cast<int>(lens.size());
   const KvPlan plan = *BlockGtqPlan(kLayers, kHd, align, {}, k_bits, v_bits);
   const int kv_heads = plan.num_kv_heads;
@@ -150,13 +129,21 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
   if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
   absl::StatusOr<PackedKvCache> cache = PackedKvCache::Create(plan, kv_heads * kGroup, {});
   ASSERT_TRUE(cache.ok()) << cache.status();
+  absl::StatusOr<PackedDecodePlan> decode_plan = CreateDecodePlanForPlan(
+      plan,
+      {.group_size = kGroup, .max_batch = batch, .max_sink = kMaxSink, .max_recent = kMaxRecent});
+  ASSERT_TRUE(decode_plan.ok()) << decode_plan.status();
   ASSERT_TRUE(program->Load().ok());
+  const testing::DeviceBuffer<uint8_t> ws(decode_plan->workspace_bytes());
+  KVPLAN_CUDA_OK(decode_plan->Upload(ws.get(), nullptr));
   const std::vector<uint32_t> image = FragmentTableImage();
   const testing::DeviceBuffer<uint32_t> d_tables(image);
+  testing::DeviceBuffer<uint16_t> q_rot(FragmentQRotBytes(batch, kv_heads, kHd) / 2);
   // Sequence b's page i is page b·kMaxPages + i, written in reverse order of ids.
   std::vector<int> page_table(batch * kMaxPages);
   for (int i = 0; i < batch * kMaxPages; ++i) page_table[i] = batch * kMaxPages - 1 - i;
-  const testing::DeviceBuffer<int> d_table(page_table), d_len(lens);
+  const testing::DeviceBuffer<int> d_table(page_table), d_len(lens), d_sink_len(sink_lens),
+      d_recent_len(recent_lens);
   const double scale = 1.0 / std::sqrt(static_cast<double>(kHd));
 
   for (int l = 0; l < kLayers; ++l) {
@@ -167,8 +154,17 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
         *GroupedQuantizer::Create(*UniformLayout(kHd, plan.VBits(l)), {cache->VRotation()});
     const std::vector<float> q =
         testing::RandomVector(static_cast<size_t>(batch) * kv_heads * kGroup * kHd, 500 + l);
-    std::vector<uint16_t> q_hat(static_cast<size_t>(batch) * kv_heads * kFragmentQueryRows * kHd,
-                                0);
+    auto fp16_tokens = [&](size_t rows, uint64_t seed) {
+      const std::vector<float> x = testing::RandomVector(rows * kHd, seed);
+      std::vector<uint16_t> h(x.size());
+      std::transform(x.begin(), x.end(), h.begin(), FloatToHalf);
+      return h;
+    };
+    const size_t units = static_cast<size_t>(batch) * kv_heads;
+    const std::vector<uint16_t> sink_k = fp16_tokens(units * kMaxSink, 800 + l);
+    const std::vector<uint16_t> sink_v = fp16_tokens(units * kMaxSink, 810 + l);
+    const std::vector<uint16_t> recent_k = fp16_tokens(units * kMaxRecent, 820 + l);
+    const std::vector<uint16_t> recent_v = fp16_tokens(units * kMaxRecent, 830 + l);
     std::vector<double> want(q.size());
     for (int h = 0; h < kv_heads; ++h) {
       const FragmentPageLayout& layout = program->page_layout(l, h);
@@ -195,74 +191,108 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
           uint8_t* page = const_cast<uint8_t*>(pages[t / kPageTokens].data());
           WriteRecordsToFragmentPage(layout, kr, vr, t % kPageTokens, absl::MakeSpan(page, stride));
         }
-        const float* qh = q.data() + (static_cast<size_t>(b) * kv_heads + h) * kGroup * kHd;
-        for (int r = 0; r < kGroup; ++r) {
-          const std::vector<uint16_t> row =
-              RotatedQuery(layout.k_layout(), k_rot, qh + r * kHd, scale);
-          std::copy(row.begin(), row.end(),
-                    q_hat.begin() +
-                        ((static_cast<size_t>(b) * kv_heads + h) * kFragmentQueryRows + r) * kHd);
-        }
+        const size_t unit = static_cast<size_t>(b) * kv_heads + h;
         PackedAttentionInputs in;
-        in.q = absl::MakeConstSpan(qh, static_cast<size_t>(kGroup) * kHd);
+        in.q =
+            absl::MakeConstSpan(q.data() + unit * kGroup * kHd, static_cast<size_t>(kGroup) * kHd);
         in.group_size = kGroup;
         in.pages = pages;
         in.num_packed_tokens = lens[b];
+        in.sink = {absl::MakeConstSpan(sink_k.data() + unit * kMaxSink * kHd,
+                                       static_cast<size_t>(sink_lens[b]) * kHd),
+                   absl::MakeConstSpan(sink_v.data() + unit * kMaxSink * kHd,
+                                       static_cast<size_t>(sink_lens[b]) * kHd),
+                   sink_lens[b]};
+        in.recent = {absl::MakeConstSpan(recent_k.data() + unit * kMaxRecent * kHd,
+                                         static_cast<size_t>(recent_lens[b]) * kHd),
+                     absl::MakeConstSpan(recent_v.data() + unit * kMaxRecent * kHd,
+                                         static_cast<size_t>(recent_lens[b]) * kHd),
+                     recent_lens[b]};
         in.scale = scale;
         const absl::Status s = PackedDecodeAttentionReference(
             layout, k_rot, cache->VRotation(), in,
-            absl::MakeSpan(want.data() + (static_cast<size_t>(b) * kv_heads + h) * kGroup * kHd,
-                           static_cast<size_t>(kGroup) * kHd));
+            absl::MakeSpan(want.data() + unit * kGroup * kHd, static_cast<size_t>(kGroup) * kHd));
         ASSERT_TRUE(s.ok()) << s;
       }
     }
     const testing::DeviceBuffer<uint8_t> d_pool(pool);
-    const testing::DeviceBuffer<uint16_t> d_q(q_hat);
+    const testing::DeviceBuffer<float> d_q(q);
+    const testing::DeviceBuffer<uint16_t> d_sink_k(sink_k), d_sink_v(sink_v), d_recent_k(recent_k),
+        d_recent_v(recent_v);
+    testing::DeviceBuffer<float> out(q.size());
     // Three splits (more than SplitsFor gives so few tokens) so that the merge
     // combines several, some of them empty for the shorter sequence.
     const absl::StatusOr<int> fill = program->SplitsFor(l, batch, kMaxPages * kPageTokens);
     ASSERT_TRUE(fill.ok()) << fill.status();
     EXPECT_GE(*fill, 1);
     constexpr int kSplits = 3;
-    testing::DeviceBuffer<float> partial_o(static_cast<size_t>(batch) * kv_heads * kSplits *
-                                           kFragmentQueryRows * kHd);
-    testing::DeviceBuffer<float> partial_ml(static_cast<size_t>(batch) * kv_heads * kSplits *
-                                            kFragmentQueryRows * 2);
-    testing::DeviceBuffer<float> out(q.size());
-    FragmentDecodeParams p;
-    p.q_rot = d_q.get();
+    ASSERT_GE(decode_plan->max_splits(), kSplits);
+    PackedDecodeParams p = decode_plan->DecodeParams(l, ws.get(), batch, kSplits);
+    p.q = d_q.get();
     p.pages = d_pool.get();
     p.page_table = d_table.get();
-    p.len = d_len.get();
-    p.tables = d_tables.get();
+    p.max_pages_per_seq = kMaxPages;
+    p.packed_len = d_len.get();
     p.page_stride = stride;
-    p.max_pages = kMaxPages;
-    p.kv_heads = kv_heads;
-    p.num_splits = kSplits;
-    p.tiles_per_split = (kMaxPages * kPageTokens / 16 + kSplits - 1) / kSplits;
-    p.partial_o = partial_o.get();
-    p.partial_ml = partial_ml.get();
+    p.sink_k = d_sink_k.get();
+    p.sink_v = d_sink_v.get();
+    p.sink_len = d_sink_len.get();
+    p.recent_k = d_recent_k.get();
+    p.recent_v = d_recent_v.get();
+    p.recent_len = d_recent_len.get();
+    p.scale = static_cast<float>(scale);
+    p.out = out.get();
     KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
-    const absl::Status launched = program->Launch(l, p, batch, kGroup, out.get(), nullptr);
-    ASSERT_TRUE(launched.ok()) << launched;
+    const absl::Status stepped = program->Step(l, p, {d_tables.get(), q_rot.get()}, nullptr);
+    ASSERT_TRUE(stepped.ok()) << stepped;
     KVPLAN_CUDA_OK(cudaDeviceSynchronize());
-    // Undo V's rotation: x = R_vᵀ·y / √hd.
-    const std::vector<float> rotated = out.ToHost();
-    const Rotation& rv = cache->VRotation();
-    std::vector<float> got(rotated.size());
-    for (size_t row = 0; row < rotated.size() / kHd; ++row) {
-      for (int i = 0; i < kHd; ++i) {
-        double x = 0;
-        for (int j = 0; j < kHd; ++j)
-          x += rv.matrix[static_cast<size_t>(j) * kHd + i] * rotated[row * kHd + j];
-        got[row * kHd + i] = static_cast<float>(x / std::sqrt(static_cast<double>(kHd)));
-      }
-    }
     double max_want = 0;
     for (double x : want) max_want = std::max(max_want, std::abs(x));
-    EXPECT_TRUE(testing::AllClose("fragment_decode_layer" + std::to_string(l), got, want,
+    EXPECT_TRUE(testing::AllClose("fragment_decode_layer" + std::to_string(l), out.ToHost(), want,
                                   4e-3 * max_want, 1e-2));
   }
+}
+
+// What a step refuses, before it launches anything.
+TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
+  const KvPlan plan = *BlockGtqPlan(/*layers=*/1, /*head_dim=*/128, /*k_group_align=*/16, {});
+  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, {});
+  ASSERT_TRUE(program.ok()) << program.status();
+  PackedDecodeParams p;
+  EXPECT_EQ(program->Step(0, p, {}, nullptr).code(), absl::StatusCode::kFailedPrecondition);
+  KVPLAN_SKIP_WITHOUT_GPU();
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
+  ASSERT_TRUE(program->Load().ok());
+  absl::StatusOr<PackedDecodePlan> decode_plan =
+      CreateDecodePlanForPlan(plan, {.group_size = 4, .max_batch = 1});
+  ASSERT_TRUE(decode_plan.ok()) << decode_plan.status();
+  const testing::DeviceBuffer<uint8_t> ws(decode_plan->workspace_bytes());
+  testing::DeviceBuffer<uint32_t> tables(kFragmentTableBytes / 4);
+  testing::DeviceBuffer<uint16_t> q_rot(FragmentQRotBytes(1, plan.num_kv_heads, 128) / 2);
+  testing::DeviceBuffer<float> out(static_cast<size_t>(plan.num_kv_heads) * 4 * 128);
+  const FragmentStepBuffers buffers{tables.get(), q_rot.get()};
+  p = decode_plan->DecodeParams(0, ws.get(), 1, 1);
+  p.page_stride = program->page_stride(0);
+  p.out = out.get();
+  auto refused = [&](const PackedDecodeParams& bad, int layer, const std::string& names) {
+    const absl::Status s = program->Step(layer, bad, buffers, nullptr);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_NE(s.message().find(names), std::string::npos) << s;
+  };
+  refused(p, 1, "layers 0 .. 0");
+  PackedDecodeParams bad = p;
+  bad.page_stride = program->page_stride(0) - 16;
+  refused(bad, 0, "page_stride");
+  bad = p;
+  bad.group_size = 3;
+  refused(bad, 0, "group_size 3");
+  bad = p;
+  bad.num_kv_heads = 1;
+  refused(bad, 0, "KV heads");
+  const absl::Status no_buffers = program->Step(0, p, {}, nullptr);
+  EXPECT_EQ(no_buffers.code(), absl::StatusCode::kInvalidArgument) << no_buffers;
 }
 
 INSTANTIATE_TEST_SUITE_P(

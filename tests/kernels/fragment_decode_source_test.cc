@@ -57,7 +57,7 @@ TEST(FragmentDecodeSourceTest, FourWarpsAndANameCompileToo) {
   absl::StatusOr<std::string> source = FragmentDecodeSource({Uniform()}, options);
   ASSERT_TRUE(source.ok()) << source.status();
   EXPECT_NE(source->find("__launch_bounds__(128, 4) Layer7Decode("), std::string::npos) << *source;
-  EXPECT_NE(source->find("void Layer7DecodeMerge("), std::string::npos) << *source;
+  EXPECT_EQ(source->find("Merge"), std::string::npos) << "the merge is compiled ahead of time";
   absl::StatusOr<std::string> cubin = CompileCubin(*source, "layer7.cu", JitOptions{});
   EXPECT_TRUE(cubin.ok()) << cubin.status();
 }

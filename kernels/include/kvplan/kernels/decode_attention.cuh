@@ -496,26 +496,31 @@ __device__ void Fp16Part(const PackedDecodeParams& p, int kv_head, int batch, fl
   }
 }
 
-// q̂ rows of the CTA's query heads into q_s: row h, position
-// padded_offset[g] + i = fp16((R_g·q_g)_i · scale·log2(e)/√d_g), zero
-// elsewhere. Every CTA of a KV head repeats this small product (at most
-// GROUP_SIZE·Σ d_g² multiply-adds on L2-resident rotations): cheaper than a
-// kernel of its own, whose launch and dependent HBM round trips cost about as
-// much as a whole batch-1 decode step. q_perm: GROUP_SIZE·HEAD_DIM floats of
-// scratch. Ends with a barrier. Not inlined: its registers then do not count
-// against the decode loop's.
-template <int HEAD_DIM, int GROUP_SIZE>
-__device__ __noinline__ void RotateQueryIntoShared(const PackedDecodeParams& p,
-                                                   const PackedHeadDesc& desc, int kv_head, int b,
-                                                   int tid, uint16_t* q_s, float* q_perm) {
-  constexpr int kQSmem = AttentionSmem<HEAD_DIM>::kQSmemStride;
+// q̂ rows of the query heads of (sequence b, kv_head) into q_hat (rows of
+// ROW_STRIDE halves, kMaxGroupSize of them, shared or global memory): row h,
+// position o_g + i = fp16((R_g·q_g)_i · scale·log2(e)/√d_g), zero elsewhere,
+// where o_g is padded_offset[g] (PADDED: groups padded to whole 16-dim slices,
+// this kernel's q̂) or offset[g] (the permuted order itself, the fragment
+// kernels' q̂: fragment_params.h). In this kernel every CTA of a KV head
+// repeats this small product (at most GROUP_SIZE·Σ d_g² multiply-adds on
+// L2-resident rotations): cheaper than a kernel of its own, whose launch and
+// dependent HBM round trips cost about as much as a whole batch-1 decode step.
+// q_perm: GROUP_SIZE·HEAD_DIM floats of shared scratch. kAttentionThreads
+// threads; ends with a barrier. The decode loop calls it through
+// RotateQueryCall, not inlined: its registers then do not count against the
+// loop's.
+template <int HEAD_DIM, int GROUP_SIZE, int ROW_STRIDE, bool PADDED>
+__device__ __forceinline__ void RotateQuery(const PackedDecodeParams& p, const PackedHeadDesc& desc,
+                                            int kv_head, int b, int tid, uint16_t* q_hat,
+                                            float* q_perm) {
+  static_assert(ROW_STRIDE % 8 == 0, "rows of whole 16-byte chunks");
   const int q_heads = p.num_kv_heads * GROUP_SIZE;
   const float* q = p.q + (static_cast<int64_t>(b) * q_heads + kv_head * GROUP_SIZE) * HEAD_DIM;
   for (int e = tid; e < GROUP_SIZE * HEAD_DIM; e += kAttentionThreads) {
     q_perm[e] = q[(e / HEAD_DIM) * HEAD_DIM + desc.permutation[e % HEAD_DIM]];
   }
-  for (int c = tid; c < kMaxGroupSize * kQSmem / 8; c += kAttentionThreads) {
-    reinterpret_cast<uint4*>(q_s)[c] = make_uint4(0, 0, 0, 0);
+  for (int c = tid; c < kMaxGroupSize * ROW_STRIDE / 8; c += kAttentionThreads) {
+    reinterpret_cast<uint4*>(q_hat)[c] = make_uint4(0, 0, 0, 0);
   }
   __syncthreads();
   // Thread (pair, part): positions 2·pair and 2·pair + 1 (one group: sizes and
@@ -543,7 +548,7 @@ __device__ __noinline__ void RotateQueryIntoShared(const PackedDecodeParams& p,
     }
   }
   const float scale = p.scale * kLog2e * rsqrtf(static_cast<float>(d));
-  const int out = desc.padded_offset[grp] + i;
+  const int out = (PADDED ? desc.padded_offset[grp] : desc.offset[grp]) + i;
 #pragma unroll
   for (int h = 0; h < GROUP_SIZE; ++h) {
     float v0 = acc[0][h], v1 = acc[1][h];
@@ -553,10 +558,17 @@ __device__ __noinline__ void RotateQueryIntoShared(const PackedDecodeParams& p,
       v1 += __shfl_xor_sync(0xffffffffu, v1, o);
     }
     if (part == 0) {
-      *reinterpret_cast<uint32_t*>(q_s + h * kQSmem + out) = PackHalf2(v0 * scale, v1 * scale);
+      *reinterpret_cast<uint32_t*>(q_hat + h * ROW_STRIDE + out) =
+          PackHalf2(v0 * scale, v1 * scale);
     }
   }
   __syncthreads();
+}
+template <int HEAD_DIM, int GROUP_SIZE, int ROW_STRIDE, bool PADDED>
+__device__ __noinline__ void RotateQueryCall(const PackedDecodeParams& p,
+                                             const PackedHeadDesc& desc, int kv_head, int b,
+                                             int tid, uint16_t* q_hat, float* q_perm) {
+  RotateQuery<HEAD_DIM, GROUP_SIZE, ROW_STRIDE, PADDED>(p, desc, kv_head, b, tid, q_hat, q_perm);
 }
 
 }  // namespace internal
@@ -684,8 +696,8 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
   // Stage 1 is not written before step 0 and holds at least two pages
   // (>= 48·HEAD_DIM bytes at 1-bit K and 2-bit V): room for the fp32 q rows.
   static_assert(kPagesPerStage * 24 * HEAD_DIM >= kMaxGroupSize * HEAD_DIM * 4, "q scratch");
-  RotateQueryIntoShared<HEAD_DIM, GROUP_SIZE>(p, desc, kv_head, b, tid, q_s,
-                                              reinterpret_cast<float*>(body + stage_bytes));
+  RotateQueryCall<HEAD_DIM, GROUP_SIZE, kQSmem, true>(p, desc, kv_head, b, tid, q_s,
+                                                      reinterpret_cast<float*>(body + stage_bytes));
 
   float o[kMTiles][4];
 #pragma unroll

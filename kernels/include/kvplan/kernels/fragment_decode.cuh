@@ -5,19 +5,22 @@
 // lane loads its tile's codes straight into registers (NOTES run 19: 55-59%
 // of copy bandwidth at batch 16 where the version-1 kernel reaches 33-39%).
 //
-// Scope today: head_dim 64 or 128, any K layout of 8-dim half-slices and any
-// V width (runs of up to 8 words are what the generator admits: registers),
-// up to 8 query heads per KV head, q̂ given rotated and scaled by
-// scale·log2(e) (fragment_params.h), V left rotated (Merge returns rotated
-// outputs). Checked on the H200 at head_dim 128, K3, V3 (the design probe,
-// bench/kernels/fragment_decode_probe.cu). Missing before it can serve: q
-// rotation per CTA, V's inverse rotation, fp16 sinks/recent tokens.
+// Scope: head_dim 64 or 128, any K layout of 8-dim half-slices and any V
+// width (runs of up to 8 words are what the generator admits: registers), up
+// to 8 query heads per KV head. This header is the step's middle: q̂ comes
+// rotated and scaled by scale·log2(e) (fragment_params.h), and each CTA
+// writes its split's un-normalized (O, m, l) with V still rotated, into
+// LaunchPackedDecode's scratch layout. The fixed-function rest of the step
+// (fragment_prologue.cuh: q̂, the fp16 sink + recent part; MergeKernel: the
+// merge and V's inverse rotation) is compiled ahead of time; kvplan/kernels/
+// fragment_decode_program.h runs all three.
 //
 // A kernel of this header: a __global__ wrapper that declares
 //   extern __shared__ uint8_t dyn[];  __shared__ CtaShared<WARPS, HEAD_DIM> sh;
 // and calls AttentionCta<KLayoutOf<W>, KLayoutOf<UniformWidths<V_BITS, HD/8>>,
 // WARPS>(params, sh, dyn) for its head's K layout W, with kDynamicSmem bytes of
-// dynamic shared memory; then Merge<HEAD_DIM>.
+// dynamic shared memory. Launched as a programmatic dependent of the prologue
+// (it loads its tables before it waits for q̂), it lets the merge start early.
 #ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
 #define KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
 
@@ -309,6 +312,10 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   for (int i = tid; i < kCopyBytes / 16; i += kThreads) {
     reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
   }
+  // The merge may start (it prefetches V's rotation, then waits for this grid);
+  // q̂ is the prologue's output.
+  internal::AllowDependentLaunch();
+  internal::WaitForPrerequisiteGrids();
   // q̂ B fragments, held for the whole CTA: slice s, k pairs (2t, 2t+1) and (8+2t, 8+2t+1).
   const uint16_t* qrow =
       p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * kQueryRows + g) * kHeadDim;
@@ -426,8 +433,8 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     comb_ml[warp][2 * t + 1][0] = m[1], comb_ml[warp][2 * t + 1][1] = l[1];
   }
   __syncthreads();
-  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits + split;
-  for (int i = tid; i < kQueryRows * kHeadDim; i += kThreads) {
+  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1) + split;
+  for (int i = tid; i < p.group_size * kHeadDim; i += kThreads) {
     const int qh = i / kHeadDim, d = i % kHeadDim;
     float mm = kInit;
     for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, comb_ml[w][qh][0]);
@@ -437,37 +444,33 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
       acc += a * comb_o[w][qh][d];
       ll += a * comb_ml[w][qh][1];
     }
-    p.partial_o[unit * kQueryRows * kHeadDim + i] = acc;
+    p.partial_o[unit * p.group_size * kHeadDim + i] = acc;
     if (d == 0) {
-      p.partial_ml[(unit * kQueryRows + qh) * 2] = mm;
-      p.partial_ml[(unit * kQueryRows + qh) * 2 + 1] = ll;
+      p.partial_ml[(unit * p.group_size + qh) * 2] = mm;
+      p.partial_ml[(unit * p.group_size + qh) * 2 + 1] = ll;
     }
   }
 }
 
-// out [batch, kv_heads * group, HEAD_DIM]; grid (kv_heads * group, batch),
-// HEAD_DIM threads.
+// The design probe's merge (bench/kernels/fragment_decode_probe.cu): the
+// packed splits only, V left rotated. out [batch, kv_heads · group_size,
+// HEAD_DIM]; grid (kv_heads · group_size, batch), HEAD_DIM threads. Serving
+// steps merge with MergeKernel instead (the fp16 part, V's rotation undone).
 template <int HEAD_DIM>
-__device__ __forceinline__ void MergeRow(const Params& p, int group, float* out) {
+__global__ void RotatedMerge(const Params p, float* out) {
   const int qh = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
-  const int h = qh / group, q = qh % group;
-  const size_t base = (static_cast<size_t>(b) * p.kv_heads + h) * p.num_splits;
+  const int h = qh / p.group_size, q = qh % p.group_size;
+  const size_t base = (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1);
+  auto row = [&](int s) { return (base + s) * p.group_size + q; };
   float mm = kInit;
-  for (int s = 0; s < p.num_splits; ++s) {
-    mm = fmaxf(mm, p.partial_ml[((base + s) * kQueryRows + q) * 2]);
-  }
+  for (int s = 0; s < p.num_splits; ++s) mm = fmaxf(mm, p.partial_ml[row(s) * 2]);
   float acc = 0.0f, ll = 0.0f;
   for (int s = 0; s < p.num_splits; ++s) {
-    const float a = exp2f(p.partial_ml[((base + s) * kQueryRows + q) * 2] - mm);
-    acc += a * p.partial_o[((base + s) * kQueryRows + q) * HEAD_DIM + d];
-    ll += a * p.partial_ml[((base + s) * kQueryRows + q) * 2 + 1];
+    const float a = exp2f(p.partial_ml[row(s) * 2] - mm);
+    acc += a * p.partial_o[row(s) * HEAD_DIM + d];
+    ll += a * p.partial_ml[row(s) * 2 + 1];
   }
   out[(static_cast<size_t>(b) * gridDim.x + qh) * HEAD_DIM + d] = ll > 0.0f ? acc / ll : 0.0f;
-}
-
-template <int HEAD_DIM>
-__global__ void Merge(const Params p, int group, float* out) {
-  MergeRow<HEAD_DIM>(p, group, out);
 }
 
 }  // namespace kvplan::kernels::fragment_decode

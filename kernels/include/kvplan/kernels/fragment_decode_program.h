@@ -1,20 +1,30 @@
 // Every layer's fragment-page decode kernel for one plan: the pages of each
-// (layer, KV head) (core/fragment_page.h), each layer's generated source
-// (fragment_decode_source.h), compiled with NVRTC (jit.h) in parallel, layers
-// with the same source compiled once, through the cubin cache when options
-// name one. Compile needs no GPU; Load does.
+// (layer, KV head) (core/fragment_page.h), each layer's generated attention
+// kernel (fragment_decode_source.h), compiled with NVRTC (jit.h) in parallel,
+// layers with the same source compiled once, through the cubin cache when
+// options name one. Compile needs no GPU; Load does.
+//
+// Step serves LaunchPackedDecode's contract (launch.h: a PackedDecodeParams
+// from PackedDecodePlan::DecodeParams, q post-RoPE fp32, fp16 sink/recent
+// tokens, out in the original dims) over fragment pages: the prologue (q̂,
+// the fp16 part), the layer's generated attention, the merge (V's rotation
+// undone). Like the launchers it allocates nothing and never synchronizes, so
+// a step can be captured in a CUDA graph.
 //
 // Example:
 //   FragmentProgramOptions options;
 //   options.jit.cache_dir = state_dir + "/cubins";
 //   absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, options);
 //   absl::Status loaded = program->Load();
-//   cudaKernel_t attention = program->attention(layer);
+//   PackedDecodeParams p = decode_plan.DecodeParams(layer, ws, batch, *program->SplitsFor(...));
+//   p.pages = fragment_pool; p.page_stride = program->page_stride(layer); ...
+//   absl::Status s = program->Step(layer, p, {.tables = d_tables, .q_rot = d_q_rot}, stream);
 #ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
 #define KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,6 +35,7 @@
 #include "core/plan.h"
 #include "kvplan/kernels/fragment_params.h"
 #include "kvplan/kernels/jit.h"
+#include "kvplan/kernels/params.h"
 
 namespace kvplan::kernels {
 
@@ -36,6 +47,19 @@ struct FragmentProgramOptions {
   int threads = 0;
 };
 
+// Device buffers a step uses besides PackedDecodeParams' own.
+struct FragmentStepBuffers {
+  // FragmentTableImage() (fragment_tables.h), uploaded once.
+  const uint32_t* tables = nullptr;
+  // Scratch for q̂: FragmentQRotBytes(max_batch, num_kv_heads, head_dim) bytes.
+  uint16_t* q_rot = nullptr;
+};
+
+inline constexpr size_t FragmentQRotBytes(int batch, int num_kv_heads, int head_dim) {
+  return sizeof(uint16_t) * static_cast<size_t>(batch) * num_kv_heads * kFragmentQueryRows *
+         head_dim;
+}
+
 class FragmentDecodeProgram {
  public:
   // InvalidArgument naming the layer and KV head whose pages or kernel the
@@ -44,6 +68,12 @@ class FragmentDecodeProgram {
   // budget or V width the kernel does not cover, e.g. an exempt layer), or the
   // compiler's message naming the layer.
   static absl::StatusOr<FragmentDecodeProgram> Compile(const KvPlan& plan,
+                                                       const FragmentProgramOptions& options);
+  // The same from the pages of every (layer, KV head), layer-major
+  // ([num_layers * num_kv_heads]); InvalidArgument when the count is not a
+  // positive multiple of num_kv_heads.
+  static absl::StatusOr<FragmentDecodeProgram> Compile(int num_kv_heads,
+                                                       std::vector<FragmentPageLayout> pages,
                                                        const FragmentProgramOptions& options);
 
   int num_layers() const { return static_cast<int>(layer_source_.size()); }
@@ -63,32 +93,36 @@ class FragmentDecodeProgram {
 
   // After Load: splits that fill the machine for `batch` sequences of up to
   // `max_tokens` tokens (one wave of the kernel's resident CTAs, at least 8
-  // tiles per warp), as FragmentDecodeParams::num_splits.
+  // tiles per warp): PackedDecodeParams::num_splits, which the decode plan
+  // caps at its max_splits (the scratch it sized).
   absl::StatusOr<int> SplitsFor(int layer, int batch, int max_tokens) const;
 
-  // After Load: one decode step of `layer` (attention, then the exact merge of
-  // the splits) on `stream`, writing out [batch, kv_heads · group_size,
-  // head_dim] fp32, V still rotated (fragment_decode.cuh). FailedPrecondition
-  // before Load; InvalidArgument for a group size outside [1, 8]; Internal with
-  // the CUDA error of a launch that fails.
-  absl::Status Launch(int layer, const FragmentDecodeParams& params, int batch, int group_size,
-                      float* out, cudaStream_t stream) const;
-  // After Load: the layer's attention and merge kernels (fragment_decode.cuh).
+  // After Load: one decode step of `layer` on `stream`, writing p.out
+  // ([batch, kv_heads · group_size, head_dim] fp32, original dims). p comes
+  // from PackedDecodePlan::DecodeParams of the same plan (its heads, rotations
+  // and scratch), with p.pages fragment pages of at least page_stride(layer)
+  // bytes per (page, KV head) and p.page_stride set to that stride; p.tables
+  // and p.v_bits are not read. FailedPrecondition before Load;
+  // InvalidArgument naming the field for a layer, head count, head_dim,
+  // group size, stride, split count or buffer the program cannot run; Internal
+  // with the CUDA error of a launch that fails.
+  absl::Status Step(int layer, const PackedDecodeParams& p, const FragmentStepBuffers& buffers,
+                    cudaStream_t stream) const;
+  // After Load: the layer's attention kernel (fragment_decode.cuh).
   cudaKernel_t attention(int layer) const { return attention_[layer_source_[layer]]; }
-  cudaKernel_t merge(int layer) const { return merge_[layer_source_[layer]]; }
 
  private:
   FragmentDecodeProgram() = default;
 
   int num_kv_heads_ = 0;
   int warps_ = 8;
-  int head_dim_ = 0;                       // the merge's threads per row
+  int head_dim_ = 0;
   std::vector<FragmentPageLayout> pages_;  // [layer * num_kv_heads + head]
   std::vector<int64_t> page_strides_;      // [layer]
   std::vector<int> layer_source_;          // [layer] -> index into cubins_
   std::vector<std::string> cubins_;
   std::vector<JitLibrary> libraries_;  // after Load
-  std::vector<cudaKernel_t> attention_, merge_;
+  std::vector<cudaKernel_t> attention_;
 };
 
 }  // namespace kvplan::kernels

@@ -6,7 +6,8 @@
 // Example:
 //   absl::StatusOr<std::string> source = FragmentDecodeSource(layer_heads, {});
 //   absl::StatusOr<std::string> cubin = CompileCubin(*source, "layer0.cu", JitOptions{});
-//   // kernels: options.kernel_name (attention) and options.kernel_name + "Merge"
+//   // kernel: options.kernel_name (the attention; the step's other kernels are
+//   // compiled ahead of time: launch.h)
 #ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_SOURCE_H_
 #define KVPLAN_KERNELS_FRAGMENT_DECODE_SOURCE_H_
 
@@ -22,7 +23,7 @@ struct FragmentDecodeSourceOptions {
   // Warps per CTA (4 or 8). 8 keeps to two CTAs, so at most two heads' code
   // paths, per SM (NOTES run 19: four thrashed the instruction cache).
   int warps = 8;
-  // extern "C" names: the attention kernel, and it + "Merge".
+  // extern "C" name of the attention kernel.
   std::string kernel_name = "FragmentDecode";
 };
 

@@ -1,11 +1,12 @@
-// Parameters of the fragment-page decode kernels (fragment_decode.cuh), plain
-// data shared by the device code and the host launch
-// (FragmentDecodeProgram::Launch). Every pointer is a device pointer.
+// Parameters of the fragment-page attention kernels (fragment_decode.cuh),
+// plain data shared by the generated device code and the host step
+// (FragmentDecodeProgram::Step, which fills them from a PackedDecodeParams).
+// Every pointer is a device pointer.
 //
-// Example:
+// Example (what Step does):
 //   FragmentDecodeParams p;
 //   p.q_rot = q_hat; p.pages = pool; p.page_table = table; p.len = lens; ...
-//   program.Launch(layer, p, batch, group_size, out, stream);
+//   cudaLaunchKernel(program.attention(layer), dim3(p.num_splits, p.kv_heads, batch), ...);
 #ifndef KVPLAN_KERNELS_FRAGMENT_PARAMS_H_
 #define KVPLAN_KERNELS_FRAGMENT_PARAMS_H_
 
@@ -31,10 +32,13 @@ struct FragmentDecodeParams {
   int64_t page_stride = 0;           // bytes per (page, kv_head): the layer's largest page
   int max_pages = 0;
   int kv_heads = 0;
+  int group_size = 1;       // query rows written per KV head, 1..kFragmentQueryRows
   int num_splits = 1;       // key-axis splits per (sequence, kv_head)
   int tiles_per_split = 1;  // 16-token tiles per split: ceil(max_pages · 4 / num_splits)
-  float* partial_o = nullptr;   // [batch, kv_heads, num_splits, kFragmentQueryRows, head_dim]
-  float* partial_ml = nullptr;  // [batch, kv_heads, num_splits, kFragmentQueryRows, 2]
+  // LaunchPackedDecode's scratch layout: split s writes slot s; slot num_splits
+  // is the fp16 sink + recent part's (LaunchFragmentPrologue).
+  float* partial_o = nullptr;   // [batch, kv_heads, num_splits + 1, group_size, head_dim]
+  float* partial_ml = nullptr;  // [batch, kv_heads, num_splits + 1, group_size, 2]: (m, l)
 };
 
 }  // namespace kvplan::kernels

@@ -29,6 +29,17 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
 // sink/recent), merge; writes p.out.
 cudaError_t LaunchPackedDecode(const PackedDecodeParams& p, cudaStream_t stream);
 
+// The two halves of a step whose attention runs elsewhere: the fragment-page
+// kernels compiled per plan (fragment_decode_program.h runs all three).
+// LaunchFragmentPrologue: q̂ of every (sequence, KV head) into q_rot ([batch,
+// num_kv_heads, kFragmentQueryRows, head_dim] fp16, fragment_params.h) and
+// the fp16 sink + recent part into partial slot num_splits.
+// LaunchPackedMerge: the exact merge of all num_splits + 1 slots, V's rotation
+// undone; writes p.out. p.page_stride is not read by either.
+cudaError_t LaunchFragmentPrologue(const PackedDecodeParams& p, uint16_t* q_rot,
+                                   cudaStream_t stream);
+cudaError_t LaunchPackedMerge(const PackedDecodeParams& p, cudaStream_t stream);
+
 }  // namespace kvplan::kernels
 
 #endif  // KVPLAN_KERNELS_LAUNCH_H_

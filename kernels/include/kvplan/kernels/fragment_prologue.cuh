@@ -1,0 +1,54 @@
+// The fixed-function part of a fragment-page decode step (device code): what
+// runs before the plan's generated attention kernel (fragment_decode.cuh,
+// compiled per plan) and is the same for every plan, so it is compiled ahead
+// of time with the version-1 kernels whose pieces it reuses.
+//
+// FragmentPrologueKernel, grid (kv_heads, batch, 2), kAttentionThreads threads:
+//   z = 0  q̂ of the sequence's query heads of the KV head: rotated per K group,
+//          scaled by scale·log2(e)/√d_g, fp16, in the layout's permuted order
+//          (RotateQuery, unpadded), into q_rot [batch, kv_heads,
+//          kFragmentQueryRows, head_dim]; rows past GROUP_SIZE zero.
+//   z = 1  the fp16 sink + recent part (Fp16Part) into partial slot num_splits,
+//          which the merge (MergeKernel) adds to the packed splits.
+// The attention kernel then writes slots 0 .. num_splits - 1, and
+// MergeKernel merges all of them and undoes V's rotation, as in
+// LaunchPackedDecode.
+#ifndef KVPLAN_KERNELS_FRAGMENT_PROLOGUE_CUH_
+#define KVPLAN_KERNELS_FRAGMENT_PROLOGUE_CUH_
+
+#include <cstdint>
+
+#include "kvplan/kernels/decode_attention.cuh"
+#include "kvplan/kernels/fragment_params.h"
+
+namespace kvplan::kernels {
+
+static_assert(kFragmentQueryRows == kMaxGroupSize, "q̂ rows of both kernels");
+
+template <int HEAD_DIM, int GROUP_SIZE>
+__global__ void __launch_bounds__(internal::kAttentionThreads)
+    FragmentPrologueKernel(const __grid_constant__ PackedDecodeParams p, uint16_t* q_rot) {
+  using namespace internal;
+  // Fp16Part's q rows and scores; RotateQuery's permuted q (the smaller).
+  __shared__ float scratch[kMaxGroupSize * HEAD_DIM + kMaxGroupSize * kMaxFp16Tokens];
+  const int kv_head = blockIdx.x, b = blockIdx.y;
+  // The attention kernel may start loading its code tables now; it waits for
+  // this grid before it reads q̂.
+  AllowDependentLaunch();
+  if (blockIdx.z == 1) {
+    const int64_t part =
+        ((static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * (p.num_splits + 1) + p.num_splits) *
+        GROUP_SIZE;
+    Fp16Part<HEAD_DIM, GROUP_SIZE>(p, kv_head, b, scratch, p.partial_o + part * HEAD_DIM,
+                                   p.partial_ml + part * 2);
+    return;
+  }
+  uint16_t* q_hat =
+      q_rot + (static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * kFragmentQueryRows * HEAD_DIM;
+  RotateQuery<HEAD_DIM, GROUP_SIZE, HEAD_DIM, false>(p, p.heads[kv_head], kv_head, b,
+                                                     static_cast<int>(threadIdx.x), q_hat, scratch);
+}
+
+}  // namespace kvplan::kernels
+
+#endif  // KVPLAN_KERNELS_FRAGMENT_PROLOGUE_CUH_
