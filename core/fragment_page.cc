@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
+#include "core/fragment_geometry.h"
 #include "core/group_layout.h"
 #include "core/half.h"
 #include "core/packed_page.h"
@@ -91,26 +92,19 @@ class FragmentPageSlot {
   }
   int Row() const { return slot_ % kFragmentTileTokens; }
 
-  // K: half-slice h = p / 8, lane (row % 8, (p % 8) / 2), code (2·upper + odd).
   RunPosition KPosition(int group, int coordinate) const {
     const int p = layout_.k_layout().groups[group].offset + coordinate;
-    const int h = p / kFragmentHalfSliceDims, c = p % kFragmentHalfSliceDims;
-    const int r = Row();
-    return {TileOffset(), 4 * (r % 8) + c / 2,
-            layout_.half_slice_offset(h) + layout_.half_slice_bits(h) * (2 * (r / 8) + c % 2)};
+    const int h = p / kFragmentHalfSliceDims;
+    return {TileOffset(), FragmentKLane(Row(), p),
+            FragmentKRunBit(layout_.half_slice_offset(h), layout_.half_slice_bits(h), Row(), p)};
   }
-  // V: m-tile dim / 16, row half j = row / 8, lane (dim % 8, (row % 8) / 2).
   RunPosition VPosition(int dim) const {
-    const int m = dim / 16, rr = dim % 16, r = Row();
-    const int c = r % 8;
-    return {TileOffset() + layout_.v_runs_offset(), 4 * (rr % 8) + c / 2,
-            layout_.v_bits() * (8 * m + 4 * (r / 8) + 2 * (rr / 8) + c % 2)};
+    return {TileOffset() + layout_.v_runs_offset(), FragmentVLane(Row(), dim),
+            FragmentVRunBit(layout_.v_bits(), Row(), dim)};
   }
   size_t NormOffset(int norm_slot) const {
-    const int r = Row();
     return TileOffset() + layout_.norms_offset() +
-           4 * static_cast<size_t>((r % 8) * (layout_.num_k_groups() + 1) + norm_slot) +
-           2 * (r / 8);
+           FragmentNormByte(Row(), layout_.num_k_groups(), norm_slot);
   }
 
   const FragmentPageLayout& layout_;
@@ -119,18 +113,6 @@ class FragmentPageSlot {
 };
 
 }  // namespace
-
-size_t FragmentRunWordOffset(int words, int lane, int word) {
-  const int chunks = words / 4;
-  if (word < 4 * chunks) return 512 * static_cast<size_t>(word / 4) + 16 * lane + 4 * (word % 4);
-  size_t base = 512 * static_cast<size_t>(chunks);
-  const int rest = words - 4 * chunks;
-  if (rest >= 2) {
-    if (word < 4 * chunks + 2) return base + 8 * lane + 4 * (word - 4 * chunks);
-    base += 256;
-  }
-  return base + 4 * lane;
-}
 
 absl::StatusOr<FragmentPageLayout> FragmentPageLayout::Create(const GroupLayout& k_layout,
                                                               int v_bits) {

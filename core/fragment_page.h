@@ -48,16 +48,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "core/fragment_geometry.h"  // the grammar's arithmetic; FragmentRunWordOffset
 #include "core/group_layout.h"
 
 namespace kvplan {
 
 // Version of the grammar above (core/packed_page.h is version 1).
 inline constexpr int kFragmentPageFormatVersion = 2;
-// Slots per tile: the M of the MMA.
-inline constexpr int kFragmentTileTokens = 16;
-// K coordinates per half-slice: the unit every K group must be a multiple of.
-inline constexpr int kFragmentHalfSliceDims = 8;
 
 class FragmentPageLayout {
  public:
@@ -103,10 +100,6 @@ class FragmentPageLayout {
   std::vector<int> half_bits_;     // [hd / 8]
   std::vector<int> half_offsets_;  // [hd / 8], run bit of the half's first code
 };
-
-// Byte offset, within a run block of `words` words per lane, of word `word` of
-// lane `lane`'s run (the run storage above).
-size_t FragmentRunWordOffset(int words, int lane, int word);
 
 // Stores one token's K and V records (grouped_quantizer.h grammar) into `slot`
 // of `page`, changing no other slot's bits; the inverse reads them back bit for

@@ -6,7 +6,7 @@
 //
 // Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
 //                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
-//                             [--encode-slabs N] [--splits N] [--fragment]
+//                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -18,9 +18,13 @@
 //   --fragment (needs --k-align 8 or 16): also the fragment-page step
 //   (kvplan/kernels/fragment_decode_program.h: the plan's kernels compiled with
 //   NVRTC at start, cubins cached in /tmp/kvplan_bench_cubins) on fragment pages
-//   of the same plan, in four more columns: µs, GB/s, % of copy bandwidth, x SDPA.
-//   Times: median of N single launches timed with CUDA events; inputs rotate
-//   over enough replicas to exceed the L2 several times.
+//   of the same plan, in more columns: µs, GB/s, % of copy bandwidth, x SDPA, and
+//   encode into fragment pages (µs, % of copy bandwidth).
+//   Times: median of N single launches timed with CUDA events (host launch
+//   overhead included where the GPU outruns the host), or with --graph of N
+//   replays of a CUDA graph of kGraphSteps steps, per step (the GPU time a
+//   serving loop replaying graphs sees; SDPA through at::cuda::CUDAGraph). Inputs
+//   rotate over enough replicas to exceed the L2 several times (SDPA's too).
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
 
 #include <algorithm>
@@ -61,35 +65,72 @@ using kernels::PackedDecodePlan;
     }                                                                                             \
   } while (0)
 
+// Steps per captured graph with --graph: at least the replicas (<= 16).
+constexpr int kGraphSteps = 16;
+
 struct Model {
   const char* name;
   int q_heads, kv_heads, head_dim;
 };
 
+// Times launches on its own stream. By default a sample is one call f(i,
+// stream) between two events (after 3 warm-ups): what a step costs when the
+// host launches it, host launch overhead included wherever the GPU is faster
+// than the host. With graph_steps > 0 (--graph), f(0 .. graph_steps - 1) are
+// captured into one CUDA graph and a sample is one replay divided by
+// graph_steps: a step's GPU time as a serving loop that replays graphs sees it.
 struct Timer {
+  cudaStream_t stream;
   cudaEvent_t start, stop;
+  int graph_steps = 0;
   Timer() {
+    cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
   }
   ~Timer() {
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
+    cudaStreamDestroy(stream);
   }
-  // Median µs of `iters` timed calls of f(i) after 3 warm-ups.
+  // Median µs per call of f(i, stream) over `iters` samples.
   template <typename F>
   double Median(int iters, F&& f) {
-    for (int i = 0; i < 3; ++i) f(i);
+    // The inputs were filled on the legacy stream, which this non-blocking
+    // stream does not wait for (a pageable cudaMemcpy may return before its
+    // DMA lands): everything before this point completes first.
     BENCH_CHECK(cudaDeviceSynchronize());
+    if (graph_steps <= 0) {
+      for (int i = 0; i < 3; ++i) f(i, stream);
+      return MedianOf(iters, 1, [&](int i) { f(i, stream); });
+    }
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    BENCH_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < graph_steps; ++i) f(i, stream);
+    BENCH_CHECK(cudaStreamEndCapture(stream, &graph));
+    BENCH_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    for (int i = 0; i < 2; ++i) BENCH_CHECK(cudaGraphLaunch(exec, stream));
+    const double us =
+        MedianOf(iters, graph_steps, [&](int) { BENCH_CHECK(cudaGraphLaunch(exec, stream)); });
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    return us;
+  }
+
+ private:
+  template <typename F>
+  double MedianOf(int iters, int calls_per_sample, F&& sample) {
+    BENCH_CHECK(cudaStreamSynchronize(stream));
     std::vector<float> t;
     for (int i = 0; i < iters; ++i) {
-      cudaEventRecord(start, 0);
-      f(i);
-      cudaEventRecord(stop, 0);
+      cudaEventRecord(start, stream);
+      sample(i);
+      cudaEventRecord(stop, stream);
       BENCH_CHECK(cudaEventSynchronize(stop));
       float ms = 0;
       cudaEventElapsedTime(&ms, start, stop);
-      t.push_back(ms * 1000.0f);
+      t.push_back(ms * 1000.0f / calls_per_sample);
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
@@ -127,96 +168,108 @@ double MemcpyBandwidth(Timer& timer) {
   BENCH_CHECK(cudaMalloc(&a, bytes));
   BENCH_CHECK(cudaMalloc(&b, bytes));
   BENCH_CHECK(FillRandomBits(a, bytes, 1, nullptr));
-  const double us =
-      timer.Median(10, [&](int) { cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0); });
+  const double us = timer.Median(10, [&](int, cudaStream_t s) {
+    BENCH_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s));
+  });
   cudaFree(a);
   cudaFree(b);
   return 2.0 * bytes / (us * 1e-6) / 1e9;  // read + write, GB/s
 }
 
-// The fragment-page path of one plan (--fragment): its compiled kernels, the
+// The fragment-page path of one plan (--fragment): a PackedDecodePlan of the
+// same codecs with fragment_pages and its workspace, the compiled kernels, the
 // code-table image and q̂ scratch, and each head's norm spans for FixPageNorms.
 struct FragmentPath {
+  std::optional<PackedDecodePlan> plan;
   std::optional<kernels::FragmentDecodeProgram> program;
+  void* workspace = nullptr;
   uint32_t* tables = nullptr;
   uint16_t* q_rot = nullptr;
-  int* norm_spans = nullptr;  // [heads][kTilesPerPage][2]
+  int* norm_spans = nullptr;  // [heads][kFragmentTilesPerPage][2]
   double page_bytes_sum = 0;  // over the heads
   FragmentPath() = default;
   FragmentPath(const FragmentPath&) = delete;
   FragmentPath& operator=(const FragmentPath&) = delete;
   ~FragmentPath() {
+    cudaFree(workspace);
     cudaFree(tables);
     cudaFree(q_rot);
     cudaFree(norm_spans);
   }
 };
-constexpr int kFragmentTiles = kPageTokens / kFragmentTileTokens;
 
-void MakeFragmentPath(const std::vector<HeadCodec>& codecs, int v_bits, int max_batch,
+void MakeFragmentPath(PackedDecodeConfig config, const std::vector<HeadCodec>& codecs,
                       FragmentPath& path) {
+  config.fragment_pages = true;
+  absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, codecs);
+  if (!plan.ok()) {
+    std::fprintf(stderr, "fragment plan: %s\n", std::string(plan.status().message()).c_str());
+    std::exit(1);
+  }
   std::vector<FragmentPageLayout> pages;
   std::vector<int> spans;
-  for (const HeadCodec& codec : codecs) {
-    absl::StatusOr<FragmentPageLayout> page = FragmentPageLayout::Create(codec.k_layout, v_bits);
-    if (!page.ok()) {
-      std::fprintf(stderr, "fragment pages: %s\n", std::string(page.status().message()).c_str());
-      std::exit(1);
+  for (int h = 0; h < config.num_kv_heads; ++h) {
+    const FragmentPageLayout& page = plan->fragment_layout(0, h);
+    for (int t = 0; t < kernels::kFragmentTilesPerPage; ++t) {
+      spans.push_back(static_cast<int>(t * page.tile_bytes() + page.norms_offset()));
+      spans.push_back(kFragmentTileTokens * (page.num_k_groups() + 1));
     }
-    for (int t = 0; t < kFragmentTiles; ++t) {
-      spans.push_back(static_cast<int>(t * page->tile_bytes() + page->norms_offset()));
-      spans.push_back(kFragmentTileTokens * (page->num_k_groups() + 1));
-    }
-    path.page_bytes_sum += static_cast<double>(page->page_bytes());
-    pages.push_back(*std::move(page));
+    path.page_bytes_sum += static_cast<double>(page.page_bytes());
+    pages.push_back(page);
   }
-  const int heads = static_cast<int>(codecs.size()), head_dim = pages[0].head_dim();
   kernels::FragmentProgramOptions options;
   options.jit.cache_dir = "/tmp/kvplan_bench_cubins";
   absl::StatusOr<kernels::FragmentDecodeProgram> program =
-      kernels::FragmentDecodeProgram::Compile(heads, std::move(pages), options);
+      kernels::FragmentDecodeProgram::Compile(config.num_kv_heads, std::move(pages), options);
   absl::Status loaded = program.ok() ? program->Load() : program.status();
   if (!loaded.ok()) {
     std::fprintf(stderr, "fragment program: %s\n", std::string(loaded.message()).c_str());
     std::exit(1);
   }
+  BENCH_CHECK(cudaMalloc(&path.workspace, plan->workspace_bytes()));
+  BENCH_CHECK(plan->Upload(path.workspace, nullptr));
+  path.plan = *std::move(plan);
   path.program = *std::move(program);
   const std::vector<uint32_t> image = kernels::FragmentTableImage();
   BENCH_CHECK(cudaMalloc(&path.tables, image.size() * sizeof(uint32_t)));
   BENCH_CHECK(cudaMemcpy(path.tables, image.data(), image.size() * sizeof(uint32_t),
                          cudaMemcpyHostToDevice));
-  BENCH_CHECK(cudaMalloc(&path.q_rot, kernels::FragmentQRotBytes(max_batch, heads, head_dim)));
+  BENCH_CHECK(cudaMalloc(&path.q_rot, kernels::FragmentQRotBytes(
+                                          config.max_batch, config.num_kv_heads, config.head_dim)));
   BENCH_CHECK(cudaMalloc(&path.norm_spans, spans.size() * sizeof(int)));
   BENCH_CHECK(cudaMemcpy(path.norm_spans, spans.data(), spans.size() * sizeof(int),
                          cudaMemcpyHostToDevice));
 }
 
-// Median µs of the fragment step for the packed step's params `p` (whose
-// page_table is replaced by replica i's, as for the packed step), and the
-// bytes it reads.
-double FragmentStepMicros(Timer& timer, const FragmentPath& path, kernels::PackedDecodeParams p,
-                          int max_splits, int ctx, int64_t seq_pages, int reps, const int* d_table,
-                          int iters) {
+// Median µs of the fragment step on the packed step's per-step inputs `step`
+// (q, lengths, scale, out; the page table of replica i, as for the packed
+// step) over fragment pages filled at random.
+double FragmentStepMicros(Timer& timer, const FragmentPath& path,
+                          const kernels::PackedDecodeParams& step, int ctx, int64_t seq_pages,
+                          int reps, const int* d_table, int iters) {
   const kernels::FragmentDecodeProgram& program = *path.program;
-  const int64_t stride = program.page_stride(0);
-  uint8_t* pool;
-  BENCH_CHECK(cudaMalloc(&pool, static_cast<size_t>(seq_pages) * reps * p.num_kv_heads * stride));
-  BENCH_CHECK(FillRandomBits(pool, static_cast<size_t>(seq_pages) * reps * p.num_kv_heads * stride,
-                             8, nullptr));
-  BENCH_CHECK(FixPageNorms(pool, seq_pages * reps, p.num_kv_heads, stride, path.norm_spans,
-                           kFragmentTiles, nullptr));
-  absl::StatusOr<int> splits = program.SplitsFor(0, p.batch, ctx);
+  absl::StatusOr<int> splits = program.SplitsFor(0, step.batch, ctx);
   if (!splits.ok()) {
     std::fprintf(stderr, "fragment splits: %s\n", std::string(splits.status().message()).c_str());
     std::exit(1);
   }
-  p.num_splits = std::min(*splits, max_splits);
+  kernels::PackedDecodeParams p = path.plan->DecodeParams(0, path.workspace, step.batch, *splits);
+  const size_t pool_bytes = static_cast<size_t>(seq_pages) * reps * p.num_kv_heads * p.page_stride;
+  uint8_t* pool;
+  BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
+  BENCH_CHECK(FillRandomBits(pool, pool_bytes, 8, nullptr));
+  BENCH_CHECK(FixPageNorms(pool, seq_pages * reps, p.num_kv_heads, p.page_stride, path.norm_spans,
+                           kernels::kFragmentTilesPerPage, nullptr));
+  p.q = step.q;
   p.pages = pool;
-  p.page_stride = stride;
-  const double us = timer.Median(iters, [&](int i) {
+  p.max_pages_per_seq = step.max_pages_per_seq;
+  p.packed_len = step.packed_len;
+  p.scale = step.scale;
+  p.out = step.out;
+  const double us = timer.Median(iters, [&](int i, cudaStream_t stream) {
     kernels::PackedDecodeParams pi = p;
     pi.page_table = d_table + static_cast<size_t>(i % reps) * seq_pages;
-    const absl::Status s = program.Step(0, pi, {path.tables, path.q_rot}, nullptr);
+    const absl::Status s = program.Step(0, pi, {path.tables, path.q_rot}, stream);
     if (!s.ok()) {
       std::fprintf(stderr, "fragment step: %s\n", std::string(s.message()).c_str());
       std::exit(1);
@@ -230,13 +283,14 @@ int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0;
-  bool fragment = false;
+  bool fragment = false, graph = false;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     if (std::strcmp(argv[i], "--no-encode") == 0) encode = false;
     if (std::strcmp(argv[i], "--fragment") == 0) fragment = true;
+    if (std::strcmp(argv[i], "--graph") == 0) graph = true;
     if (std::strcmp(argv[i], "--iters") == 0 && has_value) iters = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--model") == 0 && has_value) only_model = argv[++i];
     if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
@@ -269,6 +323,9 @@ int Run(int argc, char** argv) {
                                          ? "LibTorch at::scaled_dot_product_attention(enable_gqa)"
                                          : "not built");
   if (k_align > 0) std::printf("K allocation: width groups aligned to %d dims\n", k_align);
+  std::printf("timing: %s\n", graph ? "CUDA graph replays of 16 steps, per step"
+                                    : "single launches (host launch overhead included)");
+  if (graph) timer.graph_steps = kGraphSteps;
 
   const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128}, {"qwen2.5-3b", 16, 2, 128}};
   std::vector<int> contexts = quick ? std::vector<int>{4096, 32768, 131072}
@@ -278,7 +335,7 @@ int Run(int argc, char** argv) {
   std::printf("\n%-12s %-5s %5s %7s %6s | %9s %7s %5s | %9s %6s | %9s %6s | %9s %7s%s\n", "model",
               "plan", "batch", "ctx", "B/tok", "packed_us", "GB/s", "%cpy", "fp16_us", "x",
               "sdpa_us", "x", "encode_us", "enc%cpy",
-              fragment ? " |   frag_us    GB/s  %cpy x_sdpa" : "");
+              fragment ? " |   frag_us    GB/s  %cpy x_sdpa |   fenc_us fenc%cpy" : "");
   for (const Model& m : models) {
     if (!only_model.empty() && only_model != m.name) continue;
     const int group = m.q_heads / m.kv_heads, hd = m.head_dim, heads = m.kv_heads;
@@ -318,7 +375,7 @@ int Run(int argc, char** argv) {
           cudaMemcpy(d_spans, spans.data(), spans.size() * sizeof(int), cudaMemcpyHostToDevice));
       const double bytes_per_token = page_bytes_sum / heads / kPageTokens;
       FragmentPath frag;
-      if (fragment) MakeFragmentPath(codecs, kv[1], config.max_batch, frag);
+      if (fragment) MakeFragmentPath(config, codecs, frag);
 
       for (int batch : {1, 16}) {
         if (only_batch > 0 && only_batch != batch) continue;
@@ -360,18 +417,17 @@ int Run(int argc, char** argv) {
           p.packed_len = d_len;
           p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
           p.out = out;
-          const double packed_us = timer.Median(iters, [&](int i) {
+          const double packed_us = timer.Median(iters, [&](int i, cudaStream_t stream) {
             kernels::PackedDecodeParams pi = p;
             pi.page_table = d_table + static_cast<size_t>(i % reps_p) * seq_pages;
-            BENCH_CHECK(kernels::LaunchPackedDecode(pi, nullptr));
+            BENCH_CHECK(kernels::LaunchPackedDecode(pi, stream));
           });
           const double read_bytes = static_cast<double>(seq_pages) * page_bytes_sum;
           const double packed_gbs = read_bytes / (packed_us * 1e-6) / 1e9;
           cudaFree(pool);
-          const double frag_us = fragment
-                                     ? FragmentStepMicros(timer, frag, p, plan->max_splits(), ctx,
-                                                          seq_pages, reps_p, d_table, iters)
-                                     : -1;
+          const double frag_us =
+              fragment ? FragmentStepMicros(timer, frag, p, ctx, seq_pages, reps_p, d_table, iters)
+                       : -1;
           const double frag_gbs =
               static_cast<double>(seq_pages) * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);
@@ -402,15 +458,15 @@ int Run(int argc, char** argv) {
           fp.partial_o = po;
           fp.partial_ml = pml;
           fp.out = out;
-          const double fp16_us = timer.Median(iters, [&](int i) {
+          const double fp16_us = timer.Median(iters, [&](int i, cudaStream_t stream) {
             Fp16DecodeParams fi = fp;
             fi.k = kf + (i % reps_f) * kv_count;
             fi.v = vf + (i % reps_f) * kv_count;
-            BENCH_CHECK(LaunchFp16DecodeBaseline(fi, hd, group, nullptr));
+            BENCH_CHECK(LaunchFp16DecodeBaseline(fi, hd, group, stream));
           });
           std::string sdpa_error;
-          const double sdpa_us =
-              SdpaMedianMicros(qf, kf, vf, batch, m.q_heads, heads, hd, ctx, iters, &sdpa_error);
+          const SdpaCase sdpa_case = {qf, kf, vf, batch, m.q_heads, heads, hd, ctx, reps_f};
+          const double sdpa_us = SdpaMedianMicros(sdpa_case, iters, timer.graph_steps, &sdpa_error);
           if (sdpa_us < 0 && SdpaAvailable())
             std::fprintf(stderr, "sdpa: %s\n", sdpa_error.c_str());
           cudaFree(kf);
@@ -420,7 +476,7 @@ int Run(int argc, char** argv) {
           cudaFree(pml);
 
           // Encode + pack of a prefill chunk: min(batch·ctx, 32K) tokens.
-          double encode_us = -1, encode_frac = 0;
+          double encode_us = -1, encode_frac = 0, fenc_us = -1, fenc_frac = 0;
           if (encode && (ctx == contexts.front() || ctx == 32768)) {
             const int tokens = std::min(batch * ctx, 32768);
             const size_t in_count = size_t{1} * tokens * heads * hd;
@@ -444,11 +500,28 @@ int Run(int argc, char** argv) {
             ep.slot_mapping = slots;
             ep.pages = epool;
             ep.num_tokens = tokens;
-            encode_us = timer.Median(std::max(3, iters / 4), [&](int) {
-              BENCH_CHECK(kernels::LaunchEncodePack(ep, nullptr, encode_slabs));
+            encode_us = timer.Median(std::max(3, iters / 4), [&](int, cudaStream_t stream) {
+              BENCH_CHECK(kernels::LaunchEncodePack(ep, stream, encode_slabs));
             });
             const double bytes = 2.0 * in_count * 4 + static_cast<double>(epages) * page_bytes_sum;
             encode_frac = bytes / (encode_us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
+            if (fragment) {  // the same tokens into fragment pages
+              kernels::EncodePackParams fp_encode = frag.plan->EncodeParams(0, frag.workspace);
+              uint8_t* fpool;
+              BENCH_CHECK(cudaMalloc(&fpool, epages * heads * fp_encode.page_stride));
+              fp_encode.k = kin;
+              fp_encode.v = vin;
+              fp_encode.slot_mapping = slots;
+              fp_encode.pages = fpool;
+              fp_encode.num_tokens = tokens;
+              fenc_us = timer.Median(std::max(3, iters / 4), [&](int, cudaStream_t stream) {
+                BENCH_CHECK(kernels::LaunchEncodePack(fp_encode, stream, encode_slabs));
+              });
+              const double fbytes =
+                  2.0 * in_count * 4 + static_cast<double>(epages) * frag.page_bytes_sum;
+              fenc_frac = fbytes / (fenc_us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
+              cudaFree(fpool);
+            }
             cudaFree(kin);
             cudaFree(vin);
             cudaFree(slots);
@@ -473,11 +546,17 @@ int Run(int argc, char** argv) {
           const std::string plan_name =
               "K" + std::to_string(kv[0]) + "V" + std::to_string(kv[1]) +
               (k_align > 0 ? "a" + std::to_string(k_align) : std::string());
-          char frag_col[80] = "";
+          char frag_col[128] = "";
           if (fragment) {
-            std::snprintf(frag_col, sizeof(frag_col), " | %9.1f %7.0f %4.0f%% %6.2f", frag_us,
+            char fenc_col[48];
+            if (fenc_us > 0) {
+              std::snprintf(fenc_col, sizeof(fenc_col), "%9.1f %6.1f%%", fenc_us, fenc_frac);
+            } else {
+              std::snprintf(fenc_col, sizeof(fenc_col), "%9s %7s", "-", "-");
+            }
+            std::snprintf(frag_col, sizeof(frag_col), " | %9.1f %7.0f %4.0f%% %6.2f | %s", frag_us,
                           frag_gbs, frag_gbs / memcpy_gbs * 100.0,
-                          sdpa_us > 0 ? sdpa_us / frag_us : 0.0);
+                          sdpa_us > 0 ? sdpa_us / frag_us : 0.0, fenc_col);
           }
           std::printf("%-12s %-5s %5d %7d %6.1f | %9.1f %7.0f %4.0f%% | %9.1f %6.2f | %s | %s%s\n",
                       m.name, plan_name.c_str(), batch, ctx, bytes_per_token, packed_us, packed_gbs,

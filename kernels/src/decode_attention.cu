@@ -59,7 +59,8 @@ bool ValidStep(const PackedDecodeParams& p) {
 
 cudaError_t LaunchPackedDecode(const PackedDecodeParams& p, cudaStream_t stream) {
   if (p.batch <= 0) return cudaSuccess;
-  if (!ValidStep(p)) return cudaErrorInvalidValue;
+  // Fragment-native pages are FragmentDecodeProgram::Step's.
+  if (!ValidStep(p) || p.fragment != nullptr) return cudaErrorInvalidValue;
   return DispatchDecodeConfig(p.head_dim, p.group_size, p.v_bits, [&](auto hd, auto gs, auto vb) {
     return LaunchPackedDecodeTyped<decltype(hd)::value, decltype(gs)::value, decltype(vb)::value>(
         p, stream);

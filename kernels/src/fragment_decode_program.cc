@@ -171,6 +171,12 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
         where, "params have ", p.num_kv_heads, " KV heads of head_dim ", p.head_dim,
         "; the program ", num_kv_heads_, " of ", head_dim_, ": use the same plan's DecodeParams"));
   }
+  if (p.fragment == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where,
+                     "params of a plan without fragment_pages: its pages are version-1 pages, for "
+                     "LaunchPackedDecode; build the PackedDecodePlan with fragment_pages = true"));
+  }
   if (std::string e = UnsupportedGroupSize(p.group_size); !e.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(where, e));
   }

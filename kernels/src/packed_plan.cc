@@ -108,6 +108,7 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
           : std::min(512, (4 * config.num_sms + config.num_kv_heads - 1) / config.num_kv_heads);
 
   std::vector<PackedHeadDesc> descs(num_heads);
+  std::vector<FragmentHeadGeometry> fragments(config.fragment_pages ? num_heads : 0);
   std::vector<float> rotations;
   for (size_t h = 0; h < num_heads; ++h) {
     const HeadCodec& codec = heads[h];
@@ -133,6 +134,26 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
         codec.v_rotation.matrix.size() != static_cast<size_t>(hd) * hd) {
       return absl::InvalidArgumentError(absl::StrFormat("%s: V rotation has dim %d; head_dim is %d",
                                                         where, codec.v_rotation.dim, hd));
+    }
+    if (config.fragment_pages) {
+      absl::StatusOr<FragmentPageLayout> fragment =
+          FragmentPageLayout::Create(codec.k_layout, plan.v_bits(layer));
+      if (!fragment.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: %s", where, fragment.status().message()));
+      }
+      FragmentHeadGeometry& f = fragments[h];
+      f.k_run_words = fragment->k_run_words();
+      f.v_run_words = fragment->v_run_words();
+      f.v_runs_offset = static_cast<int>(fragment->v_runs_offset());
+      f.norms_offset = static_cast<int>(fragment->norms_offset());
+      f.tile_bytes = static_cast<int>(fragment->tile_bytes());
+      f.num_k_groups = fragment->num_k_groups();
+      for (int half = 0; half < hd / kFragmentHalfSliceDims; ++half) {
+        f.half_bits[half] = fragment->half_slice_bits(half);
+        f.half_offset[half] = fragment->half_slice_offset(half);
+      }
+      plan.fragment_layouts_.push_back(*std::move(fragment));
     }
     PackedHeadDesc& d = descs[h];
     d.num_groups = groups;
@@ -171,18 +192,26 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
     d.v_rotation = static_cast<int64_t>(rotations.size());
     rotations.insert(rotations.end(), codec.v_rotation.matrix.begin(),
                      codec.v_rotation.matrix.end());
-    plan.layer_page_strides_[layer] =
-        std::max<int64_t>(plan.layer_page_strides_[layer], d.page_bytes);
-    plan.page_stride_ = std::max<int64_t>(plan.page_stride_, d.page_bytes);
+    const int64_t page_bytes =
+        config.fragment_pages ? static_cast<int64_t>(plan.fragment_layouts_.back().page_bytes())
+                              : d.page_bytes;
+    plan.layer_page_strides_[layer] = std::max(plan.layer_page_strides_[layer], page_bytes);
+    plan.page_stride_ = std::max(plan.page_stride_, page_bytes);
     plan.layouts_.push_back(*std::move(layout));
   }
 
   const size_t descs_bytes = AlignUp(num_heads * sizeof(PackedHeadDesc));
-  plan.tables_offset_ = descs_bytes;
+  plan.fragment_offset_ = descs_bytes;
+  plan.tables_offset_ =
+      plan.fragment_offset_ + AlignUp(fragments.size() * sizeof(FragmentHeadGeometry));
   plan.rotations_offset_ = plan.tables_offset_ + AlignUp(sizeof(CodeTables));
   const size_t uploaded = plan.rotations_offset_ + AlignUp(rotations.size() * sizeof(float));
   plan.image_.assign(uploaded, 0);
   std::memcpy(plan.image_.data(), descs.data(), num_heads * sizeof(PackedHeadDesc));
+  if (!fragments.empty()) {
+    std::memcpy(plan.image_.data() + plan.fragment_offset_, fragments.data(),
+                fragments.size() * sizeof(FragmentHeadGeometry));
+  }
   FillTables(*reinterpret_cast<CodeTables*>(plan.image_.data() + plan.tables_offset_));
   std::memcpy(plan.image_.data() + plan.rotations_offset_, rotations.data(),
               rotations.size() * sizeof(float));
@@ -214,6 +243,12 @@ int PackedDecodePlan::SplitsFor(int batch, int max_tokens) const {
   return std::clamp(splits, 1, max_splits_);
 }
 
+const FragmentHeadGeometry* PackedDecodePlan::FragmentGeometry(int layer, uint8_t* ws) const {
+  if (!config_.fragment_pages) return nullptr;
+  return reinterpret_cast<const FragmentHeadGeometry*>(ws + fragment_offset_) +
+         static_cast<size_t>(layer) * config_.num_kv_heads;
+}
+
 EncodePackParams PackedDecodePlan::EncodeParams(int layer, void* workspace) const {
   uint8_t* ws = static_cast<uint8_t*>(workspace);
   EncodePackParams p;
@@ -222,6 +257,7 @@ EncodePackParams PackedDecodePlan::EncodeParams(int layer, void* workspace) cons
   p.rotations = reinterpret_cast<const float*>(ws + rotations_offset_);
   p.tables = reinterpret_cast<const CodeTables*>(ws + tables_offset_);
   p.page_stride = page_stride(layer);
+  p.fragment = FragmentGeometry(layer, ws);
   p.num_kv_heads = config_.num_kv_heads;
   p.head_dim = config_.head_dim;
   p.v_bits = v_bits(layer);
@@ -243,6 +279,7 @@ PackedDecodeParams PackedDecodePlan::DecodeParams(int layer, void* workspace, in
   p.v_bits = v_bits(layer);
   p.num_splits = std::clamp(num_splits, 1, max_splits_);
   p.page_stride = page_stride(layer);
+  p.fragment = FragmentGeometry(layer, ws);
   p.partial_o = reinterpret_cast<float*>(ws + partial_o_offset_);
   p.partial_ml = reinterpret_cast<float*>(ws + partial_ml_offset_);
   p.batch = std::min(batch, config_.max_batch);

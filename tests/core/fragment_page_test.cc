@@ -62,7 +62,7 @@ TEST(FragmentPageTest, PlacesACodeWhereTheGrammarSays) {
   std::vector<uint8_t> page(layout.page_bytes(), 0);
   WriteRecordsToFragmentPage(layout, k_record, v_record, 20, absl::MakeSpan(page));
   const size_t byte = layout.tile_bytes() + FragmentRunWordOffset(6, 17, 0) + 3;
-  EXPECT_EQ(FragmentRunWordOffset(6, 17, 0), 16u * 17);
+  EXPECT_EQ(FragmentRunWordOffset(6, 17, 0), 16 * 17);
   for (size_t i = 0; i < page.size(); ++i) {
     ASSERT_EQ(page[i], i == byte ? 5 << 3 : 0) << "byte " << i;
   }
@@ -103,7 +103,7 @@ TEST(FragmentPageTest, PlacesACodeOfAMultiWidthLayoutWhereTheGrammarSays) {
   std::vector<uint8_t> page(layout.page_bytes(), 0);
   WriteRecordsToFragmentPage(layout, k_record, v_record, 57, absl::MakeSpan(page));
   const size_t byte = 3 * layout.tile_bytes() + FragmentRunWordOffset(5, 6, 1);
-  EXPECT_EQ(FragmentRunWordOffset(5, 6, 1), 16u * 6 + 4);
+  EXPECT_EQ(FragmentRunWordOffset(5, 6, 1), 16 * 6 + 4);
   for (size_t i = 0; i < page.size(); ++i)
     ASSERT_EQ(page[i], i == byte ? 9 << 4 : 0) << "byte " << i;
   EXPECT_EQ(layout.KCode(page, 3, 57, 5), 9);

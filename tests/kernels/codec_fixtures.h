@@ -1,5 +1,6 @@
 // Deterministic codecs and data for the GPU tests: group layouts with chosen
-// or random widths, Haar rotations, fp32 activations, and CPU-built pages.
+// or random widths (any, or in whole 8-dim units), Haar rotations, fp32 activations, and CPU-built
+// pages.
 //
 // Example:
 //   HeadCodec codec = RandomCodec(/*head_dim=*/128, /*avg_bits=*/3.0, /*seed=*/7);
@@ -40,6 +41,21 @@ inline HeadCodec RandomCodec(int head_dim, double avg_bits, uint64_t seed) {
   for (int i = 0; i < blocks; ++i) {
     const double w = avg_bits + 1.5 * rng.NextGaussian();
     widths[i] = std::min(8, std::max(1, static_cast<int>(std::lround(w))));
+  }
+  return CodecFromWidths(widths, seed);
+}
+
+// Widths in units of four blocks (8 dims: what fragment-native pages need),
+// unit u at 1 + u mod 8 (every_width) or uneven widths around avg_bits.
+inline HeadCodec AlignedCodec(int head_dim, double avg_bits, uint64_t seed, bool every_width) {
+  DeterministicRng rng(seed);
+  const int blocks = head_dim / 2;
+  std::vector<int> widths(blocks);
+  for (int u = 0; u < blocks / 4; ++u) {
+    const int w = every_width ? 1 + u % 8
+                              : std::min(8, std::max(1, static_cast<int>(std::lround(
+                                                            avg_bits + 1.5 * rng.NextGaussian()))));
+    for (int i = 0; i < 4; ++i) widths[4 * u + i] = w;
   }
   return CodecFromWidths(widths, seed);
 }

@@ -4,7 +4,8 @@
 // every V width, token counts 1, odd, page boundary ±1, many pages; shuffled
 // slots with a skipped token (per-code atomic stores), whole pages in slot
 // order (the assembled 16-byte stores) and both in one launch; one and several
-// slabs per CTA.
+// slabs per CTA. The same for fragment-native pages (WriteRecordsToFragmentPage
+// on the CPU) with layouts whose K groups are whole 8-dim units.
 //
 // The kernel rotates on tensor cores with split fp16 operands, so its z is
 // close to the CPU's but not bit-equal (encode_pack.cuh). Held to:
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "core/codebook.h"
+#include "core/fragment_page.h"
 #include "core/group_layout.h"
 #include "core/grouped_quantizer.h"
 #include "core/packed_page.h"
@@ -77,6 +79,7 @@ struct EncodeCase {
   Head0 head0 = Head0::kRandom;
   Slots slots = Slots::kShuffled;
   int slabs_per_cta = 0;  // 0: the launcher's choice
+  bool fragment = false;  // fragment-native pages (8-dim-unit K groups)
 };
 
 std::string Name(const EncodeCase& c) {
@@ -88,7 +91,8 @@ std::string Name(const EncodeCase& c) {
     << (c.slots == Slots::kInOrder ? "_inorder"
         : c.slots == Slots::kMixed ? "_mixed"
                                    : "")
-    << (c.slabs_per_cta > 0 ? "_slabs" + std::to_string(c.slabs_per_cta) : "");
+    << (c.slabs_per_cta > 0 ? "_slabs" + std::to_string(c.slabs_per_cta) : "")
+    << (c.fragment ? "_fragment" : "");
   return s.str();
 }
 
@@ -101,6 +105,24 @@ HeadCodec Head0Codec(const EncodeCase& c) {
     widths[i] = c.head0 == Head0::kEveryWidth ? 1 + (i * 7 + 3) % 8 : i < 7 ? i + 1 + (i >= 2) : 3;
   }
   return CodecFromWidths(widths, 500);
+}
+
+// Head h's codec.
+HeadCodec CaseCodec(const EncodeCase& c, int h) {
+  if (c.fragment)
+    return AlignedCodec(c.head_dim, 2.0 + h, 600 + h, h == 0 && c.head0 != Head0::kRandom);
+  return h == 0 && c.head0 != Head0::kRandom ? Head0Codec(c)
+                                             : RandomCodec(c.head_dim, 2.0 + h, 600 + h);
+}
+
+// The CPU's page writer of each grammar.
+void WriteRecords(const PackedPageLayout& layout, absl::Span<const uint8_t> k,
+                  absl::Span<const uint8_t> v, int slot, absl::Span<uint8_t> page) {
+  WriteRecordsToPage(layout, k, v, slot, page);
+}
+void WriteRecords(const FragmentPageLayout& layout, absl::Span<const uint8_t> k,
+                  absl::Span<const uint8_t> v, int slot, absl::Span<uint8_t> page) {
+  WriteRecordsToFragmentPage(layout, k, v, slot, page);
 }
 
 // Slots of `tokens` tokens in a pool of `pages` pages (-1: skipped).
@@ -191,14 +213,13 @@ void CompareGroup(const std::vector<int>& got, const std::vector<int>& want, con
   }
 }
 
+// Layout: PackedPageLayout or FragmentPageLayout, the grammar of the pages.
+template <typename Layout>
 void RunEncodeCase(const EncodeCase& c) {
   KVPLAN_SKIP_WITHOUT_GPU();
   const int hd = c.head_dim;
   std::vector<HeadCodec> codecs;
-  for (int h = 0; h < c.kv_heads; ++h) {
-    codecs.push_back(h == 0 && c.head0 != Head0::kRandom ? Head0Codec(c)
-                                                         : RandomCodec(hd, 2.0 + h, 600 + h));
-  }
+  for (int h = 0; h < c.kv_heads; ++h) codecs.push_back(CaseCodec(c, h));
   PackedDecodeConfig config;
   config.num_layers = 1;
   config.num_kv_heads = c.kv_heads;
@@ -206,12 +227,15 @@ void RunEncodeCase(const EncodeCase& c) {
   config.group_size = 1;
   config.v_bits = c.v_bits;
   config.encode_only = true;  // attention's dispatch set has fewer V widths
+  config.fragment_pages = c.fragment;
   absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, codecs);
   ASSERT_TRUE(plan.ok()) << plan.status();
-  std::vector<PackedPageLayout> layouts;
+  std::vector<Layout> layouts;
   int64_t stride = 0;
   for (int h = 0; h < c.kv_heads; ++h) {
-    layouts.push_back(*PackedPageLayout::Create(codecs[h].k_layout, c.v_bits));
+    absl::StatusOr<Layout> layout = Layout::Create(codecs[h].k_layout, c.v_bits);
+    ASSERT_TRUE(layout.ok()) << layout.status();
+    layouts.push_back(*std::move(layout));
     stride = std::max<int64_t>(stride, layouts.back().page_bytes());
   }
   const int pages = std::max(8, (c.tokens + kPageTokens - 1) / kPageTokens + 2);
@@ -245,8 +269,8 @@ void RunEncodeCase(const EncodeCase& c) {
       kqs[h].CodedCoordinates(kx, absl::MakeSpan(k_z.data() + pair * hd, hd));
       vqs[h].CodedCoordinates(vx, absl::MakeSpan(v_z.data() + pair * hd, hd));
       uint8_t* page = want.data() + ((slots[t] / kPageTokens) * c.kv_heads + h) * stride;
-      WriteRecordsToPage(layouts[h], k_records[pair], v_records[pair],
-                         static_cast<int>(slots[t] % kPageTokens), absl::MakeSpan(page, stride));
+      WriteRecords(layouts[h], k_records[pair], v_records[pair],
+                   static_cast<int>(slots[t] % kPageTokens), absl::MakeSpan(page, stride));
     }
   }
 
@@ -277,7 +301,7 @@ void RunEncodeCase(const EncodeCase& c) {
       const size_t page_offset = ((slots[t] / kPageTokens) * c.kv_heads + h) * stride;
       const absl::Span<const uint8_t> got_page(got.data() + page_offset, stride);
       const absl::Span<const uint8_t> want_page(want.data() + page_offset, stride);
-      const PackedPageLayout& layout = layouts[h];
+      const Layout& layout = layouts[h];
       const std::string where = "token " + std::to_string(t) + " head " + std::to_string(h);
       for (int g = 0; g < layout.num_k_groups(); ++g) {
         const QuantGroup& group = layout.k_layout().groups[g];
@@ -299,8 +323,8 @@ void RunEncodeCase(const EncodeCase& c) {
                    layout.VNorm(got_page, slot), layout.VNorm(want_page, slot), where + " V",
                    tally);
       // Overwrite the slot with the CPU's records for the byte comparison below.
-      WriteRecordsToPage(layout, k_records[pair], v_records[pair], slot,
-                         absl::MakeSpan(got.data() + page_offset, stride));
+      WriteRecords(layout, k_records[pair], v_records[pair], slot,
+                   absl::MakeSpan(got.data() + page_offset, stride));
     }
   }
   EXPECT_EQ(tally.bad, 0u) << Name(c) << ": " << tally.bad << " codes or norms out of tolerance; "
@@ -327,7 +351,13 @@ void RunEncodeCase(const EncodeCase& c) {
 
 class EncodePackTest : public ::testing::TestWithParam<EncodeCase> {};
 
-TEST_P(EncodePackTest, MatchesCpuWithinTolerance) { RunEncodeCase(GetParam()); }
+TEST_P(EncodePackTest, MatchesCpuWithinTolerance) {
+  if (GetParam().fragment) {
+    RunEncodeCase<FragmentPageLayout>(GetParam());
+  } else {
+    RunEncodeCase<PackedPageLayout>(GetParam());
+  }
+}
 
 INSTANTIATE_TEST_SUITE_P(
     Sizes, EncodePackTest,
@@ -349,7 +379,14 @@ INSTANTIATE_TEST_SUITE_P(
                       // Rotations staged in several rounds, with one and several slabs per CTA.
                       EncodeCase{128, 2, 3, 300, Head0::kLopsided, Slots::kMixed},
                       EncodeCase{64, 2, 3, 300, Head0::kLopsided, Slots::kMixed, 2},
-                      EncodeCase{128, 2, 3, 129, Head0::kLopsided, Slots::kShuffled, 3}),
+                      EncodeCase{128, 2, 3, 129, Head0::kLopsided, Slots::kShuffled, 3},
+                      // Fragment-native pages: decode tokens, whole pages, both.
+                      EncodeCase{128, 3, 3, 33, Head0::kEveryWidth, Slots::kShuffled, 0, true},
+                      EncodeCase{128, 2, 3, 256, Head0::kRandom, Slots::kInOrder, 0, true},
+                      EncodeCase{128, 2, 4, 400, Head0::kEveryWidth, Slots::kMixed, 3, true},
+                      EncodeCase{128, 2, 8, 65, Head0::kRandom, Slots::kShuffled, 0, true},
+                      EncodeCase{64, 3, 2, 330, Head0::kEveryWidth, Slots::kMixed, 8, true},
+                      EncodeCase{64, 2, 5, 129, Head0::kRandom, Slots::kInOrder, 0, true}),
     [](const ::testing::TestParamInfo<EncodeCase>& test_info) { return Name(test_info.param); });
 
 }  // namespace

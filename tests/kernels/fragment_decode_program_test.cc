@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iterator>
+#include <numeric>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "core/packed_kv_cache.h"
 #include "core/packed_page.h"
 #include "kvplan/kernels/fragment_tables.h"
+#include "kvplan/kernels/launch.h"
 #include "kvplan/kernels/packed_plan.h"
 #include "kvplan/kernels/plan_codecs.h"
 #include "tests/kernels/codec_fixtures.h"
@@ -129,9 +131,12 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
   if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
   absl::StatusOr<PackedKvCache> cache = PackedKvCache::Create(plan, kv_heads * kGroup, {});
   ASSERT_TRUE(cache.ok()) << cache.status();
-  absl::StatusOr<PackedDecodePlan> decode_plan = CreateDecodePlanForPlan(
-      plan,
-      {.group_size = kGroup, .max_batch = batch, .max_sink = kMaxSink, .max_recent = kMaxRecent});
+  absl::StatusOr<PackedDecodePlan> decode_plan =
+      CreateDecodePlanForPlan(plan, {.group_size = kGroup,
+                                     .max_batch = batch,
+                                     .max_sink = kMaxSink,
+                                     .max_recent = kMaxRecent,
+                                     .fragment_pages = true});
   ASSERT_TRUE(decode_plan.ok()) << decode_plan.status();
   ASSERT_TRUE(program->Load().ok());
   const testing::DeviceBuffer<uint8_t> ws(decode_plan->workspace_bytes());
@@ -149,6 +154,7 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
   for (int l = 0; l < kLayers; ++l) {
     SCOPED_TRACE("layer " + std::to_string(l));
     const int64_t stride = program->page_stride(l);
+    ASSERT_EQ(decode_plan->page_stride(l), stride);
     std::vector<uint8_t> pool(static_cast<size_t>(batch) * kMaxPages * kv_heads * stride, 0);
     const GroupedQuantizer vq =
         *GroupedQuantizer::Create(*UniformLayout(kHd, plan.VBits(l)), {cache->VRotation()});
@@ -233,7 +239,6 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
     p.page_table = d_table.get();
     p.max_pages_per_seq = kMaxPages;
     p.packed_len = d_len.get();
-    p.page_stride = stride;
     p.sink_k = d_sink_k.get();
     p.sink_v = d_sink_v.get();
     p.sink_len = d_sink_len.get();
@@ -266,7 +271,7 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
   ASSERT_TRUE(program->Load().ok());
   absl::StatusOr<PackedDecodePlan> decode_plan =
-      CreateDecodePlanForPlan(plan, {.group_size = 4, .max_batch = 1});
+      CreateDecodePlanForPlan(plan, {.group_size = 4, .max_batch = 1, .fragment_pages = true});
   ASSERT_TRUE(decode_plan.ok()) << decode_plan.status();
   const testing::DeviceBuffer<uint8_t> ws(decode_plan->workspace_bytes());
   testing::DeviceBuffer<uint32_t> tables(kFragmentTableBytes / 4);
@@ -274,7 +279,6 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   testing::DeviceBuffer<float> out(static_cast<size_t>(plan.num_kv_heads) * 4 * 128);
   const FragmentStepBuffers buffers{tables.get(), q_rot.get()};
   p = decode_plan->DecodeParams(0, ws.get(), 1, 1);
-  p.page_stride = program->page_stride(0);
   p.out = out.get();
   auto refused = [&](const PackedDecodeParams& bad, int layer, const std::string& names) {
     const absl::Status s = program->Step(layer, bad, buffers, nullptr);
@@ -293,7 +297,133 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   refused(bad, 0, "KV heads");
   const absl::Status no_buffers = program->Step(0, p, {}, nullptr);
   EXPECT_EQ(no_buffers.code(), absl::StatusCode::kInvalidArgument) << no_buffers;
+  // A version-1 plan's params, and the version-1 launcher given fragment ones.
+  absl::StatusOr<PackedDecodePlan> version1 =
+      CreateDecodePlanForPlan(plan, {.group_size = 4, .max_batch = 1});
+  ASSERT_TRUE(version1.ok()) << version1.status();
+  PackedDecodeParams v1 = version1->DecodeParams(0, ws.get(), 1, 1);
+  v1.page_stride = program->page_stride(0);
+  v1.out = out.get();
+  refused(v1, 0, "fragment_pages");
+  EXPECT_EQ(LaunchPackedDecode(p, nullptr), cudaErrorInvalidValue);
 }
+
+// A stored plan served end to end on fragment pages: every layer encoded on
+// the GPU (LaunchEncodePack with a fragment_pages plan) and attended by a step,
+// against the fp64 reference over the GPU's pages, and against PackedKvCache
+// (the CPU serving cache) fed the same tokens, per (head_dim, k_group_align).
+class FragmentPlanTest : public ::testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
+  KVPLAN_SKIP_WITHOUT_GPU();
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
+  const int hd = std::get<0>(GetParam()), align = std::get<1>(GetParam());
+  constexpr int kLayers = 3, kGroup = 4, kTokens = 200;  // three full pages and a partial one
+  const KvPlan plan = *BlockGtqPlan(kLayers, hd, align, {});
+  const int kv_heads = plan.num_kv_heads, q_heads = kv_heads * kGroup;
+  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, {});
+  ASSERT_TRUE(program.ok()) << program.status();
+  ASSERT_TRUE(program->Load().ok());
+  absl::StatusOr<PackedKvCache> cache =
+      PackedKvCache::Create(plan, q_heads, {.sink_tokens = 0, .recent_tokens = 0});
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  absl::StatusOr<PackedDecodePlan> decode_plan =
+      CreateDecodePlanForPlan(plan, {.group_size = kGroup, .fragment_pages = true});
+  ASSERT_TRUE(decode_plan.ok()) << decode_plan.status();
+  const testing::DeviceBuffer<uint8_t> ws(decode_plan->workspace_bytes());
+  KVPLAN_CUDA_OK(decode_plan->Upload(ws.get(), nullptr));
+  const testing::DeviceBuffer<uint32_t> tables(FragmentTableImage());
+  testing::DeviceBuffer<uint16_t> q_rot(FragmentQRotBytes(1, kv_heads, hd) / 2);
+
+  // Token t in slot t: pages 0..pages-1 in order (whole pages, then a partial one).
+  const int pages = (kTokens + kPageTokens - 1) / kPageTokens;
+  std::vector<int64_t> slots(kTokens);
+  std::iota(slots.begin(), slots.end(), 0);
+  std::vector<int> page_table(pages);
+  std::iota(page_table.begin(), page_table.end(), 0);
+  const testing::DeviceBuffer<int64_t> d_slots(slots);
+  const testing::DeviceBuffer<int> d_table(page_table), d_len(std::vector<int>{kTokens});
+  for (int l = 0; l < kLayers; ++l) {
+    SCOPED_TRACE("layer " + std::to_string(l));
+    const size_t n = static_cast<size_t>(kTokens) * kv_heads * hd;
+    const std::vector<float> k = testing::RandomVector(n, 100 + l);
+    const std::vector<float> v = testing::RandomVector(n, 200 + l);
+    const std::vector<float> q = testing::RandomVector(static_cast<size_t>(q_heads) * hd, 300 + l);
+    ASSERT_TRUE(cache->Append(l, k, v).ok());
+    const testing::DeviceBuffer<float> d_k(k), d_v(v), d_q(q);
+    const int64_t stride = decode_plan->page_stride(l);
+    testing::DeviceBuffer<uint8_t> pool(static_cast<size_t>(pages) * kv_heads * stride);
+    testing::DeviceBuffer<float> out(q.size());
+    EncodePackParams e = decode_plan->EncodeParams(l, ws.get());
+    e.k = d_k.get();
+    e.v = d_v.get();
+    e.slot_mapping = d_slots.get();
+    e.pages = pool.get();
+    e.num_tokens = kTokens;
+    KVPLAN_CUDA_OK(LaunchEncodePack(e, nullptr));
+    PackedDecodeParams p = decode_plan->DecodeParams(l, ws.get(), 1, 2);
+    p.q = d_q.get();
+    p.pages = pool.get();
+    p.page_table = d_table.get();
+    p.max_pages_per_seq = pages;
+    p.packed_len = d_len.get();
+    p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    p.out = out.get();
+    KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
+    const absl::Status stepped = program->Step(l, p, {tables.get(), q_rot.get()}, nullptr);
+    ASSERT_TRUE(stepped.ok()) << stepped;
+    KVPLAN_CUDA_OK(cudaDeviceSynchronize());
+    const std::vector<float> got = out.ToHost();
+
+    // The step alone: the fp64 reference over the pages the GPU wrote.
+    const std::vector<uint8_t> host_pool = pool.ToHost();
+    std::vector<double> want(q.size());
+    for (int h = 0; h < kv_heads; ++h) {
+      std::vector<absl::Span<const uint8_t>> head_pages;
+      for (int page = 0; page < pages; ++page) {
+        head_pages.push_back(absl::MakeConstSpan(
+            host_pool.data() + (static_cast<size_t>(page) * kv_heads + h) * stride, stride));
+      }
+      PackedAttentionInputs in;
+      in.q = absl::MakeConstSpan(q.data() + static_cast<size_t>(h) * kGroup * hd,
+                                 static_cast<size_t>(kGroup) * hd);
+      in.group_size = kGroup;
+      in.pages = head_pages;
+      in.num_packed_tokens = kTokens;
+      in.scale = 1.0 / std::sqrt(static_cast<double>(hd));
+      const absl::Status s = PackedDecodeAttentionReference(
+          decode_plan->fragment_layout(l, h), cache->KRotations(l, h), cache->VRotation(), in,
+          absl::MakeSpan(want.data() + static_cast<size_t>(h) * kGroup * hd,
+                         static_cast<size_t>(kGroup) * hd));
+      ASSERT_TRUE(s.ok()) << s;
+    }
+    double max_want = 0;
+    for (double x : want) max_want = std::max(max_want, std::abs(x));
+    EXPECT_TRUE(testing::AllClose("fragment_plan_gpu_pages", got, want, 4e-3 * max_want, 1e-2));
+
+    // Encode too: the CPU serving cache fed the same tokens, at
+    // plan_decode_test's tolerance (a rare encode flip moves an output by up to
+    // 0.23·max|want|; a wrong bit position by about max|want| on many).
+    std::vector<float> cpu(q.size());
+    ASSERT_TRUE(cache->Attend(l, q, kTokens, absl::MakeSpan(cpu)).ok());
+    const std::vector<double> cpu_want(cpu.begin(), cpu.end());
+    double max_cpu = 0;
+    for (double x : cpu_want) max_cpu = std::max(max_cpu, std::abs(x));
+    EXPECT_TRUE(testing::AllClose("fragment_plan_cpu_cache", got, cpu_want, 0.25 * max_cpu, 1e-2));
+  }
+}
+
+std::string PlanName(const ::testing::TestParamInfo<std::tuple<int, int>>& case_info) {
+  return "hd" + std::to_string(std::get<0>(case_info.param)) + "_align" +
+         std::to_string(std::get<1>(case_info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(HeadDims, FragmentPlanTest,
+                         ::testing::Values(std::make_tuple(128, 16), std::make_tuple(128, 8),
+                                           std::make_tuple(64, 16)),
+                         PlanName);
 
 INSTANTIATE_TEST_SUITE_P(
     Configs, FragmentDecodeConfigTest,

@@ -34,16 +34,15 @@
 //   n'  = n·√d / ‖c[codes]‖ (fp64, four-lane sums), fp16 with saturation: equal
 //         to the CPU's bit for bit whenever the group's codes are.
 //
-// Stores. A slab whose 64 tokens fill one page in order (slot_mapping[t0 + i]
-// = slot_mapping[t0] + i, slot_mapping[t0] a multiple of 64, t0 the slab's
-// first token; a prefill whose sequence starts on a slab) is assembled in
-// shared memory in page-stream order and written without atomics: each code
-// stream as chunks of 64 codes that a thread packs in registers (8-byte
-// stores), the norms as 16-byte units. Any other slab (decode
-// tokens, shuffled or partial pages, negative slots = skipped tokens) stores
-// each code with an atomicAnd (clear its bits) and an atomicOr (set them),
-// since codes of neighbouring slots share 32-bit words: concurrent writers of
-// other slots are safe, two writers of one slot are not.
+// Stores (version-1 pages; fragment-native pages, p.fragment, store every code
+// with atomics: StoreFragmentGroup). A slab whose 64 tokens fill one page in order (slot_mapping[t0
+// + i] = slot_mapping[t0] + i, slot_mapping[t0] a multiple of 64, t0 the slab's first token; a
+// prefill whose sequence starts on a slab) is assembled in shared memory in page-stream order and
+// written without atomics: each code stream as chunks of 64 codes that a thread packs in registers
+// (8-byte stores), the norms as 16-byte units. Any other slab (decode tokens, shuffled or partial
+// pages, negative slots = skipped tokens) stores each code with an atomicAnd (clear its bits) and
+// an atomicOr (set them), since codes of neighbouring slots share 32-bit words: concurrent writers
+// of other slots are safe, two writers of one slot are not.
 #ifndef KVPLAN_KERNELS_ENCODE_PACK_CUH_
 #define KVPLAN_KERNELS_ENCODE_PACK_CUH_
 
@@ -52,6 +51,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/fragment_geometry.h"
 #include "kvplan/kernels/device_utils.cuh"
 #include "kvplan/kernels/params.h"
 
@@ -520,16 +520,73 @@ __device__ __forceinline__ void StoreChunk(uint8_t* stream, const uint8_t* code_
   for (int k = 0; k < BITS; ++k) dst[k] = make_uint2(out[2 * k], out[2 * k + 1]);
 }
 
-__device__ __forceinline__ void StoreCode(uint32_t* words, int bit, int stride, uint32_t code) {
-  const int w = bit >> 5;
-  const int shift = bit & 31;
-  const uint32_t mask = (1u << stride) - 1u;
-  atomicAnd(words + w, ~(mask << shift));
-  atomicOr(words + w, code << shift);
-  if (shift + stride > 32) {
+// Sets bits [shift, shift + width) of the field lo:hi (hi only when the code
+// crosses into it) to `code` with atomics: neighbouring slots share words.
+__device__ __forceinline__ void StoreBits(uint32_t* lo, uint32_t* hi, int shift, int width,
+                                          uint32_t code) {
+  const uint32_t mask = (1u << width) - 1u;
+  atomicAnd(lo, ~(mask << shift));
+  atomicOr(lo, code << shift);
+  if (shift + width > 32) {
     const int spill = 32 - shift;
-    atomicAnd(words + w + 1, ~(mask >> spill));
-    atomicOr(words + w + 1, code >> spill);
+    atomicAnd(hi, ~(mask >> spill));
+    atomicOr(hi, code >> spill);
+  }
+}
+
+// A code at stream bit `bit` of a version-1 page's code stream.
+__device__ __forceinline__ void StoreCode(uint32_t* words, int bit, int stride, uint32_t code) {
+  StoreBits(words + (bit >> 5), words + (bit >> 5) + 1, bit & 31, stride, code);
+}
+
+// A code at run bit `bit` of lane `lane`'s run in a fragment page's run block
+// of `words` words per lane: a lane's consecutive run words are not adjacent
+// in memory (core/fragment_geometry.h).
+__device__ __forceinline__ void StoreRunCode(uint8_t* block, int words, int lane, int bit,
+                                             int width, uint32_t code) {
+  const int w = bit >> 5;
+  StoreBits(reinterpret_cast<uint32_t*>(block + FragmentRunWordOffset(words, lane, w)),
+            reinterpret_cast<uint32_t*>(block + FragmentRunWordOffset(words, lane, w + 1)),
+            bit & 31, width, code);
+}
+
+// StoreGroup for fragment-native pages (p.fragment): code by code into each
+// token's slot (negative slots skipped), then the norms. Whole pages take this
+// path too: a lane's run mixes the codes of several K groups. Not inlined:
+// its address arithmetic would push the encode loop past 128 registers.
+__device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int head, bool is_v,
+                                                int g, const EncodeGroup& grp,
+                                                const uint8_t* code_s, const uint16_t* norms,
+                                                const int64_t* slot_s, int tid) {
+  const FragmentHeadGeometry& f = p.fragment[head];
+  const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
+  auto tile_of = [&](int64_t slot) {
+    const int s = static_cast<int>(slot % kKernelPageTokens);
+    return p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
+           (s / kFragmentTileTokens) * f.tile_bytes;
+  };
+  for (int i = tid; i < kSlabTokens * d; i += kSlabThreads) {
+    const int token = i / d, c = i - token * d;
+    const int64_t slot = slot_s[token];
+    if (slot < 0) continue;
+    uint8_t* tile = tile_of(slot);
+    const int row = static_cast<int>(slot % kFragmentTileTokens);
+    const uint32_t code = code_s[CodeByte(code_base + StreamElement(token, c, d, is_v))];
+    if (is_v) {
+      StoreRunCode(tile + f.v_runs_offset, f.v_run_words, FragmentVLane(row, c),
+                   FragmentVRunBit(bits, row, c), bits, code);
+    } else {
+      const int pos = grp.offset + c, half = pos / kFragmentHalfSliceDims;
+      StoreRunCode(tile, f.k_run_words, FragmentKLane(row, pos),
+                   FragmentKRunBit(f.half_offset[half], bits, row, pos), bits, code);
+    }
+  }
+  if (tid < kSlabTokens && slot_s[tid] >= 0) {
+    const int64_t slot = slot_s[tid];
+    const int row = static_cast<int>(slot % kFragmentTileTokens);
+    const int norm_slot = is_v ? f.num_k_groups : g;
+    *reinterpret_cast<uint16_t*>(tile_of(slot) + f.norms_offset +
+                                 FragmentNormByte(row, f.num_k_groups, norm_slot)) = norms[tid];
   }
 }
 
@@ -544,6 +601,10 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
                                            bool whole_page, int tid) {
   const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
   const uint16_t* norms = norm_s + g * kSlabTokens;
+  if (p.fragment != nullptr) {
+    StoreFragmentGroup(p, head, is_v, g, grp, code_s, norms, slot_s, tid);
+    return;
+  }
   if (whole_page) {
     uint8_t* page =
         p.pages + ((slot_s[0] / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;

@@ -16,8 +16,9 @@
 //   options.jit.cache_dir = state_dir + "/cubins";
 //   absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, options);
 //   absl::Status loaded = program->Load();
+//   // decode_plan: a PackedDecodePlan of the same plan with fragment_pages = true
 //   PackedDecodeParams p = decode_plan.DecodeParams(layer, ws, batch, *program->SplitsFor(...));
-//   p.pages = fragment_pool; p.page_stride = program->page_stride(layer); ...
+//   p.q = q; p.pages = fragment_pool; ...
 //   absl::Status s = program->Step(layer, p, {.tables = d_tables, .q_rot = d_q_rot}, stream);
 #ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
 #define KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
@@ -99,10 +100,10 @@ class FragmentDecodeProgram {
 
   // After Load: one decode step of `layer` on `stream`, writing p.out
   // ([batch, kv_heads · group_size, head_dim] fp32, original dims). p comes
-  // from PackedDecodePlan::DecodeParams of the same plan (its heads, rotations
-  // and scratch), with p.pages fragment pages of at least page_stride(layer)
-  // bytes per (page, KV head) and p.page_stride set to that stride; p.tables
-  // and p.v_bits are not read. FailedPrecondition before Load;
+  // from PackedDecodePlan::DecodeParams of a plan of the same codecs built
+  // with fragment_pages (its heads, rotations, scratch and page stride), with
+  // p.pages the fragment pages its encode wrote; p.tables and p.v_bits are not
+  // read. FailedPrecondition before Load;
   // InvalidArgument naming the field for a layer, head count, head_dim,
   // group size, stride, split count or buffer the program cannot run; Internal
   // with the CUDA error of a launch that fails.

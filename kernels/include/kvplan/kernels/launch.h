@@ -26,7 +26,8 @@ cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta = 0);
 
 // One decode step: rotate q, split-K attention over the packed pages (+ fp16
-// sink/recent), merge; writes p.out.
+// sink/recent), merge; writes p.out. Version-1 pages only: params of a plan
+// with fragment_pages (p.fragment set) are cudaErrorInvalidValue.
 cudaError_t LaunchPackedDecode(const PackedDecodeParams& p, cudaStream_t stream);
 
 // The two halves of a step whose attention runs elsewhere: the fragment-page

@@ -10,6 +10,7 @@
 // pages. It carves a caller-owned device workspace into named, 256-byte
 // aligned regions:
 //   descs       [num_layers, num_kv_heads] PackedHeadDesc       (uploaded)
+//   fragment    [num_layers, num_kv_heads] FragmentHeadGeometry (uploaded; fragment_pages only)
 //   tables      CodeTables: codebooks, boundaries, fp16 decode tables (uploaded)
 //   rotations   every K group's Rᵀ, V's Rᵀ and R, fp32            (uploaded)
 //   partial_o   [max_batch, num_kv_heads, max_splits + 1, group_size, head_dim] fp32
@@ -34,6 +35,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "core/fragment_page.h"
 #include "core/group_layout.h"
 #include "core/packed_page.h"
 #include "core/rotation.h"
@@ -67,6 +69,12 @@ struct PackedDecodeConfig {
   // The plan only feeds encode (any V width in [1, 8]), not attention, whose
   // dispatch set is narrower. Default: false.
   bool encode_only = false;
+  // Pages are fragment-native (core/fragment_page.h; every K group a multiple
+  // of 8 dims: plans allocated with k_group_align 8 or 16): encode writes
+  // them and FragmentDecodeProgram::Step (fragment_decode_program.h) decodes
+  // them, 1.4-1.5x faster than version-1 pages on the H200 (BENCHMARKS.md).
+  // Default: false (version-1 pages, core/packed_page.h, any layout).
+  bool fragment_pages = false;
 };
 
 // One (layer, KV head)'s codec.
@@ -91,15 +99,20 @@ class PackedDecodePlan {
   size_t workspace_bytes() const { return workspace_bytes_; }
   // V width of `layer` (layer_v_bits[layer], else v_bits).
   int v_bits(int layer) const;
-  // Bytes of one (page, kv_head) of `layer`: the largest page of its heads, a
-  // multiple of 16. What EncodeParams/DecodeParams(layer) set; any larger
-  // multiple of 16 works too if the caller sets it in the params instead.
+  // Bytes of one (page, kv_head) of `layer`: the largest page of its heads (of
+  // the plan's page format), a multiple of 16. What EncodeParams/DecodeParams(layer) set; any
+  // larger multiple of 16 works too if the caller sets it in the params instead.
   int64_t page_stride(int layer) const { return layer_page_strides_[layer]; }
   // The largest page_stride(layer) over all layers: an upper bound, e.g. for
   // one page pool shared by every layer (set it in each layer's params then).
   int64_t page_stride() const { return page_stride_; }
+  // The version-1 page of a head (what a plan without fragment_pages stores).
   const PackedPageLayout& page_layout(int layer, int kv_head) const {
     return layouts_[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
+  }
+  // With fragment_pages: the fragment-native page of a head.
+  const FragmentPageLayout& fragment_layout(int layer, int kv_head) const {
+    return fragment_layouts_[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
   }
 
   // Copies descriptors, tables and rotations into `workspace` (one async copy
@@ -118,13 +131,17 @@ class PackedDecodePlan {
 
  private:
   PackedDecodePlan() = default;
+  // The layer's geometries in `ws`, or nullptr for version-1 pages.
+  const FragmentHeadGeometry* FragmentGeometry(int layer, uint8_t* ws) const;
 
   PackedDecodeConfig config_;
   int max_splits_ = 0;
   int64_t page_stride_ = 0;
   std::vector<int64_t> layer_page_strides_;  // [num_layers]
   std::vector<PackedPageLayout> layouts_;
-  std::vector<uint8_t> image_;  // descs, tables, rotations as uploaded
+  std::vector<FragmentPageLayout> fragment_layouts_;  // fragment_pages only
+  std::vector<uint8_t> image_;                        // descs, tables, rotations as uploaded
+  size_t fragment_offset_ = 0;
   size_t tables_offset_ = 0;
   size_t rotations_offset_ = 0;
   size_t partial_o_offset_ = 0;

@@ -62,6 +62,22 @@ struct PackedHeadDesc {
   uint8_t permutation[kMaxKernelHeadDim] = {};
 };
 
+// One (layer, KV head)'s fragment-native page (core/fragment_page.h), for
+// plans built with PackedDecodeConfig::fragment_pages: what the encode kernel
+// needs to place codes and norms (core/fragment_geometry.h). Byte offsets are
+// within a tile; a page is kFragmentTilesPerPage tiles of tile_bytes.
+inline constexpr int kFragmentTilesPerPage = 4;
+struct FragmentHeadGeometry {
+  int k_run_words = 0;
+  int v_run_words = 0;
+  int v_runs_offset = 0;
+  int norms_offset = 0;
+  int tile_bytes = 0;
+  int num_k_groups = 0;
+  int half_bits[kMaxKernelHeadDim / 8] = {};    // width of K half-slice h (8 dims)
+  int half_offset[kMaxKernelHeadDim / 8] = {};  // run bit of half-slice h's first code
+};
+
 // Code tables of the unit Lloyd–Max codebooks, uploaded by the plan.
 //   centroids [8][256] fp32: width b at row b-1 (2^b used)
 //   boundaries [8][256] fp32: width b at row b-1 (2^b - 1 used)
@@ -103,6 +119,10 @@ struct EncodePackParams {
   const int64_t* slot_mapping = nullptr;
   uint8_t* pages = nullptr;  // [num_pages, num_kv_heads, page_stride]
   int64_t page_stride = 0;   // bytes per (page, kv_head)
+  // [num_kv_heads] of this layer: the pages are fragment-native pages
+  // (core/fragment_page.h) of these geometries; nullptr: version-1 pages
+  // (core/packed_page.h).
+  const FragmentHeadGeometry* fragment = nullptr;
   int num_tokens = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
@@ -125,6 +145,9 @@ struct PackedDecodeParams {
   // Key-axis splits per (sequence, kv_head); at most the plan's max_splits.
   int num_splits = 1;
   int64_t page_stride = 0;
+  // Set by a plan built with fragment_pages: its pages are fragment-native,
+  // which FragmentDecodeProgram::Step decodes and LaunchPackedDecode refuses.
+  const FragmentHeadGeometry* fragment = nullptr;
   // Scratch in the workspace (sized by the plan for max_batch, max_splits).
   float* partial_o = nullptr;   // [batch, num_kv_heads, num_splits + 1, group_size, head_dim]
   float* partial_ml = nullptr;  // [batch, num_kv_heads, num_splits + 1, group_size, 2]
