@@ -7,6 +7,7 @@
 // Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
 //                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
 //                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
+//                             [--parts]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -19,7 +20,8 @@
 //   (kvplan/kernels/fragment_decode_program.h: the plan's kernels compiled with
 //   NVRTC at start, cubins cached in /tmp/kvplan_bench_cubins) on fragment pages
 //   of the same plan, in more columns: µs, GB/s, % of copy bandwidth, x SDPA, and
-//   encode into fragment pages (µs, % of copy bandwidth).
+//   encode into fragment pages (µs, % of copy bandwidth). --parts (with
+//   --fragment): under each row, the step's prologue and merge timed alone.
 //   Times: median of N single launches timed with CUDA events (host launch
 //   overhead included where the GPU outruns the host), or with --graph of N
 //   replays of a CUDA graph of kGraphSteps steps, per step (the GPU time a
@@ -243,10 +245,11 @@ void MakeFragmentPath(PackedDecodeConfig config, const std::vector<HeadCodec>& c
 
 // Median µs of the fragment step on the packed step's per-step inputs `step`
 // (q, lengths, scale, out; the page table of replica i, as for the packed
-// step) over fragment pages filled at random.
+// step) over fragment pages filled at random. parts: also the fixed-function
+// kernels alone (prologue, merge), printed.
 double FragmentStepMicros(Timer& timer, const FragmentPath& path,
                           const kernels::PackedDecodeParams& step, int ctx, int64_t seq_pages,
-                          int reps, const int* d_table, int iters) {
+                          int reps, const int* d_table, int iters, bool parts) {
   const kernels::FragmentDecodeProgram& program = *path.program;
   absl::StatusOr<int> splits = program.SplitsFor(0, step.batch, ctx);
   if (!splits.ok()) {
@@ -275,6 +278,22 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
       std::exit(1);
     }
   });
+  if (parts) {
+    const double pro = timer.Median(iters, [&](int, cudaStream_t stream) {
+      BENCH_CHECK(kernels::LaunchFragmentPrologue(p, path.q_rot, stream));
+    });
+    const double mer = timer.Median(iters, [&](int, cudaStream_t stream) {
+      BENCH_CHECK(kernels::LaunchPackedMerge(p, stream));
+    });
+    const double both = timer.Median(iters, [&](int, cudaStream_t stream) {
+      BENCH_CHECK(kernels::LaunchFragmentPrologue(p, path.q_rot, stream));
+      BENCH_CHECK(kernels::LaunchPackedMerge(p, stream));
+    });
+    std::printf(
+        "  fragment step parts (batch %d, ctx %d, %d splits): step %.1f µs, prologue alone "
+        "%.1f, merge alone %.1f, both %.1f\n",
+        p.batch, ctx, p.num_splits, us, pro, mer, both);
+  }
   cudaFree(pool);
   return us;
 }
@@ -283,7 +302,7 @@ int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0;
-  bool fragment = false, graph = false;
+  bool fragment = false, graph = false, parts = false;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -291,6 +310,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--no-encode") == 0) encode = false;
     if (std::strcmp(argv[i], "--fragment") == 0) fragment = true;
     if (std::strcmp(argv[i], "--graph") == 0) graph = true;
+    if (std::strcmp(argv[i], "--parts") == 0) parts = true;
     if (std::strcmp(argv[i], "--iters") == 0 && has_value) iters = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--model") == 0 && has_value) only_model = argv[++i];
     if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
@@ -425,9 +445,9 @@ int Run(int argc, char** argv) {
           const double read_bytes = static_cast<double>(seq_pages) * page_bytes_sum;
           const double packed_gbs = read_bytes / (packed_us * 1e-6) / 1e9;
           cudaFree(pool);
-          const double frag_us =
-              fragment ? FragmentStepMicros(timer, frag, p, ctx, seq_pages, reps_p, d_table, iters)
-                       : -1;
+          const double frag_us = fragment ? FragmentStepMicros(timer, frag, p, ctx, seq_pages,
+                                                               reps_p, d_table, iters, parts)
+                                          : -1;
           const double frag_gbs =
               static_cast<double>(seq_pages) * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);

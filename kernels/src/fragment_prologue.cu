@@ -15,7 +15,7 @@ cudaError_t LaunchFragmentPrologue(const PackedDecodeParams& p, uint16_t* q_rot,
     return DispatchGroupSize(p.group_size, [&](auto gs) {
       // An ordinary launch: q is an earlier kernel's output.
       FragmentPrologueKernel<decltype(hd)::value, decltype(gs)::value>
-          <<<dim3(p.num_kv_heads, p.batch, 2), internal::kAttentionThreads, 0, stream>>>(p, q_rot);
+          <<<dim3(p.num_kv_heads, p.batch, 2), kFragmentPrologueThreads, 0, stream>>>(p, q_rot);
       return cudaGetLastError();
     });
   });

@@ -449,7 +449,8 @@ __device__ void Fp16Part(const PackedDecodeParams& p, int kv_head, int batch, fl
     return base + ((static_cast<int64_t>(batch) * p.num_kv_heads + kv_head) * cap + r) * HEAD_DIM;
   };
   const float score_scale = p.scale * kLog2e;
-  for (int f = warp; f < n; f += kAttentionWarps) {
+  const int warps = static_cast<int>(blockDim.x) / 32;
+  for (int f = warp; f < n; f += warps) {
     const uint16_t* k = row(true, f);
     float dot[GROUP_SIZE] = {};
     for (int d = lane; d < HEAD_DIM; d += 32) {
@@ -466,7 +467,7 @@ __device__ void Fp16Part(const PackedDecodeParams& p, int kv_head, int batch, fl
   __syncthreads();
   // Softmax statistics per head, one warp per head.
   __shared__ float m_s[kMaxGroupSize], l_s[kMaxGroupSize];
-  for (int h = warp; h < GROUP_SIZE; h += kAttentionWarps) {
+  for (int h = warp; h < GROUP_SIZE; h += warps) {
     float m = -INFINITY;
     for (int f = lane; f < n; f += 32) m = fmaxf(m, score[h * kMaxFp16Tokens + f]);
     m = WarpMax(m);
@@ -505,21 +506,22 @@ __device__ void Fp16Part(const PackedDecodeParams& p, int kv_head, int batch, fl
 // repeats this small product (at most GROUP_SIZE·Σ d_g² multiply-adds on
 // L2-resident rotations): cheaper than a kernel of its own, whose launch and
 // dependent HBM round trips cost about as much as a whole batch-1 decode step.
-// q_perm: GROUP_SIZE·HEAD_DIM floats of shared scratch. kAttentionThreads
-// threads; ends with a barrier. The decode loop calls it through
+// q_perm: GROUP_SIZE·HEAD_DIM floats of shared scratch. THREADS threads;
+// ends with a barrier. The decode loop calls it through
 // RotateQueryCall, not inlined: its registers then do not count against the
 // loop's.
-template <int HEAD_DIM, int GROUP_SIZE, int ROW_STRIDE, bool PADDED>
+template <int HEAD_DIM, int GROUP_SIZE, int ROW_STRIDE, bool PADDED,
+          int THREADS = kAttentionThreads>
 __device__ __forceinline__ void RotateQuery(const PackedDecodeParams& p, const PackedHeadDesc& desc,
                                             int kv_head, int b, int tid, uint16_t* q_hat,
                                             float* q_perm) {
   static_assert(ROW_STRIDE % 8 == 0, "rows of whole 16-byte chunks");
   const int q_heads = p.num_kv_heads * GROUP_SIZE;
   const float* q = p.q + (static_cast<int64_t>(b) * q_heads + kv_head * GROUP_SIZE) * HEAD_DIM;
-  for (int e = tid; e < GROUP_SIZE * HEAD_DIM; e += kAttentionThreads) {
+  for (int e = tid; e < GROUP_SIZE * HEAD_DIM; e += THREADS) {
     q_perm[e] = q[(e / HEAD_DIM) * HEAD_DIM + desc.permutation[e % HEAD_DIM]];
   }
-  for (int c = tid; c < kMaxGroupSize * ROW_STRIDE / 8; c += kAttentionThreads) {
+  for (int c = tid; c < kMaxGroupSize * ROW_STRIDE / 8; c += THREADS) {
     reinterpret_cast<uint4*>(q_hat)[c] = make_uint4(0, 0, 0, 0);
   }
   __syncthreads();
@@ -527,8 +529,9 @@ __device__ __forceinline__ void RotateQuery(const PackedDecodeParams& p, const P
   // offsets are even), terms j ≡ part (mod kParts), float2 loads of Rᵀ; the
   // parts are adjacent lanes, added by shuffles. So a thread waits for about
   // d / (2·kParts·unroll) rounds of L2 latency, not d / unroll.
-  constexpr int kParts = kAttentionThreads / (HEAD_DIM / 2);
-  static_assert(kParts == 2 || kParts == 4, "kAttentionThreads vs HEAD_DIM");
+  constexpr int kParts = THREADS / (HEAD_DIM / 2);
+  static_assert(kParts >= 2 && kParts <= 16 && (kParts & (kParts - 1)) == 0,
+                "THREADS / (HEAD_DIM / 2) parts per position pair: 2, 4, 8 or 16");
   const int pair = tid / kParts, part = tid % kParts, pos = 2 * pair;
   const int num_groups = desc.num_groups;
   int grp = 0;
