@@ -34,15 +34,19 @@
 //   n'  = n·√d / ‖c[codes]‖ (fp64, four-lane sums), fp16 with saturation: equal
 //         to the CPU's bit for bit whenever the group's codes are.
 //
-// Stores (version-1 pages; fragment-native pages, p.fragment, store every code
-// with atomics: StoreFragmentGroup). A slab whose 64 tokens fill one page in order (slot_mapping[t0
-// + i] = slot_mapping[t0] + i, slot_mapping[t0] a multiple of 64, t0 the slab's first token; a
-// prefill whose sequence starts on a slab) is assembled in shared memory in page-stream order and
-// written without atomics: each code stream as chunks of 64 codes that a thread packs in registers
-// (8-byte stores), the norms as 16-byte units. Any other slab (decode tokens, shuffled or partial
-// pages, negative slots = skipped tokens) stores each code with an atomicAnd (clear its bits) and
-// an atomicOr (set them), since codes of neighbouring slots share 32-bit words: concurrent writers
-// of other slots are safe, two writers of one slot are not.
+// Stores. A slab whose 64 tokens fill one page in order (slot_mapping[t0 + i]
+// = slot_mapping[t0] + i, slot_mapping[t0] a multiple of 64, t0 the slab's
+// first token; a prefill whose sequence starts on a slab) is a whole page:
+//   version-1 pages: assembled in shared memory in page-stream order and
+//     written without atomics, each code stream as chunks of 64 codes that a
+//     thread packs in registers (8-byte stores), the norms as 16-byte units;
+//   fragment-native pages (p.fragment): each thread owns one (tile, lane) run
+//     and writes it word by word without atomics (RunWriter), merging the
+//     words a group shares with its neighbours' groups.
+// Any other slab (decode tokens, shuffled or partial pages, negative slots =
+// skipped tokens) stores each code with an atomicAnd (clear its bits) and an
+// atomicOr (set them), since codes of neighbouring slots share 32-bit words:
+// concurrent writers of other slots are safe, two writers of one slot are not.
 #ifndef KVPLAN_KERNELS_ENCODE_PACK_CUH_
 #define KVPLAN_KERNELS_ENCODE_PACK_CUH_
 
@@ -550,14 +554,86 @@ __device__ __forceinline__ void StoreRunCode(uint8_t* block, int words, int lane
             bit & 31, width, code);
 }
 
-// StoreGroup for fragment-native pages (p.fragment): code by code into each
-// token's slot (negative slots skipped), then the norms. Whole pages take this
-// path too: a lane's run mixes the codes of several K groups. Not inlined:
-// its address arithmetic would push the encode loop past 128 registers.
+// Writes codes into one lane's run of a fragment page from run bit `bit` on,
+// a word at a time: whole words are plain stores, the first and last words
+// keep the bits around the codes (other groups', or unused). For a thread that
+// owns the run: no other thread writes its words meanwhile.
+class RunWriter {
+ public:
+  __device__ RunWriter(uint8_t* block, int words, int lane, int bit)
+      : block_(block), words_(words), lane_(lane), word_(bit >> 5), pos_(bit & 31), low_(pos_) {}
+  __device__ void Append(uint32_t code, int width) {
+    acc_ |= code << pos_;
+    const int end = pos_ + width;
+    if (end >= 32) {
+      Store(~0u << low_);
+      ++word_;
+      low_ = 0;
+      acc_ = end > 32 ? code >> (32 - pos_) : 0u;
+    }
+    pos_ = end & 31;
+  }
+  // The last, partial word.
+  __device__ void Finish() {
+    if (pos_ > low_) Store((~0u << low_) & ((1u << pos_) - 1u));
+  }
+
+ private:
+  __device__ void Store(uint32_t mask) {
+    uint32_t* w = reinterpret_cast<uint32_t*>(block_ + FragmentRunWordOffset(words_, lane_, word_));
+    *w = mask == ~0u ? acc_ : (*w & ~mask) | (acc_ & mask);
+  }
+  uint8_t* block_;
+  int words_, lane_, word_, pos_, low_;
+  uint32_t acc_ = 0;
+};
+
+// A whole page's share of one group (StoreFragmentGroup): thread tid writes
+// the run of lane tid % 32 in tile tid / 32, the group's codes in run order
+// (core/fragment_geometry.h), so K group g's bits are one contiguous stretch.
+__device__ __forceinline__ void StoreFragmentRuns(const FragmentHeadGeometry& f, uint8_t* page,
+                                                  bool is_v, const EncodeGroup& grp,
+                                                  const uint8_t* code_s, int tid) {
+  static_assert(kSlabThreads == kFragmentTilesPerPage * 32, "a thread per (tile, lane)");
+  const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
+  const int tile = tid / 32, lane = tid % 32, gr = lane / 4, t = lane % 4;
+  uint8_t* tile_bytes = page + tile * f.tile_bytes;
+  auto code = [&](int row, int c) {
+    return static_cast<uint32_t>(
+        code_s[CodeByte(code_base + StreamElement(kFragmentTileTokens * tile + row, c, d, is_v))]);
+  };
+  if (is_v) {  // codes (dim 16m + gr (+8), row 8j + 2t (+1)) in run order
+    RunWriter run(tile_bytes + f.v_runs_offset, f.v_run_words, lane, 0);
+    for (int m = 0; m < d / 16; ++m) {
+      for (int j = 0; j < 2; ++j) {
+        for (int k = 0; k < 4; ++k)
+          run.Append(code(8 * j + 2 * t + k % 2, 16 * m + gr + 8 * (k / 2)), bits);
+      }
+    }
+    run.Finish();
+    return;
+  }
+  // K half-slices of the group: codes (row gr (+8), coordinate 8h + 2t (+1)).
+  const int h0 = grp.offset / kFragmentHalfSliceDims,
+            h1 = (grp.offset + d) / kFragmentHalfSliceDims;
+  RunWriter run(tile_bytes, f.k_run_words, lane, f.half_offset[h0]);
+  for (int h = h0; h < h1; ++h) {
+    for (int k = 0; k < 4; ++k) {
+      run.Append(code(gr + 8 * (k / 2), kFragmentHalfSliceDims * h + 2 * t + k % 2 - grp.offset),
+                 bits);
+    }
+  }
+  run.Finish();
+}
+
+// StoreGroup for fragment-native pages (p.fragment): a whole page run by run
+// (StoreFragmentRuns), any other slab code by code into each token's slot
+// (negative slots skipped); then the norms. Not inlined: its address
+// arithmetic would push the encode loop past 128 registers.
 __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int head, bool is_v,
                                                 int g, const EncodeGroup& grp,
                                                 const uint8_t* code_s, const uint16_t* norms,
-                                                const int64_t* slot_s, int tid) {
+                                                const int64_t* slot_s, bool whole_page, int tid) {
   const FragmentHeadGeometry& f = p.fragment[head];
   const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
   auto tile_of = [&](int64_t slot) {
@@ -565,7 +641,10 @@ __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int h
     return p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
            (s / kFragmentTileTokens) * f.tile_bytes;
   };
-  for (int i = tid; i < kSlabTokens * d; i += kSlabThreads) {
+  if (whole_page) {
+    StoreFragmentRuns(f, tile_of(slot_s[0]), is_v, grp, code_s, tid);
+  }
+  for (int i = whole_page ? kSlabTokens * d : tid; i < kSlabTokens * d; i += kSlabThreads) {
     const int token = i / d, c = i - token * d;
     const int64_t slot = slot_s[token];
     if (slot < 0) continue;
@@ -602,7 +681,7 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
   const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
   const uint16_t* norms = norm_s + g * kSlabTokens;
   if (p.fragment != nullptr) {
-    StoreFragmentGroup(p, head, is_v, g, grp, code_s, norms, slot_s, tid);
+    StoreFragmentGroup(p, head, is_v, g, grp, code_s, norms, slot_s, whole_page, tid);
     return;
   }
   if (whole_page) {
