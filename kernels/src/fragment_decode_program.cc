@@ -19,21 +19,26 @@ constexpr char kKernelName[] = "FragmentDecode";
 
 absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
     const KvPlan& plan, const FragmentProgramOptions& options) {
-  std::vector<FragmentPageLayout> pages;
+  std::vector<std::optional<FragmentPageLayout>> pages;
+  std::vector<std::string> version1_why(plan.num_layers);
   for (int l = 0; l < plan.num_layers; ++l) {
-    for (int h = 0; h < plan.num_kv_heads; ++h) {
+    std::vector<std::optional<FragmentPageLayout>> layer;
+    for (int h = 0; h < plan.num_kv_heads && version1_why[l].empty(); ++h) {
       absl::StatusOr<GroupLayout> k = plan.KLayout(l, h);
       absl::StatusOr<FragmentPageLayout> page =
           k.ok() ? FragmentPageLayout::Create(*k, plan.VBits(l))
                  : absl::StatusOr<FragmentPageLayout>(k.status());
-      if (!page.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("layer ", l, ", KV head ", h, ": ", page.status().message()));
+      if (page.ok()) {
+        layer.push_back(*std::move(page));
+        continue;
       }
-      pages.push_back(*std::move(page));
+      version1_why[l] = absl::StrCat("layer ", l, ", KV head ", h, ": ", page.status().message());
+      if (!options.version1_fallback) return absl::InvalidArgumentError(version1_why[l]);
     }
+    if (!version1_why[l].empty()) layer.assign(plan.num_kv_heads, std::nullopt);
+    pages.insert(pages.end(), layer.begin(), layer.end());
   }
-  return Compile(plan.num_kv_heads, std::move(pages), options);
+  return CompileLayers(plan.num_kv_heads, std::move(pages), std::move(version1_why), options);
 }
 
 absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
@@ -44,33 +49,56 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
         "FragmentDecodeProgram: ", pages.size(), " page layouts are not whole layers of ",
         num_kv_heads, " KV heads: give one per (layer, KV head), layer-major"));
   }
+  const size_t num_layers = pages.size() / num_kv_heads;
+  return CompileLayers(
+      num_kv_heads,
+      std::vector<std::optional<FragmentPageLayout>>(std::make_move_iterator(pages.begin()),
+                                                     std::make_move_iterator(pages.end())),
+      std::vector<std::string>(num_layers), options);
+}
+
+absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::CompileLayers(
+    int num_kv_heads, std::vector<std::optional<FragmentPageLayout>> pages,
+    std::vector<std::string> version1_why, const FragmentProgramOptions& options) {
   FragmentDecodeProgram program;
   program.num_kv_heads_ = num_kv_heads;
   program.warps_ = options.warps;
-  program.head_dim_ = pages[0].head_dim();
   program.pages_ = std::move(pages);
-  const int num_layers = static_cast<int>(program.pages_.size()) / num_kv_heads;
+  program.version1_why_ = std::move(version1_why);
+  const int num_layers = static_cast<int>(program.version1_why_.size());
   std::map<std::string, int> source_ids;
   std::vector<std::string> sources;
   for (int l = 0; l < num_layers; ++l) {
-    const absl::Span<const FragmentPageLayout> layer =
-        absl::MakeConstSpan(program.pages_)
-            .subspan(static_cast<size_t>(l) * num_kv_heads, num_kv_heads);
+    const size_t first = static_cast<size_t>(l) * num_kv_heads;
+    if (!program.pages_[first].has_value()) {  // left to version-1 pages
+      program.layer_source_.push_back(-1);
+      program.page_strides_.push_back(0);
+      continue;
+    }
+    std::vector<FragmentPageLayout> layer;
     int64_t stride = 0;
-    for (const FragmentPageLayout& page : layer) {
+    for (int h = 0; h < num_kv_heads; ++h) {
+      const FragmentPageLayout& page = *program.pages_[first + h];
+      if (program.head_dim_ == 0) program.head_dim_ = page.head_dim();
       if (page.head_dim() != program.head_dim_) {
         return absl::InvalidArgumentError(
-            absl::StrCat("layer ", l, " has head_dim ", page.head_dim(), ", layer 0 ",
+            absl::StrCat("layer ", l, " has head_dim ", page.head_dim(), ", an earlier layer ",
                          program.head_dim_, ": one program serves one head_dim"));
       }
       stride = std::max(stride, static_cast<int64_t>(page.page_bytes()));
+      layer.push_back(page);
     }
     FragmentDecodeSourceOptions source_options;
     source_options.warps = options.warps;
     source_options.kernel_name = kKernelName;
     absl::StatusOr<std::string> source = FragmentDecodeSource(layer, source_options);
     if (!source.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("layer ", l, ": ", source.status().message()));
+      program.version1_why_[l] = absl::StrCat("layer ", l, ": ", source.status().message());
+      if (!options.version1_fallback) return absl::InvalidArgumentError(program.version1_why_[l]);
+      for (int h = 0; h < num_kv_heads; ++h) program.pages_[first + h].reset();
+      program.layer_source_.push_back(-1);
+      program.page_strides_.push_back(0);
+      continue;
     }
     auto [it, inserted] = source_ids.emplace(*source, static_cast<int>(sources.size()));
     if (inserted) sources.push_back(*std::move(source));
@@ -111,6 +139,14 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::Compile(
   return program;
 }
 
+std::vector<int> FragmentDecodeProgram::version1_layers() const {
+  std::vector<int> layers;
+  for (int l = 0; l < num_layers(); ++l) {
+    if (!serves(l)) layers.push_back(l);
+  }
+  return layers;
+}
+
 absl::Status FragmentDecodeProgram::Load() {
   std::vector<JitLibrary> libraries;
   std::vector<cudaKernel_t> attention;
@@ -131,12 +167,16 @@ absl::Status FragmentDecodeProgram::Load() {
   }
   libraries_ = std::move(libraries);
   attention_ = std::move(attention);
+  loaded_ = true;
   return absl::OkStatus();
 }
 
 absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int max_tokens) const {
-  if (attention_.empty())
-    return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
+  if (!loaded_) return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
+  if (layer < 0 || layer >= num_layers() || !serves(layer)) {
+    return absl::FailedPreconditionError(absl::StrCat("FragmentDecodeProgram::SplitsFor: layer ",
+                                                      layer, " is not one the program serves"));
+  }
   int per_sm = 0, sms = 0, device = 0;
   cudaError_t e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
@@ -159,12 +199,16 @@ absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int m
 absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
                                          const FragmentStepBuffers& buffers,
                                          cudaStream_t stream) const {
-  if (attention_.empty())
-    return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
+  if (!loaded_) return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
   const std::string where = absl::StrCat("FragmentDecodeProgram::Step(layer ", layer, "): ");
   if (layer < 0 || layer >= num_layers()) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, "the program has layers 0 .. ", num_layers() - 1));
+  }
+  if (!serves(layer)) {
+    return absl::FailedPreconditionError(absl::StrCat(where, "left to version-1 pages (",
+                                                      version1_why_[layer],
+                                                      "): decode it with LaunchPackedDecode"));
   }
   if (p.num_kv_heads != num_kv_heads_ || p.head_dim != head_dim_) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -92,6 +92,17 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
                         config.max_recent, kMaxFp16Tokens));
   }
   if (absl::Status s = CheckVBits(config); !s.ok()) return s;
+  if (!config.version1_layers.empty() && !config.fragment_pages) {
+    return absl::InvalidArgumentError(
+        "version1_layers names the layers of a fragment_pages plan that keep version-1 pages; "
+        "set fragment_pages, or leave version1_layers empty");
+  }
+  for (int l : config.version1_layers) {
+    if (l < 0 || l >= config.num_layers) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "version1_layers names layer %d; the plan has layers 0..%d", l, config.num_layers - 1));
+    }
+  }
   const size_t num_heads = static_cast<size_t>(config.num_layers) * config.num_kv_heads;
   if (heads.size() != num_heads) {
     return absl::InvalidArgumentError(absl::StrFormat("%d head codecs for %d layers x %d KV heads",
@@ -102,6 +113,9 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
   PackedDecodePlan plan;
   plan.config_ = config;
   plan.layer_page_strides_.assign(config.num_layers, 0);
+  plan.fragment_layers_.assign(config.num_layers, config.fragment_pages);
+  for (int l : config.version1_layers) plan.fragment_layers_[l] = false;
+  plan.fragment_layouts_.resize(num_heads);
   plan.max_splits_ =
       config.max_splits > 0
           ? config.max_splits
@@ -135,7 +149,7 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
       return absl::InvalidArgumentError(absl::StrFormat("%s: V rotation has dim %d; head_dim is %d",
                                                         where, codec.v_rotation.dim, hd));
     }
-    if (config.fragment_pages) {
+    if (plan.fragment_layers_[layer]) {
       absl::StatusOr<FragmentPageLayout> fragment =
           FragmentPageLayout::Create(codec.k_layout, plan.v_bits(layer));
       if (!fragment.ok()) {
@@ -153,7 +167,7 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
         f.half_bits[half] = fragment->half_slice_bits(half);
         f.half_offset[half] = fragment->half_slice_offset(half);
       }
-      plan.fragment_layouts_.push_back(*std::move(fragment));
+      plan.fragment_layouts_[h] = *std::move(fragment);
     }
     PackedHeadDesc& d = descs[h];
     d.num_groups = groups;
@@ -192,9 +206,9 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
     d.v_rotation = static_cast<int64_t>(rotations.size());
     rotations.insert(rotations.end(), codec.v_rotation.matrix.begin(),
                      codec.v_rotation.matrix.end());
-    const int64_t page_bytes =
-        config.fragment_pages ? static_cast<int64_t>(plan.fragment_layouts_.back().page_bytes())
-                              : d.page_bytes;
+    const int64_t page_bytes = plan.fragment_layers_[layer]
+                                   ? static_cast<int64_t>(plan.fragment_layouts_[h]->page_bytes())
+                                   : d.page_bytes;
     plan.layer_page_strides_[layer] = std::max(plan.layer_page_strides_[layer], page_bytes);
     plan.page_stride_ = std::max(plan.page_stride_, page_bytes);
     plan.layouts_.push_back(*std::move(layout));
@@ -244,7 +258,7 @@ int PackedDecodePlan::SplitsFor(int batch, int max_tokens) const {
 }
 
 const FragmentHeadGeometry* PackedDecodePlan::FragmentGeometry(int layer, uint8_t* ws) const {
-  if (!config_.fragment_pages) return nullptr;
+  if (!fragment_layers_[layer]) return nullptr;
   return reinterpret_cast<const FragmentHeadGeometry*>(ws + fragment_offset_) +
          static_cast<size_t>(layer) * config_.num_kv_heads;
 }

@@ -88,6 +88,30 @@ TEST(FragmentDecodeProgramTest, RefusesPlansTheFragmentPathCannotServeYet) {
   EXPECT_NE(exempt.status().message().find("V8"), std::string::npos) << exempt.status();
 }
 
+// version1_fallback: the layers the fragment path cannot serve are named and
+// left out (no cubin, no page layout) instead of refusing the plan.
+TEST(FragmentDecodeProgramTest, LeavesTheLayersItCannotServeToVersion1Pages) {
+  FragmentProgramOptions options;
+  options.version1_fallback = true;
+  // Layer 1 exempt: one 8-bit K group and V8, runs the kernel cannot hold.
+  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(
+      *BlockGtqPlan(/*layers=*/3, /*head_dim=*/128, /*k_group_align=*/16, {1}), options);
+  ASSERT_TRUE(program.ok()) << program.status();
+  EXPECT_TRUE(program->serves(0));
+  EXPECT_FALSE(program->serves(1));
+  EXPECT_TRUE(program->serves(2));
+  EXPECT_EQ(program->version1_layers(), std::vector<int>{1});
+  EXPECT_EQ(program->page_stride(1), 0);
+  EXPECT_GT(program->page_stride(0), 0);
+  EXPECT_LE(program->num_sources(), 2);
+  // Greedy K groups: no layer has fragment pages.
+  absl::StatusOr<FragmentDecodeProgram> greedy = FragmentDecodeProgram::Compile(
+      *BlockGtqPlan(/*layers=*/2, /*head_dim=*/128, /*k_group_align=*/0, {}), options);
+  ASSERT_TRUE(greedy.ok()) << greedy.status();
+  EXPECT_EQ(greedy->version1_layers(), (std::vector<int>{0, 1}));
+  EXPECT_EQ(greedy->num_sources(), 0);
+}
+
 TEST(FragmentDecodeProgramTest, LoadsEveryLayersKernels) {
   KVPLAN_SKIP_WITHOUT_GPU();
   FragmentProgramOptions options;
@@ -155,7 +179,9 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
     SCOPED_TRACE("layer " + std::to_string(l));
     const int64_t stride = program->page_stride(l);
     ASSERT_EQ(decode_plan->page_stride(l), stride);
-    std::vector<uint8_t> pool(static_cast<size_t>(batch) * kMaxPages * kv_heads * stride, 0);
+    // 0xff: every slot never written holds NaN norms and codes, which the
+    // kernels must not read into the result.
+    std::vector<uint8_t> pool(static_cast<size_t>(batch) * kMaxPages * kv_heads * stride, 0xff);
     const GroupedQuantizer vq =
         *GroupedQuantizer::Create(*UniformLayout(kHd, plan.VBits(l)), {cache->VRotation()});
     const std::vector<float> q =
@@ -311,8 +337,10 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
 // A stored plan served end to end on fragment pages: every layer encoded on
 // the GPU (LaunchEncodePack with a fragment_pages plan) and attended by a step,
 // against the fp64 reference over the GPU's pages, and against PackedKvCache
-// (the CPU serving cache) fed the same tokens, per (head_dim, k_group_align).
-class FragmentPlanTest : public ::testing::TestWithParam<std::tuple<int, int>> {};
+// (the CPU serving cache) fed the same tokens.
+// (head_dim, k_group_align, exempt layer 1: decoded by LaunchPackedDecode from
+// version-1 pages, the program's version1_layers).
+class FragmentPlanTest : public ::testing::TestWithParam<std::tuple<int, int, bool>> {};
 
 TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
   KVPLAN_SKIP_WITHOUT_GPU();
@@ -320,17 +348,24 @@ TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
   if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
   const int hd = std::get<0>(GetParam()), align = std::get<1>(GetParam());
+  const bool exempt = std::get<2>(GetParam());
   constexpr int kLayers = 3, kGroup = 4, kTokens = 200;  // three full pages and a partial one
-  const KvPlan plan = *BlockGtqPlan(kLayers, hd, align, {});
+  const KvPlan plan =
+      *BlockGtqPlan(kLayers, hd, align, exempt ? std::vector<int>{1} : std::vector<int>{});
   const int kv_heads = plan.num_kv_heads, q_heads = kv_heads * kGroup;
-  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, {});
+  FragmentProgramOptions options;
+  options.version1_fallback = true;
+  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, options);
   ASSERT_TRUE(program.ok()) << program.status();
+  ASSERT_EQ(program->version1_layers(), exempt ? std::vector<int>{1} : std::vector<int>{});
   ASSERT_TRUE(program->Load().ok());
   absl::StatusOr<PackedKvCache> cache =
       PackedKvCache::Create(plan, q_heads, {.sink_tokens = 0, .recent_tokens = 0});
   ASSERT_TRUE(cache.ok()) << cache.status();
   absl::StatusOr<PackedDecodePlan> decode_plan =
-      CreateDecodePlanForPlan(plan, {.group_size = kGroup, .fragment_pages = true});
+      CreateDecodePlanForPlan(plan, {.group_size = kGroup,
+                                     .fragment_pages = true,
+                                     .version1_layers = program->version1_layers()});
   ASSERT_TRUE(decode_plan.ok()) << decode_plan.status();
   const testing::DeviceBuffer<uint8_t> ws(decode_plan->workspace_bytes());
   KVPLAN_CUDA_OK(decode_plan->Upload(ws.get(), nullptr));
@@ -355,6 +390,8 @@ TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
     const testing::DeviceBuffer<float> d_k(k), d_v(v), d_q(q);
     const int64_t stride = decode_plan->page_stride(l);
     testing::DeviceBuffer<uint8_t> pool(static_cast<size_t>(pages) * kv_heads * stride);
+    // NaN in every slot the encode does not write (the last page's tail).
+    KVPLAN_CUDA_OK(cudaMemset(pool.get(), 0xff, pool.size()));
     testing::DeviceBuffer<float> out(q.size());
     EncodePackParams e = decode_plan->EncodeParams(l, ws.get());
     e.k = d_k.get();
@@ -372,8 +409,15 @@ TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
     p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
     p.out = out.get();
     KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
-    const absl::Status stepped = program->Step(l, p, {tables.get(), q_rot.get()}, nullptr);
-    ASSERT_TRUE(stepped.ok()) << stepped;
+    ASSERT_EQ(decode_plan->fragment_layer(l), program->serves(l));
+    if (program->serves(l)) {
+      const absl::Status stepped = program->Step(l, p, {tables.get(), q_rot.get()}, nullptr);
+      ASSERT_TRUE(stepped.ok()) << stepped;
+    } else {  // the per-layer dispatch a server does
+      EXPECT_EQ(program->Step(l, p, {tables.get(), q_rot.get()}, nullptr).code(),
+                absl::StatusCode::kFailedPrecondition);
+      KVPLAN_CUDA_OK(LaunchPackedDecode(p, nullptr));
+    }
     KVPLAN_CUDA_OK(cudaDeviceSynchronize());
     const std::vector<float> got = out.ToHost();
 
@@ -393,10 +437,15 @@ TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
       in.pages = head_pages;
       in.num_packed_tokens = kTokens;
       in.scale = 1.0 / std::sqrt(static_cast<double>(hd));
-      const absl::Status s = PackedDecodeAttentionReference(
-          decode_plan->fragment_layout(l, h), cache->KRotations(l, h), cache->VRotation(), in,
-          absl::MakeSpan(want.data() + static_cast<size_t>(h) * kGroup * hd,
-                         static_cast<size_t>(kGroup) * hd));
+      const absl::Span<double> head_out = absl::MakeSpan(
+          want.data() + static_cast<size_t>(h) * kGroup * hd, static_cast<size_t>(kGroup) * hd);
+      const absl::Status s = decode_plan->fragment_layer(l)
+                                 ? PackedDecodeAttentionReference(
+                                       decode_plan->fragment_layout(l, h), cache->KRotations(l, h),
+                                       cache->VRotation(), in, head_out)
+                                 : PackedDecodeAttentionReference(decode_plan->page_layout(l, h),
+                                                                  cache->KRotations(l, h),
+                                                                  cache->VRotation(), in, head_out);
       ASSERT_TRUE(s.ok()) << s;
     }
     double max_want = 0;
@@ -415,14 +464,17 @@ TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
   }
 }
 
-std::string PlanName(const ::testing::TestParamInfo<std::tuple<int, int>>& case_info) {
+std::string PlanName(const ::testing::TestParamInfo<std::tuple<int, int, bool>>& case_info) {
   return "hd" + std::to_string(std::get<0>(case_info.param)) + "_align" +
-         std::to_string(std::get<1>(case_info.param));
+         std::to_string(std::get<1>(case_info.param)) +
+         (std::get<2>(case_info.param) ? "_exempt" : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(HeadDims, FragmentPlanTest,
-                         ::testing::Values(std::make_tuple(128, 16), std::make_tuple(128, 8),
-                                           std::make_tuple(64, 16)),
+                         ::testing::Values(std::make_tuple(128, 16, false),
+                                           std::make_tuple(128, 8, false),
+                                           std::make_tuple(64, 16, false),
+                                           std::make_tuple(128, 16, true)),
                          PlanName);
 
 INSTANTIATE_TEST_SUITE_P(

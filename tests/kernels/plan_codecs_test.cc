@@ -1,8 +1,9 @@
 // Serving a stored plan (plan_codecs.h) and per-layer V widths in
 // PackedDecodePlan, on the CPU: the codecs are PackedKvCache's, each layer's
 // pages are laid out at its own V width with its own stride, the params carry
-// both, and bad widths are refused naming the layer. (The GPU end to end:
-// plan_decode_test.cc.)
+// both, and bad widths are refused naming the layer; a plan built with
+// fragment_pages lays out fragment-native pages and says so in its params.
+// (The GPU end to end: plan_decode_test.cc, fragment_decode_program_test.cc.)
 #include "kvplan/kernels/plan_codecs.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/fragment_page.h"
 #include "core/packed_kv_cache.h"
 #include "core/packed_page.h"
 #include "core/plan.h"
@@ -213,6 +215,88 @@ TEST_F(PlanCodecsTest, PlanAndDispatchErrorsAreNamed) {
   EXPECT_EQ(shape.code(), absl::StatusCode::kInvalidArgument) << shape;
   EXPECT_NE(shape.message().find("5 K allocations for 3 layers x 2 KV heads"), std::string::npos)
       << shape;
+}
+
+// fragment_pages: every head's page is core's fragment page of its K layout
+// and V width (exempt 8-bit layer included), strides follow them, and the
+// params point at the layer's geometries (version-1 params at none).
+TEST(FragmentPagesPlanTest, LaysOutFragmentPagesAndMarksTheParams) {
+  const KvPlan stored = *BlockGtqPlan(kLayers, /*head_dim=*/128, /*k_group_align=*/16, {0});
+  absl::StatusOr<PackedDecodePlan> plan =
+      CreateDecodePlanForPlan(stored, {.group_size = 4, .fragment_pages = true});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  // (Aligned K groups: both formats happen to take 108 B per token here.)
+  absl::StatusOr<PackedDecodePlan> version1 = CreateDecodePlanForPlan(stored, {.group_size = 4});
+  ASSERT_TRUE(version1.ok()) << version1.status();
+  std::vector<uint8_t> workspace(plan->workspace_bytes());
+  const FragmentHeadGeometry* first = nullptr;
+  for (int l = 0; l < kLayers; ++l) {
+    const std::string where = "layer " + std::to_string(l);
+    int64_t stride = 0;
+    for (int h = 0; h < kPlanKvHeads; ++h) {
+      absl::StatusOr<FragmentPageLayout> want =
+          FragmentPageLayout::Create(*stored.KLayout(l, h), stored.VBits(l));
+      ASSERT_TRUE(want.ok()) << want.status();
+      const FragmentPageLayout& got = plan->fragment_layout(l, h);
+      EXPECT_EQ(got.k_layout(), want->k_layout()) << where;
+      EXPECT_EQ(got.v_bits(), want->v_bits()) << where;
+      EXPECT_EQ(got.page_bytes(), want->page_bytes()) << where;
+      stride = std::max<int64_t>(stride, static_cast<int64_t>(want->page_bytes()));
+    }
+    EXPECT_EQ(plan->page_stride(l), stride) << where;
+    const EncodePackParams e = plan->EncodeParams(l, workspace.data());
+    const PackedDecodeParams d = plan->DecodeParams(l, workspace.data(), 1, 1);
+    ASSERT_NE(e.fragment, nullptr) << where;
+    EXPECT_EQ(d.fragment, e.fragment) << where;
+    EXPECT_EQ(e.page_stride, stride) << where;
+    EXPECT_EQ(d.page_stride, stride) << where;
+    if (l == 0) first = e.fragment;
+    EXPECT_EQ(e.fragment, first + l * kPlanKvHeads) << where;
+    EXPECT_GT(reinterpret_cast<const uint8_t*>(e.fragment), workspace.data()) << where;
+    EXPECT_LT(reinterpret_cast<const uint8_t*>(e.fragment + kPlanKvHeads),
+              workspace.data() + workspace.size())
+        << where;
+    EXPECT_EQ(version1->EncodeParams(l, workspace.data()).fragment, nullptr) << where;
+    EXPECT_EQ(version1->DecodeParams(l, workspace.data(), 1, 1).fragment, nullptr) << where;
+  }
+}
+
+// version1_layers: those layers keep version-1 pages, strides and params.
+TEST(FragmentPagesPlanTest, Version1LayersKeepVersion1Pages) {
+  const KvPlan stored = *BlockGtqPlan(kLayers, /*head_dim=*/128, /*k_group_align=*/16, {1});
+  absl::StatusOr<PackedDecodePlan> plan = CreateDecodePlanForPlan(
+      stored, {.group_size = 4, .fragment_pages = true, .version1_layers = {1}});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  absl::StatusOr<PackedDecodePlan> version1 = CreateDecodePlanForPlan(stored, {.group_size = 4});
+  ASSERT_TRUE(version1.ok()) << version1.status();
+  std::vector<uint8_t> workspace(plan->workspace_bytes());
+  EXPECT_TRUE(plan->fragment_layer(0));
+  EXPECT_FALSE(plan->fragment_layer(1));
+  EXPECT_TRUE(plan->fragment_layer(2));
+  EXPECT_EQ(plan->page_stride(1), version1->page_stride(1));
+  EXPECT_EQ(plan->DecodeParams(1, workspace.data(), 1, 1).fragment, nullptr);
+  EXPECT_EQ(plan->EncodeParams(1, workspace.data()).fragment, nullptr);
+  EXPECT_NE(plan->DecodeParams(2, workspace.data(), 1, 1).fragment, nullptr);
+  // Named layers must exist, and need fragment_pages.
+  for (const PackedDecodeConfig& bad :
+       {PackedDecodeConfig{.group_size = 4, .fragment_pages = true, .version1_layers = {3}},
+        PackedDecodeConfig{.group_size = 4, .version1_layers = {1}}}) {
+    absl::StatusOr<PackedDecodePlan> refused = CreateDecodePlanForPlan(stored, bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+    EXPECT_NE(refused.status().message().find("version1_layers"), std::string::npos)
+        << refused.status();
+  }
+}
+
+TEST(FragmentPagesPlanTest, RefusesKGroupsThatAreNotWholeEightDimUnits) {
+  const KvPlan greedy = *BlockGtqPlan(kLayers, /*head_dim=*/128, /*k_group_align=*/0, {});
+  absl::StatusOr<PackedDecodePlan> plan =
+      CreateDecodePlanForPlan(greedy, {.group_size = 4, .fragment_pages = true});
+  ASSERT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(plan.status().message().find("layer 0 KV head"), std::string::npos) << plan.status();
+  EXPECT_NE(plan.status().message().find("k_group_align 8"), std::string::npos) << plan.status();
+  // The same plan without fragment pages is fine.
+  EXPECT_TRUE(CreateDecodePlanForPlan(greedy, {.group_size = 4}).ok());
 }
 
 }  // namespace

@@ -390,11 +390,14 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     const float p2 = exp2f(acc[2] - m[0]), p3 = exp2f(acc[3] - m[1]);
     l[0] += p0 + p2;
     l[1] += p1 + p3;
+    // Masked rows (past the sequence in its last tile) hold whatever the page
+    // held, NaN norms included: their weight is 0, not 0 · n'.
     const float2 vn = Halves(cur.norms[KL::kGroups]);
-    pbuf[warp][2 * t][g] = __half_as_ushort(__float2half_rn(p0 * vn.x));
-    pbuf[warp][2 * t + 1][g] = __half_as_ushort(__float2half_rn(p1 * vn.x));
-    pbuf[warp][2 * t][g + 8] = __half_as_ushort(__float2half_rn(p2 * vn.y));
-    pbuf[warp][2 * t + 1][g + 8] = __half_as_ushort(__float2half_rn(p3 * vn.y));
+    const float vn0 = tok < end_tok ? vn.x : 0.0f, vn8 = tok + 8 < end_tok ? vn.y : 0.0f;
+    pbuf[warp][2 * t][g] = __half_as_ushort(__float2half_rn(p0 * vn0));
+    pbuf[warp][2 * t + 1][g] = __half_as_ushort(__float2half_rn(p1 * vn0));
+    pbuf[warp][2 * t][g + 8] = __half_as_ushort(__float2half_rn(p2 * vn8));
+    pbuf[warp][2 * t + 1][g + 8] = __half_as_ushort(__float2half_rn(p3 * vn8));
     __syncwarp();
     const uint32_t pb[2] = {*reinterpret_cast<const uint32_t*>(&pbuf[warp][g][2 * t]),
                             *reinterpret_cast<const uint32_t*>(&pbuf[warp][g][8 + 2 * t])};

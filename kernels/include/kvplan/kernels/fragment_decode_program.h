@@ -11,15 +11,25 @@
 // undone). Like the launchers it allocates nothing and never synchronizes, so
 // a step can be captured in a CUDA graph.
 //
+// Layers it cannot serve (an 8-bit exempt layer's runs, K groups not whole
+// 8-dim units) are refused, or with version1_fallback left to version-1 pages
+// layer by layer, so a plan's other layers still take this path.
+//
 // Example:
 //   FragmentProgramOptions options;
 //   options.jit.cache_dir = state_dir + "/cubins";
+//   options.version1_fallback = true;
 //   absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, options);
 //   absl::Status loaded = program->Load();
-//   // decode_plan: a PackedDecodePlan of the same plan with fragment_pages = true
-//   PackedDecodeParams p = decode_plan.DecodeParams(layer, ws, batch, *program->SplitsFor(...));
-//   p.q = q; p.pages = fragment_pool; ...
-//   absl::Status s = program->Step(layer, p, {.tables = d_tables, .q_rot = d_q_rot}, stream);
+//   absl::StatusOr<PackedDecodePlan> decode_plan = CreateDecodePlanForPlan(plan,
+//       {.group_size = g, .fragment_pages = true, .version1_layers = program->version1_layers()});
+//   PackedDecodeParams p = decode_plan->DecodeParams(layer, ws, batch, splits);
+//   p.q = q; p.pages = pool; ...
+//   if (program->serves(layer)) {
+//     absl::Status s = program->Step(layer, p, {.tables = d_tables, .q_rot = d_q_rot}, stream);
+//   } else {
+//     cudaError_t e = LaunchPackedDecode(p, stream);  // a version-1 layer
+//   }
 #ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
 #define KVPLAN_KERNELS_FRAGMENT_DECODE_PROGRAM_H_
 
@@ -27,6 +37,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +57,11 @@ struct FragmentProgramOptions {
   int warps = 8;
   // Compiler threads; 0: one per hardware thread. Default: 0.
   int threads = 0;
+  // Compile(KvPlan): leave the layers the fragment path cannot serve (K groups
+  // not whole 8-dim units, runs the kernel cannot hold: 8-bit exempt layers)
+  // to version-1 pages instead of refusing the plan: version1_layers() names
+  // them, for PackedDecodeConfig::version1_layers. Default: false.
+  bool version1_fallback = false;
 };
 
 // Device buffers a step uses besides PackedDecodeParams' own.
@@ -66,8 +82,8 @@ class FragmentDecodeProgram {
   // InvalidArgument naming the layer and KV head whose pages or kernel the
   // fragment path cannot hold yet (the message says why: a K group not a
   // multiple of 8 dims, built without k_group_align 8 or 16; a head_dim, K
-  // budget or V width the kernel does not cover, e.g. an exempt layer), or the
-  // compiler's message naming the layer.
+  // budget or V width the kernel does not cover, e.g. an exempt layer) unless
+  // options.version1_fallback, or the compiler's message naming the layer.
   static absl::StatusOr<FragmentDecodeProgram> Compile(const KvPlan& plan,
                                                        const FragmentProgramOptions& options);
   // The same from the pages of every (layer, KV head), layer-major
@@ -80,10 +96,15 @@ class FragmentDecodeProgram {
   int num_layers() const { return static_cast<int>(layer_source_.size()); }
   // Distinct sources (and cubins) over the layers.
   int num_sources() const { return static_cast<int>(cubins_.size()); }
+  // Whether the program decodes `layer` (false: a version1_fallback layer).
+  bool serves(int layer) const { return layer_source_[layer] >= 0; }
+  // The layers left to version-1 pages, ascending.
+  std::vector<int> version1_layers() const;
+  // For a served layer: a head's page, and the bytes per (page, KV head) of
+  // the layer (its largest head's page).
   const FragmentPageLayout& page_layout(int layer, int kv_head) const {
-    return pages_[static_cast<size_t>(layer) * num_kv_heads_ + kv_head];
+    return *pages_[static_cast<size_t>(layer) * num_kv_heads_ + kv_head];
   }
-  // Bytes per (page, KV head) of `layer`: its largest head's page.
   int64_t page_stride(int layer) const { return page_strides_[layer]; }
   const std::string& cubin(int layer) const { return cubins_[layer_source_[layer]]; }
 
@@ -103,27 +124,35 @@ class FragmentDecodeProgram {
   // from PackedDecodePlan::DecodeParams of a plan of the same codecs built
   // with fragment_pages (its heads, rotations, scratch and page stride), with
   // p.pages the fragment pages its encode wrote; p.tables and p.v_bits are not
-  // read. FailedPrecondition before Load;
+  // read. FailedPrecondition before Load, and for a layer the program does
+  // not serve (the message says why; decode it with LaunchPackedDecode);
   // InvalidArgument naming the field for a layer, head count, head_dim,
   // group size, stride, split count or buffer the program cannot run; Internal
   // with the CUDA error of a launch that fails.
   absl::Status Step(int layer, const PackedDecodeParams& p, const FragmentStepBuffers& buffers,
                     cudaStream_t stream) const;
-  // After Load: the layer's attention kernel (fragment_decode.cuh).
+  // After Load: a served layer's attention kernel (fragment_decode.cuh).
   cudaKernel_t attention(int layer) const { return attention_[layer_source_[layer]]; }
 
  private:
   FragmentDecodeProgram() = default;
+  // Both Compile()s: `pages` layer-major, a layer of nullopt (with `why` in
+  // version1_why) left to version-1 pages.
+  static absl::StatusOr<FragmentDecodeProgram> CompileLayers(
+      int num_kv_heads, std::vector<std::optional<FragmentPageLayout>> pages,
+      std::vector<std::string> version1_why, const FragmentProgramOptions& options);
 
   int num_kv_heads_ = 0;
   int warps_ = 8;
   int head_dim_ = 0;
-  std::vector<FragmentPageLayout> pages_;  // [layer * num_kv_heads + head]
-  std::vector<int64_t> page_strides_;      // [layer]
-  std::vector<int> layer_source_;          // [layer] -> index into cubins_
+  std::vector<std::optional<FragmentPageLayout>> pages_;  // [layer * num_kv_heads + head]
+  std::vector<int64_t> page_strides_;                     // [layer]; 0: not served
+  std::vector<int> layer_source_;          // [layer] -> index into cubins_; -1: not served
+  std::vector<std::string> version1_why_;  // [layer]: why not served ("" if served)
   std::vector<std::string> cubins_;
   std::vector<JitLibrary> libraries_;  // after Load
   std::vector<cudaKernel_t> attention_;
+  bool loaded_ = false;
 };
 
 }  // namespace kvplan::kernels

@@ -10,7 +10,8 @@
 // pages. It carves a caller-owned device workspace into named, 256-byte
 // aligned regions:
 //   descs       [num_layers, num_kv_heads] PackedHeadDesc       (uploaded)
-//   fragment    [num_layers, num_kv_heads] FragmentHeadGeometry (uploaded; fragment_pages only)
+//   fragment    [num_layers, num_kv_heads] FragmentHeadGeometry (uploaded; fragment_pages
+//               only; zero for version1_layers)
 //   tables      CodeTables: codebooks, boundaries, fp16 decode tables (uploaded)
 //   rotations   every K group's Rᵀ, V's Rᵀ and R, fp32            (uploaded)
 //   partial_o   [max_batch, num_kv_heads, max_splits + 1, group_size, head_dim] fp32
@@ -31,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -75,6 +77,10 @@ struct PackedDecodeConfig {
   // them, 1.4-1.5x faster than version-1 pages on the H200 (BENCHMARKS.md).
   // Default: false (version-1 pages, core/packed_page.h, any layout).
   bool fragment_pages = false;
+  // With fragment_pages: layers that keep version-1 pages (LaunchPackedDecode
+  // decodes them), those the fragment kernel cannot decode, e.g. 8-bit exempt
+  // layers: FragmentDecodeProgram::version1_layers(). Default: none.
+  std::vector<int> version1_layers;
 };
 
 // One (layer, KV head)'s codec.
@@ -110,9 +116,12 @@ class PackedDecodePlan {
   const PackedPageLayout& page_layout(int layer, int kv_head) const {
     return layouts_[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
   }
-  // With fragment_pages: the fragment-native page of a head.
+  // Whether `layer` stores fragment-native pages (fragment_pages, and not one
+  // of version1_layers).
+  bool fragment_layer(int layer) const { return fragment_layers_[layer]; }
+  // For a fragment_layer: the fragment-native page of a head.
   const FragmentPageLayout& fragment_layout(int layer, int kv_head) const {
-    return fragment_layouts_[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
+    return *fragment_layouts_[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
   }
 
   // Copies descriptors, tables and rotations into `workspace` (one async copy
@@ -131,7 +140,7 @@ class PackedDecodePlan {
 
  private:
   PackedDecodePlan() = default;
-  // The layer's geometries in `ws`, or nullptr for version-1 pages.
+  // The layer's geometries in `ws`, or nullptr for a layer of version-1 pages.
   const FragmentHeadGeometry* FragmentGeometry(int layer, uint8_t* ws) const;
 
   PackedDecodeConfig config_;
@@ -139,8 +148,9 @@ class PackedDecodePlan {
   int64_t page_stride_ = 0;
   std::vector<int64_t> layer_page_strides_;  // [num_layers]
   std::vector<PackedPageLayout> layouts_;
-  std::vector<FragmentPageLayout> fragment_layouts_;  // fragment_pages only
-  std::vector<uint8_t> image_;                        // descs, tables, rotations as uploaded
+  std::vector<bool> fragment_layers_;                                // [num_layers]
+  std::vector<std::optional<FragmentPageLayout>> fragment_layouts_;  // fragment layers' heads
+  std::vector<uint8_t> image_;  // descs, tables, rotations as uploaded
   size_t fragment_offset_ = 0;
   size_t tables_offset_ = 0;
   size_t rotations_offset_ = 0;
