@@ -514,32 +514,30 @@ int Run(int argc, char** argv) {
             for (int t = 0; t < tokens; ++t) hs[t] = t;
             BENCH_CHECK(
                 cudaMemcpy(slots, hs.data(), tokens * sizeof(int64_t), cudaMemcpyHostToDevice));
-            kernels::EncodePackParams ep = plan->EncodeParams(0, ws);
-            ep.k = kin;
-            ep.v = vin;
-            ep.slot_mapping = slots;
-            ep.pages = epool;
-            ep.num_tokens = tokens;
-            encode_us = timer.Median(std::max(3, iters / 4), [&](int, cudaStream_t stream) {
-              BENCH_CHECK(kernels::LaunchEncodePack(ep, stream, encode_slabs));
-            });
-            const double bytes = 2.0 * in_count * 4 + static_cast<double>(epages) * page_bytes_sum;
-            encode_frac = bytes / (encode_us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
+            // µs of encoding the tokens with `ep` (a plan's EncodeParams) into
+            // `pool`, and its % of copy bandwidth for pages of `page_bytes` summed
+            // over the heads.
+            auto time_encode = [&](kernels::EncodePackParams ep, uint8_t* pool, double page_bytes,
+                                   double& frac) {
+              ep.k = kin;
+              ep.v = vin;
+              ep.slot_mapping = slots;
+              ep.pages = pool;
+              ep.num_tokens = tokens;
+              const double us = timer.Median(std::max(3, iters / 4), [&](int, cudaStream_t s) {
+                BENCH_CHECK(kernels::LaunchEncodePack(ep, s, encode_slabs));
+              });
+              const double bytes = 2.0 * in_count * 4 + static_cast<double>(epages) * page_bytes;
+              frac = bytes / (us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
+              return us;
+            };
+            encode_us = time_encode(plan->EncodeParams(0, ws), epool, page_bytes_sum, encode_frac);
             if (fragment) {  // the same tokens into fragment pages
-              kernels::EncodePackParams fp_encode = frag.plan->EncodeParams(0, frag.workspace);
+              const kernels::EncodePackParams fp_encode =
+                  frag.plan->EncodeParams(0, frag.workspace);
               uint8_t* fpool;
               BENCH_CHECK(cudaMalloc(&fpool, epages * heads * fp_encode.page_stride));
-              fp_encode.k = kin;
-              fp_encode.v = vin;
-              fp_encode.slot_mapping = slots;
-              fp_encode.pages = fpool;
-              fp_encode.num_tokens = tokens;
-              fenc_us = timer.Median(std::max(3, iters / 4), [&](int, cudaStream_t stream) {
-                BENCH_CHECK(kernels::LaunchEncodePack(fp_encode, stream, encode_slabs));
-              });
-              const double fbytes =
-                  2.0 * in_count * 4 + static_cast<double>(epages) * frag.page_bytes_sum;
-              fenc_frac = fbytes / (fenc_us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
+              fenc_us = time_encode(fp_encode, fpool, frag.page_bytes_sum, fenc_frac);
               cudaFree(fpool);
             }
             cudaFree(kin);

@@ -26,6 +26,7 @@
 #include "tests/kernels/codec_fixtures.h"
 #include "tests/kernels/gpu_test_util.h"
 #include "tests/kernels/plan_fixtures.h"
+#include "tests/kernels/reference_fixtures.h"
 
 namespace kvplan::kernels {
 namespace {
@@ -422,32 +423,25 @@ TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
     const std::vector<float> got = out.ToHost();
 
     // The step alone: the fp64 reference over the pages the GPU wrote.
-    const std::vector<uint8_t> host_pool = pool.ToHost();
-    std::vector<double> want(q.size());
-    for (int h = 0; h < kv_heads; ++h) {
-      std::vector<absl::Span<const uint8_t>> head_pages;
-      for (int page = 0; page < pages; ++page) {
-        head_pages.push_back(absl::MakeConstSpan(
-            host_pool.data() + (static_cast<size_t>(page) * kv_heads + h) * stride, stride));
-      }
-      PackedAttentionInputs in;
-      in.q = absl::MakeConstSpan(q.data() + static_cast<size_t>(h) * kGroup * hd,
-                                 static_cast<size_t>(kGroup) * hd);
-      in.group_size = kGroup;
-      in.pages = head_pages;
-      in.num_packed_tokens = kTokens;
-      in.scale = 1.0 / std::sqrt(static_cast<double>(hd));
-      const absl::Span<double> head_out = absl::MakeSpan(
-          want.data() + static_cast<size_t>(h) * kGroup * hd, static_cast<size_t>(kGroup) * hd);
-      const absl::Status s = decode_plan->fragment_layer(l)
-                                 ? PackedDecodeAttentionReference(
-                                       decode_plan->fragment_layout(l, h), cache->KRotations(l, h),
-                                       cache->VRotation(), in, head_out)
-                                 : PackedDecodeAttentionReference(decode_plan->page_layout(l, h),
-                                                                  cache->KRotations(l, h),
-                                                                  cache->VRotation(), in, head_out);
-      ASSERT_TRUE(s.ok()) << s;
-    }
+    const absl::StatusOr<std::vector<double>> reference = testing::ReferenceOverPool(
+        pool.ToHost(),
+        {.kv_heads = kv_heads,
+         .group_size = kGroup,
+         .head_dim = hd,
+         .stride = stride,
+         .num_tokens = kTokens,
+         .scale = 1.0 / std::sqrt(static_cast<double>(hd))},
+        q, [&](int h, const PackedAttentionInputs& in, absl::Span<double> head_out) {
+          return decode_plan->fragment_layer(l)
+                     ? PackedDecodeAttentionReference(decode_plan->fragment_layout(l, h),
+                                                      cache->KRotations(l, h), cache->VRotation(),
+                                                      in, head_out)
+                     : PackedDecodeAttentionReference(decode_plan->page_layout(l, h),
+                                                      cache->KRotations(l, h), cache->VRotation(),
+                                                      in, head_out);
+        });
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    const std::vector<double>& want = *reference;
     double max_want = 0;
     for (double x : want) max_want = std::max(max_want, std::abs(x));
     EXPECT_TRUE(testing::AllClose("fragment_plan_gpu_pages", got, want, 4e-3 * max_want, 1e-2));

@@ -23,6 +23,7 @@
 #include "tests/kernels/codec_fixtures.h"
 #include "tests/kernels/gpu_test_util.h"
 #include "tests/kernels/plan_fixtures.h"
+#include "tests/kernels/reference_fixtures.h"
 
 namespace kvplan::kernels::testing {
 namespace {
@@ -111,28 +112,20 @@ TEST_P(PlanDecodeTest, EveryLayerMatchesTheCpuCache) {
 
     // The decode kernel alone: the fp64 reference over the pages the GPU wrote,
     // at packed_decode_test's tolerance (fp16 operands, fp32 accumulation).
-    const std::vector<uint8_t> host_pool = pool.ToHost();
-    std::vector<double> want(q.size());
-    for (int h = 0; h < kv_heads; ++h) {
-      std::vector<absl::Span<const uint8_t>> head_pages;
-      for (int page = 0; page < pages; ++page) {
-        head_pages.push_back(absl::MakeConstSpan(
-            host_pool.data() + (static_cast<size_t>(page) * kv_heads + h) * plan->page_stride(l),
-            plan->page_stride(l)));
-      }
-      PackedAttentionInputs in;
-      in.q = absl::MakeConstSpan(q.data() + static_cast<size_t>(h) * kGroupSize * hd,
-                                 static_cast<size_t>(kGroupSize) * hd);
-      in.group_size = kGroupSize;
-      in.pages = head_pages;
-      in.num_packed_tokens = kTokens;
-      in.scale = 1.0 / std::sqrt(static_cast<double>(hd));
-      const absl::Status s = PackedDecodeAttentionReference(
-          plan->page_layout(l, h), cache->KRotations(l, h), cache->VRotation(), in,
-          absl::MakeSpan(want.data() + static_cast<size_t>(h) * kGroupSize * hd,
-                         static_cast<size_t>(kGroupSize) * hd));
-      ASSERT_TRUE(s.ok()) << s;
-    }
+    const absl::StatusOr<std::vector<double>> reference = ReferenceOverPool(
+        pool.ToHost(),
+        {.kv_heads = kv_heads,
+         .group_size = kGroupSize,
+         .head_dim = hd,
+         .stride = plan->page_stride(l),
+         .num_tokens = kTokens,
+         .scale = 1.0 / std::sqrt(static_cast<double>(hd))},
+        q, [&](int h, const PackedAttentionInputs& in, absl::Span<double> head_out) {
+          return PackedDecodeAttentionReference(plan->page_layout(l, h), cache->KRotations(l, h),
+                                                cache->VRotation(), in, head_out);
+        });
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    const std::vector<double>& want = *reference;
     EXPECT_TRUE(AllClose(config + "_gpu_pages", got, want, 4e-3 * MaxAbs(want), 1e-2));
 
     // Encode too: the CPU serving cache fed the same tokens. The GPU encode
