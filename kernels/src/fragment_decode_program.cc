@@ -68,11 +68,15 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::CompileLayers(
   const int num_layers = static_cast<int>(program.version1_why_.size());
   std::map<std::string, int> source_ids;
   std::vector<std::string> sources;
+  auto leave_to_version1 = [&](size_t first) {
+    for (int h = 0; h < num_kv_heads; ++h) program.pages_[first + h].reset();
+    program.layer_source_.push_back(-1);
+    program.page_strides_.push_back(0);
+  };
   for (int l = 0; l < num_layers; ++l) {
     const size_t first = static_cast<size_t>(l) * num_kv_heads;
-    if (!program.pages_[first].has_value()) {  // left to version-1 pages
-      program.layer_source_.push_back(-1);
-      program.page_strides_.push_back(0);
+    if (!program.pages_[first].has_value()) {
+      leave_to_version1(first);
       continue;
     }
     std::vector<FragmentPageLayout> layer;
@@ -95,9 +99,7 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::CompileLayers(
     if (!source.ok()) {
       program.version1_why_[l] = absl::StrCat("layer ", l, ": ", source.status().message());
       if (!options.version1_fallback) return absl::InvalidArgumentError(program.version1_why_[l]);
-      for (int h = 0; h < num_kv_heads; ++h) program.pages_[first + h].reset();
-      program.layer_source_.push_back(-1);
-      program.page_strides_.push_back(0);
+      leave_to_version1(first);
       continue;
     }
     auto [it, inserted] = source_ids.emplace(*source, static_cast<int>(sources.size()));
