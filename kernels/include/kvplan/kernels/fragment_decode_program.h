@@ -100,8 +100,8 @@ class FragmentDecodeProgram {
   bool serves(int layer) const { return layer_source_[layer] >= 0; }
   // The layers left to version-1 pages, ascending.
   std::vector<int> version1_layers() const;
-  // For a served layer: a head's page, and the bytes per (page, KV head) of
-  // the layer (its largest head's page).
+  // For a served layer: a head's page, the bytes per (page, KV head) of the
+  // layer (its largest head's page; 0 for a layer not served) and its cubin.
   const FragmentPageLayout& page_layout(int layer, int kv_head) const {
     return *pages_[static_cast<size_t>(layer) * num_kv_heads_ + kv_head];
   }
