@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "bench/kernels/bench_device.h"
+#include "bench/kernels/event_median.h"
 #include "bench/kernels/sdpa_baseline.h"
 #include "core/allocator.h"
 #include "core/fragment_page.h"
@@ -83,18 +84,9 @@ struct Model {
 // graph_steps: a step's GPU time as a serving loop that replays graphs sees it.
 struct Timer {
   cudaStream_t stream;
-  cudaEvent_t start, stop;
   int graph_steps = 0;
-  Timer() {
-    cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-  }
-  ~Timer() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
-  }
+  Timer() { cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking); }
+  ~Timer() { cudaStreamDestroy(stream); }
   // Median µs per call of f(i, stream) over `iters` samples.
   template <typename F>
   double Median(int iters, F&& f) {
@@ -104,7 +96,8 @@ struct Timer {
     BENCH_CHECK(cudaDeviceSynchronize());
     if (graph_steps <= 0) {
       for (int i = 0; i < 3; ++i) f(i, stream);
-      return MedianOf(iters, 1, [&](int i) { f(i, stream); });
+      BENCH_CHECK(cudaStreamSynchronize(stream));
+      return MedianEventMicros(stream, iters, 1, [&](int i) { f(i, stream); });
     }
     cudaGraph_t graph;
     cudaGraphExec_t exec;
@@ -113,29 +106,12 @@ struct Timer {
     BENCH_CHECK(cudaStreamEndCapture(stream, &graph));
     BENCH_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     for (int i = 0; i < 2; ++i) BENCH_CHECK(cudaGraphLaunch(exec, stream));
-    const double us =
-        MedianOf(iters, graph_steps, [&](int) { BENCH_CHECK(cudaGraphLaunch(exec, stream)); });
+    BENCH_CHECK(cudaStreamSynchronize(stream));
+    const double us = MedianEventMicros(stream, iters, graph_steps,
+                                        [&](int) { BENCH_CHECK(cudaGraphLaunch(exec, stream)); });
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
     return us;
-  }
-
- private:
-  template <typename F>
-  double MedianOf(int iters, int calls_per_sample, F&& sample) {
-    BENCH_CHECK(cudaStreamSynchronize(stream));
-    std::vector<float> t;
-    for (int i = 0; i < iters; ++i) {
-      cudaEventRecord(start, stream);
-      sample(i);
-      cudaEventRecord(stop, stream);
-      BENCH_CHECK(cudaEventSynchronize(stop));
-      float ms = 0;
-      cudaEventElapsedTime(&ms, start, stop);
-      t.push_back(ms * 1000.0f / calls_per_sample);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
   }
 };
 

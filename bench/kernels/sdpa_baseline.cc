@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "bench/kernels/event_median.h"
+
 #ifdef KVPLAN_HAVE_TORCH
 #include <ATen/ATen.h>
 #include <cuda_runtime_api.h>
@@ -23,32 +25,6 @@ namespace kvplan::bench {
 #ifdef KVPLAN_HAVE_SDPA_GQA
 
 bool SdpaAvailable() { return true; }
-
-namespace {
-
-// Median µs per call of `calls_per_sample` calls of sample() on `stream`.
-template <typename F>
-double MedianMicros(cudaStream_t stream, int iters, int calls_per_sample, F&& sample) {
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<float> times;
-  for (int i = 0; i < iters; ++i) {
-    cudaEventRecord(start, stream);
-    sample(i);
-    cudaEventRecord(stop, stream);
-    cudaEventSynchronize(stop);
-    float ms = 0.0f;
-    cudaEventElapsedTime(&ms, start, stop);
-    times.push_back(ms * 1000.0f / calls_per_sample);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-}  // namespace
 
 double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, std::string* error) {
   try {
@@ -73,9 +49,10 @@ double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, std::stri
     };
     cudaDeviceSynchronize();  // the inputs' fills, on whatever stream they ran
     for (int i = 0; i < 3; ++i) call(i);
+    cudaDeviceSynchronize();  // the warm-up calls, out of the first sample
     if (graph_steps <= 0) {
-      return MedianMicros(at::cuda::getCurrentCUDAStream().stream(), iters, 1,
-                          [&](int i) { call(i); });
+      return MedianEventMicros(at::cuda::getCurrentCUDAStream().stream(), iters, 1,
+                               [&](int i) { call(i); });
     }
     // Captured on a side stream, as CUDAGraph requires; its private memory
     // pool keeps the outputs alive for the replays.
@@ -86,7 +63,8 @@ double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, std::stri
     for (int i = 0; i < graph_steps; ++i) call(i);
     graph.capture_end();
     for (int i = 0; i < 2; ++i) graph.replay();
-    return MedianMicros(side.stream(), iters, graph_steps, [&](int) { graph.replay(); });
+    cudaStreamSynchronize(side.stream());
+    return MedianEventMicros(side.stream(), iters, graph_steps, [&](int) { graph.replay(); });
   } catch (const std::exception& e) {
     *error = e.what();
     return -1.0;

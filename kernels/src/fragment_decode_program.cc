@@ -202,44 +202,45 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
                                          const FragmentStepBuffers& buffers,
                                          cudaStream_t stream) const {
   if (!loaded_) return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
-  const std::string where = absl::StrCat("FragmentDecodeProgram::Step(layer ", layer, "): ");
+  // Built only for an error: a step on the decode path allocates nothing.
+  auto where = [layer] { return absl::StrCat("FragmentDecodeProgram::Step(layer ", layer, "): "); };
   if (layer < 0 || layer >= num_layers()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where, "the program has layers 0 .. ", num_layers() - 1));
+        absl::StrCat(where(), "the program has layers 0 .. ", num_layers() - 1));
   }
   if (!serves(layer)) {
-    return absl::FailedPreconditionError(absl::StrCat(where, "left to version-1 pages (",
+    return absl::FailedPreconditionError(absl::StrCat(where(), "left to version-1 pages (",
                                                       version1_why_[layer],
                                                       "): decode it with LaunchPackedDecode"));
   }
   if (p.num_kv_heads != num_kv_heads_ || p.head_dim != head_dim_) {
     return absl::InvalidArgumentError(absl::StrCat(
-        where, "params have ", p.num_kv_heads, " KV heads of head_dim ", p.head_dim,
+        where(), "params have ", p.num_kv_heads, " KV heads of head_dim ", p.head_dim,
         "; the program ", num_kv_heads_, " of ", head_dim_, ": use the same plan's DecodeParams"));
   }
   if (p.fragment == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where,
+        absl::StrCat(where(),
                      "params of a plan without fragment_pages: its pages are version-1 pages, for "
                      "LaunchPackedDecode; build the PackedDecodePlan with fragment_pages = true"));
   }
   if (std::string e = UnsupportedGroupSize(p.group_size); !e.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(where, e));
+    return absl::InvalidArgumentError(absl::StrCat(where(), e));
   }
   if (p.page_stride < page_stride(layer) || p.page_stride % 16 != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        where, "page_stride ", p.page_stride, " must be a multiple of 16 and at least ",
+        where(), "page_stride ", p.page_stride, " must be a multiple of 16 and at least ",
         page_stride(layer), " (page_stride(layer): the layer's fragment pages)"));
   }
   if (p.num_splits < 1 || p.max_pages_per_seq < 0 || p.max_sink + p.max_recent > kMaxFp16Tokens) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where, "num_splits ", p.num_splits, " (>= 1), max_pages_per_seq ",
+        absl::StrCat(where(), "num_splits ", p.num_splits, " (>= 1), max_pages_per_seq ",
                      p.max_pages_per_seq, " (>= 0) or max_sink + max_recent ",
                      p.max_sink + p.max_recent, " (<= ", kMaxFp16Tokens, ") out of range"));
   }
   if (buffers.tables == nullptr || buffers.q_rot == nullptr || p.out == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where, "buffers.tables, buffers.q_rot and p.out must be device buffers"));
+        absl::StrCat(where(), "buffers.tables, buffers.q_rot and p.out must be device buffers"));
   }
   if (p.batch <= 0) return absl::OkStatus();
   FragmentDecodeParams f;
@@ -277,7 +278,7 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
     e = cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(attention(layer)), args);
   }
   if (e == cudaSuccess) e = LaunchPackedMerge(p, stream);
-  if (e != cudaSuccess) return absl::InternalError(absl::StrCat(where, cudaGetErrorString(e)));
+  if (e != cudaSuccess) return absl::InternalError(absl::StrCat(where(), cudaGetErrorString(e)));
   return absl::OkStatus();
 }
 

@@ -31,6 +31,15 @@
 namespace kvplan::kernels {
 namespace {
 
+// The JIT compiles fragment_decode.cuh for sm_90a (JitOptions' default).
+#define KVPLAN_SKIP_WITHOUT_SM90()                                                \
+  do {                                                                            \
+    KVPLAN_SKIP_WITHOUT_GPU();                                                    \
+    int major = 0;                                                                \
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);         \
+    if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a"; \
+  } while (0)
+
 using testing::BlockGtqPlan;
 
 int FilesIn(const std::filesystem::path& dir) {
@@ -114,13 +123,9 @@ TEST(FragmentDecodeProgramTest, LeavesTheLayersItCannotServeToVersion1Pages) {
 }
 
 TEST(FragmentDecodeProgramTest, LoadsEveryLayersKernels) {
-  KVPLAN_SKIP_WITHOUT_GPU();
-  FragmentProgramOptions options;
-  int major = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-  if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
+  KVPLAN_SKIP_WITHOUT_SM90();
   absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(
-      *BlockGtqPlan(/*layers=*/2, /*head_dim=*/128, /*k_group_align=*/8, {}), options);
+      *BlockGtqPlan(/*layers=*/2, /*head_dim=*/128, /*k_group_align=*/8, {}), {});
   ASSERT_TRUE(program.ok()) << program.status();
   ASSERT_TRUE(program->Load().ok());
   for (int l = 0; l < 2; ++l) EXPECT_NE(program->attention(l), nullptr);
@@ -150,10 +155,7 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
   // Compiling needs no GPU: every configuration is generated and compiled here.
   absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, {});
   ASSERT_TRUE(program.ok()) << program.status();
-  KVPLAN_SKIP_WITHOUT_GPU();
-  int major = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-  if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
+  KVPLAN_SKIP_WITHOUT_SM90();
   absl::StatusOr<PackedKvCache> cache = PackedKvCache::Create(plan, kv_heads * kGroup, {});
   ASSERT_TRUE(cache.ok()) << cache.status();
   absl::StatusOr<PackedDecodePlan> decode_plan =
@@ -292,10 +294,7 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   ASSERT_TRUE(program.ok()) << program.status();
   PackedDecodeParams p;
   EXPECT_EQ(program->Step(0, p, {}, nullptr).code(), absl::StatusCode::kFailedPrecondition);
-  KVPLAN_SKIP_WITHOUT_GPU();
-  int major = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-  if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
+  KVPLAN_SKIP_WITHOUT_SM90();
   ASSERT_TRUE(program->Load().ok());
   absl::StatusOr<PackedDecodePlan> decode_plan =
       CreateDecodePlanForPlan(plan, {.group_size = 4, .max_batch = 1, .fragment_pages = true});
@@ -344,10 +343,7 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
 class FragmentPlanTest : public ::testing::TestWithParam<std::tuple<int, int, bool>> {};
 
 TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
-  KVPLAN_SKIP_WITHOUT_GPU();
-  int major = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-  if (major != 9) GTEST_SKIP() << "fragment_decode.cuh is compiled for sm_90a";
+  KVPLAN_SKIP_WITHOUT_SM90();
   const int hd = std::get<0>(GetParam()), align = std::get<1>(GetParam());
   const bool exempt = std::get<2>(GetParam());
   constexpr int kLayers = 3, kGroup = 4, kTokens = 200;  // three full pages and a partial one
