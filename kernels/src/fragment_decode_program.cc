@@ -152,6 +152,16 @@ std::vector<int> FragmentDecodeProgram::version1_layers() const {
 absl::Status FragmentDecodeProgram::Load() {
   std::vector<JitLibrary> libraries;
   std::vector<cudaKernel_t> attention;
+  std::vector<int> resident;
+  int sms = 0, device = 0;
+  cudaError_t queried = cudaGetDevice(&device);
+  if (queried == cudaSuccess) {
+    queried = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  }
+  if (queried != cudaSuccess) {
+    return absl::InternalError(
+        absl::StrCat("FragmentDecodeProgram::Load: no device (", cudaGetErrorString(queried), ")"));
+  }
   for (const std::string& cubin : cubins_) {
     absl::StatusOr<JitLibrary> library = JitLibrary::Load(cubin);
     if (!library.ok()) return library.status();
@@ -164,11 +174,21 @@ absl::Status FragmentDecodeProgram::Load() {
       return absl::InternalError(
           absl::StrCat("cudaFuncSetAttribute(FragmentDecode): ", cudaGetErrorString(e)));
     }
+    // What SplitsFor fills: the CTAs resident at once, queried here and not per step.
+    int per_sm = 0;
+    if (const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &per_sm, reinterpret_cast<const void*>(*a), 32 * warps_, kFragmentDynamicSmem);
+        e != cudaSuccess) {
+      return absl::InternalError(
+          absl::StrCat("occupancy of FragmentDecode: ", cudaGetErrorString(e)));
+    }
     libraries.push_back(*std::move(library));
     attention.push_back(*a);
+    resident.push_back(sms * per_sm);
   }
   libraries_ = std::move(libraries);
   attention_ = std::move(attention);
+  resident_ctas_ = std::move(resident);
   loaded_ = true;
   return absl::OkStatus();
 }
@@ -179,19 +199,8 @@ absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int m
     return absl::FailedPreconditionError(absl::StrCat("FragmentDecodeProgram::SplitsFor: layer ",
                                                       layer, " is not one the program serves"));
   }
-  int per_sm = 0, sms = 0, device = 0;
-  cudaError_t e = cudaGetDevice(&device);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (e == cudaSuccess) {
-    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &per_sm, reinterpret_cast<const void*>(attention(layer)), 32 * warps_,
-        kFragmentDynamicSmem);
-  }
-  if (e != cudaSuccess) {
-    return absl::InternalError(
-        absl::StrCat("FragmentDecodeProgram::SplitsFor: ", cudaGetErrorString(e)));
-  }
-  const int wave = std::max(1, sms * per_sm / std::max(1, batch * num_kv_heads_));
+  const int wave =
+      std::max(1, resident_ctas_[layer_source_[layer]] / std::max(1, batch * num_kv_heads_));
   // At least 8 tiles of 16 tokens per warp: shorter splits cost more in
   // prologue and merge than they win in parallelism (NOTES run 18, call 12).
   const int longest = std::max(1, max_tokens / (16 * 8 * warps_));

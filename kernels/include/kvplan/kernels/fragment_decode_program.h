@@ -108,9 +108,10 @@ class FragmentDecodeProgram {
   int64_t page_stride(int layer) const { return page_strides_[layer]; }
   const std::string& cubin(int layer) const { return cubins_[layer_source_[layer]]; }
 
-  // Loads every cubin (one JitLibrary each) and lets the attention kernels use
-  // kFragmentDynamicSmem of shared memory. Internal with the CUDA error when
-  // one does not load (no device, another architecture).
+  // Loads every cubin (one JitLibrary each), lets the attention kernels use
+  // kFragmentDynamicSmem of shared memory and records how many of their CTAs
+  // the current device holds at once. Internal with the CUDA error when one
+  // does not load (no device, another architecture).
   absl::Status Load();
 
   // After Load: splits that fill the machine for `batch` sequences of up to
@@ -152,6 +153,7 @@ class FragmentDecodeProgram {
   std::vector<std::string> cubins_;
   std::vector<JitLibrary> libraries_;  // after Load
   std::vector<cudaKernel_t> attention_;
+  std::vector<int> resident_ctas_;  // per cubin: attention CTAs resident on the device at once
   bool loaded_ = false;
 };
 
