@@ -5,7 +5,7 @@
 # OpenSSL come as Debian .debs carried in .kdeps (apt-get download ...).
 # Usage (repo root): bench/kernels/run_on_h200.sh [bench args...]; logs to $OUT.
 # Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), KEEP_BUILD=1, NCU_CASE, NCU_KERNEL,
-# AB_HEADERS, AB_FLAGS, AB_CASE and AB_TESTS (below). The device tool brings back at most 8
+# AB_HEADERS, AB_TREES, AB_FLAGS, AB_CASE and AB_TESTS (below). The device tool brings back at most 8
 # files from $OUT: delete what a call does not need (configure.log, build.log) after the script.
 # Name .kdeps in the device tool's carry (it is git-ignored).
 set -uo pipefail
@@ -31,6 +31,9 @@ cmake -S kernels -B /tmp/build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
 # carry .kab); AB_FLAGS="-DKVPLAN_TILES_PER_WARP=4": one more, the working tree built
 # with these extra flags. All are alternated with the working tree's binary on AB_CASE
 # at the end (same process start, same card; AB_ENCODE=" " keeps the encode column).
+# AB_TREES="dir": one more, built from another source tree (a change that spans several
+# files), e.g. the committed one: mkdir -p .kab/head && git archive HEAD kernels core bench
+# cmake tests | tar -x -C .kab/head (carry .kab). AB_CASES="case1;case2": several AB_CASEs.
 # AB_TESTS="flags ab2": these variants also build and run kernels_tests (after the
 # benchmark), so a variant that wins can be kept without another call. Variant build logs: /tmp/build_<variant>.log, tails in $OUT.
 configure_variant() {  # source dir, build dir, extra flags
@@ -47,6 +50,7 @@ if [ -n "${AB_FLAGS:-}" ]; then
   VARIANTS="flags"
 fi
 n=0
+labels=()
 for h in ${AB_HEADERS:-}; do
   n=$((n + 1))
   rm -rf /tmp/ab-src$n && mkdir -p /tmp/ab-src$n && cp -r kernels core bench cmake tests /tmp/ab-src$n/
@@ -54,6 +58,13 @@ for h in ${AB_HEADERS:-}; do
   cp "$h" /tmp/ab-src$n/kernels/include/kvplan/kernels/$dest
   configure_variant /tmp/ab-src$n/kernels /tmp/build-ab$n "" "$(tests_for ab$n)" > /tmp/build_ab$n.log 2>&1 &
   VARIANTS="$VARIANTS ab$n"
+  labels[$n]=$h
+done
+for t in ${AB_TREES:-}; do
+  n=$((n + 1))
+  configure_variant "$t/kernels" /tmp/build-ab$n "" "$(tests_for ab$n)" > /tmp/build_ab$n.log 2>&1 &
+  VARIANTS="$VARIANTS ab$n"
+  labels[$n]="tree $t"
 done
 cmake --build /tmp/build-gpu -j 16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} > "$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
 echo "== build ok"
@@ -100,13 +111,15 @@ if [ -n "$VARIANTS" ]; then
       echo "== tests $v rc=$? $(grep -E '^\[  (PASSED|FAILED) ' /tmp/tests_$v.log | tr '\n' ' ')"
     done 2>&1 | tee "$OUT/ab_tests.log"
   fi
-  AB_CASE=${AB_CASE:---model llama3.1-8b --kbits 3 --batch 16 --ctx 32768}
-  names=(${AB_HEADERS:-})
-  for r in 1 2; do
-    for v in gpu $VARIANTS; do
-      case $v in gpu) echo "== working tree";; flags) echo "== working tree, $AB_FLAGS";;
-        ab*) echo "== ${names[$((${v#ab} - 1))]}";; esac
-      /tmp/build-$v/bin/packed_decode_bench $AB_CASE ${AB_ENCODE:---no-encode} 2>&1 | grep -E "^(llama|qwen)"
+  IFS=';' read -ra cases <<< "${AB_CASES:-${AB_CASE:---model llama3.1-8b --kbits 3 --batch 16 --ctx 32768}}"
+  for c in "${cases[@]}"; do
+    echo "==== case: $c"
+    for r in 1 2 3; do
+      for v in gpu $VARIANTS; do
+        case $v in gpu) echo "== working tree";; flags) echo "== working tree, $AB_FLAGS";;
+          ab*) echo "== ${labels[${v#ab}]}";; esac
+        /tmp/build-$v/bin/packed_decode_bench $c ${AB_ENCODE:---no-encode} 2>&1 | grep -E "^(llama|qwen)"
+      done
     done
   done 2>&1 | tee "$OUT/ab.log"
 fi

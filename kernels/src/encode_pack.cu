@@ -5,9 +5,9 @@
 namespace kvplan::kernels {
 namespace {
 
-template <int HEAD_DIM>
+template <int HEAD_DIM, bool K_WHOLE>
 cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta) {
-  auto* kernel = EncodePackKernel<HEAD_DIM>;
+  auto* kernel = EncodePackKernel<HEAD_DIM, K_WHOLE>;
   constexpr int kSmem = internal::EncodeSmem<HEAD_DIM>::kBytes;
   // Host-side attribute writes, cheap and capture-safe: the shared memory
   // above the default 48 KB, and the carveout that fits two CTAs per SM.
@@ -39,7 +39,9 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
     return cudaErrorInvalidValue;
   }
   return DispatchHeadDim(p.head_dim, [&](auto hd) {
-    return LaunchEncodePackTyped<decltype(hd)::value>(p, stream, slabs_per_cta);
+    constexpr int kHeadDim = decltype(hd)::value;
+    return p.k_groups_whole ? LaunchEncodePackTyped<kHeadDim, true>(p, stream, slabs_per_cta)
+                            : LaunchEncodePackTyped<kHeadDim, false>(p, stream, slabs_per_cta);
   });
 }
 

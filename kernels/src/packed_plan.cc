@@ -115,6 +115,7 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
   plan.layer_page_strides_.assign(config.num_layers, 0);
   plan.fragment_layers_.assign(config.num_layers, config.fragment_pages);
   for (int l : config.version1_layers) plan.fragment_layers_[l] = false;
+  plan.k_groups_whole_.assign(config.num_layers, true);
   plan.fragment_layouts_.resize(num_heads);
   plan.max_splits_ =
       config.max_splits > 0
@@ -181,6 +182,7 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
       }
       d.bits[g] = q.bits;
       d.size[g] = q.size;
+      if (q.size % 16 != 0) plan.k_groups_whole_[layer] = false;
       d.offset[g] = q.offset;
       d.padded_offset[g] = padded;
       padded += (q.size + 15) / 16 * 16;
@@ -276,6 +278,7 @@ EncodePackParams PackedDecodePlan::EncodeParams(int layer, void* workspace) cons
   p.head_dim = config_.head_dim;
   p.v_bits = v_bits(layer);
   p.num_sms = config_.num_sms;
+  p.k_groups_whole = k_groups_whole_[layer];
   return p;
 }
 

@@ -45,17 +45,19 @@ inline HeadCodec RandomCodec(int head_dim, double avg_bits, uint64_t seed) {
   return CodecFromWidths(widths, seed);
 }
 
-// Widths in units of four blocks (8 dims: what fragment-native pages need),
-// unit u at 1 + u mod 8 (every_width) or uneven widths around avg_bits.
-inline HeadCodec AlignedCodec(int head_dim, double avg_bits, uint64_t seed, bool every_width) {
+// Widths in units of unit_dims dims (8: what fragment-native pages need; 16:
+// a 16-aligned plan's), unit u at 1 + u mod 8 (every_width) or uneven widths
+// around avg_bits.
+inline HeadCodec AlignedCodec(int head_dim, double avg_bits, uint64_t seed, bool every_width,
+                              int unit_dims = 8) {
   DeterministicRng rng(seed);
-  const int blocks = head_dim / 2;
+  const int blocks = head_dim / 2, unit_blocks = unit_dims / 2;
   std::vector<int> widths(blocks);
-  for (int u = 0; u < blocks / 4; ++u) {
+  for (int u = 0; u < blocks / unit_blocks; ++u) {
     const int w = every_width ? 1 + u % 8
                               : std::min(8, std::max(1, static_cast<int>(std::lround(
                                                             avg_bits + 1.5 * rng.NextGaussian()))));
-    for (int i = 0; i < 4; ++i) widths[4 * u + i] = w;
+    for (int i = 0; i < unit_blocks; ++i) widths[unit_blocks * u + i] = w;
   }
   return CodecFromWidths(widths, seed);
 }

@@ -5,7 +5,8 @@
 // slots with a skipped token (per-code atomic stores), whole pages in slot
 // order (the assembled 16-byte stores) and both in one launch; one and several
 // slabs per CTA. The same for fragment-native pages (WriteRecordsToFragmentPage
-// on the CPU) with layouts whose K groups are whole 8-dim units.
+// on the CPU) with layouts whose K groups are whole 8-dim units, and K groups
+// of whole 16-dim units (the kernel's unchecked path, GroupShape::kWhole).
 //
 // The kernel rotates on tensor cores with split fp16 operands, so its z is
 // close to the CPU's but not bit-equal (encode_pack.cuh). Held to:
@@ -80,6 +81,7 @@ struct EncodeCase {
   Slots slots = Slots::kShuffled;
   int slabs_per_cta = 0;  // 0: the launcher's choice
   bool fragment = false;  // fragment-native pages (8-dim-unit K groups)
+  bool align16 = false;   // K groups of whole 16-dim units (a 16-aligned plan's)
 };
 
 std::string Name(const EncodeCase& c) {
@@ -92,7 +94,7 @@ std::string Name(const EncodeCase& c) {
         : c.slots == Slots::kMixed ? "_mixed"
                                    : "")
     << (c.slabs_per_cta > 0 ? "_slabs" + std::to_string(c.slabs_per_cta) : "")
-    << (c.fragment ? "_fragment" : "");
+    << (c.fragment ? "_fragment" : "") << (c.align16 ? "_a16" : "");
   return s.str();
 }
 
@@ -109,8 +111,10 @@ HeadCodec Head0Codec(const EncodeCase& c) {
 
 // Head h's codec.
 HeadCodec CaseCodec(const EncodeCase& c, int h) {
-  if (c.fragment)
-    return AlignedCodec(c.head_dim, 2.0 + h, 600 + h, h == 0 && c.head0 != Head0::kRandom);
+  if (c.fragment || c.align16) {
+    return AlignedCodec(c.head_dim, 2.0 + h, 600 + h, h == 0 && c.head0 != Head0::kRandom,
+                        c.align16 ? 16 : 8);
+  }
   return h == 0 && c.head0 != Head0::kRandom ? Head0Codec(c)
                                              : RandomCodec(c.head_dim, 2.0 + h, 600 + h);
 }
@@ -125,8 +129,14 @@ void WriteRecords(const FragmentPageLayout& layout, absl::Span<const uint8_t> k,
   WriteRecordsToFragmentPage(layout, k, v, slot, page);
 }
 
-// Slots of `tokens` tokens in a pool of `pages` pages (-1: skipped).
+// Slots of `tokens` tokens in a pool of `pages` pages (-1: skipped); kMixed
+// needs at least 4 slabs of tokens and 6 pages.
 std::vector<int64_t> MakeSlots(const EncodeCase& c, int pages, DeterministicRng& rng) {
+  if (c.slots == Slots::kMixed && (c.tokens < 4 * kPageTokens || pages < 6)) {
+    ADD_FAILURE() << "a kMixed case needs >= 256 tokens and 6 pages, has " << c.tokens
+                  << " tokens and " << pages << " pages";
+    return std::vector<int64_t>(c.tokens, -1);
+  }
   std::vector<int64_t> slots(c.tokens);
   if (c.slots == Slots::kInOrder) {
     std::iota(slots.begin(), slots.end(), 0);
@@ -380,6 +390,11 @@ INSTANTIATE_TEST_SUITE_P(
                       EncodeCase{128, 2, 3, 300, Head0::kLopsided, Slots::kMixed},
                       EncodeCase{64, 2, 3, 300, Head0::kLopsided, Slots::kMixed, 2},
                       EncodeCase{128, 2, 3, 129, Head0::kLopsided, Slots::kShuffled, 3},
+                      // K groups of whole 16-dim k-steps (the kernel's unchecked path).
+                      EncodeCase{128, 3, 3, 291, Head0::kRandom, Slots::kMixed, 0, false, true},
+                      EncodeCase{64, 2, 2, 70, Head0::kEveryWidth, Slots::kShuffled, 0, false,
+                                 true},
+                      EncodeCase{128, 2, 3, 257, Head0::kEveryWidth, Slots::kMixed, 2, true, true},
                       // Fragment-native pages: decode tokens, whole pages, both.
                       EncodeCase{128, 3, 3, 33, Head0::kEveryWidth, Slots::kShuffled, 0, true},
                       EncodeCase{128, 2, 3, 256, Head0::kRandom, Slots::kInOrder, 0, true},

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "core/fragment_page.h"
+#include "core/group_layout.h"
 #include "core/packed_kv_cache.h"
 #include "core/packed_page.h"
 #include "core/plan.h"
@@ -96,17 +97,23 @@ TEST_F(PlanCodecsTest, EachLayerHasItsVWidthPagesAndStride) {
   std::vector<uint8_t> workspace(plan->workspace_bytes());
   const auto* descs = reinterpret_cast<const PackedHeadDesc*>(workspace.data());
   int64_t largest = 0;
+  int whole_layers = 0;
   for (int l = 0; l < kLayers; ++l) {
     const std::string where = "layer " + std::to_string(l);
     EXPECT_EQ(plan->v_bits(l), plan_.VBits(l)) << where;
     int64_t stride = 0;
+    bool whole = true;  // every K group of the layer a multiple of 16 dims
     for (int h = 0; h < kPlanKvHeads; ++h) {
       absl::StatusOr<PackedPageLayout> want =
           PackedPageLayout::Create(*plan_.KLayout(l, h), plan_.VBits(l));
       ASSERT_TRUE(want.ok()) << want.status();
       ExpectSamePageLayout(plan->page_layout(l, h), *want, where + " head " + std::to_string(h));
       stride = std::max<int64_t>(stride, static_cast<int64_t>(want->page_bytes()));
+      const absl::StatusOr<GroupLayout> k_layout = plan_.KLayout(l, h);
+      ASSERT_TRUE(k_layout.ok()) << k_layout.status();
+      for (const QuantGroup& g : k_layout->groups) whole = whole && g.size % 16 == 0;
     }
+    whole_layers += whole;
     EXPECT_EQ(plan->page_stride(l), stride) << where;
     EXPECT_EQ(plan->page_stride(l) % 16, 0) << where;
     largest = std::max(largest, stride);
@@ -115,6 +122,7 @@ TEST_F(PlanCodecsTest, EachLayerHasItsVWidthPagesAndStride) {
     EXPECT_EQ(e.v_bits, plan_.VBits(l)) << where;
     EXPECT_EQ(e.page_stride, stride) << where;
     EXPECT_EQ(e.heads, descs + l * kPlanKvHeads) << where;
+    EXPECT_EQ(e.k_groups_whole, whole) << where;
     const PackedDecodeParams d = plan->DecodeParams(l, workspace.data(), 1, 1);
     EXPECT_EQ(d.v_bits, plan_.VBits(l)) << where;
     EXPECT_EQ(d.page_stride, stride) << where;
@@ -124,6 +132,9 @@ TEST_F(PlanCodecsTest, EachLayerHasItsVWidthPagesAndStride) {
   EXPECT_GT(plan->page_stride(0), plan->page_stride(1));
   EXPECT_GT(plan->page_stride(0), plan->page_stride(2));
   EXPECT_EQ(plan->page_stride(), largest);
+  // The fixture has layers of both kinds (the exempt layer's one group is the head).
+  EXPECT_GT(whole_layers, 0);
+  EXPECT_LT(whole_layers, kLayers);
 }
 
 TEST_F(PlanCodecsTest, EmptyLayerVBitsMeansVBitsForEveryLayer) {

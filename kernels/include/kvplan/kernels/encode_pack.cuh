@@ -116,11 +116,18 @@ static_assert(2 * (EncodeSmem<kMaxKernelHeadDim>::kBytes + 1024) <= 228 * 1024, 
 // The slab's codes are kept in page-stream order, each group's stream at
 // byte 64·offset (K: element τ·d + i, token-major; V: i·64 + τ, dim-major), so
 // that the whole-page store packs 16-byte units from consecutive words.
-// CodeByte(b) is where byte b of that order lives: the word index XOR
-// 2·((w / 32) mod 8), which spreads a warp's code stores (8 rows by 4
-// coordinates each) over distinct banks for V and for K groups of 16·2^k.
-// In byte terms: bits 3..5 of b XOR bits 7..9 (two instructions, SHF and LOP3).
-__device__ __forceinline__ int CodeByte(int b) { return b ^ (b >> 4 & 0x38); }
+// CodeByte(b, dim_major) is where byte b of that order lives, swizzled so
+// that a warp's code stores (8 rows by 4 coordinates t each) hit distinct
+// banks. Both XOR bits 3..5 of b with a function of b / 64, so 8-byte pieces
+// stay whole and a 64-byte chunk is XORed with one value (StoreChunk):
+//   K (token-major): bits 3..5 ^= bits 7..9, for K groups of 16·2^k;
+//   V (dim-major): bit 3 ^= bit 7 (bit 1 of the coordinate, so of t, which
+//     alone collides: t and t + 2 land 32 words apart). It is the same for
+//     all of a thread's V codes, so their addresses are its row's plus
+//     compile-time offsets (NOTES.md run 21).
+__device__ __forceinline__ int CodeByte(int b, bool dim_major) {
+  return b ^ (b >> 4 & (dim_major ? 0x08 : 0x38));
+}
 __device__ __forceinline__ int StreamElement(int token, int coordinate, int d, bool dim_major) {
   return dim_major ? coordinate * kKernelPageTokens + token : token * d + coordinate;
 }
@@ -240,6 +247,19 @@ __device__ __forceinline__ void WithConstant(int value, F&& f) {
 // fp64 square roots and divisions (NOTES.md run 18: 3% of the encode time).
 __device__ __forceinline__ int OwnRow(int lane) { return lane & 1; }
 
+// What the compiler may know about a group's coordinates. Per coordinate the
+// general case costs a bounds check, a permutation load and 64-bit address
+// arithmetic per row, about 12 instructions (NOTES.md run 21), where the data
+// work is 3; so the two common shapes get their own code:
+//   kIdentity: V, the head's dims in order (d = HEAD_DIM): addresses are
+//              compile-time offsets from the row, no checks;
+//   kWhole:    a K group of whole 16-dim k-steps: gathered through the
+//              permutation, no checks. A launch takes this path when every K
+//              group of the layer is one (EncodePackParams::k_groups_whole:
+//              16-aligned plans); a kernel holding both K paths spills;
+//   kPadded:   any K group, zero-padded to whole k-steps.
+enum class GroupShape { kIdentity, kWhole, kPadded };
+
 // The A fragments of one warp's 16 rows for one group of KSTEPS k-steps:
 // x·s·2^10 split into hi and lo (k-step kk covers permuted positions offset +
 // 16kk .. +15, zero past d), the norm n of the thread's own row (OwnRow) and
@@ -252,25 +272,26 @@ struct RowFragments {
   double sqrt_d;
 };
 
-// Builds f from the rows in global memory (token0: the warp's first token;
-// tokens past num_tokens read as zero rows). Each thread loads exactly the
-// fp32 values its fragments hold (2 rows x 4·KSTEPS coordinates, gathered
-// through the permutation), all issued before the first is used, so that the
-// rows need no shared memory; a warp's 16 rows (8 KB) are read from DRAM once
-// and by later groups from L1 or L2.
-template <int HEAD_DIM, int KSTEPS>
+// Builds f from the rows in global memory (token0: the warp's first token).
+// Each thread loads exactly the fp32 values its fragments hold (2 rows x
+// 4·KSTEPS coordinates, gathered through the permutation), all issued before
+// the first is used, so that the rows need no shared memory; a warp's 16 rows
+// (8 KB) are read from DRAM once and by later groups from L1 or L2. Rows past
+// num_tokens repeat the last token's: MMA rows are independent, and those
+// tokens have no slot (slot_s -1), so their codes and norms are never stored.
+template <int HEAD_DIM, int KSTEPS, GroupShape SHAPE>
 __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const float* src,
                                                   int token0, const EncodePackParams& p, int head,
                                                   const uint8_t* permutation_s,
                                                   const EncodeGroup& grp, int lane) {
-  const int row = lane >> 2, t = lane & 3, d = grp.size;
+  static_assert(SHAPE != GroupShape::kIdentity || 16 * KSTEPS == HEAD_DIM, "V spans the head");
+  const int row = lane >> 2, t = lane & 3;
+  const int d = SHAPE == GroupShape::kPadded ? grp.size : 16 * KSTEPS;
   const float* rows[2];
-  bool valid[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const int token = token0 + row + 8 * r;
-    valid[r] = token < p.num_tokens;
-    rows[r] = src + (static_cast<int64_t>(valid[r] ? token : 0) * p.num_kv_heads + head) * HEAD_DIM;
+    const int token = min(token0 + row + 8 * r, p.num_tokens - 1);
+    rows[r] = src + (static_cast<int64_t>(token) * p.num_kv_heads + head) * HEAD_DIM;
   }
   // v[kk][2h + r][e]: row `row + 8r`, coordinate 16kk + 8h + t + 4e (zero
   // past d): the A fragment order (a[0] row, a[1] row + 8, then k + 8). Both
@@ -288,12 +309,14 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
   };
   each_coordinate([&](int kk, int h, int e) {
     const int coordinate = 16 * kk + 8 * h + t + 4 * e;
-    // The rows are in original dimension order.
-    const int dim = coordinate < d ? permutation_s[grp.offset + coordinate] : 0;
+    // The rows are in original dimension order. (Signed offsets: the compiler
+    // folds rows[r] + t + constant into one address plus an immediate.)
+    const bool inside = SHAPE != GroupShape::kPadded || coordinate < d;
+    const int dim = SHAPE == GroupShape::kIdentity ? coordinate
+                    : inside                       ? permutation_s[grp.offset + coordinate]
+                                                   : 0;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      v[kk][2 * h + r][e] = coordinate < d && valid[r] ? __ldg(rows[r] + dim) : 0.0f;
-    }
+    for (int r = 0; r < 2; ++r) v[kk][2 * h + r][e] = inside ? __ldg(rows[r] + dim) : 0.0f;
   });
   // The norms after all loads: each lane's sum in increasing coordinate order.
   double sum[2] = {0.0, 0.0};
@@ -324,18 +347,19 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
   }
 }
 
-// The code of each z: the number of the 2^BITS - 1 ascending boundaries
-// strictly below it (both in the same scale). A binary search on byte offsets
-// (4·code) into the shared table, four values at once for latency, unrolled
+// 4·code of each z, code being the number of the 2^BITS - 1 ascending
+// boundaries strictly below it (both in the same scale). A binary search on
+// byte offsets (4·code) into the shared table, four values at once for latency, unrolled
 // for the compile-time width: per value and step one load (offset + constant
 // address), one compare and one predicated add, about half the instructions
 // of a loop over a runtime width (and fewer than counting against boundaries
 // held in registers, which costs a compare and a select per boundary).
 template <int BITS>
 __device__ __forceinline__ void CountBelow4(const float (&z)[4], const float* boundaries,
-                                            int (&code)[4]) {
+                                            int (&offset)[4]) {
   const char* table = reinterpret_cast<const char*>(boundaries);
-  int offset[4] = {0, 0, 0, 0};
+#pragma unroll
+  for (int e = 0; e < 4; ++e) offset[e] = 0;
 #pragma unroll
   for (int step = 4 << (BITS - 1); step >= 4; step >>= 1) {
 #pragma unroll
@@ -344,8 +368,6 @@ __device__ __forceinline__ void CountBelow4(const float (&z)[4], const float* bo
       if (*reinterpret_cast<const float*>(table + offset[e] + (step - 4)) < z[e]) offset[e] += step;
     }
   }
-#pragma unroll
-  for (int e = 0; e < 4; ++e) code[e] = offset[e] >> 2;
 }
 
 // n' = n·√d / ‖c[codes]‖ as fp16, saturating.
@@ -421,28 +443,29 @@ __device__ void StageRotations(__half* rotation_s, const EncodePackParams& p,
 // z = R·(x·s) for the warp's 16 rows (slab tokens token0 ..) and one group,
 // quantized: codes into the slab's code buffer, n' into norm_row[0..15].
 // rotation_hi: the group's staged hi plane (lo follows).
-template <int KSTEPS>
+template <int KSTEPS, GroupShape SHAPE>
 __device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f,
                                                    const __half* rotation_hi, uint8_t* code_s,
                                                    int token0, uint16_t* norm_row,
-                                                   const EncodeGroup& grp, bool dim_major,
-                                                   const float* boundaries,
+                                                   const EncodeGroup& grp, const float* boundaries,
                                                    const double* centroid_squares, int lane) {
   constexpr int kPad = 16 * KSTEPS, m = kPad / 8;
-  const int row = lane >> 2, t = lane & 3, d = grp.size;
+  // V streams are dim-major, K streams token-major (core/packed_page.h).
+  constexpr bool kDimMajor = SHAPE == GroupShape::kIdentity;
+  const int row = lane >> 2, t = lane & 3;
+  const int d = SHAPE == GroupShape::kPadded ? grp.size : kPad;
   const int code_base = kKernelPageTokens * grp.offset;
   // ldmatrix.x4.trans: lane supplies row r of matrix q; matrices (hi, k 0-7),
   // (hi, k 8-15), (lo, k 0-7), (lo, k 8-15) give b_hi[0..1], b_lo[0..1].
   const int matrix = lane >> 3, matrix_row = lane & 7, swizzle = ChunkSwizzle(matrix_row, m);
   const uint32_t lane_base = SharedAddress(rotation_hi) + 2 * (matrix >> 1) * kPad * kPad +
                              16 * ((8 * (matrix & 1) + matrix_row) * m);
-  // The stream byte of (row `row + 8r`, coordinate c) is code_row[r] +
-  // c·code_stride (before CodeByte): token-major K, dim-major V.
-  const int code_stride = dim_major ? kKernelPageTokens : 1;
+  // The stream byte of (row `row + 8r`, coordinate t + c) is code_row[r] +
+  // c·64 (V, dim-major) or + c (K, token-major), before CodeByte.
   int code_row[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    code_row[r] = code_base + StreamElement(token0 + row + 8 * r, t, d, dim_major);
+    code_row[r] = code_base + StreamElement(token0 + row + 8 * r, t, d, kDimMajor);
   }
   double code_sum[2] = {0.0, 0.0};
   // One n-tile (8 output coordinates) at a time: 12 accumulators live
@@ -464,16 +487,23 @@ __device__ __forceinline__ void RotateQuantizeRows(const RowFragments<KSTEPS>& f
     float scaled_z[4];  // z·kSumScale, as the staged boundaries
 #pragma unroll
     for (int e = 0; e < 4; ++e) scaled_z[e] = acc[0][e] + (acc[1][e] + acc[2][e]);
-    int code[4];
-    WithConstant<1, 8>(grp.bits, [&](auto bits) { CountBelow4<bits>(scaled_z, boundaries, code); });
+    int offset[4];  // 4·code
+    WithConstant<1, 8>(grp.bits,
+                       [&](auto bits) { CountBelow4<bits>(scaled_z, boundaries, offset); });
 #pragma unroll
     for (int e = 0; e < 4; ++e) {  // fragment e: row `row + 8 (e / 2)`, column 2t + e % 2
       const int step = 8 * nt + 4 * (e & 1), r = e >> 1;
-      const bool valid = step + t < d;  // coordinate step + t
+      const bool valid = SHAPE != GroupShape::kPadded || step + t < d;  // coordinate step + t
       if (valid) {
-        code_s[CodeByte(code_row[r] + step * code_stride)] = static_cast<uint8_t>(code[e]);
+        // V: the swizzle is the row's (CodeByte), so the address is a constant offset.
+        const int byte = kDimMajor ? CodeByte(code_row[r], true) + step * kKernelPageTokens
+                                   : CodeByte(code_row[r] + step, false);
+        code_s[byte] = static_cast<uint8_t>(offset[e] >> 2);
       }
-      code_sum[r] = __dadd_rn(code_sum[r], valid ? centroid_squares[code[e]] : 0.0);
+      // c² is 8 bytes: at byte 2·offset.
+      const double c2 = *reinterpret_cast<const double*>(
+          reinterpret_cast<const char*>(centroid_squares) + 2 * offset[e]);
+      code_sum[r] = __dadd_rn(code_sum[r], valid ? c2 : 0.0);
     }
   }
   // Lane t < 2 of the quad stores row `row + 8t`, its own row.
@@ -502,10 +532,10 @@ __device__ __forceinline__ uint32_t PackFourCodes(uint32_t q) {
 // shifts are constants and the loop straight code.
 template <int BITS>
 __device__ __forceinline__ void StoreChunk(uint8_t* stream, const uint8_t* code_s, int code_base,
-                                           int c) {
+                                           int c, bool dim_major) {
   const int b0 = code_base + kKernelPageTokens * c;
   const uint8_t* chunk = code_s + (b0 & ~0x3f);
-  const int x = CodeByte(b0) & 0x38;
+  const int x = CodeByte(b0, dim_major) ^ b0;  // the chunk's XOR
   uint32_t out[2 * BITS] = {};
 #pragma unroll
   for (int q = 0; q < 8; ++q) {
@@ -599,8 +629,8 @@ __device__ __forceinline__ void StoreFragmentRuns(const FragmentHeadGeometry& f,
   const int tile = tid / 32, lane = tid % 32, gr = lane / 4, t = lane % 4;
   uint8_t* tile_bytes = page + tile * f.tile_bytes;
   auto code = [&](int row, int c) {
-    return static_cast<uint32_t>(
-        code_s[CodeByte(code_base + StreamElement(kFragmentTileTokens * tile + row, c, d, is_v))]);
+    return static_cast<uint32_t>(code_s[CodeByte(
+        code_base + StreamElement(kFragmentTileTokens * tile + row, c, d, is_v), is_v)]);
   };
   if (is_v) {  // codes (dim 16m + gr (+8), row 8j + 2t (+1)) in run order
     RunWriter run(tile_bytes + f.v_runs_offset, f.v_run_words, lane, 0);
@@ -650,7 +680,7 @@ __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int h
     if (slot < 0) continue;
     uint8_t* tile = tile_of(slot);
     const int row = static_cast<int>(slot % kFragmentTileTokens);
-    const uint32_t code = code_s[CodeByte(code_base + StreamElement(token, c, d, is_v))];
+    const uint32_t code = code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)];
     if (is_v) {
       StoreRunCode(tile + f.v_runs_offset, f.v_run_words, FragmentVLane(row, c),
                    FragmentVRunBit(bits, row, c), bits, code);
@@ -690,7 +720,7 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
     // 64·d codes: d chunks of 64 (8·bits bytes each).
     WithConstant<1, 8>(bits, [&](auto b) {
       for (int c = tid; c < d; c += kSlabThreads) {
-        StoreChunk<b>(page + grp.block_offset, code_s, code_base, c);
+        StoreChunk<b>(page + grp.block_offset, code_s, code_base, c, is_v);
       }
     });
     if (tid < 2 * kSlabTokens / 16) {
@@ -707,7 +737,7 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
     const int s = static_cast<int>(slot % kKernelPageTokens);
     StoreCode(reinterpret_cast<uint32_t*>(page + grp.block_offset),
               StreamElement(s, c, d, is_v) * bits, bits,
-              code_s[CodeByte(code_base + StreamElement(token, c, d, is_v))]);
+              code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)]);
   }
   if (tid < kSlabTokens && slot_s[tid] >= 0) {
     const int64_t slot = slot_s[tid];
@@ -720,8 +750,8 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
 
 // slabs_per_cta: consecutive 64-token slabs per CTA (EncodeSlabsPerCta),
 // encoded in pairs: pair i is slabs 2i (warps 0-3) and 2i + 1 (warps 4-7).
-// 256 threads at 128 registers: two CTAs per SM.
-template <int HEAD_DIM>
+// 256 threads at 128 registers: two CTAs per SM. K_WHOLE: p.k_groups_whole.
+template <int HEAD_DIM, bool K_WHOLE>
 __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
     EncodePackKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta) {
   using namespace internal;
@@ -793,9 +823,10 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
         for (int g = g0; g < g1; ++g) {
           const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
           const int pad = Pad16(grp.size);
-          WithConstant<1, S::kMaxKSteps>(pad / 16, [&](auto ksteps) {
+          const auto encode = [&](auto ksteps, auto shape) {
             RowFragments<ksteps> f;
-            BuildRowFragments<HEAD_DIM, ksteps>(f, src, token0, p, head, permutation_s, grp, lane);
+            BuildRowFragments<HEAD_DIM, ksteps, shape>(f, src, token0, p, head, permutation_s, grp,
+                                                       lane);
             if (g == g1 - 1) {
               // The rows are in registers now: prefetch the next pair's (or,
               // for the next round, the first one's again) while this group
@@ -805,11 +836,20 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
                 PrefetchTokenRows<HEAD_DIM>(src, warp_token0(next), p, head, lane);
               }
             }
-            RotateQuantizeRows<ksteps>(f, rotation_s + rotation_offset, code_s, row0,
-                                       norm_s + g * kSlabTokens + row0, grp, is_v,
-                                       boundary_s + BoundaryTableOffset(grp.bits),
-                                       square_s + CentroidTableOffset(grp.bits), lane);
-          });
+            RotateQuantizeRows<ksteps, shape>(f, rotation_s + rotation_offset, code_s, row0,
+                                              norm_s + g * kSlabTokens + row0, grp,
+                                              boundary_s + BoundaryTableOffset(grp.bits),
+                                              square_s + CentroidTableOffset(grp.bits), lane);
+          };
+          if (is_v) {  // block-uniform
+            encode(std::integral_constant<int, S::kMaxKSteps>{},
+                   std::integral_constant<GroupShape, GroupShape::kIdentity>{});
+          } else {
+            WithConstant<1, S::kMaxKSteps>(pad / 16, [&](auto ksteps) {
+              encode(ksteps, std::integral_constant < GroupShape,
+                     K_WHOLE ? GroupShape::kWhole : GroupShape::kPadded > {});
+            });
+          }
           rotation_offset += 2 * pad * pad;
         }
       }

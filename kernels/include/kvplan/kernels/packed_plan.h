@@ -148,7 +148,8 @@ class PackedDecodePlan {
   int64_t page_stride_ = 0;
   std::vector<int64_t> layer_page_strides_;  // [num_layers]
   std::vector<PackedPageLayout> layouts_;
-  std::vector<bool> fragment_layers_;                                // [num_layers]
+  std::vector<bool> fragment_layers_;  // [num_layers]
+  std::vector<bool> k_groups_whole_;   // [num_layers]: EncodePackParams::k_groups_whole
   std::vector<std::optional<FragmentPageLayout>> fragment_layouts_;  // fragment layers' heads
   std::vector<uint8_t> image_;  // descs, tables, rotations as uploaded
   size_t fragment_offset_ = 0;

@@ -130,6 +130,10 @@ struct EncodePackParams {
   // Multiprocessors the launch spreads its CTAs over (the plan's num_sms), so
   // that a launch asks the driver nothing.
   int num_sms = 132;
+  // Every K group of this layer's heads is a multiple of 16 dims (set by the
+  // plan; true for plans built with k_group_align 16). The kernel then skips
+  // the per-coordinate bounds checks of padded groups; false is always safe.
+  bool k_groups_whole = false;
 };
 
 // One decode step of one layer: every sequence of the batch, every query head.
