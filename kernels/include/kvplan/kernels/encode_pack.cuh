@@ -618,48 +618,116 @@ class RunWriter {
   uint32_t acc_ = 0;
 };
 
-// A whole page's share of one group (StoreFragmentGroup): thread tid writes
-// the run of lane tid % 32 in tile tid / 32, the group's codes in run order
-// (core/fragment_geometry.h), so K group g's bits are one contiguous stretch.
-__device__ __forceinline__ void StoreFragmentRuns(const FragmentHeadGeometry& f, uint8_t* page,
-                                                  bool is_v, const EncodeGroup& grp,
-                                                  const uint8_t* code_s, int tid) {
-  static_assert(kSlabThreads == kFragmentTilesPerPage * 32, "a thread per (tile, lane)");
-  const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
-  const int tile = tid / 32, lane = tid % 32, gr = lane / 4, t = lane % 4;
-  uint8_t* tile_bytes = page + tile * f.tile_bytes;
-  auto code = [&](int row, int c) {
-    return static_cast<uint32_t>(code_s[CodeByte(
-        code_base + StreamElement(kFragmentTileTokens * tile + row, c, d, is_v), is_v)]);
-  };
-  if (is_v) {  // codes (dim 16m + gr (+8), row 8j + 2t (+1)) in run order
-    RunWriter run(tile_bytes + f.v_runs_offset, f.v_run_words, lane, 0);
-    for (int m = 0; m < d / 16; ++m) {
-      for (int j = 0; j < 2; ++j) {
-        for (int k = 0; k < 4; ++k)
-          run.Append(code(8 * j + 2 * t + k % 2, 16 * m + gr + 8 * (k / 2)), bits);
-      }
-    }
-    run.Finish();
-    return;
+// The two codes of tokens row, row + 1 (row even) at one coordinate, as the
+// low and high byte: adjacent in the code buffer (CodeByte keeps 8-byte
+// pieces whole, and a stream's consecutive tokens are consecutive bytes for V
+// and, at coordinates c, c + 1 of one token, for K).
+__device__ __forceinline__ uint32_t CodePair(const uint8_t* code_s, int byte) {
+  return *reinterpret_cast<const uint16_t*>(code_s + byte);
+}
+
+// Writes kWords run words of one lane into a fragment run block of kWords
+// words per lane, in the block's 16-, 8- and 4-byte units (FragmentRunWordOffset).
+template <int kWords>
+__device__ __forceinline__ void StoreRunWords(uint8_t* block, int lane,
+                                              const uint32_t (&w)[kWords]) {
+  constexpr int kChunks = kWords / 4, kRest = kWords % 4;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    *reinterpret_cast<uint4*>(block + FragmentRunWordOffset(kWords, lane, 4 * c)) =
+        make_uint4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]);
   }
-  // K half-slices of the group: codes (row gr (+8), coordinate 8h + 2t (+1)).
-  const int h0 = grp.offset / kFragmentHalfSliceDims,
-            h1 = (grp.offset + d) / kFragmentHalfSliceDims;
-  RunWriter run(tile_bytes, f.k_run_words, lane, f.half_offset[h0]);
-  for (int h = h0; h < h1; ++h) {
-    for (int k = 0; k < 4; ++k) {
-      run.Append(code(gr + 8 * (k / 2), kFragmentHalfSliceDims * h + 2 * t + k % 2 - grp.offset),
-                 bits);
+  if constexpr (kRest >= 2) {
+    *reinterpret_cast<uint2*>(block + FragmentRunWordOffset(kWords, lane, 4 * kChunks)) =
+        make_uint2(w[4 * kChunks], w[4 * kChunks + 1]);
+  }
+  if constexpr (kRest % 2 == 1) {
+    *reinterpret_cast<uint32_t*>(block + FragmentRunWordOffset(kWords, lane, kWords - 1)) =
+        w[kWords - 1];
+  }
+}
+
+// A whole page's V runs: thread tid packs the run of lane tid % 32 in tile
+// tid / 32 in registers and stores it whole. Run code 8m + 4j + 2kh + kr is
+// (dim 16m + gr + 8kh, row 8j + 2t + kr) (core/fragment_geometry.h); its
+// two kr are one 16-bit load, and with BITS and HEAD_DIM known every shift
+// and address offset is a constant.
+template <int HEAD_DIM, int BITS>
+__device__ __forceinline__ void StoreFragmentVRuns(uint8_t* v_block, const uint8_t* code_s,
+                                                   int tile, int lane) {
+  constexpr int kCodes = HEAD_DIM / 2, kWords = kCodes * BITS / 32;
+  const int gr = lane / 4, t = lane % 4;
+  // V's CodeByte XORs bit 3 with bit 1 of the dim, which is gr's for all of
+  // the lane's codes. base has bit 3 clear before the swizzle, so row + 8
+  // (j = 1) is an XOR with 8 and a dim step of 16 or 8 adds 1024 or 512.
+  const int base =
+      CodeByte(gr * kKernelPageTokens + kFragmentTileTokens * tile + 2 * t, /*dim_major=*/true);
+  uint32_t w[kWords] = {};
+#pragma unroll
+  for (int q = 0; q < kCodes / 2; ++q) {  // pair q: codes 2q (kr 0), 2q + 1 (kr 1)
+    const int m = q / 4, j = q / 2 % 2, kh = q % 2;
+    const uint32_t pair = CodePair(code_s, (base ^ 8 * j) + (16 * m + 8 * kh) * kKernelPageTokens);
+    const uint32_t bits = (pair & 0xffu) | (pair >> 8) << BITS;
+    constexpr int kPairBits = 2 * BITS;
+    const int bit = q * kPairBits;  // constant after unrolling
+    w[bit / 32] |= bits << (bit % 32);
+    if (bit % 32 + kPairBits > 32) w[bit / 32 + 1] |= bits >> (32 - bit % 32);
+  }
+  StoreRunWords<kWords>(v_block, lane, w);
+}
+
+// A whole page's K runs over the groups [g0, g1) of a staging round, in one
+// pass: each thread owns lane tid % 32's run in tile tid / 32, whose
+// half-slices follow one another (core/fragment_page.cc), so only the first
+// and last words of the stretch are merged with bits around it. Half-slice h
+// holds codes (row gr (+8), coordinate 8h + 2t (+1)), k = 0..3 as
+// 2·(row / 8) + (coordinate odd): one append of 4·bits bits.
+__device__ __forceinline__ void StoreFragmentKRuns(const FragmentHeadGeometry& f, uint8_t* k_block,
+                                                   const PackedHeadDesc& desc, int g0, int g1,
+                                                   const uint8_t* code_s, int tile, int lane) {
+  const int gr = lane / 4, t = lane % 4;
+  RunWriter run(k_block, f.k_run_words, lane,
+                f.half_offset[desc.offset[g0] / kFragmentHalfSliceDims]);
+  for (int g = g0; g < g1; ++g) {
+    const int d = desc.size[g], bits = desc.bits[g], code_base = kKernelPageTokens * desc.offset[g];
+    const int row0 = kFragmentTileTokens * tile + gr;
+    for (int c = 2 * t; c < d; c += kFragmentHalfSliceDims) {  // the group's coordinates c, c + 1
+      const uint32_t lo = CodePair(code_s, CodeByte(code_base + row0 * d + c, false));
+      const uint32_t hi = CodePair(code_s, CodeByte(code_base + (row0 + 8) * d + c, false));
+      run.Append(
+          (lo & 0xffu) | (lo >> 8) << bits | (hi & 0xffu) << 2 * bits | (hi >> 8) << 3 * bits,
+          4 * bits);
     }
   }
   run.Finish();
 }
 
-// StoreGroup for fragment-native pages (p.fragment): a whole page run by run
-// (StoreFragmentRuns), any other slab code by code into each token's slot
-// (negative slots skipped); then the norms. Not inlined: its address
-// arithmetic would push the encode loop past 128 registers.
+// A whole fragment-native page's runs, every group of the round [g0, g1) (K)
+// or V: thread tid (of the slab's) writes the run of lane tid % 32 in tile
+// tid / 32. Not inlined: its registers stay out of the encode loop's.
+template <int HEAD_DIM>
+__device__ __noinline__ void StoreFragmentPageRuns(const EncodePackParams& p, int head, bool is_v,
+                                                   const PackedHeadDesc& desc, int g0, int g1,
+                                                   const uint8_t* code_s, int64_t slot0, int tid) {
+  static_assert(kSlabThreads == kFragmentTilesPerPage * 32, "a thread per (tile, lane)");
+  const FragmentHeadGeometry& f = p.fragment[head];
+  const int tile = tid / 32, lane = tid % 32;
+  uint8_t* tile_bytes = p.pages +
+                        ((slot0 / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
+                        tile * f.tile_bytes;
+  if (is_v) {
+    WithConstant<1, 8>(p.v_bits, [&](auto bits) {
+      StoreFragmentVRuns<HEAD_DIM, bits>(tile_bytes + f.v_runs_offset, code_s, tile, lane);
+    });
+  } else {
+    StoreFragmentKRuns(f, tile_bytes, desc, g0, g1, code_s, tile, lane);
+  }
+}
+
+// StoreGroup for fragment-native pages (p.fragment): the codes of a slab that
+// is not a whole page (those are StoreFragmentPageRuns') code by code into
+// each token's slot (negative slots skipped); then the norms. Not inlined: its
+// address arithmetic would push the encode loop past 128 registers.
 __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int head, bool is_v,
                                                 int g, const EncodeGroup& grp,
                                                 const uint8_t* code_s, const uint16_t* norms,
@@ -671,9 +739,6 @@ __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int h
     return p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
            (s / kFragmentTileTokens) * f.tile_bytes;
   };
-  if (whole_page) {
-    StoreFragmentRuns(f, tile_of(slot_s[0]), is_v, grp, code_s, tid);
-  }
   for (int i = whole_page ? kSlabTokens * d : tid; i < kSlabTokens * d; i += kSlabThreads) {
     const int token = i / d, c = i - token * d;
     const int64_t slot = slot_s[token];
@@ -864,6 +929,9 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
         if (h == half) whole_page = whole;
       }
       if (has_slab(i)) {
+        if (p.fragment != nullptr && whole_page) {
+          StoreFragmentPageRuns<HEAD_DIM>(p, head, is_v, desc, g0, g1, code_s, slot_s[0], slab_tid);
+        }
         for (int g = g0; g < g1; ++g) {
           StoreGroup(p, head, is_v, g, GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g), code_s,
                      norm_s, slot_s, whole_page, slab_tid);
