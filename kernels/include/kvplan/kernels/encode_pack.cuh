@@ -251,8 +251,8 @@ __device__ __forceinline__ int OwnRow(int lane) { return lane & 1; }
 // general case costs a bounds check, a permutation load and 64-bit address
 // arithmetic per row, about 12 instructions (NOTES.md run 21), where the data
 // work is 3; so the two common shapes get their own code:
-//   kIdentity: V, the head's dims in order (d = HEAD_DIM): addresses are
-//              compile-time offsets from the row, no checks;
+//   kIdentity: V, the head's dims in order (d = HEAD_DIM): no permutation
+//              loads, no checks;
 //   kWhole:    a K group of whole 16-dim k-steps: gathered through the
 //              permutation, no checks. A launch takes this path when every K
 //              group of the layer is one (EncodePackParams::k_groups_whole:
@@ -309,8 +309,7 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
   };
   each_coordinate([&](int kk, int h, int e) {
     const int coordinate = 16 * kk + 8 * h + t + 4 * e;
-    // The rows are in original dimension order. (Signed offsets: the compiler
-    // folds rows[r] + t + constant into one address plus an immediate.)
+    // The rows are in original dimension order.
     const bool inside = SHAPE != GroupShape::kPadded || coordinate < d;
     const int dim = SHAPE == GroupShape::kIdentity ? coordinate
                     : inside                       ? permutation_s[grp.offset + coordinate]
@@ -349,11 +348,12 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
 
 // 4·code of each z, code being the number of the 2^BITS - 1 ascending
 // boundaries strictly below it (both in the same scale). A binary search on
-// byte offsets (4·code) into the shared table, four values at once for latency, unrolled
-// for the compile-time width: per value and step one load (offset + constant
-// address), one compare and one predicated add, about half the instructions
-// of a loop over a runtime width (and fewer than counting against boundaries
-// held in registers, which costs a compare and a select per boundary).
+// byte offsets (4·code) into the shared table, four values at once for
+// latency, unrolled for the compile-time width: per value and step one load
+// (offset + constant address), one compare and one predicated add, about
+// half the instructions of a loop over a runtime width (and fewer than
+// counting against boundaries held in registers, which costs a compare and a
+// select per boundary).
 template <int BITS>
 __device__ __forceinline__ void CountBelow4(const float (&z)[4], const float* boundaries,
                                             int (&offset)[4]) {
