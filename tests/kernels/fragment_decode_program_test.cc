@@ -9,7 +9,6 @@
 #include <cmath>
 #include <filesystem>
 #include <iterator>
-#include <numeric>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -27,6 +26,7 @@
 #include "tests/kernels/gpu_test_util.h"
 #include "tests/kernels/plan_fixtures.h"
 #include "tests/kernels/reference_fixtures.h"
+#include "tests/kernels/sequence_fixtures.h"
 
 namespace kvplan::kernels {
 namespace {
@@ -369,14 +369,7 @@ TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
   const testing::DeviceBuffer<uint32_t> tables(FragmentTableImage());
   testing::DeviceBuffer<uint16_t> q_rot(FragmentQRotBytes(1, kv_heads, hd) / 2);
 
-  // Token t in slot t: pages 0..pages-1 in order (whole pages, then a partial one).
-  const int pages = (kTokens + kPageTokens - 1) / kPageTokens;
-  std::vector<int64_t> slots(kTokens);
-  std::iota(slots.begin(), slots.end(), 0);
-  std::vector<int> page_table(pages);
-  std::iota(page_table.begin(), page_table.end(), 0);
-  const testing::DeviceBuffer<int64_t> d_slots(slots);
-  const testing::DeviceBuffer<int> d_table(page_table), d_len(std::vector<int>{kTokens});
+  const testing::InOrderSequence seq(kTokens);
   for (int l = 0; l < kLayers; ++l) {
     SCOPED_TRACE("layer " + std::to_string(l));
     const size_t n = static_cast<size_t>(kTokens) * kv_heads * hd;
@@ -386,25 +379,13 @@ TEST_P(FragmentPlanTest, GpuEncodedLayersMatchTheCpuCache) {
     ASSERT_TRUE(cache->Append(l, k, v).ok());
     const testing::DeviceBuffer<float> d_k(k), d_v(v), d_q(q);
     const int64_t stride = decode_plan->page_stride(l);
-    testing::DeviceBuffer<uint8_t> pool(static_cast<size_t>(pages) * kv_heads * stride);
+    testing::DeviceBuffer<uint8_t> pool(static_cast<size_t>(seq.pages) * kv_heads * stride);
     // NaN in every slot the encode does not write (the last page's tail).
     KVPLAN_CUDA_OK(cudaMemset(pool.get(), 0xff, pool.size()));
     testing::DeviceBuffer<float> out(q.size());
-    EncodePackParams e = decode_plan->EncodeParams(l, ws.get());
-    e.k = d_k.get();
-    e.v = d_v.get();
-    e.slot_mapping = d_slots.get();
-    e.pages = pool.get();
-    e.num_tokens = kTokens;
-    KVPLAN_CUDA_OK(LaunchEncodePack(e, nullptr));
-    PackedDecodeParams p = decode_plan->DecodeParams(l, ws.get(), 1, 2);
-    p.q = d_q.get();
-    p.pages = pool.get();
-    p.page_table = d_table.get();
-    p.max_pages_per_seq = pages;
-    p.packed_len = d_len.get();
-    p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    p.out = out.get();
+    KVPLAN_CUDA_OK(seq.Encode(*decode_plan, l, ws.get(), d_k.get(), d_v.get(), pool.get()));
+    const PackedDecodeParams p =
+        seq.DecodeParams(*decode_plan, l, ws.get(), 2, d_q.get(), pool.get(), out.get());
     KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
     ASSERT_EQ(decode_plan->fragment_layer(l), program->serves(l));
     if (program->serves(l)) {

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <numeric>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -24,6 +23,7 @@
 #include "tests/kernels/gpu_test_util.h"
 #include "tests/kernels/plan_fixtures.h"
 #include "tests/kernels/reference_fixtures.h"
+#include "tests/kernels/sequence_fixtures.h"
 
 namespace kvplan::kernels::testing {
 namespace {
@@ -64,15 +64,7 @@ TEST_P(PlanDecodeTest, EveryLayerMatchesTheCpuCache) {
   DeviceBuffer<uint8_t> ws(plan->workspace_bytes());
   KVPLAN_CUDA_OK(plan->Upload(ws.get(), nullptr));
 
-  // Token t in slot t: pages 0..pages-1 in order.
-  const int pages = (kTokens + kPageTokens - 1) / kPageTokens;
-  std::vector<int64_t> slots(kTokens);
-  std::iota(slots.begin(), slots.end(), 0);
-  std::vector<int> page_table(pages);
-  std::iota(page_table.begin(), page_table.end(), 0);
-  const DeviceBuffer<int64_t> d_slots(slots);
-  const DeviceBuffer<int> d_table(page_table);
-  const DeviceBuffer<int> d_len(std::vector<int>{kTokens});
+  const InOrderSequence seq(kTokens);
 
   for (int l = 0; l < kLayers; ++l) {
     const std::string config = "plan_decode_hd" + std::to_string(hd) + "_align" +
@@ -87,23 +79,11 @@ TEST_P(PlanDecodeTest, EveryLayerMatchesTheCpuCache) {
 
     // Pages at this layer's stride (narrower than the exempt layer's).
     const DeviceBuffer<float> d_k(k), d_v(v), d_q(q);
-    DeviceBuffer<uint8_t> pool(static_cast<size_t>(pages) * kv_heads * plan->page_stride(l));
+    DeviceBuffer<uint8_t> pool(static_cast<size_t>(seq.pages) * kv_heads * plan->page_stride(l));
     DeviceBuffer<float> out(q.size());
-    EncodePackParams e = plan->EncodeParams(l, ws.get());
-    e.k = d_k.get();
-    e.v = d_v.get();
-    e.slot_mapping = d_slots.get();
-    e.pages = pool.get();
-    e.num_tokens = kTokens;
-    KVPLAN_CUDA_OK(LaunchEncodePack(e, nullptr));
-    PackedDecodeParams p = plan->DecodeParams(l, ws.get(), 1, plan->SplitsFor(1, kTokens));
-    p.q = d_q.get();
-    p.pages = pool.get();
-    p.page_table = d_table.get();
-    p.max_pages_per_seq = pages;
-    p.packed_len = d_len.get();
-    p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    p.out = out.get();
+    KVPLAN_CUDA_OK(seq.Encode(*plan, l, ws.get(), d_k.get(), d_v.get(), pool.get()));
+    const PackedDecodeParams p = seq.DecodeParams(*plan, l, ws.get(), plan->SplitsFor(1, kTokens),
+                                                  d_q.get(), pool.get(), out.get());
     KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
     KVPLAN_CUDA_OK(LaunchPackedDecode(p, nullptr));
     KVPLAN_CUDA_OK(cudaDeviceSynchronize());
