@@ -739,20 +739,22 @@ __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int h
     return p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
            (s / kFragmentTileTokens) * f.tile_bytes;
   };
-  for (int i = whole_page ? kSlabTokens * d : tid; i < kSlabTokens * d; i += kSlabThreads) {
-    const int token = i / d, c = i - token * d;
-    const int64_t slot = slot_s[token];
-    if (slot < 0) continue;
-    uint8_t* tile = tile_of(slot);
-    const int row = static_cast<int>(slot % kFragmentTileTokens);
-    const uint32_t code = code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)];
-    if (is_v) {
-      StoreRunCode(tile + f.v_runs_offset, f.v_run_words, FragmentVLane(row, c),
-                   FragmentVRunBit(bits, row, c), bits, code);
-    } else {
-      const int pos = grp.offset + c, half = pos / kFragmentHalfSliceDims;
-      StoreRunCode(tile, f.k_run_words, FragmentKLane(row, pos),
-                   FragmentKRunBit(f.half_offset[half], bits, row, pos), bits, code);
+  if (!whole_page) {  // a whole page's codes are StoreFragmentPageRuns'
+    for (int i = tid; i < kSlabTokens * d; i += kSlabThreads) {
+      const int token = i / d, c = i - token * d;
+      const int64_t slot = slot_s[token];
+      if (slot < 0) continue;
+      uint8_t* tile = tile_of(slot);
+      const int row = static_cast<int>(slot % kFragmentTileTokens);
+      const uint32_t code = code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)];
+      if (is_v) {
+        StoreRunCode(tile + f.v_runs_offset, f.v_run_words, FragmentVLane(row, c),
+                     FragmentVRunBit(bits, row, c), bits, code);
+      } else {
+        const int pos = grp.offset + c, half = pos / kFragmentHalfSliceDims;
+        StoreRunCode(tile, f.k_run_words, FragmentKLane(row, pos),
+                     FragmentKRunBit(f.half_offset[half], bits, row, pos), bits, code);
+      }
     }
   }
   if (tid < kSlabTokens && slot_s[tid] >= 0) {
