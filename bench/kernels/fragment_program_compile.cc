@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s: %s\n", what, std::string(program.status().message()).c_str());
       return false;
     }
-    std::printf("%-22s %3d layers, %3d distinct sources: %6.1f s\n", what, program->num_layers(),
+    std::printf("%-22s %3d layers, %3d distinct sources: %8.3f s\n", what, program->num_layers(),
                 program->num_sources(), Seconds(start));
     return true;
   };

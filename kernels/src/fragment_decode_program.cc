@@ -115,10 +115,13 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::CompileLayers(
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = std::min<int>(options.threads > 0 ? options.threads : hardware,
                                     static_cast<int>(sources.size()));
+  // The headers are read once for the cache keys of all sources, not per source.
+  const std::string jit_digest =
+      options.jit.cache_dir.empty() ? std::string() : JitOptionsDigest(options.jit);
   auto work = [&] {
     for (size_t i = next++; i < sources.size(); i = next++) {
-      absl::StatusOr<std::string> cubin =
-          CompileCubin(sources[i], absl::StrCat("fragment_decode_", i, ".cu"), options.jit);
+      absl::StatusOr<std::string> cubin = CompileCubin(
+          sources[i], absl::StrCat("fragment_decode_", i, ".cu"), options.jit, jit_digest);
       if (cubin.ok()) {
         program.cubins_[i] = *std::move(cubin);
       } else {

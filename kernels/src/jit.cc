@@ -163,18 +163,30 @@ absl::Status WriteCacheFile(const std::filesystem::path& path, std::string_view 
 
 }  // namespace
 
-std::string CubinCacheKey(std::string_view source, const JitOptions& options) {
-  // NUL separates fields so that no two (options, headers, source) share a key.
+std::string JitOptionsDigest(const JitOptions& options) {
+  // NUL separates fields so that no two (options, headers) share a digest.
   const std::string nul(1, '\0');
-  std::string keyed =
-      absl::StrCat("nvrtc ", NvrtcVersion(), nul, absl::StrJoin(CompilerOptions(options), nul), nul,
-                   IncludedFiles(HashedIncludeDirs(options)), nul);
+  return Sha256Hex(absl::StrCat("nvrtc ", NvrtcVersion(), nul,
+                                absl::StrJoin(CompilerOptions(options), nul), nul,
+                                IncludedFiles(HashedIncludeDirs(options))));
+}
+
+std::string CubinCacheKey(std::string_view source, std::string_view options_digest) {
+  // The digest has a fixed length, so the concatenation is unambiguous.
+  std::string keyed(options_digest);
   keyed.append(source.data(), source.size());
   return Sha256Hex(keyed);
 }
 
 absl::StatusOr<std::string> CompileCubin(std::string_view source, std::string_view name,
                                          const JitOptions& options) {
+  if (options.cache_dir.empty()) return Compile(source, name, options);
+  return CompileCubin(source, name, options, JitOptionsDigest(options));
+}
+
+absl::StatusOr<std::string> CompileCubin(std::string_view source, std::string_view name,
+                                         const JitOptions& options,
+                                         std::string_view options_digest) {
   if (options.cache_dir.empty()) return Compile(source, name, options);
   std::error_code error;
   std::filesystem::create_directories(options.cache_dir, error);
@@ -184,7 +196,7 @@ absl::StatusOr<std::string> CompileCubin(std::string_view source, std::string_vi
         "): create it writable, or leave cache_dir empty to compile without a cache"));
   }
   const std::filesystem::path path =
-      std::filesystem::path(options.cache_dir) / (CubinCacheKey(source, options) + ".cubin");
+      std::filesystem::path(options.cache_dir) / (CubinCacheKey(source, options_digest) + ".cubin");
   if (std::ifstream in(path, std::ios::binary); in) {
     std::string cached((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (LooksLikeCubin(cached)) return cached;

@@ -82,7 +82,8 @@ TEST_F(JitCompileTest, CachesByContentAndReplacesACorruptFile) {
   options.cache_dir = cache_.string();
   absl::StatusOr<std::string> first = CompileCubin(kScaleSource, "scale.cu", options);
   ASSERT_TRUE(first.ok()) << first.status();
-  const std::filesystem::path file = cache_ / (CubinCacheKey(kScaleSource, options) + ".cubin");
+  const std::filesystem::path file =
+      cache_ / (CubinCacheKey(kScaleSource, JitOptionsDigest(options)) + ".cubin");
   ASSERT_TRUE(std::filesystem::exists(file));
   EXPECT_EQ(ReadFile(file), *first);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(cache_),
@@ -114,12 +115,12 @@ TEST_F(JitCompileTest, KeyCoversSourceDefinesAndArchitecture) {
   defined.defines = {"KVPLAN_TEST_VALUE=1"};
   JitOptions arch = base;
   arch.arch = "sm_80";
-  const std::string key = CubinCacheKey(kScaleSource, base);
+  const std::string key = CubinCacheKey(kScaleSource, JitOptionsDigest(base));
   EXPECT_EQ(key.size(), 64u);
-  EXPECT_EQ(key, CubinCacheKey(kScaleSource, base));
-  EXPECT_NE(key, CubinCacheKey(std::string(kScaleSource) + " ", base));
-  EXPECT_NE(key, CubinCacheKey(kScaleSource, defined));
-  EXPECT_NE(key, CubinCacheKey(kScaleSource, arch));
+  EXPECT_EQ(key, CubinCacheKey(kScaleSource, JitOptionsDigest(base)));
+  EXPECT_NE(key, CubinCacheKey(std::string(kScaleSource) + " ", JitOptionsDigest(base)));
+  EXPECT_NE(key, CubinCacheKey(kScaleSource, JitOptionsDigest(defined)));
+  EXPECT_NE(key, CubinCacheKey(kScaleSource, JitOptionsDigest(arch)));
 }
 
 TEST_F(JitCompileTest, KeyCoversTheContentsOfIncludedHeaders) {
@@ -130,10 +131,10 @@ TEST_F(JitCompileTest, KeyCoversTheContentsOfIncludedHeaders) {
   options.include_dirs = {(cache_ / "headers").string()};
   const std::string source =
       "#include \"value.h\"\nextern \"C\" __global__ void K(int* o) { *o = KVPLAN_TEST_VALUE; }\n";
-  const std::string before = CubinCacheKey(source, options);
-  EXPECT_EQ(CubinCacheKey(source, options), before);
+  const std::string before = CubinCacheKey(source, JitOptionsDigest(options));
+  EXPECT_EQ(CubinCacheKey(source, JitOptionsDigest(options)), before);
   std::ofstream(header, std::ios::trunc) << "#define KVPLAN_TEST_VALUE 2\n";
-  EXPECT_NE(CubinCacheKey(source, options), before)
+  EXPECT_NE(CubinCacheKey(source, JitOptionsDigest(options)), before)
       << "a changed header must not reuse the old cubin";
 }
 

@@ -58,10 +58,20 @@ struct JitOptions {
 // replaced.
 absl::StatusOr<std::string> CompileCubin(std::string_view source, std::string_view name,
                                          const JitOptions& options);
+// The same with JitOptionsDigest(options) computed by the caller: one digest
+// for a batch of sources compiled with the same options (it reads headers).
+absl::StatusOr<std::string> CompileCubin(std::string_view source, std::string_view name,
+                                         const JitOptions& options,
+                                         std::string_view options_digest);
 
-// The cache key CompileCubin uses for (source, options): lowercase hex SHA-256.
-// Reads the headers it covers.
-std::string CubinCacheKey(std::string_view source, const JitOptions& options);
+// What, besides a source, determines its cubin: the NVRTC version, the
+// options, and the contents of every header under include_dirs and kvplan's
+// header directories (which it reads). Lowercase hex SHA-256.
+std::string JitOptionsDigest(const JitOptions& options);
+
+// The cache key of `source` compiled with options of that digest: lowercase
+// hex SHA-256.
+std::string CubinCacheKey(std::string_view source, std::string_view options_digest);
 
 // A loaded cubin. Move-only; unloads on destruction, after which its kernels
 // must not be launched.
