@@ -121,6 +121,29 @@ __device__ __forceinline__ void WaitForPrerequisiteGrids() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 }
 
+// Named barriers (barrier 0 is __syncthreads'): `threads` threads, a multiple
+// of 32, of the CTA wait at barrier ID (1..15), so that independent groups of
+// warps in one CTA synchronise without waiting for each other. ID is a
+// compile-time constant: with a register operand ptxas reserves all 16.
+template <int ID>
+__device__ __forceinline__ void NamedBarrier(int threads) {
+  static_assert(ID >= 1 && ID < 16, "barrier 0 is __syncthreads'");
+  asm volatile("bar.sync %0, %1;" ::"n"(ID), "r"(threads) : "memory");
+}
+// NamedBarrier that also returns whether `pred` holds in every one of the threads.
+template <int ID>
+__device__ __forceinline__ bool NamedBarrierAnd(int threads, bool pred) {
+  static_assert(ID >= 1 && ID < 16, "barrier 0 is __syncthreads'");
+  int all;
+  asm volatile(
+      "{\n .reg .pred p, q;\n setp.ne.s32 p, %1, 0;\n bar.red.and.pred q, %2, %3, p;\n"
+      " selp.s32 %0, 1, 0, q;\n}"
+      : "=r"(all)
+      : "r"(static_cast<int>(pred)), "n"(ID), "r"(threads)
+      : "memory");
+  return all != 0;
+}
+
 // 16-byte global -> shared copy that does not block the issuing thread.
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));

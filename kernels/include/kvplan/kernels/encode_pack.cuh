@@ -5,10 +5,11 @@
 // v_bits, identity permutation). A slab is 64 consecutive tokens of the batch
 // (one page's worth); a CTA of 8 warps encodes two slabs at a time, warps 0-3
 // the first and 4-7 the second, each warp 16 tokens (the rows of one MMA tile)
-// for every group, and a CTA encodes slabs_per_cta slabs, so that splitting
-// its rotations into shared memory (R up to 128x128 as fp16 hi and lo, 64 KB)
-// is paid once per CTA. The kernel is latency-bound (dependent loads, MMAs,
-// fp64 chains), so what matters is resident warps: the token rows are not
+// for every group (a slab's 4 warps synchronise among themselves, on a named
+// barrier; the whole CTA only around staging rotations), and a CTA encodes
+// slabs_per_cta slabs, so that splitting its rotations into shared memory (R
+// up to 128x128 as fp16 hi and lo, 64 KB) is paid once per CTA. The kernel is latency-bound
+// (dependent loads, MMAs, fp64 chains), so what matters is resident warps: the token rows are not
 // staged in shared memory but loaded straight into registers (the A
 // fragments), which leaves ~90 KB per CTA at head_dim 128, and the launch
 // bounds hold a thread to 128 registers, so two CTAs (16 warps) fit an SM.
@@ -872,18 +873,35 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
   }
 
   const int num_groups = is_v ? 1 : desc.num_groups;
+  // The two slabs of a pair share only the staged rotations: within a round
+  // each synchronises its own 4 warps (named barrier 1 + half), so that one
+  // slab's stragglers do not hold up the other's (CTA-wide barriers here
+  // took 4% of the encode: NOTES.md run 22).
+  const auto slab_barrier_and = [&](bool pred) {
+    return half == 0 ? NamedBarrierAnd<1>(kSlabThreads, pred)
+                     : NamedBarrierAnd<2>(kSlabThreads, pred);
+  };
+  const auto slab_barrier = [&] {
+    if (half == 0) {
+      NamedBarrier<1>(kSlabThreads);
+    } else {
+      NamedBarrier<2>(kSlabThreads);
+    }
+  };
   for (int g0 = 0, g1; g0 < num_groups; g0 = g1) {
     // Rounds: the groups whose rotations fit the buffer together (all of them
     // unless the K layout is lopsided). The previous round ended in a barrier.
     g1 = RoundEnd(desc, is_v, HEAD_DIM, num_groups, g0, S::kRotationHalves);
     StageRotations<HEAD_DIM>(rotation_s, p, desc, is_v, g0, g1, tid);
+    __syncthreads();  // rotations (and in the first round the tables) visible
     for (int i = 0; i < pairs; ++i) {
-      if (tid < kCtaSlabs * kSlabTokens) {
-        const int slab = kCtaSlabs * i + tid / kSlabTokens;
-        const int token = (slab0 + slab) * kSlabTokens + tid % kSlabTokens;
-        slots[tid] = slab < slabs && token < p.num_tokens ? p.slot_mapping[token] : -1;
+      if (slab_tid < kSlabTokens) {
+        const int slab = kCtaSlabs * i + half;
+        const int token = (slab0 + slab) * kSlabTokens + slab_tid;
+        slots[half * kSlabTokens + slab_tid] =
+            slab < slabs && token < p.num_tokens ? p.slot_mapping[token] : -1;
       }
-      __syncthreads();    // rotations and slots visible
+      slab_barrier();     // the slab's slots visible
       if (has_slab(i)) {  // warp-uniform
         const int token0 = warp_token0(i);
         int rotation_offset = 0;
@@ -920,16 +938,12 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
           rotation_offset += 2 * pad * pad;
         }
       }
-      // Per slab of the pair, a whole page in slot order: all 64 tokens
-      // present, consecutive slots from a page boundary.
-      bool whole_page = false;
-      for (int h = 0; h < kCtaSlabs; ++h) {
-        const int64_t* s = slots + h * kSlabTokens;
-        const bool whole =
-            __syncthreads_and(tid >= kSlabTokens ||
-                              (s[0] >= 0 && s[0] % kKernelPageTokens == 0 && s[tid] == s[0] + tid));
-        if (h == half) whole_page = whole;
-      }
+      // The slab is a whole page in slot order: all 64 tokens present,
+      // consecutive slots from a page boundary. The barrier also makes the
+      // slab's codes and norms visible to the stores.
+      const bool whole_page = slab_barrier_and(
+          slab_tid >= kSlabTokens || (slot_s[0] >= 0 && slot_s[0] % kKernelPageTokens == 0 &&
+                                      slot_s[slab_tid] == slot_s[0] + slab_tid));
       if (has_slab(i)) {
         if (p.fragment != nullptr && whole_page) {
           StoreFragmentPageRuns<HEAD_DIM>(p, head, is_v, desc, g0, g1, code_s, slot_s[0], slab_tid);
@@ -939,8 +953,9 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
                      norm_s, slot_s, whole_page, slab_tid);
         }
       }
-      __syncthreads();  // code rows, norms, slots (and at a round's end the rotations) free
+      slab_barrier();  // the slab's codes, norms and slots free
     }
+    __syncthreads();  // the rotations free for the next round
   }
 }
 
