@@ -105,11 +105,13 @@ struct EncodeSmem {
   static constexpr int kSlots = kNorms + 2 * kCtaSlabs * kSlabNorms;  // int64 [kCtaSlabs][64]
   static constexpr int kCentroidSquares = kSlots + 8 * kCtaSlabs * kSlabTokens;  // fp64 c²
   static constexpr int kBoundaries = kCentroidSquares + 8 * kCentroidEntries;
-  static constexpr int kPermutation = kBoundaries + 4 * kBoundaryEntries;  // u8 [HEAD_DIM]
-  static constexpr int kBytes = kPermutation + HEAD_DIM;
+  // The head's descriptor, read by every group of every slab: a copy here
+  // answers in shared-memory latency, not L1's (NOTES.md run 22).
+  static constexpr int kDesc = kBoundaries + 4 * kBoundaryEntries;
+  static constexpr int kBytes = kDesc + static_cast<int>(sizeof(PackedHeadDesc));
   static_assert(kCodes % 16 == 0 && kNorms % 16 == 0 && kSlots % 8 == 0 &&
-                    kCentroidSquares % 8 == 0,
-                "16-byte aligned codes and norms, 8-byte aligned slots and squares");
+                    kCentroidSquares % 8 == 0 && kDesc % alignof(PackedHeadDesc) == 0,
+                "16-byte aligned codes and norms, 8-byte aligned slots, squares and descriptor");
 };
 // An SM has 228 KB of shared memory and reserves 1 KB per CTA.
 static_assert(2 * (EncodeSmem<kMaxKernelHeadDim>::kBytes + 1024) <= 228 * 1024, "two CTAs per SM");
@@ -283,7 +285,7 @@ struct RowFragments {
 template <int HEAD_DIM, int KSTEPS, GroupShape SHAPE>
 __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const float* src,
                                                   int token0, const EncodePackParams& p, int head,
-                                                  const uint8_t* permutation_s,
+                                                  const uint8_t* permutation,
                                                   const EncodeGroup& grp, int lane) {
   static_assert(SHAPE != GroupShape::kIdentity || 16 * KSTEPS == HEAD_DIM, "V spans the head");
   const int row = lane >> 2, t = lane & 3;
@@ -313,7 +315,7 @@ __device__ __forceinline__ void BuildRowFragments(RowFragments<KSTEPS>& f, const
     // The rows are in original dimension order.
     const bool inside = SHAPE != GroupShape::kPadded || coordinate < d;
     const int dim = SHAPE == GroupShape::kIdentity ? coordinate
-                    : inside                       ? permutation_s[grp.offset + coordinate]
+                    : inside                       ? permutation[grp.offset + coordinate]
                                                    : 0;
 #pragma unroll
     for (int r = 0; r < 2; ++r) v[kk][2 * h + r][e] = inside ? __ldg(rows[r] + dim) : 0.0f;
@@ -729,12 +731,14 @@ __device__ __noinline__ void StoreFragmentPageRuns(const EncodePackParams& p, in
 // is not a whole page (those are StoreFragmentPageRuns') code by code into
 // each token's slot (negative slots skipped); then the norms. Not inlined: its
 // address arithmetic would push the encode loop past 128 registers.
+// The group is passed as its fields, in registers (a struct by reference
+// would go through the stack).
 __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int head, bool is_v,
-                                                int g, const EncodeGroup& grp,
+                                                int g, int d, int bits, int offset,
                                                 const uint8_t* code_s, const uint16_t* norms,
                                                 const int64_t* slot_s, bool whole_page, int tid) {
   const FragmentHeadGeometry& f = p.fragment[head];
-  const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
+  const int code_base = kKernelPageTokens * offset;
   auto tile_of = [&](int64_t slot) {
     const int s = static_cast<int>(slot % kKernelPageTokens);
     return p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
@@ -752,7 +756,7 @@ __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int h
         StoreRunCode(tile + f.v_runs_offset, f.v_run_words, FragmentVLane(row, c),
                      FragmentVRunBit(bits, row, c), bits, code);
       } else {
-        const int pos = grp.offset + c, half = pos / kFragmentHalfSliceDims;
+        const int pos = offset + c, half = pos / kFragmentHalfSliceDims;
         StoreRunCode(tile, f.k_run_words, FragmentKLane(row, pos),
                      FragmentKRunBit(f.half_offset[half], bits, row, pos), bits, code);
       }
@@ -779,7 +783,8 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
   const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
   const uint16_t* norms = norm_s + g * kSlabTokens;
   if (p.fragment != nullptr) {
-    StoreFragmentGroup(p, head, is_v, g, grp, code_s, norms, slot_s, whole_page, tid);
+    StoreFragmentGroup(p, head, is_v, g, d, bits, grp.offset, code_s, norms, slot_s, whole_page,
+                       tid);
     return;
   }
   if (whole_page) {
@@ -829,7 +834,7 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
   int64_t* slots = reinterpret_cast<int64_t*>(smem + S::kSlots);  // both slabs'
   double* square_s = reinterpret_cast<double*>(smem + S::kCentroidSquares);
   float* boundary_s = reinterpret_cast<float*>(smem + S::kBoundaries);
-  uint8_t* permutation_s = smem + S::kPermutation;
+  PackedHeadDesc* desc_s = reinterpret_cast<PackedHeadDesc*>(smem + S::kDesc);
 
   const int tid = OpaqueThreadIndex();
   const int warp = tid >> 5, lane = tid & 31;
@@ -843,7 +848,7 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
 
   const int head = blockIdx.y;
   const bool is_v = blockIdx.z == 1;
-  const PackedHeadDesc& desc = p.heads[head];
+  const PackedHeadDesc& desc = *desc_s;
   const float* src = is_v ? p.v : p.k;
   const int total_slabs = (p.num_tokens + kSlabTokens - 1) / kSlabTokens;
   const int slab0 = blockIdx.x * slabs_per_cta;
@@ -859,8 +864,9 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
   // Prologue: the first pair's rows on their way to L2 while the tables and
   // the first round of rotations are staged.
   if (has_slab(0)) PrefetchTokenRows<HEAD_DIM>(src, warp_token0(0), p, head, lane);
-  for (int i = tid; i < HEAD_DIM; i += kEncodeThreads) {
-    permutation_s[i] = static_cast<uint8_t>(is_v ? i : desc.permutation[i]);
+  static_assert(sizeof(PackedHeadDesc) % 4 == 0, "copied as words");
+  for (int i = tid; i < static_cast<int>(sizeof(PackedHeadDesc) / 4); i += kEncodeThreads) {
+    reinterpret_cast<int*>(desc_s)[i] = reinterpret_cast<const int*>(p.heads + head)[i];
   }
   for (int bits = 1; bits <= 8; ++bits) {
     for (int k = tid; k < (1 << bits); k += kEncodeThreads) {
@@ -872,6 +878,7 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
     }
   }
 
+  __syncthreads();  // the descriptor copied (the tables are read after the next barrier)
   const int num_groups = is_v ? 1 : desc.num_groups;
   // The two slabs of a pair share only the staged rotations: within a round
   // each synchronises its own 4 warps (named barrier 1 + half), so that one
@@ -910,8 +917,8 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
           const int pad = Pad16(grp.size);
           const auto encode = [&](auto ksteps, auto shape) {
             RowFragments<ksteps> f;
-            BuildRowFragments<HEAD_DIM, ksteps, shape>(f, src, token0, p, head, permutation_s, grp,
-                                                       lane);
+            BuildRowFragments<HEAD_DIM, ksteps, shape>(f, src, token0, p, head, desc.permutation,
+                                                       grp, lane);
             if (g == g1 - 1) {
               // The rows are in registers now: prefetch the next pair's (or,
               // for the next round, the first one's again) while this group
