@@ -14,8 +14,9 @@
 //   GreedyAllocate from lognormal block energies decaying with block index
 //   (--k-align D: GroupAlignedAllocate, width groups of whole D-dim units).
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
-//   --splits N: key splits per (sequence, KV head) of the decode step (0: SplitsFor;
-//   at most the plan's max_splits).
+//   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
+//   SplitsFor; at most the plan's max_splits); the fragment step always takes
+//   FragmentDecodeProgram::SplitsFor.
 //   --fragment (needs --k-align 8 or 16): also the fragment-page step
 //   (kvplan/kernels/fragment_decode_program.h: the plan's kernels compiled with
 //   NVRTC at start, cubins cached in /tmp/kvplan_bench_cubins) on fragment pages
