@@ -121,6 +121,23 @@ __device__ __forceinline__ void WaitForPrerequisiteGrids() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 }
 
+// The transpose of an 8x8 matrix of 16-bit values held by a warp as an MMA
+// C fragment (thread lane holds row lane / 4, columns 2·(lane % 4) and + 1,
+// the lower column in the low half): returns the same positions of the
+// transpose, in registers (movmatrix, sm_75+), without a shared-memory round
+// trip.
+__device__ __forceinline__ uint32_t Transpose8x8(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
+  return y;
+}
+
+// Two floats as fp16x2 (round to nearest even), lo in the low half.
+__device__ __forceinline__ uint32_t Half2Bits(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
 // Named barriers (barrier 0 is __syncthreads'): `threads` threads, a multiple
 // of 32, of the CTA wait at barrier ID (1..15), so that independent groups of
 // warps in one CTA synchronise without waiting for each other. ID is a

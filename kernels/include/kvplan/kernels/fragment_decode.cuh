@@ -282,7 +282,6 @@ using Params = FragmentDecodeParams;
 // Static shared memory of a CTA of WARPS warps at HEAD_DIM.
 template <int WARPS, int HEAD_DIM>
 struct CtaShared {
-  __align__(16) uint16_t pbuf[WARPS][kQueryRows][24];
   float comb_o[WARPS][kQueryRows][HEAD_DIM];
   float comb_ml[WARPS][kQueryRows][2];
 };
@@ -301,7 +300,6 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   const uint32_t pad = (8192u - (dyn_addr & 8191u)) & 8191u;
   uint8_t* area = dyn_smem + pad;
   const uint32_t area_addr = dyn_addr + pad;
-  auto& pbuf = sh.pbuf;
   auto& comb_o = sh.comb_o;
   auto& comb_ml = sh.comb_ml;
   using Tile = TileRegs<KL, VL>;
@@ -384,8 +382,6 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
       m[0] = m0;
       m[1] = m1;
     }
-    // P (times V's norm) to the per-warp buffer as [query][token], read back as
-    // B fragments: tokens 4t..4t+3 for query g.
     const float p0 = exp2f(acc[0] - m[0]), p1 = exp2f(acc[1] - m[1]);
     const float p2 = exp2f(acc[2] - m[0]), p3 = exp2f(acc[3] - m[1]);
     l[0] += p0 + p2;
@@ -394,16 +390,13 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     // held, NaN norms included: their weight is 0, not 0 · n'.
     const float2 vn = Halves(cur.norms[KL::kGroups]);
     const float vn0 = tok < end_tok ? vn.x : 0.0f, vn8 = tok + 8 < end_tok ? vn.y : 0.0f;
-    pbuf[warp][2 * t][g] = __half_as_ushort(__float2half_rn(p0 * vn0));
-    pbuf[warp][2 * t + 1][g] = __half_as_ushort(__float2half_rn(p1 * vn0));
-    pbuf[warp][2 * t][g + 8] = __half_as_ushort(__float2half_rn(p2 * vn8));
-    pbuf[warp][2 * t + 1][g + 8] = __half_as_ushort(__float2half_rn(p3 * vn8));
-    __syncwarp();
-    const uint32_t pb[2] = {*reinterpret_cast<const uint32_t*>(&pbuf[warp][g][2 * t]),
-                            *reinterpret_cast<const uint32_t*>(&pbuf[warp][g][8 + 2 * t])};
+    // Pᵀ (times V's norm) as O's B fragments (k = tokens, n = queries): P's C
+    // fragment is two 8x8 blocks [token][query] (tokens g and g + 8 of the
+    // thread), whose transposes are the B fragment's k = tokens 0-7 and 8-15.
+    const uint32_t pb[2] = {internal::Transpose8x8(internal::Half2Bits(p0 * vn0, p1 * vn0)),
+                            internal::Transpose8x8(internal::Half2Bits(p2 * vn8, p3 * vn8))};
     StaticValues<VL>(o, cur.v, area_addr, replica32, replica8, pb,
                      std::make_integer_sequence<int, kSlices>{});
-    __syncwarp();
   };
   // Warp w takes tiles first + w + kWarps·i; each step computes on one register
   // set while the next tile loads into the other (alternating, nothing copied).
