@@ -8,14 +8,15 @@
 // for every group (a slab's 4 warps synchronise among themselves, on a named
 // barrier; the whole CTA only around staging rotations), and a CTA encodes
 // slabs_per_cta slabs, so that splitting its rotations into shared memory (R
-// up to 128x128 as fp16 hi and lo, 64 KB) is paid once per CTA. The kernel is latency-bound
-// (dependent loads, MMAs, fp64 chains), so what matters is resident warps: the token rows are not
-// staged in shared memory but loaded straight into registers (the A
-// fragments), which leaves ~90 KB per CTA at head_dim 128, and the launch
-// bounds hold a thread to 128 registers, so two CTAs (16 warps) fit an SM.
-// The next slab's rows are prefetched into L2 while the current ones
-// multiply. A K layout whose padded rotations exceed 64 KB is encoded in
-// rounds of groups that fit.
+// up to 128x128 as fp16 hi and lo, 64 KB) is paid once per CTA. The kernel is
+// latency-bound (short dependent chains: MMAs, table searches, fp64 sums), so
+// what matters is resident warps: the token rows are not staged in shared
+// memory but loaded straight into registers (the A fragments), which leaves
+// ~90 KB per CTA at head_dim 128, and the launch bounds hold a thread to 128
+// registers, so two CTAs (16 warps) fit an SM. The next slab's rows are
+// prefetched into L2 while the current ones multiply (rows read from L1
+// instead would save ~6%: NOTES.md run 22). A K layout whose padded rotations
+// exceed 64 KB is encoded in rounds of groups that fit.
 //
 // Arithmetic (core/grouped_quantizer.h's, except the rotation):
 //   n   = ‖x_g‖ exactly as the CPU: fp64, four interleaved partial sums in the
