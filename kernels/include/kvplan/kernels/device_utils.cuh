@@ -132,6 +132,17 @@ __device__ __forceinline__ uint32_t Transpose8x8(uint32_t x) {
   return y;
 }
 
+// 2^x with subnormal inputs and results flushed to zero: one MUFU.EX2, where
+// exp2f (no fast-math) adds three instructions to keep subnormal results
+// (measured from the cubin's code size). For softmax weights relative to the
+// running maximum a weight below 2^-126 is 0 either way once it meets fp16 P
+// or a row sum of at least 1.
+__device__ __forceinline__ float Exp2Ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Two floats as fp16x2 (round to nearest even), lo in the low half.
 __device__ __forceinline__ uint32_t Half2Bits(float lo, float hi) {
   const __half2 h = __floats2half2_rn(lo, hi);

@@ -369,7 +369,7 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     }
     const float m0 = fmaxf(m[0], tmax[0]), m1 = fmaxf(m[1], tmax[1]);
     if (__any_sync(0xffffffffu, m0 != m[0] || m1 != m[1])) {
-      const float a0 = exp2f(m[0] - m0), a1 = exp2f(m[1] - m1);
+      const float a0 = internal::Exp2Ftz(m[0] - m0), a1 = internal::Exp2Ftz(m[1] - m1);
       l[0] *= a0;
       l[1] *= a1;
 #pragma unroll
@@ -382,8 +382,8 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
       m[0] = m0;
       m[1] = m1;
     }
-    const float p0 = exp2f(acc[0] - m[0]), p1 = exp2f(acc[1] - m[1]);
-    const float p2 = exp2f(acc[2] - m[0]), p3 = exp2f(acc[3] - m[1]);
+    const float p0 = internal::Exp2Ftz(acc[0] - m[0]), p1 = internal::Exp2Ftz(acc[1] - m[1]);
+    const float p2 = internal::Exp2Ftz(acc[2] - m[0]), p3 = internal::Exp2Ftz(acc[3] - m[1]);
     l[0] += p0 + p2;
     l[1] += p1 + p3;
     // Masked rows (past the sequence in its last tile) hold whatever the page
