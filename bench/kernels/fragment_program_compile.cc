@@ -3,8 +3,13 @@
 // layers x 8 KV heads, head_dim 128, K3V3, k_group_align 16) from synthetic
 // block energies that vary by layer and head, compiled cold without a cache,
 // cold into a cache, and again from the cache. Needs NVRTC, not a GPU.
+// --keep-cubins DIR: the cache is DIR (new or empty) and stays (one cubin
+// per distinct source): bench/kernels/cubin_text.py then prints each kernel's code size, an
+// offline measure of what a change costs per tile (the attention loop is
+// unrolled, so its instructions are most of the kernel's).
 //
 // Usage: build/bin/fragment_program_compile [--threads N] [--layers N] [--align 8|16]
+//                                           [--keep-cubins DIR]
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -58,6 +63,7 @@ absl::StatusOr<kvplan::KvPlan> LlamaShapedPlan(int layers, int align) {
 
 int main(int argc, char** argv) {
   int threads = 0, layers = 32, align = 16;
+  std::string keep_cubins;
   for (int i = 1; i + 1 < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads"))
       threads = std::atoi(argv[++i]);
@@ -65,15 +71,27 @@ int main(int argc, char** argv) {
       layers = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--align"))
       align = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--keep-cubins"))
+      keep_cubins = argv[++i];
   }
   absl::StatusOr<kvplan::KvPlan> plan = LlamaShapedPlan(layers, align);
   if (!plan.ok()) {
     std::fprintf(stderr, "plan: %s\n", std::string(plan.status().message()).c_str());
     return 1;
   }
-  const std::filesystem::path cache =
+  std::filesystem::path cache =
       std::filesystem::temp_directory_path() / "kvplan_fragment_program_compile";
-  std::filesystem::remove_all(cache);
+  if (keep_cubins.empty()) {
+    std::filesystem::remove_all(cache);
+  } else {
+    cache = keep_cubins;
+    std::error_code error;
+    if (std::filesystem::exists(cache, error) && !std::filesystem::is_empty(cache, error)) {
+      std::fprintf(stderr, "--keep-cubins %s: not empty; name a new or empty directory\n",
+                   keep_cubins.c_str());
+      return 1;
+    }
+  }
   FragmentProgramOptions options;
   options.threads = threads;
   auto run = [&](const char* what) -> bool {
@@ -93,6 +111,10 @@ int main(int argc, char** argv) {
   options.jit.cache_dir = cache.string();
   if (!run("cold cache")) return 1;
   if (!run("warm cache")) return 1;
-  std::filesystem::remove_all(cache);
+  if (keep_cubins.empty()) {
+    std::filesystem::remove_all(cache);
+  } else {
+    std::printf("cubins kept in %s\n", cache.c_str());
+  }
   return 0;
 }
