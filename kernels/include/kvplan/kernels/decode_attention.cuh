@@ -770,7 +770,7 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 16));
       const float m_new = fmaxf(row_max[j], m);
       base_max[j] = m_new == -INFINITY ? 0.0f : m_new;
-      rescale[j] = exp2f(row_max[j] - base_max[j]);
+      rescale[j] = Exp2Ftz(row_max[j] - base_max[j]);
       row_max[j] = m_new;
       row_sum[j] *= rescale[j];
     }
@@ -790,8 +790,8 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
     for (int tt = 0; tt < kTilesPerPage; ++tt) {
       const int tok0 = 16 * tt + g, tok1 = tok0 + 8;
       const bool valid0 = tok0 < valid, valid1 = tok1 < valid;
-      const float p0 = exp2f(s[tt][0] - base_max[0]), p1 = exp2f(s[tt][1] - base_max[1]);
-      const float p2 = exp2f(s[tt][2] - base_max[0]), p3 = exp2f(s[tt][3] - base_max[1]);
+      const float p0 = Exp2Ftz(s[tt][0] - base_max[0]), p1 = Exp2Ftz(s[tt][1] - base_max[1]);
+      const float p2 = Exp2Ftz(s[tt][2] - base_max[0]), p3 = Exp2Ftz(s[tt][3] - base_max[1]);
       row_sum[0] += p0 + p2;
       row_sum[1] += p1 + p3;
       const float nv0 = valid0 ? HalfBitsToFloat(v_norms[tok0]) : 0.0f;
