@@ -1,36 +1,18 @@
 #include "kvplan/kernels/decode_attention.cuh"
 #include "kvplan/kernels/dispatch.h"
 #include "kvplan/kernels/launch.h"
+#include "kvplan/kernels/overlapping_launch.h"
 
 namespace kvplan::kernels {
 namespace {
 
-// Launches `kernel` so that it may start while the stream's previous kernel
-// still runs (programmatic dependent launch; the kernel waits with
-// WaitForPrerequisiteGrids before it reads that kernel's output). Capturable
-// in a CUDA graph.
-template <typename Kernel>
-cudaError_t LaunchOverlappingPrevious(Kernel kernel, dim3 grid, int threads, int smem,
-                                      cudaStream_t stream, const PackedDecodeParams& p) {
-  cudaLaunchAttribute overlap[1];
-  overlap[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  overlap[0].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = dim3(threads);
-  config.dynamicSmemBytes = static_cast<size_t>(smem);
-  config.stream = stream;
-  config.attrs = overlap;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, kernel, p);
-}
-
 template <int HEAD_DIM, int GROUP_SIZE>
 cudaError_t LaunchMergeTyped(const PackedDecodeParams& p, cudaStream_t stream) {
-  const int merge_smem = MergeSmemFloats<HEAD_DIM>(p.num_splits) * static_cast<int>(sizeof(float));
-  return LaunchOverlappingPrevious(MergeKernel<HEAD_DIM, GROUP_SIZE>,
-                                   dim3(p.num_kv_heads * GROUP_SIZE, p.batch),
-                                   internal::MergeThreads<HEAD_DIM>(), merge_smem, stream, p);
+  // It may start under the attention's tail: it loads V's rotation, then waits.
+  const OverlappingLaunch launch(
+      dim3(p.num_kv_heads * GROUP_SIZE, p.batch), dim3(internal::MergeThreads<HEAD_DIM>()),
+      static_cast<size_t>(MergeSmemFloats<HEAD_DIM>(p.num_splits)) * sizeof(float), stream);
+  return cudaLaunchKernelEx(launch.config(), MergeKernel<HEAD_DIM, GROUP_SIZE>, p);
 }
 
 template <int HEAD_DIM, int GROUP_SIZE, int V_BITS>

@@ -9,6 +9,7 @@
 #include "kvplan/kernels/dispatch.h"
 #include "kvplan/kernels/fragment_decode_source.h"
 #include "kvplan/kernels/launch.h"
+#include "kvplan/kernels/overlapping_launch.h"
 
 namespace kvplan::kernels {
 namespace {
@@ -276,18 +277,10 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
   if (e == cudaSuccess) {
     // A programmatic dependent of the prologue: it stages its code tables,
     // then waits for q̂ (fragment_decode.cuh).
-    cudaLaunchAttribute overlap[1];
-    overlap[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    overlap[0].val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(p.num_splits, p.num_kv_heads, p.batch);
-    config.blockDim = dim3(32 * warps_);
-    config.dynamicSmemBytes = kFragmentDynamicSmem;
-    config.stream = stream;
-    config.attrs = overlap;
-    config.numAttrs = 1;
+    const OverlappingLaunch launch(dim3(p.num_splits, p.num_kv_heads, p.batch), dim3(32 * warps_),
+                                   kFragmentDynamicSmem, stream);
     void* args[] = {&f};
-    e = cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(attention(layer)), args);
+    e = cudaLaunchKernelExC(launch.config(), reinterpret_cast<const void*>(attention(layer)), args);
   }
   if (e == cudaSuccess) e = LaunchPackedMerge(p, stream);
   if (e != cudaSuccess) return absl::InternalError(absl::StrCat(where(), cudaGetErrorString(e)));

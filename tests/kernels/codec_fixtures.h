@@ -1,6 +1,6 @@
 // Deterministic codecs and data for the GPU tests: group layouts with chosen
-// or random widths (any, or in whole 8-dim units), Haar rotations, fp32 activations, and CPU-built
-// pages.
+// or random widths (any, or in whole 8- or 16-dim units), Haar rotations,
+// fp32 activations, and CPU-built pages.
 //
 // Example:
 //   HeadCodec codec = RandomCodec(/*head_dim=*/128, /*avg_bits=*/3.0, /*seed=*/7);

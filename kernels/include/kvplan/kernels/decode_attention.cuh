@@ -507,9 +507,8 @@ __device__ void Fp16Part(const PackedDecodeParams& p, int kv_head, int batch, fl
 // L2-resident rotations): cheaper than a kernel of its own, whose launch and
 // dependent HBM round trips cost about as much as a whole batch-1 decode step.
 // q_perm: GROUP_SIZE·HEAD_DIM floats of shared scratch. THREADS threads;
-// ends with a barrier. The decode loop calls it through
-// RotateQueryCall, not inlined: its registers then do not count against the
-// loop's.
+// ends with a barrier. The decode loop calls it through RotateQueryCall, not
+// inlined: its registers then do not count against the loop's.
 template <int HEAD_DIM, int GROUP_SIZE, int ROW_STRIDE, bool PADDED,
           int THREADS = kAttentionThreads>
 __device__ __forceinline__ void RotateQuery(const PackedDecodeParams& p, const PackedHeadDesc& desc,

@@ -3,10 +3,12 @@
 // (FragmentDecodeProgram::Step, which fills them from a PackedDecodeParams).
 // Every pointer is a device pointer.
 //
-// Example (what Step does):
+// Example (what Step does, after the prologue has written q̂):
 //   FragmentDecodeParams p;
 //   p.q_rot = q_hat; p.pages = pool; p.page_table = table; p.len = lens; ...
-//   cudaLaunchKernel(program.attention(layer), dim3(p.num_splits, p.kv_heads, batch), ...);
+//   void* args[] = {&p};
+//   cudaLaunchKernelExC(OverlappingLaunch(dim3(p.num_splits, p.kv_heads, batch), ...).config(),
+//                       program.attention(layer), args);
 #ifndef KVPLAN_KERNELS_FRAGMENT_PARAMS_H_
 #define KVPLAN_KERNELS_FRAGMENT_PARAMS_H_
 

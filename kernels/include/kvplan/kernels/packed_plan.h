@@ -74,7 +74,7 @@ struct PackedDecodeConfig {
   // Pages are fragment-native (core/fragment_page.h; every K group a multiple
   // of 8 dims: plans allocated with k_group_align 8 or 16): encode writes
   // them and FragmentDecodeProgram::Step (fragment_decode_program.h) decodes
-  // them, 1.4-1.5x faster than version-1 pages on the H200 (BENCHMARKS.md).
+  // them, ~1.5x faster than version-1 pages on the H200 (BENCHMARKS.md).
   // Default: false (version-1 pages, core/packed_page.h, any layout).
   bool fragment_pages = false;
   // With fragment_pages: layers that keep version-1 pages (LaunchPackedDecode
@@ -106,8 +106,9 @@ class PackedDecodePlan {
   // V width of `layer` (layer_v_bits[layer], else v_bits).
   int v_bits(int layer) const;
   // Bytes of one (page, kv_head) of `layer`: the largest page of its heads (of
-  // the plan's page format), a multiple of 16. What EncodeParams/DecodeParams(layer) set; any
-  // larger multiple of 16 works too if the caller sets it in the params instead.
+  // the plan's page format), a multiple of 16. What EncodeParams/DecodeParams
+  // (layer) set; any larger multiple of 16 works too if the caller sets it in
+  // the params instead.
   int64_t page_stride(int layer) const { return layer_page_strides_[layer]; }
   // The largest page_stride(layer) over all layers: an upper bound, e.g. for
   // one page pool shared by every layer (set it in each layer's params then).
