@@ -166,39 +166,61 @@ __device__ __forceinline__ float2 Halves(uint32_t x) {
   return __half22float2(*reinterpret_cast<const __half2*>(&x));
 }
 
+// S's MMA chains for layout L: each group accumulates in its own chain,
+// folded into S with one FFMA per score after its last slice (groups are
+// short, so their chains are independent of each other); a single group
+// alternates two chains (even and odd slices), added at the fold.
+template <class L>
+struct ScoreChains {
+  static constexpr int kCount = L::kGroups == 1 ? 2 : L::kGroups;
+  // The chain of slice s's half h (0: k columns 0-7, 1: 8-15).
+  __host__ __device__ static constexpr int Of(int s, int h) {
+    return L::kGroups == 1 ? s & 1 : L::Group(2 * s + h);
+  }
+};
+
+// S (acc) gains group G's chain times its norms (rows g, g + 8).
+template <class L, int G>
+__device__ __forceinline__ void FoldGroup(const float (&chains)[ScoreChains<L>::kCount][4],
+                                          uint32_t norms, float (&acc)[4]) {
+  const float2 n = Halves(norms);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float scale = i < 2 ? n.x : n.y;
+    if constexpr (L::kGroups == 1) {
+      acc[i] = (chains[0][i] + chains[1][i]) * scale;
+    } else if constexpr (G == 0) {
+      acc[i] = chains[0][i] * scale;
+    } else {
+      acc[i] = fmaf(chains[G][i], scale, acc[i]);
+    }
+  }
+}
+
 // S = Σ_groups n'·(K̂_g·q̂_gᵀ) over the slices of layout L, everything
-// compile-time; even and odd slices are two independent MMA chains, folded
-// with the group's norm after its last slice.
+// compile-time (ScoreChains).
 template <class L, int... S>
 __device__ __forceinline__ void StaticScores(const uint32_t (&w)[L::kRunWords],
                                              const uint32_t (&norms)[L::kGroups + 1],
                                              const uint32_t (&qb)[L::kSlices][2], uint32_t area,
                                              uint32_t replica32, uint32_t replica8, float (&acc)[4],
                                              std::integer_sequence<int, S...>) {
-  float chains[2][4] = {};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
-  auto fold = [&](int group) {
-    const float2 n = Halves(norms[group]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      acc[i] += (chains[0][i] + chains[1][i]) * (i < 2 ? n.x : n.y);
-      chains[0][i] = chains[1][i] = 0.0f;
-    }
-  };
+  using Chains = ScoreChains<L>;
+  float chains[Chains::kCount][4] = {};
   (
       [&] {
         uint32_t a[4];
         StaticFragment<L, S>(w, area, replica32, replica8, a);
-        if constexpr (L::Group(2 * S) == L::Group(2 * S + 1)) {
-          MmaF16x16x8(chains[S & 1], a, qb[S]);
+        constexpr int kGroup0 = L::Group(2 * S), kGroup1 = L::Group(2 * S + 1);
+        if constexpr (kGroup0 == kGroup1) {
+          MmaF16x16x8(chains[Chains::Of(S, 0)], a, qb[S]);
         } else {
           // A group ends mid-slice: each half is an m16n8k8 into its group.
-          MmaF16x8x8(chains[S & 1], a[0], a[1], qb[S][0]);
-          fold(L::Group(2 * S));
-          MmaF16x8x8(chains[S & 1], a[2], a[3], qb[S][1]);
+          MmaF16x8x8(chains[Chains::Of(S, 0)], a[0], a[1], qb[S][0]);
+          FoldGroup<L, kGroup0>(chains, norms[kGroup0], acc);
+          MmaF16x8x8(chains[Chains::Of(S, 1)], a[2], a[3], qb[S][1]);
         }
-        if constexpr (L::Last(2 * S + 1)) fold(L::Group(2 * S + 1));
+        if constexpr (L::Last(2 * S + 1)) FoldGroup<L, kGroup1>(chains, norms[kGroup1], acc);
       }(),
       ...);
 }
@@ -358,17 +380,28 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     float acc[4];
     scores(cur, acc);
     const int tok = tile * kTileTokens + g;
-    const float minus_inf = __int_as_float(0xff800000);
-    if (tok >= end_tok) acc[0] = acc[1] = minus_inf;
-    if (tok + 8 >= end_tok) acc[2] = acc[3] = minus_inf;
-    float tmax[2] = {fmaxf(acc[0], acc[2]), fmaxf(acc[1], acc[3])};
-#pragma unroll
-    for (int off = 4; off < 32; off *= 2) {
-      tmax[0] = fmaxf(tmax[0], __shfl_xor_sync(0xffffffffu, tmax[0], off));
-      tmax[1] = fmaxf(tmax[1], __shfl_xor_sync(0xffffffffu, tmax[1], off));
+    const float2 vn = Halves(cur.norms[KL::kGroups]);
+    float vn0 = vn.x, vn8 = vn.y;
+    // Only the split's last tile can reach past end_tok (warp-uniform test).
+    // Masked rows hold whatever the page held, NaN norms included: their
+    // weight is 0, not 0 · n'.
+    if (tile * kTileTokens + kTileTokens > end_tok) {
+      const float minus_inf = __int_as_float(0xff800000);
+      if (tok >= end_tok) acc[0] = acc[1] = minus_inf, vn0 = 0.0f;
+      if (tok + 8 >= end_tok) acc[2] = acc[3] = minus_inf, vn8 = 0.0f;
     }
-    const float m0 = fmaxf(m[0], tmax[0]), m1 = fmaxf(m[1], tmax[1]);
-    if (__any_sync(0xffffffffu, m0 != m[0] || m1 != m[1])) {
+    // The running max moves only when some score of the tile exceeds it: the
+    // warp's max reduction (6 shuffles) and the rescale run only then, which
+    // after the first tiles is rare. The result is the same as reducing every
+    // tile (m only ever takes the max of the scores seen).
+    if (__any_sync(0xffffffffu, fmaxf(acc[0], acc[2]) > m[0] || fmaxf(acc[1], acc[3]) > m[1])) {
+      float tmax[2] = {fmaxf(acc[0], acc[2]), fmaxf(acc[1], acc[3])};
+#pragma unroll
+      for (int off = 4; off < 32; off *= 2) {
+        tmax[0] = fmaxf(tmax[0], __shfl_xor_sync(0xffffffffu, tmax[0], off));
+        tmax[1] = fmaxf(tmax[1], __shfl_xor_sync(0xffffffffu, tmax[1], off));
+      }
+      const float m0 = fmaxf(m[0], tmax[0]), m1 = fmaxf(m[1], tmax[1]);
       const float a0 = internal::Exp2Ftz(m[0] - m0), a1 = internal::Exp2Ftz(m[1] - m1);
       l[0] *= a0;
       l[1] *= a1;
@@ -386,10 +419,6 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     const float p2 = internal::Exp2Ftz(acc[2] - m[0]), p3 = internal::Exp2Ftz(acc[3] - m[1]);
     l[0] += p0 + p2;
     l[1] += p1 + p3;
-    // Masked rows (past the sequence in its last tile) hold whatever the page
-    // held, NaN norms included: their weight is 0, not 0 · n'.
-    const float2 vn = Halves(cur.norms[KL::kGroups]);
-    const float vn0 = tok < end_tok ? vn.x : 0.0f, vn8 = tok + 8 < end_tok ? vn.y : 0.0f;
     // Pᵀ (times V's norm) as O's B fragments (k = tokens, n = queries): P's C
     // fragment is two 8x8 blocks [token][query] (tokens g and g + 8 of the
     // thread), whose transposes are the B fragment's k = tokens 0-7 and 8-15.
