@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <thread>
 
@@ -244,6 +245,12 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
     return absl::InvalidArgumentError(absl::StrCat(
         where(), "page_stride ", p.page_stride, " must be a multiple of 16 and at least ",
         page_stride(layer), " (page_stride(layer): the layer's fragment pages)"));
+  }
+  // The kernel addresses a page of all KV heads with 32-bit byte offsets.
+  if (static_cast<int64_t>(p.num_kv_heads) * p.page_stride > int64_t{UINT32_MAX}) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where(), "page_stride ", p.page_stride, " x ", p.num_kv_heads,
+        " KV heads is over 4 GiB per page: use page_stride(layer), not a padded stride"));
   }
   if (p.num_splits < 1 || p.max_pages_per_seq < 0 || p.max_sink + p.max_recent > kMaxFp16Tokens) {
     return absl::InvalidArgumentError(

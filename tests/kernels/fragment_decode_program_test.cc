@@ -315,6 +315,8 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   PackedDecodeParams bad = p;
   bad.page_stride = program->page_stride(0) - 16;
   refused(bad, 0, "page_stride");
+  bad.page_stride = ((int64_t{1} << 32) / plan.num_kv_heads / 16 + 1) * 16;
+  refused(bad, 0, "over 4 GiB per page");
   bad = p;
   bad.group_size = 3;
   refused(bad, 0, "group_size 3");

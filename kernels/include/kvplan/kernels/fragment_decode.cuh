@@ -251,16 +251,6 @@ struct TileRegs {
   uint32_t norms[kSlots];
 };
 
-template <class KL, class VL>
-__device__ __forceinline__ void ClearTile(TileRegs<KL, VL>& r) {
-#pragma unroll
-  for (int i = 0; i < KL::kRunWords; ++i) r.k[i] = 0;
-#pragma unroll
-  for (int i = 0; i < VL::kRunWords; ++i) r.v[i] = 0;
-#pragma unroll
-  for (int i = 0; i < TileRegs<KL, VL>::kSlots; ++i) r.norms[i] = 0;
-}
-
 // A lane's run of N words from a run block (core/fragment_page.h's storage:
 // 16-byte chunks, then 8 bytes, then 4, each lane-interleaved).
 template <int N>
@@ -357,17 +347,21 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   const int end_tok = min(len, last * kTileTokens);
   float o[kSlices][4] = {};
   float m[2] = {kInit, kInit}, l[2] = {0.0f, 0.0f};
+  // A warp's tiles are kWarps apart, so each sits at the same place in its
+  // page: the tile's address is one wide multiply-add from its page id
+  // (FragmentDecodeProgram::Step checks that kv_heads · page_stride fits 32
+  // bits), and the page id one load from a pointer that steps with the tile.
+  static_assert(kWarps % kTilesPerPage == 0, "a warp's tiles share their place in the page");
+  const uint8_t* warp_tiles = p.pages + static_cast<size_t>(h) * p.page_stride +
+                              ((first + warp) % kTilesPerPage) * kTileBytes;
+  const uint32_t page_bytes = static_cast<uint32_t>(p.kv_heads * p.page_stride);
   const int* ptab = p.page_table + static_cast<size_t>(b) * p.max_pages;
-  auto tile_ptr = [&](int tile) {
-    const int page = ptab[tile / kTilesPerPage];
-    return p.pages + (static_cast<size_t>(page) * p.kv_heads + h) * p.page_stride +
-           (tile % kTilesPerPage) * kTileBytes;
-  };
+  // Tiles at or past `last` are never stepped: their registers stay as they were.
   auto load = [&](Tile& regs, int tile) {
     if (tile < last) {
-      LoadTile(tile_ptr(tile), lane, g, regs);
-    } else {
-      ClearTile(regs);
+      const uint32_t page =
+          static_cast<uint32_t>(ptab[static_cast<uint32_t>(tile) / kTilesPerPage]);
+      LoadTile(warp_tiles + static_cast<size_t>(page) * page_bytes, lane, g, regs);
     }
   };
   // S = K̂·q̂ᵀ for the tile, each K group's norm applied (C layout: tokens g, g+8
