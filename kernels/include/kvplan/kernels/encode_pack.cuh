@@ -845,7 +845,6 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
   const int row0 = 16 * (warp - kSlabWarps * half);
   uint8_t* code_s = smem + S::kCodes + half * S::kSlabCodes;
   uint16_t* norm_s = reinterpret_cast<uint16_t*>(smem + S::kNorms) + half * S::kSlabNorms;
-  const int64_t* slot_s = slots + half * kSlabTokens;
 
   const int head = blockIdx.y;
   const bool is_v = blockIdx.z == 1;
@@ -946,19 +945,28 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
           rotation_offset += 2 * pad * pad;
         }
       }
+      // The store phase's thread index and slot buffer (slab_tid and the
+      // slab's slots), recomputed from an opaque copy of tid: held through the
+      // encode above, they pushed it past 128 registers (16 bytes of spill;
+      // NOTES.md run 23).
+      uint32_t opaque_tid = tid;
+      asm volatile("" : "+r"(opaque_tid));
+      const int store_tid = static_cast<int>(opaque_tid % kSlabThreads);
+      const int64_t* slot_s = slots + opaque_tid / kSlabThreads * kSlabTokens;
       // The slab is a whole page in slot order: all 64 tokens present,
       // consecutive slots from a page boundary. The barrier also makes the
       // slab's codes and norms visible to the stores.
       const bool whole_page = slab_barrier_and(
-          slab_tid >= kSlabTokens || (slot_s[0] >= 0 && slot_s[0] % kKernelPageTokens == 0 &&
-                                      slot_s[slab_tid] == slot_s[0] + slab_tid));
+          store_tid >= kSlabTokens || (slot_s[0] >= 0 && slot_s[0] % kKernelPageTokens == 0 &&
+                                       slot_s[store_tid] == slot_s[0] + store_tid));
       if (has_slab(i)) {
         if (p.fragment != nullptr && whole_page) {
-          StoreFragmentPageRuns<HEAD_DIM>(p, head, is_v, desc, g0, g1, code_s, slot_s[0], slab_tid);
+          StoreFragmentPageRuns<HEAD_DIM>(p, head, is_v, desc, g0, g1, code_s, slot_s[0],
+                                          store_tid);
         }
         for (int g = g0; g < g1; ++g) {
           StoreGroup(p, head, is_v, g, GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g), code_s,
-                     norm_s, slot_s, whole_page, slab_tid);
+                     norm_s, slot_s, whole_page, store_tid);
         }
       }
       slab_barrier();  // the slab's codes, norms and slots free
