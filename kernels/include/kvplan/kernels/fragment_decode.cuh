@@ -348,9 +348,9 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   float o[kSlices][4] = {};
   float m[2] = {kInit, kInit}, l[2] = {0.0f, 0.0f};
   // A warp's tiles are kWarps apart, so each sits at the same place in its
-  // page: the tile's address is one wide multiply-add from its page id
+  // page: a tile's address is one wide multiply-add from its page id
   // (FragmentDecodeProgram::Step checks that kv_heads · page_stride fits 32
-  // bits), and the page id one load from a pointer that steps with the tile.
+  // bits).
   static_assert(kWarps % kTilesPerPage == 0, "a warp's tiles share their place in the page");
   const uint8_t* warp_tiles = p.pages + static_cast<size_t>(h) * p.page_stride +
                               ((first + warp) % kTilesPerPage) * kTileBytes;
