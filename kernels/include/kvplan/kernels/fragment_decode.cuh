@@ -358,21 +358,20 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   const int* ptab = p.page_table + static_cast<size_t>(b) * p.max_pages;
   // The page id of the next tile to load, read one load ahead, so that a
   // tile's loads do not wait on the page table (1-2% at batch 16, NOTES.md run 23).
-  uint32_t next_page =
-      first + warp < last ? ptab[static_cast<uint32_t>(first + warp) / kTilesPerPage] : 0u;
+  auto page_of = [&](int tile) {
+    return static_cast<uint32_t>(ptab[static_cast<uint32_t>(tile) / kTilesPerPage]);
+  };
+  uint32_t next_page = first + warp < last ? page_of(first + warp) : 0u;
   // Tiles at or past `last` are never stepped: their registers stay as they were.
   auto load = [&](Tile& regs, int tile) {
     if (tile < last) {
       const uint32_t page = next_page;
-      if (tile + kWarps < last) {
-        next_page =
-            static_cast<uint32_t>(ptab[static_cast<uint32_t>(tile + kWarps) / kTilesPerPage]);
-      }
+      if (tile + kWarps < last) next_page = page_of(tile + kWarps);
       LoadTile(warp_tiles + static_cast<size_t>(page) * page_bytes, lane, g, regs);
     }
   };
   // S = K̂·q̂ᵀ for the tile, each K group's norm applied (C layout: tokens g, g+8
-  // x queries 2t, 2t+1). Even and odd slices are two independent MMA chains.
+  // x queries 2t, 2t+1), one MMA chain per K group (ScoreChains).
   auto scores = [&](const Tile& cur, float(&acc)[4]) {
     StaticScores<KL>(cur.k, cur.norms, qb, area_addr, replica32, replica8, acc,
                      std::make_integer_sequence<int, kSlices>{});
@@ -380,13 +379,13 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   auto step = [&](const Tile& cur, int tile) {
     float acc[4];
     scores(cur, acc);
-    const int tok = tile * kTileTokens + g;
     const float2 vn = Halves(cur.norms[KL::kGroups]);
     float vn0 = vn.x, vn8 = vn.y;
     // Only the split's last tile can reach past end_tok (warp-uniform test).
     // Masked rows hold whatever the page held, NaN norms included: their
     // weight is 0, not 0 · n'.
     if (tile * kTileTokens + kTileTokens > end_tok) {
+      const int tok = tile * kTileTokens + g;
       const float minus_inf = __int_as_float(0xff800000);
       if (tok >= end_tok) acc[0] = acc[1] = minus_inf, vn0 = 0.0f;
       if (tok + 8 >= end_tok) acc[2] = acc[3] = minus_inf, vn8 = 0.0f;
