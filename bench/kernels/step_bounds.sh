@@ -6,7 +6,8 @@
 # run_on_h200.sh's A/B on each case (same process start, three rounds).
 # Only launches whose removal leaves the attention's inputs intact give a
 # bound: skipping the prologue instead leaves q̂ unwritten, and the attention
-# then runs faster on zero queries than any real step could (NOTES run 24).
+# then runs on a buffer with no queries in it, faster than any real step
+# (NOTES run 24).
 # Usage (repo root): bench/kernels/step_bounds.sh ["case;case..."]
 # (default: Llama and Qwen K3V3a16 at 32K, batch 1 and 16); the A/B log is
 # $OUT/ab.log, one row per variant and round: this tree, then no merge.
