@@ -143,12 +143,6 @@ __device__ __forceinline__ float Exp2Ftz(float x) {
   return y;
 }
 
-// Two floats as fp16x2 (round to nearest even), lo in the low half.
-__device__ __forceinline__ uint32_t Half2Bits(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
 // Named barriers (barrier 0 is __syncthreads'): `threads` threads, a multiple
 // of 32, of the CTA wait at barrier ID (1..15), so that independent groups of
 // warps in one CTA synchronise without waiting for each other. ID is a
@@ -203,8 +197,11 @@ __device__ __forceinline__ uint32_t PackHalves(uint16_t lo, uint16_t hi) {
   return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
 }
 
+// Two floats as fp16x2 (each rounded to nearest even), lo in the low half:
+// one paired conversion (cvt.rn.f16x2.f32), not two.
 __device__ __forceinline__ uint32_t PackHalf2(float lo, float hi) {
-  return PackHalves(__half_as_ushort(__float2half_rn(lo)), __half_as_ushort(__float2half_rn(hi)));
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
 }
 
 __device__ __forceinline__ float HalfBitsToFloat(uint16_t h) {

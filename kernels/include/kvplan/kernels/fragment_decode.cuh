@@ -422,8 +422,8 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     // Pᵀ (times V's norm) as O's B fragments (k = tokens, n = queries): P's C
     // fragment is two 8x8 blocks [token][query] (tokens g and g + 8 of the
     // thread), whose transposes are the B fragment's k = tokens 0-7 and 8-15.
-    const uint32_t pb[2] = {internal::Transpose8x8(internal::Half2Bits(p0 * vn0, p1 * vn0)),
-                            internal::Transpose8x8(internal::Half2Bits(p2 * vn8, p3 * vn8))};
+    const uint32_t pb[2] = {internal::Transpose8x8(internal::PackHalf2(p0 * vn0, p1 * vn0)),
+                            internal::Transpose8x8(internal::PackHalf2(p2 * vn8, p3 * vn8))};
     StaticValues<VL>(o, cur.v, area_addr, replica32, replica8, pb,
                      std::make_integer_sequence<int, kSlices>{});
   };
