@@ -106,6 +106,23 @@ __device__ __forceinline__ int OpaqueThreadIndex() {
   return v;
 }
 
+// v with its origin hidden from ptxas, which then keeps it in a register. At
+// a kernel's register bound ptxas recomputes what it can in every loop
+// iteration instead: a shared-window address from S2R SR_CgaCtaId, a pointer
+// from constant-bank loads and 64-bit adds (in the fragment attention ~3% of
+// the step, NOTES.md run 25). For values a hot loop needs in every iteration
+// only: each holds a register for the whole loop. A pointer kept this way
+// loses its address space (loads through it are generic unless __ldg).
+__device__ __forceinline__ uint32_t KeepInRegister(uint32_t v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+template <typename T>
+__device__ __forceinline__ T* KeepInRegister(T* p) {
+  asm volatile("" : "+l"(p));
+  return p;
+}
+
 // Programmatic dependent launch (sm_90). A kernel launched with
 // cudaLaunchAttributeProgrammaticStreamSerialization may start while the
 // previous kernel of its stream still runs, once every CTA of that kernel has
