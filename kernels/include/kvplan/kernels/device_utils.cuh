@@ -106,19 +106,24 @@ __device__ __forceinline__ int OpaqueThreadIndex() {
   return v;
 }
 
-// v with its origin hidden from ptxas, which then keeps it in a register. At
-// a kernel's register bound ptxas recomputes what it can in every loop
-// iteration instead: a shared-window address from S2R SR_CgaCtaId, a pointer
-// from constant-bank loads and 64-bit adds (in the fragment attention ~3% of
-// the step, NOTES.md run 25). For values a hot loop needs in every iteration
-// only: each holds a register for the whole loop. A pointer kept this way
-// loses its address space (loads through it are generic unless __ldg).
-__device__ __forceinline__ uint32_t KeepInRegister(uint32_t v) {
+// v with its origin hidden from ptxas (an empty asm it cannot see through),
+// for two effects at a kernel's register bound:
+//   - ptxas must keep v in a register: it can no longer recompute it in every
+//     loop iteration from S2R SR_CgaCtaId, constant-bank loads and 64-bit
+//     adds (the fragment attention's table address and tile pointers: ~3% of
+//     its step, NOTES.md run 25). Each such value holds a register for the
+//     whole loop, so only for values the loop needs in every iteration;
+//   - ptxas cannot merge a value derived from v with an equal one derived
+//     earlier, so the earlier one need not stay live in between (the encode's
+//     store-phase thread index, NOTES.md run 23).
+// A pointer passed through loses its address space (loads through it are
+// generic unless __ldg).
+__device__ __forceinline__ uint32_t Opaque(uint32_t v) {
   asm volatile("" : "+r"(v));
   return v;
 }
 template <typename T>
-__device__ __forceinline__ T* KeepInRegister(T* p) {
+__device__ __forceinline__ T* Opaque(T* p) {
   asm volatile("" : "+l"(p));
   return p;
 }

@@ -949,8 +949,7 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
       // slab's slots), recomputed from an opaque copy of tid: held through the
       // encode above, they pushed it past 128 registers (16 bytes of spill;
       // NOTES.md run 23).
-      uint32_t opaque_tid = tid;
-      asm volatile("" : "+r"(opaque_tid));
+      const uint32_t opaque_tid = Opaque(static_cast<uint32_t>(tid));
       const int store_tid = static_cast<int>(opaque_tid % kSlabThreads);
       const int64_t* slot_s = slots + opaque_tid / kSlabThreads * kSlabTokens;
       // The slab is a whole page in slot order: all 64 tokens present,

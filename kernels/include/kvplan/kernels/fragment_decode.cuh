@@ -312,9 +312,9 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   const uint32_t pad = (8192u - (dyn_addr & 8191u)) & 8191u;
   uint8_t* area = dyn_smem + pad;
   // The table area's address and, below, the warp's tile and page-table
-  // pointers stay in registers (KeepInRegister): ptxas otherwise recomputes
+  // pointers stay in registers (Opaque, device_utils.cuh): ptxas otherwise recomputes
   // them in every tile (Llama b16 32K: 160.6 -> 156.0 µs, NOTES.md run 25).
-  const uint32_t area_addr = internal::KeepInRegister(dyn_addr + pad);
+  const uint32_t area_addr = internal::Opaque(dyn_addr + pad);
   auto& comb_o = sh.comb_o;
   auto& comb_ml = sh.comb_ml;
   using Tile = TileRegs<KL, VL>;
@@ -355,11 +355,10 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   // (FragmentDecodeProgram::Step checks that kv_heads · page_stride fits 32
   // bits).
   static_assert(kWarps % kTilesPerPage == 0, "a warp's tiles share their place in the page");
-  const uint8_t* warp_tiles =
-      internal::KeepInRegister(p.pages + static_cast<size_t>(h) * p.page_stride +
-                               ((first + warp) % kTilesPerPage) * kTileBytes);
+  const uint8_t* warp_tiles = internal::Opaque(p.pages + static_cast<size_t>(h) * p.page_stride +
+                                               ((first + warp) % kTilesPerPage) * kTileBytes);
   const uint32_t page_bytes = static_cast<uint32_t>(p.kv_heads * p.page_stride);
-  const int* ptab = internal::KeepInRegister(p.page_table + static_cast<size_t>(b) * p.max_pages);
+  const int* ptab = internal::Opaque(p.page_table + static_cast<size_t>(b) * p.max_pages);
   // The page id of the next tile to load, read one load ahead, so that a
   // tile's loads do not wait on the page table (1-2% at batch 16, NOTES.md run 23);
   // __ldg: the kept pointer is generic to ptxas.
