@@ -7,7 +7,7 @@
 // Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
 //                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
 //                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
-//                             [--parts]
+//                             [--ragged] [--parts]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -17,6 +17,9 @@
 //   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
 //   SplitsFor; at most the plan's max_splits); the fragment step always takes
 //   FragmentDecodeProgram::SplitsFor.
+//   --ragged: sequence b of a batch has ctx·(b + 1) / batch tokens (a decode
+//   batch of mixed lengths) for the packed and fp16 kernels; GB/s count the
+//   pages actually read; no SDPA column (dense K/V only).
 //   --fragment (needs --k-align 8 or 16): also the fragment-page step
 //   (kvplan/kernels/fragment_decode_program.h: the plan's kernels compiled with
 //   NVRTC at start, cubins cached in /tmp/kvplan_bench_cubins) on fragment pages
@@ -279,7 +282,7 @@ int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0;
-  bool fragment = false, graph = false, parts = false;
+  bool fragment = false, graph = false, parts = false, ragged = false;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -288,6 +291,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--fragment") == 0) fragment = true;
     if (std::strcmp(argv[i], "--graph") == 0) graph = true;
     if (std::strcmp(argv[i], "--parts") == 0) parts = true;
+    if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
     if (std::strcmp(argv[i], "--iters") == 0 && has_value) iters = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--model") == 0 && has_value) only_model = argv[++i];
     if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
@@ -398,7 +402,16 @@ int Run(int argc, char** argv) {
           BENCH_CHECK(cudaMalloc(&d_table, table.size() * sizeof(int)));
           BENCH_CHECK(cudaMemcpy(d_table, table.data(), table.size() * sizeof(int),
                                  cudaMemcpyHostToDevice));
+          // --ragged: lengths spread evenly up to ctx (sequence b: ctx·(b + 1) / batch).
           std::vector<int> lens(batch, ctx);
+          double pages_read = static_cast<double>(seq_pages);
+          if (ragged) {
+            pages_read = 0;
+            for (int b = 0; b < batch; ++b) {
+              lens[b] = std::max(1, static_cast<int>(int64_t{ctx} * (b + 1) / batch));
+              pages_read += (lens[b] + kPageTokens - 1) / kPageTokens;
+            }
+          }
           BENCH_CHECK(cudaMalloc(&d_len, batch * sizeof(int)));
           BENCH_CHECK(cudaMemcpy(d_len, lens.data(), batch * sizeof(int), cudaMemcpyHostToDevice));
           float *q, *out;
@@ -419,14 +432,13 @@ int Run(int argc, char** argv) {
             pi.page_table = d_table + static_cast<size_t>(i % reps_p) * seq_pages;
             BENCH_CHECK(kernels::LaunchPackedDecode(pi, stream));
           });
-          const double read_bytes = static_cast<double>(seq_pages) * page_bytes_sum;
+          const double read_bytes = pages_read * page_bytes_sum;
           const double packed_gbs = read_bytes / (packed_us * 1e-6) / 1e9;
           cudaFree(pool);
           const double frag_us = fragment ? FragmentStepMicros(timer, frag, p, ctx, seq_pages,
                                                                reps_p, d_table, iters, parts)
                                           : -1;
-          const double frag_gbs =
-              static_cast<double>(seq_pages) * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
+          const double frag_gbs = pages_read * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);
 
           // fp16: own flash decoding and SDPA.
@@ -463,8 +475,10 @@ int Run(int argc, char** argv) {
           });
           std::string sdpa_error;
           const SdpaCase sdpa_case = {qf, kf, vf, batch, m.q_heads, heads, hd, ctx, reps_f};
-          const double sdpa_us = SdpaMedianMicros(sdpa_case, iters, timer.graph_steps, &sdpa_error);
-          if (sdpa_us < 0 && SdpaAvailable())
+          // SDPA attends to dense K/V of ctx tokens: no ragged batches.
+          const double sdpa_us =
+              ragged ? -1 : SdpaMedianMicros(sdpa_case, iters, timer.graph_steps, &sdpa_error);
+          if (sdpa_us < 0 && SdpaAvailable() && !ragged)
             std::fprintf(stderr, "sdpa: %s\n", sdpa_error.c_str());
           cudaFree(kf);
           cudaFree(vf);
