@@ -7,7 +7,7 @@
 // Usage: packed_decode_bench [--quick] [--iters N] [--model NAME] [--kbits B]
 //                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
 //                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
-//                             [--ragged] [--parts]
+//                             [--ragged] [--balanced] [--fragment-ctas N] [--parts]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -20,6 +20,10 @@
 //   --ragged: sequence b of a batch has ctx·(b + 1) / batch tokens (a decode
 //   batch of mixed lengths) for the packed and fp16 kernels; GB/s count the
 //   pages actually read; no SDPA column (dense K/V only).
+//   --balanced (with --fragment): the fragment program with balanced splits
+//   (FragmentProgramOptions::balanced_splits); --fragment-ctas N its attention
+//   CTAs per KV head (PackedDecodeParams::fragment_ctas_per_kv_head; 0:
+//   CtasPerKvHead).
 //   --fragment (needs --k-align 8 or 16): also the fragment-page step
 //   (kvplan/kernels/fragment_decode_program.h: the plan's kernels compiled with
 //   NVRTC at start, cubins cached in /tmp/kvplan_bench_cubins) on fragment pages
@@ -169,6 +173,8 @@ struct FragmentPath {
   uint16_t* q_rot = nullptr;
   int* norm_spans = nullptr;  // [heads][kFragmentTilesPerPage][2]
   double page_bytes_sum = 0;  // over the heads
+  bool balanced = false;      // --balanced: FragmentProgramOptions::balanced_splits
+  int ctas_per_kv_head = 0;   // --fragment-ctas (balanced; 0: the program's CtasPerKvHead)
   FragmentPath() = default;
   FragmentPath(const FragmentPath&) = delete;
   FragmentPath& operator=(const FragmentPath&) = delete;
@@ -201,6 +207,7 @@ void MakeFragmentPath(PackedDecodeConfig config, const std::vector<HeadCodec>& c
   }
   kernels::FragmentProgramOptions options;
   options.jit.cache_dir = "/tmp/kvplan_bench_cubins";
+  options.balanced_splits = path.balanced;
   absl::StatusOr<kernels::FragmentDecodeProgram> program =
       kernels::FragmentDecodeProgram::Compile(config.num_kv_heads, std::move(pages), options);
   absl::Status loaded = program.ok() ? program->Load() : program.status();
@@ -237,6 +244,7 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
     std::exit(1);
   }
   kernels::PackedDecodeParams p = path.plan->DecodeParams(0, path.workspace, step.batch, *splits);
+  p.fragment_ctas_per_kv_head = path.ctas_per_kv_head;
   const size_t pool_bytes = static_cast<size_t>(seq_pages) * reps * p.num_kv_heads * p.page_stride;
   uint8_t* pool;
   BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
@@ -270,9 +278,9 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
       BENCH_CHECK(kernels::LaunchPackedMerge(p, stream));
     });
     std::printf(
-        "  fragment step parts (batch %d, ctx %d, %d splits): step %.1f µs, prologue alone "
+        "  fragment step parts (batch %d, ctx %d, %d splits%s): step %.1f µs, prologue alone "
         "%.1f, merge alone %.1f, both %.1f\n",
-        p.batch, ctx, p.num_splits, us, pro, mer, both);
+        p.batch, ctx, p.num_splits, path.balanced ? " (balanced slots)" : "", us, pro, mer, both);
   }
   cudaFree(pool);
   return us;
@@ -281,8 +289,8 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
 int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
-      splits = 0;
-  bool fragment = false, graph = false, parts = false, ragged = false;
+      splits = 0, fragment_ctas = 0;
+  bool fragment = false, graph = false, parts = false, ragged = false, balanced = false;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -292,6 +300,10 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--graph") == 0) graph = true;
     if (std::strcmp(argv[i], "--parts") == 0) parts = true;
     if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
+    if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
+    if (std::strcmp(argv[i], "--fragment-ctas") == 0 && has_value) {
+      fragment_ctas = std::atoi(argv[++i]);
+    }
     if (std::strcmp(argv[i], "--iters") == 0 && has_value) iters = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--model") == 0 && has_value) only_model = argv[++i];
     if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
@@ -376,6 +388,8 @@ int Run(int argc, char** argv) {
           cudaMemcpy(d_spans, spans.data(), spans.size() * sizeof(int), cudaMemcpyHostToDevice));
       const double bytes_per_token = page_bytes_sum / heads / kPageTokens;
       FragmentPath frag;
+      frag.balanced = balanced;
+      frag.ctas_per_kv_head = fragment_ctas;
       if (fragment) MakeFragmentPath(config, codecs, frag);
 
       for (int batch : {1, 16}) {

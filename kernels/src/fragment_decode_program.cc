@@ -65,6 +65,7 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::CompileLayers(
   FragmentDecodeProgram program;
   program.num_kv_heads_ = num_kv_heads;
   program.warps_ = options.warps;
+  program.balanced_splits_ = options.balanced_splits;
   program.pages_ = std::move(pages);
   program.version1_why_ = std::move(version1_why);
   const int num_layers = static_cast<int>(program.version1_why_.size());
@@ -97,6 +98,7 @@ absl::StatusOr<FragmentDecodeProgram> FragmentDecodeProgram::CompileLayers(
     FragmentDecodeSourceOptions source_options;
     source_options.warps = options.warps;
     source_options.kernel_name = kKernelName;
+    source_options.balanced_splits = options.balanced_splits;
     absl::StatusOr<std::string> source = FragmentDecodeSource(layer, source_options);
     if (!source.ok()) {
       program.version1_why_[l] = absl::StrCat("layer ", l, ": ", source.status().message());
@@ -198,18 +200,45 @@ absl::Status FragmentDecodeProgram::Load() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int max_tokens) const {
+absl::StatusOr<int> FragmentDecodeProgram::CtasPerKvHead(int layer, int batch,
+                                                         int max_tokens) const {
   if (!loaded_) return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
   if (layer < 0 || layer >= num_layers() || !serves(layer)) {
-    return absl::FailedPreconditionError(absl::StrCat("FragmentDecodeProgram::SplitsFor: layer ",
-                                                      layer, " is not one the program serves"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("FragmentDecodeProgram: layer ", layer, " is not one the program serves"));
   }
-  const int wave =
-      std::max(1, resident_ctas_[layer_source_[layer]] / std::max(1, batch * num_kv_heads_));
+  const int64_t tiles = std::max<int64_t>(batch, 1) *
+                        ((std::max(max_tokens, 0) + kFragmentTileTokens - 1) / kFragmentTileTokens);
   // At least 8 tiles of 16 tokens per warp: shorter splits cost more in
   // prologue and merge than they win in parallelism (NOTES run 18, call 12).
-  const int longest = std::max(1, max_tokens / (16 * 8 * warps_));
-  return std::min(wave, longest);
+  const int64_t longest = std::max<int64_t>(1, tiles / (8 * warps_));
+  return static_cast<int>(std::min<int64_t>(
+      std::max(1, resident_ctas_[layer_source_[layer]] / num_kv_heads_), longest));
+}
+
+absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int max_tokens) const {
+  if (!balanced_splits_) {
+    if (!loaded_) return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
+    if (layer < 0 || layer >= num_layers() || !serves(layer)) {
+      return absl::FailedPreconditionError(absl::StrCat("FragmentDecodeProgram::SplitsFor: layer ",
+                                                        layer, " is not one the program serves"));
+    }
+    const int wave =
+        std::max(1, resident_ctas_[layer_source_[layer]] / std::max(1, batch * num_kv_heads_));
+    // At least 8 tiles of 16 tokens per warp (as CtasPerKvHead).
+    const int longest = std::max(1, max_tokens / (16 * 8 * warps_));
+    return std::min(wave, longest);
+  }
+  absl::StatusOr<int> ctas = CtasPerKvHead(layer, batch, max_tokens);
+  if (!ctas.ok()) return ctas.status();
+  const int64_t tiles = (std::max(max_tokens, 0) + kFragmentTileTokens - 1) / kFragmentTileTokens;
+  const int64_t total = std::max(batch, 1) * tiles;
+  if (total > kMaxFragmentRangeTiles) return *ctas + 1;  // Step refuses such a step anyway
+  // With an even share per CTA and this many slots, the kernel's chunk
+  // (FragmentChunkTiles) is the even share: the bound it keeps to is for a
+  // sequence at any place in the range.
+  const int64_t even = (total + *ctas - 1) / *ctas;
+  return static_cast<int>((tiles + even - 1) / even + 1);
 }
 
 absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
@@ -258,6 +287,20 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
                      p.max_pages_per_seq, " (>= 0) or max_sink + max_recent ",
                      p.max_sink + p.max_recent, " (<= ", kMaxFp16Tokens, ") out of range"));
   }
+  if (p.fragment_ctas_per_kv_head < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(where(), "fragment_ctas_per_kv_head ",
+                                                   p.fragment_ctas_per_kv_head,
+                                                   " must be >= 0 (0: CtasPerKvHead)"));
+  }
+  // A balanced kernel counts a KV head's tiles over the batch in 32 bits.
+  if (balanced_splits_ && static_cast<int64_t>(p.batch) * p.max_pages_per_seq *
+                                  (kKernelPageTokens / kFragmentTileTokens) >
+                              kMaxFragmentRangeTiles) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where(), "batch ", p.batch, " x max_pages_per_seq ", p.max_pages_per_seq, " is over ",
+        kMaxFragmentRangeTiles / (kKernelPageTokens / kFragmentTileTokens),
+        " pages per KV head: split the batch into several steps"));
+  }
   if (buffers.tables == nullptr || buffers.q_rot == nullptr || p.out == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(where(), "buffers.tables, buffers.q_rot and p.out must be device buffers"));
@@ -279,13 +322,24 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
              p.num_splits);
   f.partial_o = p.partial_o;
   f.partial_ml = p.partial_ml;
+  f.batch = p.batch;
+  // Per-pair splits: (num_splits, kv_heads, batch); balanced: (CTAs per KV
+  // head, kv_heads), all of a head's CTAs sharing the batch's tiles.
+  dim3 grid(p.num_splits, p.num_kv_heads, p.batch);
+  if (balanced_splits_) {
+    absl::StatusOr<int> ctas =
+        p.fragment_ctas_per_kv_head > 0
+            ? p.fragment_ctas_per_kv_head
+            : CtasPerKvHead(layer, p.batch, p.max_pages_per_seq * kKernelPageTokens);
+    if (!ctas.ok()) return ctas.status();
+    grid = dim3(*ctas, p.num_kv_heads);
+  }
 
   cudaError_t e = LaunchFragmentPrologue(p, buffers.q_rot, stream);
   if (e == cudaSuccess) {
     // A programmatic dependent of the prologue: it stages its code tables,
     // then waits for q̂ (fragment_decode.cuh).
-    const OverlappingLaunch launch(dim3(p.num_splits, p.num_kv_heads, p.batch), dim3(32 * warps_),
-                                   kFragmentDynamicSmem, stream);
+    const OverlappingLaunch launch(grid, dim3(32 * warps_), kFragmentDynamicSmem, stream);
     void* args[] = {&f};
     e = cudaLaunchKernelExC(launch.config(), reinterpret_cast<const void*>(attention(layer)), args);
   }

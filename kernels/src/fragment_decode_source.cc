@@ -80,13 +80,18 @@ absl::StatusOr<std::string> FragmentDecodeSource(absl::Span<const FragmentPageLa
                   "(const fd::Params p) {\n"
                   "  extern __shared__ __align__(16) uint8_t dyn_smem[];\n"
                   "  __shared__ fd::CtaShared<",
-                  options.warps, ", ", head_dim, "> sh;\n  switch (blockIdx.y) {\n");
+                  options.warps, ", ", head_dim, "> sh;\n");
+  if (options.balanced_splits) {
+    absl::StrAppend(&source, "  __shared__ fd::ChunkCursor<", options.warps, "> cursor;\n");
+  }
+  absl::StrAppend(&source, "  switch (blockIdx.y) {\n");
   for (size_t i = 0; i < layouts.size(); ++i) {
     for (size_t h = 0; h < heads.size(); ++h) {
       if (head_layout[h] == static_cast<int>(i)) absl::StrAppend(&source, "    case ", h, ":\n");
     }
-    absl::StrAppend(&source, "      fd::AttentionCta<fd::KLayoutOf<Layout", i, ">, V, ",
-                    options.warps, ">(p, sh, dyn_smem);\n      break;\n");
+    absl::StrAppend(&source, "      fd::AttentionCta", options.balanced_splits ? "Balanced" : "",
+                    "<fd::KLayoutOf<Layout", i, ">, V, ", options.warps, ">(p, sh, ",
+                    options.balanced_splits ? "cursor, " : "", "dyn_smem);\n      break;\n");
   }
   absl::StrAppend(&source, "  }\n}\n");
   return source;

@@ -9,8 +9,10 @@
 #include <cmath>
 #include <filesystem>
 #include <iterator>
+#include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/grouped_quantizer.h"
@@ -136,24 +138,31 @@ TEST(FragmentDecodeProgramTest, LoadsEveryLayersKernels) {
 // recent tokens, against the fp64 reference over the same pages and tokens
 // (ragged batch of two sequences, three splits), per (head_dim, K bits, V
 // bits, k_group_align).
-class FragmentDecodeConfigTest : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
+// (head_dim, K bits, V bits, k_group_align, balanced splits).
+using Config = std::tuple<int, int, int, int, bool>;
+class FragmentDecodeConfigTest : public ::testing::TestWithParam<Config> {};
 
-std::string ConfigName(const ::testing::TestParamInfo<std::tuple<int, int, int, int>>& info) {
+std::string ConfigName(const ::testing::TestParamInfo<Config>& info) {
   return "hd" + std::to_string(std::get<0>(info.param)) + "_k" +
          std::to_string(std::get<1>(info.param)) + "v" + std::to_string(std::get<2>(info.param)) +
-         "_align" + std::to_string(std::get<3>(info.param));
+         "_align" + std::to_string(std::get<3>(info.param)) +
+         (std::get<4>(info.param) ? "_balanced" : "");
 }
 
 TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
   const int kHd = std::get<0>(GetParam()), k_bits = std::get<1>(GetParam());
   const int v_bits = std::get<2>(GetParam()), align = std::get<3>(GetParam());
+  const bool balanced = std::get<4>(GetParam());
   constexpr int kLayers = 2, kGroup = 4, kMaxPages = 4, kMaxSink = 4, kMaxRecent = 8;
-  const std::vector<int> lens = {200, 81}, sink_lens = {4, 0}, recent_lens = {8, 3};
+  // The middle sequence has only fp16 tokens: its packed partials are all empty.
+  const std::vector<int> lens = {200, 0, 81}, sink_lens = {4, 2, 0}, recent_lens = {8, 1, 3};
   const int batch = static_cast<int>(lens.size());
   const KvPlan plan = *BlockGtqPlan(kLayers, kHd, align, {}, k_bits, v_bits);
   const int kv_heads = plan.num_kv_heads;
   // Compiling needs no GPU: every configuration is generated and compiled here.
-  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, {});
+  FragmentProgramOptions options;
+  options.balanced_splits = balanced;
+  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, options);
   ASSERT_TRUE(program.ok()) << program.status();
   KVPLAN_SKIP_WITHOUT_SM90();
   absl::StatusOr<PackedKvCache> cache = PackedKvCache::Create(plan, kv_heads * kGroup, {});
@@ -255,36 +264,81 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
     const testing::DeviceBuffer<uint16_t> d_sink_k(sink_k), d_sink_v(sink_v), d_recent_k(recent_k),
         d_recent_v(recent_v);
     testing::DeviceBuffer<float> out(q.size());
-    // Three splits (more than SplitsFor gives so few tokens) so that the merge
-    // combines several, some of them empty for the shorter sequence.
     const absl::StatusOr<int> fill = program->SplitsFor(l, batch, kMaxPages * kPageTokens);
     ASSERT_TRUE(fill.ok()) << fill.status();
     EXPECT_GE(*fill, 1);
-    constexpr int kSplits = 3;
-    ASSERT_GE(decode_plan->max_splits(), kSplits);
-    PackedDecodeParams p = decode_plan->DecodeParams(l, ws.get(), batch, kSplits);
-    p.q = d_q.get();
-    p.pages = d_pool.get();
-    p.page_table = d_table.get();
-    p.max_pages_per_seq = kMaxPages;
-    p.packed_len = d_len.get();
-    p.sink_k = d_sink_k.get();
-    p.sink_v = d_sink_v.get();
-    p.sink_len = d_sink_len.get();
-    p.recent_k = d_recent_k.get();
-    p.recent_v = d_recent_v.get();
-    p.recent_len = d_recent_len.get();
-    p.scale = static_cast<float>(scale);
-    p.out = out.get();
-    KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
-    const absl::Status stepped = program->Step(l, p, {d_tables.get(), q_rot.get()}, nullptr);
-    ASSERT_TRUE(stepped.ok()) << stepped;
-    KVPLAN_CUDA_OK(cudaDeviceSynchronize());
-    double max_want = 0;
-    for (double x : want) max_want = std::max(max_want, std::abs(x));
-    EXPECT_TRUE(testing::AllClose("fragment_decode_layer" + std::to_string(l), out.ToHost(), want,
-                                  4e-3 * max_want, 1e-2));
+    // (CTAs per KV head, splits). Per-pair splits: three (more than SplitsFor
+    // gives so few tokens), so that the merge combines several, some of them
+    // empty for the shorter sequences. Balanced splits (fragment_params.h), over
+    // the 13 + 0 + 6 tiles of a KV head: what CtasPerKvHead and SplitsFor give
+    // (one CTA); 3 CTAs of 7 tiles, so that sequence 0 spreads over two and CTA
+    // 1 reaches into sequence 2; more CTAs than tiles (idle ones); one slot (one
+    // CTA takes every sequence). Each step starts from NaN in the partial
+    // slots, which the kernels must all write.
+    std::vector<std::pair<int, int>> shapes = {{0, 3}};
+    if (balanced) shapes = {{0, *fill}, {3, 3}, {40, 3}, {2, 1}};
+    for (const auto& [ctas, splits] : shapes) {
+      SCOPED_TRACE("ctas " + std::to_string(ctas) + ", splits " + std::to_string(splits));
+      ASSERT_GE(decode_plan->max_splits(), splits);
+      PackedDecodeParams p = decode_plan->DecodeParams(l, ws.get(), batch, splits);
+      p.fragment_ctas_per_kv_head = ctas;
+      p.q = d_q.get();
+      p.pages = d_pool.get();
+      p.page_table = d_table.get();
+      p.max_pages_per_seq = kMaxPages;
+      p.packed_len = d_len.get();
+      p.sink_k = d_sink_k.get();
+      p.sink_v = d_sink_v.get();
+      p.sink_len = d_sink_len.get();
+      p.recent_k = d_recent_k.get();
+      p.recent_v = d_recent_v.get();
+      p.recent_len = d_recent_len.get();
+      p.scale = static_cast<float>(scale);
+      p.out = out.get();
+      const size_t partials = static_cast<size_t>(batch) * kv_heads * (splits + 1) * kGroup;
+      KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
+      KVPLAN_CUDA_OK(cudaMemset(p.partial_o, 0xff, partials * kHd * sizeof(float)));
+      KVPLAN_CUDA_OK(cudaMemset(p.partial_ml, 0xff, partials * 2 * sizeof(float)));
+      const absl::Status stepped = program->Step(l, p, {d_tables.get(), q_rot.get()}, nullptr);
+      ASSERT_TRUE(stepped.ok()) << stepped;
+      KVPLAN_CUDA_OK(cudaDeviceSynchronize());
+      double max_want = 0;
+      for (double x : want) max_want = std::max(max_want, std::abs(x));
+      EXPECT_TRUE(testing::AllClose("fragment_decode_layer" + std::to_string(l), out.ToHost(), want,
+                                    4e-3 * max_want, 1e-2));
+    }
   }
+}
+
+// Balanced splits' arithmetic (fragment_params.h), which the kernel and
+// SplitsFor share: the chunks cut each KV head's range once, and no sequence
+// spans more chunks than its slots, for ragged batches of every shape.
+TEST(FragmentChunkTilesTest, ChunksCoverTheRangeAndKeepEachSequenceWithinItsSlots) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int batch = 1 + static_cast<int>(rng() % 40);
+    const int ctas = 1 + static_cast<int>(rng() % 300);
+    const int slots = 1 + static_cast<int>(rng() % 8);
+    std::vector<int> tiles(batch);
+    for (int& t : tiles) t = rng() % 4 == 0 ? 0 : static_cast<int>(rng() % 3000);
+    int total = 0, longest = 0;
+    for (int t : tiles) total += t, longest = std::max(longest, t);
+    const int chunk = FragmentChunkTiles(total, longest, ctas, slots);
+    ASSERT_GE(chunk, 1);
+    // Every tile in exactly one CTA's chunk: the chunks reach the end.
+    ASSERT_GE(static_cast<int64_t>(chunk) * ctas, total) << "trial " << trial;
+    if (slots == 1) {
+      EXPECT_GE(chunk, total);
+    }
+    for (int b = 0, start = 0; b < batch; start += tiles[b++]) {
+      ASSERT_LE(FragmentSlotsSpanned(start, tiles[b], chunk), slots)
+          << "trial " << trial << " sequence " << b;
+    }
+  }
+  // An even share where the slots allow it: Llama-3.1-8B at batch 16, 32K
+  // tokens (2048 tiles each), 33 CTAs per KV head, SplitsFor's 4 slots.
+  EXPECT_EQ(FragmentChunkTiles(16 * 2048, 2048, 33, 4), (16 * 2048 + 32) / 33);
+  EXPECT_EQ(FragmentChunkTiles(0, 0, 33, 4), 1);
 }
 
 // What a step refuses, before it launches anything.
@@ -323,6 +377,9 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   bad = p;
   bad.num_kv_heads = 1;
   refused(bad, 0, "KV heads");
+  bad = p;
+  bad.fragment_ctas_per_kv_head = -1;
+  refused(bad, 0, "fragment_ctas_per_kv_head -1");
   const absl::Status no_buffers = program->Step(0, p, {}, nullptr);
   EXPECT_EQ(no_buffers.code(), absl::StatusCode::kInvalidArgument) << no_buffers;
   // A version-1 plan's params, and the version-1 launcher given fragment ones.
@@ -334,6 +391,18 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   v1.out = out.get();
   refused(v1, 0, "fragment_pages");
   EXPECT_EQ(LaunchPackedDecode(p, nullptr), cudaErrorInvalidValue);
+  // A balanced program counts a KV head's tiles over the batch in 32 bits.
+  FragmentProgramOptions balanced_options;
+  balanced_options.balanced_splits = true;
+  absl::StatusOr<FragmentDecodeProgram> balanced =
+      FragmentDecodeProgram::Compile(plan, balanced_options);
+  ASSERT_TRUE(balanced.ok()) << balanced.status();
+  ASSERT_TRUE(balanced->Load().ok());
+  bad = p;
+  bad.max_pages_per_seq = kMaxFragmentRangeTiles / 4 + 1;
+  const absl::Status too_many = balanced->Step(0, bad, buffers, nullptr);
+  EXPECT_EQ(too_many.code(), absl::StatusCode::kInvalidArgument) << too_many;
+  EXPECT_NE(too_many.message().find("split the batch"), std::string::npos) << too_many;
 }
 
 // A stored plan served end to end on fragment pages: every layer encoded on
@@ -450,12 +519,14 @@ INSTANTIATE_TEST_SUITE_P(HeadDims, FragmentPlanTest,
                                            std::make_tuple(128, 16, true)),
                          PlanName);
 
-INSTANTIATE_TEST_SUITE_P(
-    Configs, FragmentDecodeConfigTest,
-    ::testing::Values(std::make_tuple(128, 3, 3, 16), std::make_tuple(128, 3, 3, 8),
-                      std::make_tuple(128, 4, 4, 16), std::make_tuple(128, 2, 4, 8),
-                      std::make_tuple(64, 3, 3, 16), std::make_tuple(64, 2, 2, 8)),
-    ConfigName);
+INSTANTIATE_TEST_SUITE_P(Configs, FragmentDecodeConfigTest,
+                         ::testing::Values(Config(128, 3, 3, 16, false),
+                                           Config(128, 3, 3, 8, false),
+                                           Config(128, 4, 4, 16, false),
+                                           Config(128, 2, 4, 8, false), Config(64, 3, 3, 16, false),
+                                           Config(64, 2, 2, 8, false), Config(128, 3, 3, 16, true),
+                                           Config(64, 2, 2, 8, true)),
+                         ConfigName);
 
 }  // namespace
 }  // namespace kvplan::kernels

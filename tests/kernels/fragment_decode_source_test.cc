@@ -62,6 +62,28 @@ TEST(FragmentDecodeSourceTest, FourWarpsAndANameCompileToo) {
   EXPECT_TRUE(cubin.ok()) << cubin.status();
 }
 
+// Balanced splits: the kernel of the (CTAs per KV head, kv_heads) grid, with
+// its cursor in shared memory, for every layout of the layer.
+TEST(FragmentDecodeSourceTest, BalancedSplitsTakeTheChunkKernelThatNvrtcCompiles) {
+  FragmentDecodeSourceOptions options;
+  options.balanced_splits = true;
+  absl::StatusOr<std::string> source = FragmentDecodeSource({Aligned8(), Uniform()}, options);
+  ASSERT_TRUE(source.ok()) << source.status();
+  EXPECT_NE(source->find("__shared__ fd::ChunkCursor<8> cursor;"), std::string::npos) << *source;
+  EXPECT_NE(source->find("fd::AttentionCtaBalanced<fd::KLayoutOf<Layout0>, V, 8>(p, sh, cursor, "
+                         "dyn_smem);"),
+            std::string::npos)
+      << *source;
+  EXPECT_NE(source->find("fd::AttentionCtaBalanced<fd::KLayoutOf<Layout1>"), std::string::npos);
+  EXPECT_EQ(source->find("fd::AttentionCta<"), std::string::npos) << *source;
+  absl::StatusOr<std::string> cubin = CompileCubin(*source, "balanced.cu", JitOptions{});
+  EXPECT_TRUE(cubin.ok()) << cubin.status();
+  // The default stays the per-pair kernel.
+  absl::StatusOr<std::string> per_pair = FragmentDecodeSource({Uniform()}, {});
+  ASSERT_TRUE(per_pair.ok()) << per_pair.status();
+  EXPECT_EQ(per_pair->find("ChunkCursor"), std::string::npos);
+}
+
 // An aligned allocation may leave bits unspent: 180 of the 192 (6 words still).
 TEST(FragmentDecodeSourceTest, CompilesARunWithUnspentBits) {
   const FragmentPageLayout short_run = Head({{2, 16}, {3, 44}, {4, 4}});

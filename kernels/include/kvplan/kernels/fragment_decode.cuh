@@ -19,8 +19,12 @@
 //   extern __shared__ uint8_t dyn[];  __shared__ CtaShared<WARPS, HEAD_DIM> sh;
 // and calls AttentionCta<KLayoutOf<W>, KLayoutOf<UniformWidths<V_BITS, HD/8>>,
 // WARPS>(params, sh, dyn) for its head's K layout W, with kDynamicSmem bytes of
-// dynamic shared memory. Launched as a programmatic dependent of the prologue
-// (it loads its tables before it waits for q̂), it lets the merge start early.
+// dynamic shared memory (grid (num_splits, kv_heads, batch)), or, with
+// balanced splits (fragment_params.h), also declares __shared__
+// ChunkCursor<WARPS> cursor and calls AttentionCtaBalanced<...>(params, sh,
+// cursor, dyn) (grid (CTAs per KV head, kv_heads)). Launched as a programmatic
+// dependent of the prologue (it loads its tables before it waits for q̂), it
+// lets the merge start early.
 #ifndef KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
 #define KVPLAN_KERNELS_FRAGMENT_DECODE_CUH_
 
@@ -298,55 +302,68 @@ struct CtaShared {
   float comb_ml[WARPS][kQueryRows][2];
 };
 
-// One CTA: the tiles of split blockIdx.x of sequence blockIdx.z, KV head
-// blockIdx.y, with K layout KL and V layout VL (KLayoutOf), in a CTA of WARPS
-// warps.
-template <class KL, class VL, int WARPS>
-__device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, KL::kHeadDim>& sh,
-                                             uint8_t* dyn_smem) {
-  static_assert(KL::kHeadDim == VL::kHeadDim, "K and V of one head_dim");
-  constexpr int kWarps = WARPS, kThreads = 32 * WARPS;
-  constexpr int kHeadDim = KL::kHeadDim, kSlices = KL::kSlices;
-  constexpr int kTileBytes = KL::kRunBytes + VL::kRunBytes + 32 * (KL::kGroups + 1);
-  const uint32_t dyn_addr = static_cast<uint32_t>(__cvta_generic_to_shared(dyn_smem));
-  const uint32_t pad = (8192u - (dyn_addr & 8191u)) & 8191u;
-  uint8_t* area = dyn_smem + pad;
-  // The table area's address and, below, the warp's tile and page-table
-  // pointers stay in registers (Opaque, device_utils.cuh): ptxas otherwise recomputes
-  // them in every tile (Llama b16 32K: 160.6 -> 156.0 µs, NOTES.md run 25).
-  const uint32_t area_addr = internal::Opaque(dyn_addr + pad);
-  auto& comb_o = sh.comb_o;
-  auto& comb_ml = sh.comb_ml;
-  using Tile = TileRegs<KL, VL>;
-  const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  // K and V of width 3 only need only the width-3 pair table (the first 8 KB).
-  constexpr int kCopyBytes = KL::OnlyWidth3() && VL::OnlyWidth3() ? 8192 : kTableBytes;
-  for (int i = tid; i < kCopyBytes / 16; i += kThreads) {
-    reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
-  }
-  // The merge may start (it prefetches V's rotation, then waits for this grid);
-  // q̂ is the prologue's output.
-  internal::AllowDependentLaunch();
-  internal::WaitForPrerequisiteGrids();
-  // q̂ B fragments, held for the whole CTA: slice s, k pairs (2t, 2t+1) and (8+2t, 8+2t+1).
+// q̂'s B fragments for sequence b, KV head h: slice s, k pairs (2t, 2t+1) and
+// (8+2t, 8+2t+1), in natural column order as core/fragment_page.h stores the
+// K codes.
+template <class KL>
+__device__ __forceinline__ void LoadQueryFragments(const Params& p, int b, int h,
+                                                   uint32_t (&qb)[KL::kSlices][2]) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const uint16_t* qrow =
-      p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * kQueryRows + g) * kHeadDim;
-  uint32_t qb[kSlices][2];
+      p.q_rot + ((static_cast<size_t>(b) * p.kv_heads + h) * kQueryRows + g) * KL::kHeadDim;
 #pragma unroll
-  for (int s = 0; s < kSlices; ++s) {
-    // Natural column order, as core/fragment_page.h stores the K codes.
+  for (int s = 0; s < KL::kSlices; ++s) {
     qb[s][0] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 2 * t);
     qb[s][1] = *reinterpret_cast<const uint32_t*>(qrow + 16 * s + 8 + 2 * t);
   }
-  __syncthreads();
+}
+
+// Stages the code tables in the CTA's dynamic shared memory (8 KB aligned)
+// and returns their shared address, kept in a register (Opaque,
+// device_utils.cuh): ptxas otherwise recomputes it in every tile (Llama b16
+// 32K: 160.6 -> 156.0 µs with the tile and page-table pointers, NOTES.md run
+// 25). Visible after the caller's next barrier.
+template <class KL, class VL, int WARPS>
+__device__ __forceinline__ uint32_t StageTables(const Params& p, uint8_t* dyn_smem) {
+  const uint32_t dyn_addr = static_cast<uint32_t>(__cvta_generic_to_shared(dyn_smem));
+  const uint32_t pad = (8192u - (dyn_addr & 8191u)) & 8191u;
+  uint8_t* area = dyn_smem + pad;
+  const uint32_t area_addr = internal::Opaque(dyn_addr + pad);
+  // K and V of width 3 only need only the width-3 pair table (the first 8 KB).
+  constexpr int kCopyBytes = KL::OnlyWidth3() && VL::OnlyWidth3() ? 8192 : kTableBytes;
+  for (int i = threadIdx.x; i < kCopyBytes / 16; i += 32 * WARPS) {
+    reinterpret_cast<uint4*>(area)[i] = __ldg(reinterpret_cast<const uint4*>(p.tables) + i);
+  }
+  return area_addr;
+}
+
+// The tiles [first, last) of sequence b (len tokens), (len, first, last) =
+// tiles(), KV head h, with q̂'s B fragments qb, K layout KL and V layout VL,
+// in a CTA of WARPS warps (the tables staged at area_addr): the warps'
+// partial (O, m, l) combined in sh and written to partial unit
+// partial_unit(). Both are callables, evaluated where the kernel needs them,
+// so that nothing of the caller's is held through the tile loop for them
+// (the per-pair CTA, whose body this was, measured 157.5 against 157.1 µs
+// at Llama b16 32K: NOTES.md run 26). The CTAs of both grids call this: a
+// per-pair split (AttentionCta) and a balanced chunk's segment
+// (AttentionCtaBalanced).
+template <class KL, class VL, int WARPS, class Tiles, class PartialUnit>
+__device__ __forceinline__ void AttentionTiles(const Params& p, CtaShared<WARPS, KL::kHeadDim>& sh,
+                                               uint32_t area_addr,
+                                               const uint32_t (&qb)[KL::kSlices][2], int b, int h,
+                                               Tiles tiles, PartialUnit partial_unit) {
+  constexpr int kWarps = WARPS, kThreads = 32 * WARPS;
+  constexpr int kHeadDim = KL::kHeadDim, kSlices = KL::kSlices;
+  constexpr int kTileBytes = KL::kRunBytes + VL::kRunBytes + 32 * (KL::kGroups + 1);
+  auto& comb_o = sh.comb_o;
+  auto& comb_ml = sh.comb_ml;
+  using Tile = TileRegs<KL, VL>;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const uint32_t replica32 = 4u * lane, replica8 = 4u * (lane & 7);
 
-  const int len = p.len[b];
-  const int tiles = (len + kTileTokens - 1) / kTileTokens;
-  const int first = split * p.tiles_per_split;
-  const int last = min(tiles, first + p.tiles_per_split);
-  // Tokens past the sequence or past this split's tiles are masked.
+  const int3 range = tiles();
+  const int len = range.x, first = range.y, last = range.z;
+  // Tokens past the sequence or past the tiles given are masked.
   const int end_tok = min(len, last * kTileTokens);
   float o[kSlices][4] = {};
   float m[2] = {kInit, kInit}, l[2] = {0.0f, 0.0f};
@@ -385,7 +402,7 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     scores(cur, acc);
     const float2 vn = Halves(cur.norms[KL::kGroups]);
     float vn0 = vn.x, vn8 = vn.y;
-    // Only the split's last tile can reach past end_tok (warp-uniform test).
+    // Only the last tile given can reach past end_tok (warp-uniform test).
     // Masked rows hold whatever the page held, NaN norms included: their
     // weight is 0, not 0 · n'.
     if (tile * kTileTokens + kTileTokens > end_tok) {
@@ -462,7 +479,7 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     comb_ml[warp][2 * t + 1][0] = m[1], comb_ml[warp][2 * t + 1][1] = l[1];
   }
   __syncthreads();
-  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1) + split;
+  const size_t unit = partial_unit();
   for (int i = tid; i < p.group_size * kHeadDim; i += kThreads) {
     const int qh = i / kHeadDim, d = i % kHeadDim;
     float mm = kInit;
@@ -477,6 +494,148 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
     if (d == 0) {
       p.partial_ml[(unit * p.group_size + qh) * 2] = mm;
       p.partial_ml[(unit * p.group_size + qh) * 2 + 1] = ll;
+    }
+  }
+}
+
+// One CTA of the per-pair grid (num_splits, kv_heads, batch): the tiles of
+// split blockIdx.x of sequence blockIdx.z, KV head blockIdx.y.
+template <class KL, class VL, int WARPS>
+__device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, KL::kHeadDim>& sh,
+                                             uint8_t* dyn_smem) {
+  static_assert(KL::kHeadDim == VL::kHeadDim, "K and V of one head_dim");
+  const uint32_t area_addr = StageTables<KL, VL, WARPS>(p, dyn_smem);
+  const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  // The merge may start (it prefetches V's rotation, then waits for this grid);
+  // q̂ is the prologue's output.
+  internal::AllowDependentLaunch();
+  internal::WaitForPrerequisiteGrids();
+  uint32_t qb[KL::kSlices][2];
+  LoadQueryFragments<KL>(p, b, h, qb);
+  __syncthreads();  // the tables staged
+  const auto tiles = [&] {
+    const int len = p.len[b];
+    const int first = split * p.tiles_per_split;
+    return make_int3(len, first,
+                     min((len + kTileTokens - 1) / kTileTokens, first + p.tiles_per_split));
+  };
+  AttentionTiles<KL, VL, WARPS>(p, sh, area_addr, qb, b, h, tiles, [&] {
+    return (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1) + split;
+  });
+}
+
+// Balanced splits (fragment_params.h): what a CTA needs across a segment,
+// parked per thread in shared memory rather than held in registers through
+// the tile loop (at the loop's 128-register bound, held they cost 10% per
+// tile: NOTES.md run 26). A balanced kernel declares one beside CtaShared.
+template <int WARPS>
+struct ChunkCursor {
+  int next_seq[32 * WARPS], next_start[32 * WARPS], unit[32 * WARPS];
+  int range[3];  // the CTA's chunk: begin, end (range tiles) and length
+};
+
+// A value parked in shared memory, read back as a load that ptxas must issue
+// where it stands (not forwarded from the register that stored it).
+__device__ __forceinline__ int Unpark(const int& parked) {
+  return *static_cast<const volatile int*>(&parked);
+}
+__device__ __forceinline__ void Park(int& slot, int value) {
+  *static_cast<volatile int*>(&slot) = value;
+}
+
+__device__ __forceinline__ int TilesOf(int len) { return (len + kTileTokens - 1) / kTileTokens; }
+
+// The empty partial (O = 0, m = kInit, l = 0) in slots [from, p.num_splits)
+// of sequence b, KV head h: slots its tiles do not reach, which the merge
+// still reads.
+__device__ __forceinline__ void ClearSlots(const Params& p, int b, int h, int from, int head_dim) {
+  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1) + from;
+  const int rows = (p.num_splits - from) * p.group_size;
+  float* o = p.partial_o + unit * p.group_size * head_dim;
+  float* ml = p.partial_ml + unit * p.group_size * 2;
+  for (int i = threadIdx.x; i < rows * head_dim; i += blockDim.x) o[i] = 0.0f;
+  for (int i = threadIdx.x; i < rows; i += blockDim.x) ml[2 * i] = kInit, ml[2 * i + 1] = 0.0f;
+}
+
+// One CTA of the balanced grid (CTAs per KV head, kv_heads): chunk
+// blockIdx.x of KV head blockIdx.y's tiles, a segment per sequence the chunk
+// reaches, and the unused slots of the sequences whose first tile it holds.
+template <class KL, class VL, int WARPS>
+__device__ __forceinline__ void AttentionCtaBalanced(const Params& p,
+                                                     CtaShared<WARPS, KL::kHeadDim>& sh,
+                                                     ChunkCursor<WARPS>& cursor,
+                                                     uint8_t* dyn_smem) {
+  static_assert(KL::kHeadDim == VL::kHeadDim, "K and V of one head_dim");
+  const uint32_t area_addr = StageTables<KL, VL, WARPS>(p, dyn_smem);
+  const int c = blockIdx.x, ctas = gridDim.x, h = blockIdx.y;
+  const int tid = threadIdx.x, lane = tid % 32;
+  // The merge may start (it prefetches V's rotation, then waits for this
+  // grid); q̂ is the prologue's output, the lengths are not.
+  internal::AllowDependentLaunch();
+  // The chunk, from all lengths (every warp alike, so no barrier).
+  int total = 0, longest = 0;
+  for (int b0 = 0; b0 < p.batch; b0 += 32) {
+    const int tiles = b0 + lane < p.batch ? TilesOf(__ldg(p.len + b0 + lane)) : 0;
+    total += static_cast<int>(__reduce_add_sync(0xffffffffu, static_cast<unsigned>(tiles)));
+    longest = max(longest, static_cast<int>(__reduce_max_sync(0xffffffffu, tiles)));
+  }
+  const int chunk = FragmentChunkTiles(total, longest, ctas, p.num_splits);
+  const int begin = static_cast<int>(min(static_cast<int64_t>(c) * chunk, int64_t{total}));
+  const int end = min(begin + chunk, total);
+  // Sequence b (its first tile at `start` in the range) is this CTA's when
+  // the chunk holds some of its tiles, or its first tile (the last CTA: past
+  // all chunks, a trailing empty sequence).
+  const auto owns = [&](int start) { return min(start / chunk, ctas - 1) == c; };
+  const auto reaches = [&](int start, int tiles) {
+    return (tiles > 0 && start < end && start + tiles > begin) || owns(start);
+  };
+  // The first such sequence: a prefix sum of the tiles, 32 sequences a step.
+  int first_seq = p.batch, first_start = total;
+  for (int b0 = 0, base = 0; b0 < p.batch; b0 += 32) {
+    const int tiles = b0 + lane < p.batch ? TilesOf(__ldg(p.len + b0 + lane)) : 0;
+    int sum = tiles;  // inclusive
+#pragma unroll
+    for (int off = 1; off < 32; off *= 2) {
+      const int other = __shfl_up_sync(0xffffffffu, sum, off);
+      if (lane >= off) sum += other;
+    }
+    const unsigned hit =
+        __ballot_sync(0xffffffffu, b0 + lane < p.batch && reaches(base + sum - tiles, tiles));
+    if (hit != 0) {
+      const int hit_lane = __ffs(hit) - 1;
+      first_seq = b0 + hit_lane;
+      first_start = base + __shfl_sync(0xffffffffu, sum - tiles, hit_lane);
+      break;
+    }
+    base += __shfl_sync(0xffffffffu, sum, 31);
+  }
+  cursor.next_seq[tid] = first_seq;
+  cursor.next_start[tid] = first_start;
+  if (tid == 0) cursor.range[0] = begin, cursor.range[1] = end, cursor.range[2] = chunk;
+  internal::WaitForPrerequisiteGrids();
+  __syncthreads();  // the tables staged, the chunk parked
+  for (;;) {
+    // Everything from shared memory: nothing of this loop stays in registers
+    // through a segment's tile loop.
+    const int b = Unpark(cursor.next_seq[tid]), start = Unpark(cursor.next_start[tid]);
+    if (b >= p.batch) break;
+    const int seg_begin = Unpark(cursor.range[0]), seg_end = Unpark(cursor.range[1]);
+    const int seg_chunk = Unpark(cursor.range[2]);
+    const int len = __ldg(p.len + b), tiles = TilesOf(len);
+    const bool owner = min(start / seg_chunk, ctas - 1) == c;
+    if (!(tiles > 0 && start < seg_end && start + tiles > seg_begin) && !owner) break;
+    Park(cursor.next_seq[tid], b + 1);
+    Park(cursor.next_start[tid], start + tiles);
+    if (owner) ClearSlots(p, b, h, FragmentSlotsSpanned(start, tiles, seg_chunk), KL::kHeadDim);
+    const int lo = max(start, seg_begin), hi = min(start + tiles, seg_end);
+    if (tiles > 0 && lo < hi) {
+      Park(cursor.unit[tid], (b * p.kv_heads + h) * (p.num_splits + 1) + c - start / seg_chunk);
+      uint32_t qb[KL::kSlices][2];
+      LoadQueryFragments<KL>(p, b, h, qb);
+      AttentionTiles<KL, VL, WARPS>(
+          p, sh, area_addr, qb, b, h, [&] { return make_int3(len, lo - start, hi - start); },
+          [&] { return static_cast<size_t>(Unpark(cursor.unit[tid])); });
+      __syncthreads();  // comb_o and comb_ml read: the next segment reuses them
     }
   }
 }

@@ -25,6 +25,10 @@ struct FragmentDecodeSourceOptions {
   int warps = 8;
   // extern "C" name of the attention kernel.
   std::string kernel_name = "FragmentDecode";
+  // Balanced splits (fragment_params.h): the kernel takes the grid (CTAs per
+  // KV head, kv_heads) and shares the batch's tiles evenly among the CTAs of
+  // a KV head; otherwise (num_splits, kv_heads, batch), splits per sequence.
+  bool balanced_splits = false;
 };
 
 // `heads`: the layer's pages, indexed by KV head (blockIdx.y). InvalidArgument,

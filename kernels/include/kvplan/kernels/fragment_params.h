@@ -9,10 +9,29 @@
 //   void* args[] = {&p};
 //   cudaLaunchKernelExC(OverlappingLaunch(dim3(p.num_splits, p.kv_heads, batch), ...).config(),
 //                       program.attention(layer), args);
+//
+// Balanced splits (FragmentProgramOptions::balanced_splits): the grid is
+// (CTAs per KV head, kv_heads) instead. Per KV head, the 16-token tiles of all
+// sequences, in batch order, form one range of `total` tiles, cut into chunks
+// of FragmentChunkTiles tiles; CTA c of the head takes chunk c. So every CTA
+// has the same work whatever the sequence lengths (per-pair splits are cut
+// from the longest sequence: in a ragged batch the short ones' CTAs idle), a
+// sequence's tiles may spread over consecutive CTAs and a CTA's over
+// consecutive sequences. CTA c writes its part of sequence b into partial
+// slot c - start_b / chunk (start_b: b's first tile in the range); the chunk
+// is long enough that no sequence spans more than num_splits slots, and the
+// CTA holding start_b fills b's unused slots with empty partials, so the merge
+// reads all num_splits.
 #ifndef KVPLAN_KERNELS_FRAGMENT_PARAMS_H_
 #define KVPLAN_KERNELS_FRAGMENT_PARAMS_H_
 
 #include <cstdint>
+
+#if defined(__CUDACC__)
+#define KVPLAN_HOST_DEVICE __host__ __device__
+#else
+#define KVPLAN_HOST_DEVICE
+#endif
 
 namespace kvplan::kernels {
 
@@ -21,6 +40,10 @@ inline constexpr int kFragmentQueryRows = 8;
 // Dynamic shared memory of an attention CTA: the code tables
 // (fragment_tables.h, 20416 bytes) and the slack that aligns them to 8 KB.
 inline constexpr int kFragmentDynamicSmem = 20416 + 8192;
+
+// The most 16-token tiles of one KV head over a balanced step's batch: the
+// kernel counts them in 32 bits.
+inline constexpr int kMaxFragmentRangeTiles = 1 << 30;
 
 struct FragmentDecodeParams {
   // [batch, kv_heads, kFragmentQueryRows, head_dim] fp16: q̂ per K group,
@@ -35,14 +58,33 @@ struct FragmentDecodeParams {
   int max_pages = 0;
   int kv_heads = 0;
   int group_size = 1;       // query rows written per KV head, 1..kFragmentQueryRows
-  int num_splits = 1;       // key-axis splits per (sequence, kv_head)
-  int tiles_per_split = 1;  // 16-token tiles per split: ceil(max_pages · 4 / num_splits)
+  int num_splits = 1;       // key-axis splits (balanced: partial slots) per (sequence, kv_head)
+  int tiles_per_split = 1;  // per-pair splits: ceil(max_pages · 4 / num_splits)
   // LaunchPackedDecode's scratch layout: split s writes slot s; slot num_splits
   // is the fp16 sink + recent part's (LaunchFragmentPrologue).
   float* partial_o = nullptr;   // [batch, kv_heads, num_splits + 1, group_size, head_dim]
   float* partial_ml = nullptr;  // [batch, kv_heads, num_splits + 1, group_size, 2]: (m, l)
+  int batch = 0;                // read by balanced splits only
 };
 
+// Balanced splits: tiles per chunk for `ctas` CTAs per KV head over `total`
+// tiles whose longest sequence has `longest`: an even share, raised where
+// needed so that a sequence spans at most `slots` chunks; with one slot, one
+// chunk for all.
+KVPLAN_HOST_DEVICE constexpr int FragmentChunkTiles(int total, int longest, int ctas, int slots) {
+  const int even = slots < 2 ? total : (total + ctas - 1) / ctas;
+  const int bounded = slots < 2 ? 1 : (longest + slots - 2) / (slots - 1);
+  const int chunk = even > bounded ? even : bounded;
+  return chunk > 1 ? chunk : 1;
+}
+
+// The slots (chunks) a sequence of `tiles` tiles from range tile `start` spans.
+KVPLAN_HOST_DEVICE constexpr int FragmentSlotsSpanned(int start, int tiles, int chunk) {
+  return tiles > 0 ? (start + tiles - 1) / chunk - start / chunk + 1 : 0;
+}
+
 }  // namespace kvplan::kernels
+
+#undef KVPLAN_HOST_DEVICE
 
 #endif  // KVPLAN_KERNELS_FRAGMENT_PARAMS_H_

@@ -147,7 +147,13 @@ struct PackedDecodeParams {
   int head_dim = 0;
   int v_bits = 0;
   // Key-axis splits per (sequence, kv_head); at most the plan's max_splits.
+  // A balanced fragment step (FragmentProgramOptions::balanced_splits):
+  // partial slots per (sequence, kv_head), the most CTAs one sequence's tiles
+  // may spread over (FragmentDecodeProgram::SplitsFor).
   int num_splits = 1;
+  // A balanced fragment step only: attention CTAs per kv_head, which share the
+  // batch's tiles evenly; 0: FragmentDecodeProgram::CtasPerKvHead.
+  int fragment_ctas_per_kv_head = 0;
   int64_t page_stride = 0;
   // Set by a plan built with fragment_pages: its pages are fragment-native,
   // which FragmentDecodeProgram::Step decodes and LaunchPackedDecode refuses.
