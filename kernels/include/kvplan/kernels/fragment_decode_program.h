@@ -61,7 +61,7 @@ struct FragmentProgramOptions {
   // the batch's tiles of a KV head evenly, across sequences, instead of
   // splitting each sequence num_splits ways. For ragged batches, whose short
   // sequences leave per-pair splits idle: Llama-3.1-8B K3V3 batch 16 of
-  // lengths spread up to 32K-128K 1.24-1.35x faster; uniform batches 3-12% slower
+  // lengths spread up to 32K-128K 1.23-1.35x faster; uniform batches 3-12% slower
   // (NOTES run 26). Default: false.
   bool balanced_splits = false;
   // Compile(KvPlan): leave the layers the fragment path cannot serve (K groups
