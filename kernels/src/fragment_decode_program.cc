@@ -217,20 +217,16 @@ absl::StatusOr<int> FragmentDecodeProgram::CtasPerKvHead(int layer, int batch,
 }
 
 absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int max_tokens) const {
+  // CtasPerKvHead also checks that the program is loaded and serves the layer.
+  absl::StatusOr<int> ctas = CtasPerKvHead(layer, batch, max_tokens);
+  if (!ctas.ok()) return ctas.status();
   if (!balanced_splits_) {
-    if (!loaded_) return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
-    if (layer < 0 || layer >= num_layers() || !serves(layer)) {
-      return absl::FailedPreconditionError(absl::StrCat("FragmentDecodeProgram::SplitsFor: layer ",
-                                                        layer, " is not one the program serves"));
-    }
     const int wave =
         std::max(1, resident_ctas_[layer_source_[layer]] / std::max(1, batch * num_kv_heads_));
     // At least 8 tiles of 16 tokens per warp (as CtasPerKvHead).
     const int longest = std::max(1, max_tokens / (16 * 8 * warps_));
     return std::min(wave, longest);
   }
-  absl::StatusOr<int> ctas = CtasPerKvHead(layer, batch, max_tokens);
-  if (!ctas.ok()) return ctas.status();
   const int64_t tiles = (std::max(max_tokens, 0) + kFragmentTileTokens - 1) / kFragmentTileTokens;
   const int64_t total = std::max(batch, 1) * tiles;
   if (total > kMaxFragmentRangeTiles) return *ctas + 1;  // Step refuses such a step anyway
