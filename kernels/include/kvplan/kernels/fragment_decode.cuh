@@ -526,8 +526,8 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
 
 // Balanced splits (fragment_params.h): what a CTA needs across a segment,
 // parked per thread in shared memory rather than held in registers through
-// the tile loop (at the loop's 128-register bound, held they cost 10% per
-// tile: NOTES.md run 26). A balanced kernel declares one beside CtaShared.
+// the tile loop (at the loop's 128-register bound, held they cost 5-11% per
+// step: NOTES.md run 26). A balanced kernel declares one beside CtaShared.
 template <int WARPS>
 struct ChunkCursor {
   int next_seq[32 * WARPS], next_start[32 * WARPS], unit[32 * WARPS];
