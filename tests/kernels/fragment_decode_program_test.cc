@@ -341,6 +341,65 @@ TEST(FragmentChunkTilesTest, ChunksCoverTheRangeAndKeepEachSequenceWithinItsSlot
   EXPECT_EQ(FragmentChunkTiles(0, 0, 33, 4), 1);
 }
 
+// The balanced kernel's walk (AttentionCtaBalanced) on the CPU, with the
+// predicates it calls: for ragged batches of every shape, each CTA takes the
+// consecutive sequences its chunk holds tiles of or owns, every tile of every
+// sequence lands in exactly one segment, and every partial slot of every
+// sequence is written exactly once (by a segment, or cleared by its owner).
+TEST(FragmentChunkTilesTest, TheChunkWalkCoversEveryTileAndSlotOnce) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 1000; ++trial) {
+    const int batch = 1 + static_cast<int>(rng() % 20);
+    const int ctas = 1 + static_cast<int>(rng() % 70);
+    const int slots = 1 + static_cast<int>(rng() % 6);
+    std::vector<int> tiles(batch), start(batch);
+    int total = 0, longest = 0;
+    for (int b = 0; b < batch; ++b) {
+      tiles[b] = rng() % 4 == 0 ? 0 : static_cast<int>(rng() % 300);
+      start[b] = total;
+      total += tiles[b];
+      longest = std::max(longest, tiles[b]);
+    }
+    const int chunk = FragmentChunkTiles(total, longest, ctas, slots);
+    std::vector<std::vector<int>> tile_hits(batch), slot_writes(batch, std::vector<int>(slots));
+    for (int c = 0; c < ctas; ++c) {
+      const int begin = FragmentChunkBegin(c, chunk, total);
+      const int end = FragmentChunkEnd(begin, chunk, total);
+      int reached = 0, last_reached = -1;
+      for (int b = 0; b < batch; ++b) {
+        const bool owner = FragmentChunkOwner(start[b], chunk, ctas) == c;
+        if (!FragmentChunkHolds(begin, end, start[b], tiles[b]) && !owner) continue;
+        ASSERT_TRUE(last_reached < 0 || last_reached == b - 1)
+            << "trial " << trial << ": CTA " << c << " skips sequence " << b - 1;
+        last_reached = b;
+        ++reached;
+        if (owner) {
+          for (int s = FragmentSlotsSpanned(start[b], tiles[b], chunk); s < slots; ++s) {
+            ++slot_writes[b][s];
+          }
+        }
+        const int lo = std::max(start[b], begin), hi = std::min(start[b] + tiles[b], end);
+        if (tiles[b] > 0 && lo < hi) {
+          const int slot = c - start[b] / chunk;
+          ASSERT_TRUE(slot >= 0 && slot < slots) << "trial " << trial << " slot " << slot;
+          ++slot_writes[b][slot];
+          tile_hits[b].resize(tiles[b]);
+          for (int t = lo; t < hi; ++t) ++tile_hits[b][t - start[b]];
+        }
+      }
+    }
+    for (int b = 0; b < batch; ++b) {
+      for (int t = 0; t < tiles[b]; ++t) {
+        ASSERT_EQ(tile_hits[b].size() > static_cast<size_t>(t) ? tile_hits[b][t] : 0, 1)
+            << "trial " << trial << " sequence " << b << " tile " << t;
+      }
+      for (int s = 0; s < slots; ++s) {
+        ASSERT_EQ(slot_writes[b][s], 1) << "trial " << trial << " sequence " << b << " slot " << s;
+      }
+    }
+  }
+}
+
 // What a step refuses, before it launches anything.
 TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   const KvPlan plan = *BlockGtqPlan(/*layers=*/1, /*head_dim=*/128, /*k_group_align=*/16, {});

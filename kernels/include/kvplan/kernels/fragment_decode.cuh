@@ -302,6 +302,8 @@ struct CtaShared {
   float comb_ml[WARPS][kQueryRows][2];
 };
 
+__device__ __forceinline__ int TilesOf(int len) { return (len + kTileTokens - 1) / kTileTokens; }
+
 // q̂'s B fragments for sequence b, KV head h: slice s, k pairs (2t, 2t+1) and
 // (8+2t, 8+2t+1), in natural column order as core/fragment_page.h stores the
 // K codes.
@@ -516,8 +518,7 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   const auto tiles = [&] {
     const int len = p.len[b];
     const int first = split * p.tiles_per_split;
-    return make_int3(len, first,
-                     min((len + kTileTokens - 1) / kTileTokens, first + p.tiles_per_split));
+    return make_int3(len, first, min(TilesOf(len), first + p.tiles_per_split));
   };
   AttentionTiles<KL, VL, WARPS>(p, sh, area_addr, qb, b, h, tiles, [&] {
     return (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1) + split;
@@ -542,8 +543,6 @@ __device__ __forceinline__ int Unpark(const int& parked) {
 __device__ __forceinline__ void Park(int& slot, int value) {
   *static_cast<volatile int*>(&slot) = value;
 }
-
-__device__ __forceinline__ int TilesOf(int len) { return (len + kTileTokens - 1) / kTileTokens; }
 
 // The empty partial (O = 0, m = kInit, l = 0) in slots [from, p.num_splits)
 // of sequence b, KV head h: slots its tiles do not reach, which the merge
@@ -580,16 +579,14 @@ __device__ __forceinline__ void AttentionCtaBalanced(const Params& p,
     longest = max(longest, static_cast<int>(__reduce_max_sync(0xffffffffu, tiles)));
   }
   const int chunk = FragmentChunkTiles(total, longest, ctas, p.num_splits);
-  const int begin = static_cast<int>(min(static_cast<int64_t>(c) * chunk, int64_t{total}));
-  const int end = min(begin + chunk, total);
-  // Sequence b (its first tile at `start` in the range) is this CTA's when
-  // the chunk holds some of its tiles, or its first tile (the last CTA: past
-  // all chunks, a trailing empty sequence).
-  const auto owns = [&](int start) { return min(start / chunk, ctas - 1) == c; };
+  const int begin = FragmentChunkBegin(c, chunk, total),
+            end = FragmentChunkEnd(begin, chunk, total);
   const auto reaches = [&](int start, int tiles) {
-    return (tiles > 0 && start < end && start + tiles > begin) || owns(start);
+    return FragmentChunkHolds(begin, end, start, tiles) ||
+           FragmentChunkOwner(start, chunk, ctas) == c;
   };
-  // The first such sequence: a prefix sum of the tiles, 32 sequences a step.
+  // The first sequence the CTA has work for (the ones its chunk holds tiles of
+  // and the ones it owns): a prefix sum of the tiles, 32 sequences a step.
   int first_seq = p.batch, first_start = total;
   for (int b0 = 0, base = 0; b0 < p.batch; b0 += 32) {
     const int tiles = b0 + lane < p.batch ? TilesOf(__ldg(p.len + b0 + lane)) : 0;
@@ -622,8 +619,8 @@ __device__ __forceinline__ void AttentionCtaBalanced(const Params& p,
     const int seg_begin = Unpark(cursor.range[0]), seg_end = Unpark(cursor.range[1]);
     const int seg_chunk = Unpark(cursor.range[2]);
     const int len = __ldg(p.len + b), tiles = TilesOf(len);
-    const bool owner = min(start / seg_chunk, ctas - 1) == c;
-    if (!(tiles > 0 && start < seg_end && start + tiles > seg_begin) && !owner) break;
+    const bool owner = FragmentChunkOwner(start, seg_chunk, ctas) == c;
+    if (!FragmentChunkHolds(seg_begin, seg_end, start, tiles) && !owner) break;
     Park(cursor.next_seq[tid], b + 1);
     Park(cursor.next_start[tid], start + tiles);
     if (owner) ClearSlots(p, b, h, FragmentSlotsSpanned(start, tiles, seg_chunk), KL::kHeadDim);

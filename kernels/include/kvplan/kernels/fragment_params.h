@@ -83,6 +83,29 @@ KVPLAN_HOST_DEVICE constexpr int FragmentSlotsSpanned(int start, int tiles, int 
   return tiles > 0 ? (start + tiles - 1) / chunk - start / chunk + 1 : 0;
 }
 
+// CTA c's chunk [begin, end) of a range of `total` tiles (empty past it).
+KVPLAN_HOST_DEVICE constexpr int FragmentChunkBegin(int c, int chunk, int total) {
+  const long long begin = static_cast<long long>(c) * chunk;
+  return static_cast<int>(begin < total ? begin : total);
+}
+KVPLAN_HOST_DEVICE constexpr int FragmentChunkEnd(int begin, int chunk, int total) {
+  return begin + chunk < total ? begin + chunk : total;
+}
+
+// The CTA that owns the sequence whose first tile is range tile `start` and
+// writes its unused slots: the one whose chunk holds that tile, or the last
+// CTA for a trailing empty sequence past every chunk.
+KVPLAN_HOST_DEVICE constexpr int FragmentChunkOwner(int start, int chunk, int ctas) {
+  return start / chunk < ctas - 1 ? start / chunk : ctas - 1;
+}
+
+// Whether a chunk [begin, end) holds tiles of the sequence of `tiles` tiles
+// from range tile `start`. A CTA has work for the sequences its chunk holds
+// tiles of and those it owns (FragmentChunkOwner): consecutive sequences.
+KVPLAN_HOST_DEVICE constexpr bool FragmentChunkHolds(int begin, int end, int start, int tiles) {
+  return tiles > 0 && start < end && start + tiles > begin;
+}
+
 }  // namespace kvplan::kernels
 
 #undef KVPLAN_HOST_DEVICE
