@@ -306,7 +306,7 @@ void Prepare(DeviceCase& c, const void* attention, int batch, int kv_heads, int 
   CHECK_CUDA(cudaMemcpy(d_q, q.data(), q.size() * 2, cudaMemcpyHostToDevice));
   p.page_table = d_table, p.len = d_len, p.q_rot = d_q;
   p.max_pages = max_pages, p.kv_heads = kv_heads, p.num_splits = splits, p.group_size = group;
-  p.tiles_per_split = (max_pages * kTilesPerPage + splits - 1) / splits;
+  p.batch = batch;
   const std::vector<uint32_t> image = kernels::FragmentTableImage();
   uint32_t* tables = c.Alloc<uint32_t>(image.size());
   CHECK_CUDA(cudaMemcpy(tables, image.data(), image.size() * 4, cudaMemcpyHostToDevice));

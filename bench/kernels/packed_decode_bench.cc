@@ -8,6 +8,7 @@
 //                             [--batch N] [--ctx N] [--no-encode] [--k-align D]
 //                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
 //                             [--ragged] [--balanced] [--fragment-ctas N] [--parts]
+//                             [--fit-splits] [--fragment-splits N] [--table-ctx N]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -15,8 +16,12 @@
 //   (--k-align D: GroupAlignedAllocate, width groups of whole D-dim units).
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
 //   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
-//   SplitsFor; at most the plan's max_splits); the fragment step always takes
-//   FragmentDecodeProgram::SplitsFor.
+//   SplitsFor; at most the plan's max_splits); the fragment step takes
+//   FragmentDecodeProgram::SplitsFor unless --fit-splits (SplitsForLengths of
+//   the batch's lengths and page table: its split count and, balanced, CTAs)
+//   or --fragment-splits N (that many; balanced: partial slots).
+//   --table-ctx N: page tables of N tokens' pages per sequence (a table sized
+//   for a longer context than the sequences hold; N >= ctx), for both steps.
 //   --ragged: sequence b of a batch has ctx·(b + 1) / batch tokens (a decode
 //   batch of mixed lengths) for the packed and fp16 kernels; GB/s count the
 //   pages actually read; no SDPA column (dense K/V only).
@@ -175,6 +180,8 @@ struct FragmentPath {
   double page_bytes_sum = 0;  // over the heads
   bool balanced = false;      // --balanced: FragmentProgramOptions::balanced_splits
   int ctas_per_kv_head = 0;   // --fragment-ctas (balanced; 0: the program's CtasPerKvHead)
+  bool fit_splits = false;    // --fit-splits: SplitsForLengths
+  int splits = 0;             // --fragment-splits (0: SplitsFor)
   FragmentPath() = default;
   FragmentPath(const FragmentPath&) = delete;
   FragmentPath& operator=(const FragmentPath&) = delete;
@@ -230,21 +237,55 @@ void MakeFragmentPath(PackedDecodeConfig config, const std::vector<HeadCodec>& c
                          cudaMemcpyHostToDevice));
 }
 
-// Median µs of the fragment step on the packed step's per-step inputs `step`
-// (q, lengths, scale, out; the page table of replica i, as for the packed
-// step) over fragment pages filled at random. parts: also the fixed-function
-// kernels alone (prologue, merge), printed.
-double FragmentStepMicros(Timer& timer, const FragmentPath& path,
-                          const kernels::PackedDecodeParams& step, int ctx, int64_t seq_pages,
-                          int reps, const int* d_table, int iters, bool parts) {
+// The fragment step's shape for a batch of `lens` in a table of
+// `max_pages_per_seq` pages: SplitsFor, or as --fit-splits / --fragment-splits say.
+kernels::FragmentSplits FragmentShape(const FragmentPath& path, const std::vector<int>& lens,
+                                      int max_pages_per_seq) {
   const kernels::FragmentDecodeProgram& program = *path.program;
-  absl::StatusOr<int> splits = program.SplitsFor(0, step.batch, ctx);
-  if (!splits.ok()) {
-    std::fprintf(stderr, "fragment splits: %s\n", std::string(splits.status().message()).c_str());
+  const int batch = static_cast<int>(lens.size());
+  const int longest = *std::max_element(lens.begin(), lens.end());
+  kernels::FragmentSplits shape;
+  absl::Status status;
+  if (path.fit_splits) {
+    absl::StatusOr<kernels::FragmentSplits> fitted =
+        program.SplitsForLengths(0, lens, max_pages_per_seq, path.plan->max_splits());
+    if (fitted.ok()) shape = *fitted;
+    status = fitted.status();
+  } else {
+    absl::StatusOr<int> splits = program.SplitsFor(0, batch, longest);
+    if (splits.ok()) shape.num_splits = *splits;
+    status = splits.status();
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "fragment splits: %s\n", std::string(status.message()).c_str());
     std::exit(1);
   }
-  kernels::PackedDecodeParams p = path.plan->DecodeParams(0, path.workspace, step.batch, *splits);
-  p.fragment_ctas_per_kv_head = path.ctas_per_kv_head;
+  if (path.splits > 0) shape.num_splits = path.splits;
+  if (path.ctas_per_kv_head > 0) shape.ctas_per_kv_head = path.ctas_per_kv_head;
+  if (path.fit_splits || path.splits > 0 || max_pages_per_seq * kPageTokens > longest + 63) {
+    std::printf(
+        "  fragment step shape (batch %d, longest %d, table %d pages): %d splits, %d CTAs "
+        "per KV head (0: per-pair or CtasPerKvHead)\n",
+        batch, longest, max_pages_per_seq, shape.num_splits, shape.ctas_per_kv_head);
+  }
+  return shape;
+}
+
+// Median µs of the fragment step on the packed step's per-step inputs `step`
+// (q, lengths `lens`, scale, out, table width; the page table of replica i,
+// as for the packed step: replicas table_stride ints apart) over fragment
+// pages filled at random. parts: also the fixed-function kernels alone
+// (prologue, merge), printed.
+double FragmentStepMicros(Timer& timer, const FragmentPath& path,
+                          const kernels::PackedDecodeParams& step, const std::vector<int>& lens,
+                          int64_t seq_pages, int reps, const int* d_table, int64_t table_stride,
+                          int iters, bool parts) {
+  const kernels::FragmentDecodeProgram& program = *path.program;
+  const int ctx = *std::max_element(lens.begin(), lens.end());
+  const kernels::FragmentSplits shape = FragmentShape(path, lens, step.max_pages_per_seq);
+  kernels::PackedDecodeParams p =
+      path.plan->DecodeParams(0, path.workspace, step.batch, shape.num_splits);
+  p.fragment_ctas_per_kv_head = shape.ctas_per_kv_head;
   const size_t pool_bytes = static_cast<size_t>(seq_pages) * reps * p.num_kv_heads * p.page_stride;
   uint8_t* pool;
   BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
@@ -259,7 +300,7 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
   p.out = step.out;
   const double us = timer.Median(iters, [&](int i, cudaStream_t stream) {
     kernels::PackedDecodeParams pi = p;
-    pi.page_table = d_table + static_cast<size_t>(i % reps) * seq_pages;
+    pi.page_table = d_table + static_cast<size_t>(i % reps) * table_stride;
     const absl::Status s = program.Step(0, pi, {path.tables, path.q_rot}, stream);
     if (!s.ok()) {
       std::fprintf(stderr, "fragment step: %s\n", std::string(s.message()).c_str());
@@ -289,8 +330,9 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
 int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
-      splits = 0, fragment_ctas = 0;
-  bool fragment = false, graph = false, parts = false, ragged = false, balanced = false;
+      splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
+  bool fragment = false, graph = false, parts = false, ragged = false, balanced = false,
+       fit_splits = false;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -301,6 +343,11 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--parts") == 0) parts = true;
     if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
     if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
+    if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
+    if (std::strcmp(argv[i], "--fragment-splits") == 0 && has_value) {
+      fragment_splits = std::atoi(argv[++i]);
+    }
+    if (std::strcmp(argv[i], "--table-ctx") == 0 && has_value) table_ctx = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--fragment-ctas") == 0 && has_value) {
       fragment_ctas = std::atoi(argv[++i]);
     }
@@ -390,6 +437,8 @@ int Run(int argc, char** argv) {
       FragmentPath frag;
       frag.balanced = balanced;
       frag.ctas_per_kv_head = fragment_ctas;
+      frag.fit_splits = fit_splits;
+      frag.splits = fragment_splits;
       if (fragment) MakeFragmentPath(config, codecs, frag);
 
       for (int batch : {1, 16}) {
@@ -410,8 +459,20 @@ int Run(int argc, char** argv) {
           BENCH_CHECK(cudaMalloc(&pool, packed_bytes * reps_p));
           BENCH_CHECK(FillRandomBits(pool, packed_bytes * reps_p, 7, nullptr));
           BENCH_CHECK(FixPageNorms(pool, seq_pages * reps_p, heads, stride, d_spans, 2, nullptr));
-          std::vector<int> table(static_cast<size_t>(reps_p) * seq_pages);
-          for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
+          // Replica r's table: sequence b's pages in order, in a row of
+          // table_pages (--table-ctx; entries past the sequence unread).
+          const int table_pages =
+              std::max(pages_per_seq, (table_ctx + kPageTokens - 1) / kPageTokens);
+          const int64_t table_stride = int64_t{batch} * table_pages;
+          std::vector<int> table(static_cast<size_t>(reps_p) * table_stride, 0);
+          for (int64_t r = 0; r < reps_p; ++r) {
+            for (int64_t b = 0; b < batch; ++b) {
+              for (int j = 0; j < pages_per_seq; ++j) {
+                table[r * table_stride + b * table_pages + j] =
+                    static_cast<int>(r * seq_pages + b * pages_per_seq + j);
+              }
+            }
+          }
           int *d_table, *d_len;
           BENCH_CHECK(cudaMalloc(&d_table, table.size() * sizeof(int)));
           BENCH_CHECK(cudaMemcpy(d_table, table.data(), table.size() * sizeof(int),
@@ -437,21 +498,22 @@ int Run(int argc, char** argv) {
               splits > 0 ? std::min(splits, plan->max_splits()) : plan->SplitsFor(batch, ctx));
           p.q = q;
           p.pages = pool;
-          p.max_pages_per_seq = pages_per_seq;
+          p.max_pages_per_seq = table_pages;
           p.packed_len = d_len;
           p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
           p.out = out;
           const double packed_us = timer.Median(iters, [&](int i, cudaStream_t stream) {
             kernels::PackedDecodeParams pi = p;
-            pi.page_table = d_table + static_cast<size_t>(i % reps_p) * seq_pages;
+            pi.page_table = d_table + static_cast<size_t>(i % reps_p) * table_stride;
             BENCH_CHECK(kernels::LaunchPackedDecode(pi, stream));
           });
           const double read_bytes = pages_read * page_bytes_sum;
           const double packed_gbs = read_bytes / (packed_us * 1e-6) / 1e9;
           cudaFree(pool);
-          const double frag_us = fragment ? FragmentStepMicros(timer, frag, p, ctx, seq_pages,
-                                                               reps_p, d_table, iters, parts)
-                                          : -1;
+          const double frag_us = fragment
+                                     ? FragmentStepMicros(timer, frag, p, lens, seq_pages, reps_p,
+                                                          d_table, table_stride, iters, parts)
+                                     : -1;
           const double frag_gbs = pages_read * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);
 

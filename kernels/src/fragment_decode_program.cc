@@ -200,41 +200,69 @@ absl::Status FragmentDecodeProgram::Load() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> FragmentDecodeProgram::CtasPerKvHead(int layer, int batch,
-                                                         int max_tokens) const {
+absl::StatusOr<FragmentSplitMachine> FragmentDecodeProgram::SplitMachine(int layer) const {
   if (!loaded_) return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
   if (layer < 0 || layer >= num_layers() || !serves(layer)) {
     return absl::FailedPreconditionError(
         absl::StrCat("FragmentDecodeProgram: layer ", layer, " is not one the program serves"));
   }
+  FragmentSplitMachine machine;
+  machine.resident_ctas = resident_ctas_[layer_source_[layer]];
+  machine.kv_heads = num_kv_heads_;
+  machine.warps = warps_;
+  return machine;
+}
+
+absl::StatusOr<int> FragmentDecodeProgram::CtasPerKvHead(int layer, int batch,
+                                                         int max_tokens) const {
+  absl::StatusOr<FragmentSplitMachine> machine = SplitMachine(layer);
+  if (!machine.ok()) return machine.status();
   const int64_t tiles = std::max<int64_t>(batch, 1) *
                         ((std::max(max_tokens, 0) + kFragmentTileTokens - 1) / kFragmentTileTokens);
-  // At least 8 tiles of 16 tokens per warp: shorter splits cost more in
-  // prologue and merge than they win in parallelism (NOTES run 18, call 12).
-  const int64_t longest = std::max<int64_t>(1, tiles / (8 * warps_));
-  return static_cast<int>(std::min<int64_t>(
-      std::max(1, resident_ctas_[layer_source_[layer]] / num_kv_heads_), longest));
+  return BalancedCtasPerKvHead(tiles, *machine);
 }
 
 absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int max_tokens) const {
-  // CtasPerKvHead also checks that the program is loaded and serves the layer.
-  absl::StatusOr<int> ctas = CtasPerKvHead(layer, batch, max_tokens);
-  if (!ctas.ok()) return ctas.status();
-  if (!balanced_splits_) {
-    const int wave =
-        std::max(1, resident_ctas_[layer_source_[layer]] / std::max(1, batch * num_kv_heads_));
-    // At least 8 tiles of 16 tokens per warp (as CtasPerKvHead).
-    const int longest = std::max(1, max_tokens / (16 * 8 * warps_));
-    return std::min(wave, longest);
-  }
+  absl::StatusOr<FragmentSplitMachine> machine = SplitMachine(layer);
+  if (!machine.ok()) return machine.status();
+  if (!balanced_splits_) return UniformPairSplits(batch, max_tokens, *machine);
+  const int ctas = *CtasPerKvHead(layer, batch, max_tokens);
   const int64_t tiles = (std::max(max_tokens, 0) + kFragmentTileTokens - 1) / kFragmentTileTokens;
   const int64_t total = std::max(batch, 1) * tiles;
-  if (total > kMaxFragmentRangeTiles) return *ctas + 1;  // Step refuses such a step anyway
+  if (total > kMaxFragmentRangeTiles) return ctas + 1;  // Step refuses such a step anyway
   // With an even share per CTA and this many slots, the kernel's chunk
   // (FragmentChunkTiles) is the even share: the bound it keeps to is for a
   // sequence at any place in the range.
-  const int64_t even = (total + *ctas - 1) / *ctas;
-  return static_cast<int>((tiles + even - 1) / even + 1);
+  return BalancedSlots(total, tiles, ctas);
+}
+
+absl::StatusOr<FragmentSplits> FragmentDecodeProgram::SplitsForLengths(
+    int layer, absl::Span<const int> lengths, int max_pages_per_seq, int max_splits) const {
+  absl::StatusOr<FragmentSplitMachine> machine = SplitMachine(layer);
+  if (!machine.ok()) return machine.status();
+  if (max_splits < 1 || max_pages_per_seq < 0 ||
+      int64_t{max_pages_per_seq} * kFragmentTilesPerPage > kMaxFragmentRangeTiles) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SplitsForLengths: max_splits ", max_splits,
+        " (>= 1: the decode plan's, PackedDecodePlan::max_splits) or max_pages_per_seq ",
+        max_pages_per_seq, " (0 .. ", kMaxFragmentRangeTiles / kFragmentTilesPerPage,
+        ") out of range"));
+  }
+  const int64_t holds = int64_t{max_pages_per_seq} * kKernelPageTokens;
+  for (size_t b = 0; b < lengths.size(); ++b) {
+    if (lengths[b] < 0 || lengths[b] > holds) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SplitsForLengths: sequence ", b, " has ", lengths[b],
+                       " tokens; a page table of ", max_pages_per_seq, " pages holds 0 .. ", holds,
+                       ": pass the step's packed lengths (PackedDecodeParams::packed_len) and page "
+                       "table width"));
+    }
+  }
+  machine->max_splits = max_splits;
+  if (balanced_splits_) return FittedBalancedSplits(lengths, *machine);
+  FragmentSplits shape;
+  shape.num_splits = FittedPairSplits(lengths, max_pages_per_seq, *machine);
+  return shape;
 }
 
 absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
@@ -288,7 +316,15 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
                                                    p.fragment_ctas_per_kv_head,
                                                    " must be >= 0 (0: CtasPerKvHead)"));
   }
-  // A balanced kernel counts a KV head's tiles over the batch in 32 bits.
+  // The kernels count a sequence's tiles (balanced: a KV head's over the
+  // batch) in 32 bits.
+  if (int64_t{p.max_pages_per_seq} * (kKernelPageTokens / kFragmentTileTokens) >
+      kMaxFragmentRangeTiles) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where(), "max_pages_per_seq ", p.max_pages_per_seq, " is over ",
+                     kMaxFragmentRangeTiles / (kKernelPageTokens / kFragmentTileTokens),
+                     " pages: no sequence can be that long"));
+  }
   if (balanced_splits_ && static_cast<int64_t>(p.batch) * p.max_pages_per_seq *
                                   (kKernelPageTokens / kFragmentTileTokens) >
                               kMaxFragmentRangeTiles) {
@@ -313,9 +349,6 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
   f.kv_heads = p.num_kv_heads;
   f.group_size = p.group_size;
   f.num_splits = p.num_splits;
-  f.tiles_per_split = std::max(
-      1, (p.max_pages_per_seq * (kKernelPageTokens / kFragmentTileTokens) + p.num_splits - 1) /
-             p.num_splits);
   f.partial_o = p.partial_o;
   f.partial_ml = p.partial_ml;
   f.batch = p.batch;

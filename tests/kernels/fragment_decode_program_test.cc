@@ -269,14 +269,21 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
     EXPECT_GE(*fill, 1);
     // (CTAs per KV head, splits). Per-pair splits: three (more than SplitsFor
     // gives so few tokens), so that the merge combines several, some of them
-    // empty for the shorter sequences. Balanced splits (fragment_params.h), over
-    // the 13 + 0 + 6 tiles of a KV head: what CtasPerKvHead and SplitsFor give
-    // (one CTA); 3 CTAs of 7 tiles, so that sequence 0 spreads over two and CTA
-    // 1 reaches into sequence 2; more CTAs than tiles (idle ones); one slot (one
-    // CTA takes every sequence). Each step starts from NaN in the partial
-    // slots, which the kernels must all write.
-    std::vector<std::pair<int, int>> shapes = {{0, 3}};
+    // empty for the shorter sequences (splits of 6 tiles of the table's 16:
+    // sequence 2's third is empty), and twenty, more than the table has
+    // tiles (one each; past 13 tiles, sequence 0's are empty too). Balanced splits
+    // (fragment_params.h), over the 13 + 0 + 6 tiles of a KV head: what CtasPerKvHead and SplitsFor
+    // give (one CTA); 3 CTAs of 7 tiles, so that sequence 0 spreads over two and CTA 1 reaches into
+    // sequence 2; more CTAs than tiles (idle ones); one slot (one CTA takes every sequence). Each
+    // step starts from NaN in the partial slots, which the kernels must all write.
+    std::vector<std::pair<int, int>> shapes = {{0, 3}, {0, 20}};
     if (balanced) shapes = {{0, *fill}, {3, 3}, {40, 3}, {2, 1}};
+    // And the shape SplitsForLengths fits to these lengths.
+    const absl::StatusOr<FragmentSplits> fitted =
+        program->SplitsForLengths(l, lens, kMaxPages, decode_plan->max_splits());
+    ASSERT_TRUE(fitted.ok()) << fitted.status();
+    EXPECT_EQ(fitted->ctas_per_kv_head > 0, balanced);
+    shapes.emplace_back(fitted->ctas_per_kv_head, fitted->num_splits);
     for (const auto& [ctas, splits] : shapes) {
       SCOPED_TRACE("ctas " + std::to_string(ctas) + ", splits " + std::to_string(splits));
       ASSERT_GE(decode_plan->max_splits(), splits);
@@ -458,10 +465,27 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   ASSERT_TRUE(balanced.ok()) << balanced.status();
   ASSERT_TRUE(balanced->Load().ok());
   bad = p;
-  bad.max_pages_per_seq = kMaxFragmentRangeTiles / 4 + 1;
+  bad.batch = 2;
+  bad.max_pages_per_seq = kMaxFragmentRangeTiles / 8 + 1;
   const absl::Status too_many = balanced->Step(0, bad, buffers, nullptr);
   EXPECT_EQ(too_many.code(), absl::StatusCode::kInvalidArgument) << too_many;
   EXPECT_NE(too_many.message().find("split the batch"), std::string::npos) << too_many;
+  // So does every kernel a sequence's.
+  bad = p;
+  bad.max_pages_per_seq = kMaxFragmentRangeTiles / 4 + 1;
+  refused(bad, 0, "no sequence can be that long");
+  // Lengths a page table cannot hold, and a plan without partial slots.
+  const std::vector<int> lens = {64, 65};
+  const absl::StatusOr<FragmentSplits> too_long = program->SplitsForLengths(0, lens, 1, 4);
+  EXPECT_EQ(too_long.status().code(), absl::StatusCode::kInvalidArgument) << too_long.status();
+  EXPECT_NE(too_long.status().message().find("sequence 1 has 65 tokens"), std::string::npos)
+      << too_long.status();
+  const std::vector<int> negative = {-1};
+  EXPECT_EQ(program->SplitsForLengths(0, negative, 1, 4).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::StatusOr<FragmentSplits> no_slots = program->SplitsForLengths(0, lens, 2, 0);
+  EXPECT_EQ(no_slots.status().code(), absl::StatusCode::kInvalidArgument) << no_slots.status();
+  EXPECT_TRUE(program->SplitsForLengths(0, lens, 2, 4).ok());
 }
 
 // A stored plan served end to end on fragment pages: every layer encoded on

@@ -304,6 +304,31 @@ struct CtaShared {
 
 __device__ __forceinline__ int TilesOf(int len) { return (len + kTileTokens - 1) / kTileTokens; }
 
+// The batch's tiles per KV head: their total (x) and the longest sequence's
+// (y), computed by every warp alike from all lengths (no barrier).
+__device__ __forceinline__ int2 BatchTiles(const Params& p) {
+  const int lane = threadIdx.x % 32;
+  int total = 0, longest = 0;
+  for (int b0 = 0; b0 < p.batch; b0 += 32) {
+    const int tiles = b0 + lane < p.batch ? TilesOf(__ldg(p.len + b0 + lane)) : 0;
+    total += static_cast<int>(__reduce_add_sync(0xffffffffu, static_cast<unsigned>(tiles)));
+    longest = max(longest, static_cast<int>(__reduce_max_sync(0xffffffffu, tiles)));
+  }
+  return make_int2(total, longest);
+}
+
+// The empty partial (O = 0, m = kInit, l = 0) in slots [from, to) of
+// sequence b, KV head h: slots no tile reaches, which the merge still reads.
+__device__ __forceinline__ void ClearSlots(const Params& p, int b, int h, int from, int to,
+                                           int head_dim) {
+  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1) + from;
+  const int rows = (to - from) * p.group_size;
+  float* o = p.partial_o + unit * p.group_size * head_dim;
+  float* ml = p.partial_ml + unit * p.group_size * 2;
+  for (int i = threadIdx.x; i < rows * head_dim; i += blockDim.x) o[i] = 0.0f;
+  for (int i = threadIdx.x; i < rows; i += blockDim.x) ml[2 * i] = kInit, ml[2 * i + 1] = 0.0f;
+}
+
 // q̂'s B fragments for sequence b, KV head h: slice s, k pairs (2t, 2t+1) and
 // (8+2t, 8+2t+1), in natural column order as core/fragment_page.h stores the
 // K codes.
@@ -501,13 +526,28 @@ __device__ __forceinline__ void AttentionTiles(const Params& p, CtaShared<WARPS,
 }
 
 // One CTA of the per-pair grid (num_splits, kv_heads, batch): the tiles of
-// split blockIdx.x of sequence blockIdx.z, KV head blockIdx.y.
+// split blockIdx.x of sequence blockIdx.z, KV head blockIdx.y, the page
+// table's tiles cut num_splits ways (FragmentSplitTiles). A split past its
+// sequence's end writes its empty partial and leaves at once: it stages no
+// tables and waits for nothing (its slot is no other kernel's while this
+// step runs), so the splits a ragged batch's short sequences do not reach,
+// or a page table wider than the sequences, cost little. (The split length
+// taken from the lengths on the device instead, which would make a wide
+// table cost nothing, moved ptxas's schedule of the tile loop: 1% slower on
+// uniform batches, NOTES run 27; from the constant bank, as here, the loop
+// compiles as before.)
 template <class KL, class VL, int WARPS>
 __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, KL::kHeadDim>& sh,
                                              uint8_t* dyn_smem) {
   static_assert(KL::kHeadDim == VL::kHeadDim, "K and V of one head_dim");
-  const uint32_t area_addr = StageTables<KL, VL, WARPS>(p, dyn_smem);
   const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int per_split = FragmentSplitTiles(p.max_pages * kTilesPerPage, p.num_splits);
+  const int first = split * per_split;
+  if (first >= TilesOf(__ldg(p.len + b))) {
+    ClearSlots(p, b, h, split, split + 1, KL::kHeadDim);
+    return;
+  }
+  const uint32_t area_addr = StageTables<KL, VL, WARPS>(p, dyn_smem);
   // The merge may start (it prefetches V's rotation, then waits for this grid);
   // q̂ is the prologue's output.
   internal::AllowDependentLaunch();
@@ -517,8 +557,7 @@ __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, K
   __syncthreads();  // the tables staged
   const auto tiles = [&] {
     const int len = p.len[b];
-    const int first = split * p.tiles_per_split;
-    return make_int3(len, first, min(TilesOf(len), first + p.tiles_per_split));
+    return make_int3(len, first, min(TilesOf(len), first + per_split));
   };
   AttentionTiles<KL, VL, WARPS>(p, sh, area_addr, qb, b, h, tiles, [&] {
     return (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1) + split;
@@ -544,18 +583,6 @@ __device__ __forceinline__ void Park(int& slot, int value) {
   *static_cast<volatile int*>(&slot) = value;
 }
 
-// The empty partial (O = 0, m = kInit, l = 0) in slots [from, p.num_splits)
-// of sequence b, KV head h: slots its tiles do not reach, which the merge
-// still reads.
-__device__ __forceinline__ void ClearSlots(const Params& p, int b, int h, int from, int head_dim) {
-  const size_t unit = (static_cast<size_t>(b) * p.kv_heads + h) * (p.num_splits + 1) + from;
-  const int rows = (p.num_splits - from) * p.group_size;
-  float* o = p.partial_o + unit * p.group_size * head_dim;
-  float* ml = p.partial_ml + unit * p.group_size * 2;
-  for (int i = threadIdx.x; i < rows * head_dim; i += blockDim.x) o[i] = 0.0f;
-  for (int i = threadIdx.x; i < rows; i += blockDim.x) ml[2 * i] = kInit, ml[2 * i + 1] = 0.0f;
-}
-
 // One CTA of the balanced grid (CTAs per KV head, kv_heads): chunk
 // blockIdx.x of KV head blockIdx.y's tiles, a segment per sequence the chunk
 // reaches, and the unused slots of the sequences whose first tile it holds.
@@ -571,14 +598,10 @@ __device__ __forceinline__ void AttentionCtaBalanced(const Params& p,
   // The merge may start (it prefetches V's rotation, then waits for this
   // grid); q̂ is the prologue's output, the lengths are not.
   internal::AllowDependentLaunch();
-  // The chunk, from all lengths (every warp alike, so no barrier).
-  int total = 0, longest = 0;
-  for (int b0 = 0; b0 < p.batch; b0 += 32) {
-    const int tiles = b0 + lane < p.batch ? TilesOf(__ldg(p.len + b0 + lane)) : 0;
-    total += static_cast<int>(__reduce_add_sync(0xffffffffu, static_cast<unsigned>(tiles)));
-    longest = max(longest, static_cast<int>(__reduce_max_sync(0xffffffffu, tiles)));
-  }
-  const int chunk = FragmentChunkTiles(total, longest, ctas, p.num_splits);
+  // The chunk, from all lengths.
+  const int2 batch_tiles = BatchTiles(p);
+  const int total = batch_tiles.x;
+  const int chunk = FragmentChunkTiles(total, batch_tiles.y, ctas, p.num_splits);
   const int begin = FragmentChunkBegin(c, chunk, total),
             end = FragmentChunkEnd(begin, chunk, total);
   const auto reaches = [&](int start, int tiles) {
@@ -623,7 +646,10 @@ __device__ __forceinline__ void AttentionCtaBalanced(const Params& p,
     if (!FragmentChunkHolds(seg_begin, seg_end, start, tiles) && !owner) break;
     Park(cursor.next_seq[tid], b + 1);
     Park(cursor.next_start[tid], start + tiles);
-    if (owner) ClearSlots(p, b, h, FragmentSlotsSpanned(start, tiles, seg_chunk), KL::kHeadDim);
+    if (owner) {
+      ClearSlots(p, b, h, FragmentSlotsSpanned(start, tiles, seg_chunk), p.num_splits,
+                 KL::kHeadDim);
+    }
     const int lo = max(start, seg_begin), hi = min(start + tiles, seg_end);
     if (tiles > 0 && lo < hi) {
       Park(cursor.unit[tid], (b * p.kv_heads + h) * (p.num_splits + 1) + c - start / seg_chunk);

@@ -43,9 +43,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/fragment_page.h"
 #include "core/plan.h"
 #include "kvplan/kernels/fragment_params.h"
+#include "kvplan/kernels/fragment_splits.h"
 #include "kvplan/kernels/jit.h"
 #include "kvplan/kernels/params.h"
 
@@ -126,14 +128,26 @@ class FragmentDecodeProgram {
   // scratch it sized). Per-pair splits: the splits per sequence that fill one
   // wave of the kernel's resident CTAs, at least 8 tiles per warp. Balanced
   // splits: the partial slots a sequence spans when all `batch` are
-  // max_tokens long; a caller whose batch is ragged may pass more (up to
-  // CtasPerKvHead + 1), for an even share of its tiles.
+  // max_tokens long. For a ragged batch, SplitsForLengths fits both.
   absl::StatusOr<int> SplitsFor(int layer, int batch, int max_tokens) const;
   // After Load, for balanced splits: the attention CTAs per KV head (the
   // grid's x) of such a step unless PackedDecodeParams::fragment_ctas_per_kv_head
   // sets it: one wave of the kernel's resident CTAs, at most one per 8 tiles
   // per warp of the batch's tiles.
   absl::StatusOr<int> CtasPerKvHead(int layer, int batch, int max_tokens) const;
+  // After Load: the shape of a step whose packed lengths the host knows (a
+  // serving scheduler does), in a page table of max_pages_per_seq pages, for
+  // a decode plan of max_splits (fragment_splits.h: FittedPairSplits,
+  // FittedBalancedSplits). Where SplitsFor leaves CTAs idle (ragged batches,
+  // tables wider than the sequences) this sizes the splits to the lengths;
+  // on uniform batches in tables of their width it gives SplitsFor's split
+  // length. Set PackedDecodeParams::num_splits and fragment_ctas_per_kv_head
+  // from it. Any shape is correct for any lengths the table holds, so a graph
+  // captured with one stays correct as they change. InvalidArgument naming
+  // the sequence whose length is negative or more than the table holds, or
+  // for max_splits < 1.
+  absl::StatusOr<FragmentSplits> SplitsForLengths(int layer, absl::Span<const int> lengths,
+                                                  int max_pages_per_seq, int max_splits) const;
 
   // After Load: one decode step of `layer` on `stream`, writing p.out
   // ([batch, kv_heads · group_size, head_dim] fp32, original dims). p comes
@@ -154,6 +168,8 @@ class FragmentDecodeProgram {
   FragmentDecodeProgram() = default;
   // Both Compile()s: `pages` layer-major, a layer of nullopt (with `why` in
   // version1_why) left to version-1 pages.
+  // The split sizing's inputs for a served layer (fragment_splits.h), max_splits unset.
+  absl::StatusOr<FragmentSplitMachine> SplitMachine(int layer) const;
   static absl::StatusOr<FragmentDecodeProgram> CompileLayers(
       int num_kv_heads, std::vector<std::optional<FragmentPageLayout>> pages,
       std::vector<std::string> version1_why, const FragmentProgramOptions& options);

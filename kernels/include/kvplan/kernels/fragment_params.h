@@ -57,15 +57,25 @@ struct FragmentDecodeParams {
   int64_t page_stride = 0;           // bytes per (page, kv_head): the layer's largest page
   int max_pages = 0;
   int kv_heads = 0;
-  int group_size = 1;       // query rows written per KV head, 1..kFragmentQueryRows
-  int num_splits = 1;       // key-axis splits (balanced: partial slots) per (sequence, kv_head)
-  int tiles_per_split = 1;  // per-pair splits: ceil(max_pages · 4 / num_splits)
+  int group_size = 1;  // query rows written per KV head, 1..kFragmentQueryRows
+  int num_splits = 1;  // key-axis splits (balanced: partial slots) per (sequence, kv_head)
   // LaunchPackedDecode's scratch layout: split s writes slot s; slot num_splits
   // is the fp16 sink + recent part's (LaunchFragmentPrologue).
   float* partial_o = nullptr;   // [batch, kv_heads, num_splits + 1, group_size, head_dim]
   float* partial_ml = nullptr;  // [batch, kv_heads, num_splits + 1, group_size, 2]: (m, l)
   int batch = 0;                // read by balanced splits only
 };
+
+// Per-pair splits: tiles per split, the page table's `table_tiles` (max_pages
+// pages of 4 tiles) cut num_splits ways, so that the splits cover every
+// length the table holds: a CUDA graph captured with any split count stays
+// correct when the lengths change between replays. Splits past a sequence's
+// end have no work (the kernel writes their empty partial and leaves).
+KVPLAN_HOST_DEVICE constexpr int FragmentSplitTiles(int table_tiles, int num_splits) {
+  const int splits = num_splits > 1 ? num_splits : 1;
+  const int tiles = (table_tiles + splits - 1) / splits;
+  return tiles > 1 ? tiles : 1;
+}
 
 // Balanced splits: tiles per chunk for `ctas` CTAs per KV head over `total`
 // tiles whose longest sequence has `longest`: an even share, raised where

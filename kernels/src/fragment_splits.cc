@@ -1,0 +1,83 @@
+#include "kvplan/kernels/fragment_splits.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/fragment_geometry.h"  // kFragmentTileTokens
+#include "kvplan/kernels/fragment_params.h"
+#include "kvplan/kernels/params.h"  // kKernelPageTokens, kFragmentTilesPerPage
+
+namespace kvplan::kernels {
+namespace {
+
+int64_t TilesOf(int tokens) {
+  return (std::max(tokens, 0) + int64_t{kFragmentTileTokens} - 1) / kFragmentTileTokens;
+}
+
+// At least 8 tiles of 16 tokens per warp: the split count that keeps to it
+// for splits of `tokens` (NOTES run 18, call 12).
+int MostSplitsFor(int64_t tokens, int warps) {
+  return static_cast<int>(
+      std::clamp<int64_t>(tokens / (kFragmentTileTokens * 8 * warps), 1, INT32_MAX));
+}
+
+}  // namespace
+
+int UniformPairSplits(int batch, int max_tokens, const FragmentSplitMachine& machine) {
+  const int wave = std::max(1, machine.resident_ctas / std::max(1, batch * machine.kv_heads));
+  return std::min(wave, MostSplitsFor(max_tokens, machine.warps));
+}
+
+int FittedPairSplits(absl::Span<const int> lengths, int max_pages_per_seq,
+                     const FragmentSplitMachine& machine) {
+  // Within what a step accepts (FragmentDecodeProgram::Step refuses wider tables).
+  const int pages =
+      std::clamp(max_pages_per_seq, 0, kMaxFragmentRangeTiles / kFragmentTilesPerPage);
+  const int table_tiles = pages * kFragmentTilesPerPage;
+  const int most = std::min(MostSplitsFor(int64_t{pages} * kKernelPageTokens, machine.warps),
+                            std::max(1, machine.max_splits));
+  // Non-empty CTAs of a step with `splits` splits; it only grows with splits
+  // (each split gets shorter), so the search stops at the first that
+  // overflows the wave.
+  auto busy_ctas = [&](int splits) {
+    const int64_t per_split = FragmentSplitTiles(table_tiles, splits);
+    int64_t ctas = 0;
+    for (int len : lengths) ctas += (TilesOf(len) + per_split - 1) / per_split;
+    return ctas * machine.kv_heads;
+  };
+  int splits = 1;
+  while (splits < most && busy_ctas(splits + 1) <= machine.resident_ctas) ++splits;
+  // Equal split lengths do equal work, with fewer partial slots to merge.
+  while (splits > 1 &&
+         FragmentSplitTiles(table_tiles, splits - 1) == FragmentSplitTiles(table_tiles, splits)) {
+    --splits;
+  }
+  return splits;
+}
+
+int BalancedCtasPerKvHead(int64_t total_tiles, const FragmentSplitMachine& machine) {
+  const int64_t most = std::max<int64_t>(1, total_tiles / (8 * machine.warps));
+  return static_cast<int>(
+      std::min<int64_t>(std::max(1, machine.resident_ctas / machine.kv_heads), most));
+}
+
+int BalancedSlots(int64_t total_tiles, int64_t longest_tiles, int ctas) {
+  const int64_t even = std::max<int64_t>(1, (total_tiles + ctas - 1) / std::max(ctas, 1));
+  return static_cast<int>((longest_tiles + even - 1) / even + 1);
+}
+
+FragmentSplits FittedBalancedSplits(absl::Span<const int> lengths,
+                                    const FragmentSplitMachine& machine) {
+  int64_t total = 0, longest = 0;
+  for (int len : lengths) {
+    total += TilesOf(len);
+    longest = std::max(longest, TilesOf(len));
+  }
+  FragmentSplits shape;
+  shape.ctas_per_kv_head = BalancedCtasPerKvHead(total, machine);
+  shape.num_splits = std::min(BalancedSlots(total, longest, shape.ctas_per_kv_head),
+                              std::max(1, machine.max_splits));
+  return shape;
+}
+
+}  // namespace kvplan::kernels
