@@ -56,11 +56,15 @@ struct FragmentSplits {
 int UniformPairSplits(int batch, int max_tokens, const FragmentSplitMachine& machine);
 
 // Per-pair splits for sequences of `lengths` tokens in a page table of
-// `max_pages_per_seq` pages: the most splits (up to max_splits) whose
-// non-empty CTAs still fit one wave, each split at least 8 tiles per warp
-// long; then the fewest giving the same split length. On a uniform batch in
-// a table as wide as its sequences, the split length (each CTA's work) is
-// UniformPairSplits'.
+// `max_pages_per_seq` pages (at most max_splits, each at least 8 tiles per
+// warp): the most whose non-empty CTAs fit one wave; where that wave is
+// unbalanced (its longest split over 1.1x its CTAs' mean work: a ragged
+// batch), more and shorter splits in several waves when an estimate of the
+// step says they are faster (splits of at least 64 tiles per warp; NOTES run
+// 27); then the fewest giving the same split length. On a uniform batch in a
+// table as wide as its sequences, the split length (each CTA's work) is
+// UniformPairSplits'. Costs O(max_splits · lengths) on the host: once per
+// step, not per layer.
 int FittedPairSplits(absl::Span<const int> lengths, int max_pages_per_seq,
                      const FragmentSplitMachine& machine);
 
