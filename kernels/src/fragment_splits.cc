@@ -21,6 +21,20 @@ int MostSplitsFor(int64_t tokens, int warps) {
       std::clamp<int64_t>(tokens / (kFragmentTileTokens * 8 * warps), 1, INT32_MAX));
 }
 
+// A batch's tiles per KV head: all of them, and the longest sequence's.
+struct TileCounts {
+  int64_t total = 0;
+  int64_t longest = 0;
+};
+TileCounts CountTiles(absl::Span<const int> lengths) {
+  TileCounts tiles;
+  for (int len : lengths) {
+    tiles.total += TilesOf(len);
+    tiles.longest = std::max(tiles.longest, TilesOf(len));
+  }
+  return tiles;
+}
+
 }  // namespace
 
 int UniformPairSplits(int batch, int max_tokens, const FragmentSplitMachine& machine) {
@@ -49,30 +63,30 @@ int FittedPairSplits(absl::Span<const int> lengths, int max_pages_per_seq,
   while (splits < most && busy_ctas(splits + 1) <= machine.resident_ctas) ++splits;
   // One wave is balanced when its longest split is close to the mean of its
   // busy CTAs' work (a uniform batch). A ragged batch's wave is not: the
-  // short sequences' splits end early while the longest one's run on. There, more and shorter
-  // splits, in several waves whose CTAs start as others finish, come closer to the even share
-  // (NOTES run 27: Llama-3.1-8B batch 16 of lengths up to 128K, 385 µs at 3 splits, 348 at 12).
-  // Estimated in tiles of one CTA: one wave takes its longest split; several take the even share
-  // and half a split of tail; every wave costs 8 tiles per warp more (staging, combine, merge).
-  // Only splits of at least 64 tiles per warp are tried.
-  int64_t total = 0, longest = 0;
-  for (int len : lengths) {
-    total += TilesOf(len);
-    longest = std::max(longest, TilesOf(len));
-  }
-  const double even =
-      static_cast<double>(total) * machine.kv_heads / std::max(1, machine.resident_ctas);
+  // short sequences' splits end early while the longest one's run on. There,
+  // more and shorter splits, in several waves whose CTAs start as others
+  // finish, come closer to the even share (NOTES run 27: Llama-3.1-8B batch
+  // 16 of lengths up to 128K, 385 µs at 3 splits, 348 at 12).
+  const TileCounts tiles = CountTiles(lengths);
+  const double all_tiles = static_cast<double>(tiles.total) * machine.kv_heads;
+  const int resident = std::max(1, machine.resident_ctas);
+  auto split_tiles = [&](int count) {
+    return static_cast<double>(
+        std::min<int64_t>(FragmentSplitTiles(table_tiles, count), tiles.longest));
+  };
+  // A step's time in tiles of one CTA: one wave takes its longest split;
+  // several take the even share and half a split of tail; every wave costs 8
+  // tiles per warp more (staging, combine, merge).
   auto estimate = [&](int count) {
-    const double split =
-        static_cast<double>(std::min<int64_t>(FragmentSplitTiles(table_tiles, count), longest));
-    const int64_t waves =
-        (busy_ctas(count) + machine.resident_ctas - 1) / std::max(1, machine.resident_ctas);
-    const double work = waves <= 1 ? split : std::max(split, even + 0.5 * split);
+    const int64_t waves = (busy_ctas(count) + resident - 1) / resident;
+    const double work =
+        waves <= 1 ? split_tiles(count)
+                   : std::max(split_tiles(count), all_tiles / resident + 0.5 * split_tiles(count));
     return work + 8.0 * machine.warps * static_cast<double>(waves);
   };
-  const double wave_mean =
-      static_cast<double>(total) * machine.kv_heads / std::max<int64_t>(1, busy_ctas(splits));
-  if (std::min<int64_t>(FragmentSplitTiles(table_tiles, splits), longest) > 1.1 * wave_mean) {
+  const double wave_mean = all_tiles / std::max<int64_t>(1, busy_ctas(splits));
+  if (split_tiles(splits) > 1.1 * wave_mean) {
+    // Only splits of at least 64 tiles per warp are tried.
     double best = estimate(splits);
     for (int count = splits + 1;
          count <= most && FragmentSplitTiles(table_tiles, count) >= 64 * machine.warps; ++count) {
@@ -100,14 +114,10 @@ int BalancedSlots(int64_t total_tiles, int64_t longest_tiles, int ctas) {
 
 FragmentSplits FittedBalancedSplits(absl::Span<const int> lengths,
                                     const FragmentSplitMachine& machine) {
-  int64_t total = 0, longest = 0;
-  for (int len : lengths) {
-    total += TilesOf(len);
-    longest = std::max(longest, TilesOf(len));
-  }
+  const TileCounts tiles = CountTiles(lengths);
   FragmentSplits shape;
-  shape.ctas_per_kv_head = BalancedCtasPerKvHead(total, machine);
-  shape.num_splits = std::min(BalancedSlots(total, longest, shape.ctas_per_kv_head),
+  shape.ctas_per_kv_head = BalancedCtasPerKvHead(tiles.total, machine);
+  shape.num_splits = std::min(BalancedSlots(tiles.total, tiles.longest, shape.ctas_per_kv_head),
                               std::max(1, machine.max_splits));
   return shape;
 }

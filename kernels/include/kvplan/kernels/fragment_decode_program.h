@@ -166,10 +166,10 @@ class FragmentDecodeProgram {
 
  private:
   FragmentDecodeProgram() = default;
-  // Both Compile()s: `pages` layer-major, a layer of nullopt (with `why` in
-  // version1_why) left to version-1 pages.
   // The split sizing's inputs for a served layer (fragment_splits.h), max_splits unset.
   absl::StatusOr<FragmentSplitMachine> SplitMachine(int layer) const;
+  // Both Compile()s: `pages` layer-major, a layer of nullopt (with `why` in
+  // version1_why) left to version-1 pages.
   static absl::StatusOr<FragmentDecodeProgram> CompileLayers(
       int num_kv_heads, std::vector<std::optional<FragmentPageLayout>> pages,
       std::vector<std::string> version1_why, const FragmentProgramOptions& options);
