@@ -93,11 +93,10 @@ int FittedPairSplits(absl::Span<const int> lengths, int max_pages_per_seq,
       if (const double e = estimate(count); e < best) best = e, splits = count;
     }
   }
-  // Equal split lengths do equal work, with fewer partial slots to merge.
-  while (splits > 1 &&
-         FragmentSplitTiles(table_tiles, splits - 1) == FragmentSplitTiles(table_tiles, splits)) {
-    --splits;
-  }
+  // Splits no longer than the longest sequence do equal work with fewer
+  // empty CTAs and partial slots to merge (a batch of short sequences in a
+  // wide table, or of fp16 tokens only, takes one split).
+  while (splits > 1 && split_tiles(splits - 1) == split_tiles(splits)) --splits;
   return splits;
 }
 

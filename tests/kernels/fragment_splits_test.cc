@@ -104,18 +104,23 @@ TEST(FragmentSplitsTest, RaggedBatchesPutTheShortSequencesIdleCtasToWork) {
            BusyCtas(lens, max_pages, one_wave + 1, kv_heads) <= machine.resident_ctas) {
       ++one_wave;
     }
-    const int split = FragmentSplitTiles(tiles, splits);
-    ASSERT_LE(split, FragmentSplitTiles(tiles, one_wave)) << where;
-    if (split < FragmentSplitTiles(tiles, one_wave)) {
-      ASSERT_GE(split, 64 * machine.warps) << where;
+    // A CTA's work: the split length, capped at the longest sequence's tiles.
+    const int64_t longest = Tiles(*std::max_element(lens.begin(), lens.end()));
+    auto work = [&](int count) {
+      return std::min<int64_t>(FragmentSplitTiles(tiles, count), longest);
+    };
+    ASSERT_LE(work(splits), work(one_wave)) << where;
+    if (work(splits) < work(one_wave)) {
+      ASSERT_GE(FragmentSplitTiles(tiles, splits), 64 * machine.warps) << where;
       ASSERT_GT(BusyCtas(lens, max_pages, splits, kv_heads), machine.resident_ctas) << where;
     }
     if (trial % 4 == 0) {
-      ASSERT_EQ(split, FragmentSplitTiles(tiles, one_wave)) << where << " (uniform)";
+      ASSERT_EQ(FragmentSplitTiles(tiles, splits), FragmentSplitTiles(tiles, one_wave))
+          << where << " (uniform)";
     }
-    // The fewest splits for their length.
+    // The fewest splits for that work.
     if (splits > 1) {
-      ASSERT_LT(split, FragmentSplitTiles(tiles, splits - 1)) << where;
+      ASSERT_LT(work(splits), work(splits - 1)) << where;
     }
   }
 }
@@ -140,6 +145,11 @@ TEST(FragmentSplitsTest, WidePageTablesSplitTheSequencesNotTheTable) {
   EXPECT_EQ(BusyCtas(one, 2048, 32, 8), 64);
   EXPECT_EQ(FittedPairSplits(one, 2048, m), 66);
   EXPECT_EQ(BusyCtas(one, 2048, 66, 8), 136);
+  // Sequences shorter than any split: one split (more would only add empty
+  // CTAs and partial slots); likewise a batch of fp16 tokens only.
+  EXPECT_EQ(FittedPairSplits(std::vector<int>(16, 100), 2048, m), 1);
+  EXPECT_EQ(FittedPairSplits(std::vector<int>(16, 0), 2048, m), 1);
+  EXPECT_EQ(FittedPairSplits(std::vector<int>(), 2048, m), 1);
 }
 
 TEST(FragmentSplitsTest, BalancedShapesGiveEveryCtaAnEvenShare) {

@@ -61,9 +61,10 @@ int UniformPairSplits(int batch, int max_tokens, const FragmentSplitMachine& mac
 // unbalanced (its longest split over 1.1x its CTAs' mean work: a ragged
 // batch), more and shorter splits in several waves when an estimate of the
 // step says they are faster (splits of at least 64 tiles per warp; NOTES run
-// 27); then the fewest giving the same split length. On a uniform batch in a
-// table as wide as its sequences, the split length (each CTA's work) is
-// UniformPairSplits'. Costs O(max_splits · lengths) on the host: once per
+// 27); then the fewest giving the same work per CTA (the split length, capped
+// at the longest sequence: short sequences in a wide table take one split).
+// On a uniform batch in a table as wide as its sequences, the split length
+// is UniformPairSplits'. Costs O(max_splits · lengths) on the host: once per
 // step, not per layer.
 int FittedPairSplits(absl::Span<const int> lengths, int max_pages_per_seq,
                      const FragmentSplitMachine& machine);
