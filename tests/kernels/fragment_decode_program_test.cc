@@ -270,12 +270,14 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
     // (CTAs per KV head, splits). Per-pair splits: three (more than SplitsFor
     // gives so few tokens), so that the merge combines several, some of them
     // empty for the shorter sequences (splits of 6 tiles of the table's 16:
-    // sequence 2's third is empty), and twenty, more than the table has
-    // tiles (one each; past 13 tiles, sequence 0's are empty too). Balanced splits
-    // (fragment_params.h), over the 13 + 0 + 6 tiles of a KV head: what CtasPerKvHead and SplitsFor
-    // give (one CTA); 3 CTAs of 7 tiles, so that sequence 0 spreads over two and CTA 1 reaches into
-    // sequence 2; more CTAs than tiles (idle ones); one slot (one CTA takes every sequence). Each
-    // step starts from NaN in the partial slots, which the kernels must all write.
+    // sequence 2's third is empty), and twenty, more than the table has tiles
+    // (one each; past 13 tiles, sequence 0's are empty too). Balanced splits
+    // (fragment_params.h), over the 13 + 0 + 6 tiles of a KV head: what
+    // CtasPerKvHead and SplitsFor give (one CTA); 3 CTAs of 7 tiles, so that
+    // sequence 0 spreads over two and CTA 1 reaches into sequence 2; more CTAs
+    // than tiles (idle ones); one slot (one CTA takes every sequence). Each
+    // step starts from NaN in the partial slots, which the kernels must all
+    // write.
     std::vector<std::pair<int, int>> shapes = {{0, 3}, {0, 20}};
     if (balanced) shapes = {{0, *fill}, {3, 3}, {40, 3}, {2, 1}};
     // And the shape SplitsForLengths fits to these lengths.
@@ -470,7 +472,7 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   const absl::Status too_many = balanced->Step(0, bad, buffers, nullptr);
   EXPECT_EQ(too_many.code(), absl::StatusCode::kInvalidArgument) << too_many;
   EXPECT_NE(too_many.message().find("split the batch"), std::string::npos) << too_many;
-  // So does every kernel a sequence's.
+  // Every kernel counts a sequence's tiles in 32 bits.
   bad = p;
   bad.max_pages_per_seq = kMaxFragmentRangeTiles / 4 + 1;
   refused(bad, 0, "no sequence can be that long");
