@@ -217,9 +217,7 @@ absl::StatusOr<int> FragmentDecodeProgram::CtasPerKvHead(int layer, int batch,
                                                          int max_tokens) const {
   absl::StatusOr<FragmentSplitMachine> machine = SplitMachine(layer);
   if (!machine.ok()) return machine.status();
-  const int64_t tiles = std::max<int64_t>(batch, 1) *
-                        ((std::max(max_tokens, 0) + kFragmentTileTokens - 1) / kFragmentTileTokens);
-  return BalancedCtasPerKvHead(tiles, *machine);
+  return BalancedCtasPerKvHead(std::max(batch, 1) * FragmentTilesOf(max_tokens), *machine);
 }
 
 absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int max_tokens) const {
@@ -227,7 +225,7 @@ absl::StatusOr<int> FragmentDecodeProgram::SplitsFor(int layer, int batch, int m
   if (!machine.ok()) return machine.status();
   if (!balanced_splits_) return UniformPairSplits(batch, max_tokens, *machine);
   const int ctas = *CtasPerKvHead(layer, batch, max_tokens);
-  const int64_t tiles = (std::max(max_tokens, 0) + kFragmentTileTokens - 1) / kFragmentTileTokens;
+  const int64_t tiles = FragmentTilesOf(max_tokens);
   const int64_t total = std::max(batch, 1) * tiles;
   if (total > kMaxFragmentRangeTiles) return ctas + 1;  // Step refuses such a step anyway
   // With an even share per CTA and this many slots, the kernel's chunk
@@ -241,7 +239,7 @@ absl::StatusOr<FragmentSplits> FragmentDecodeProgram::SplitsForLengths(
   absl::StatusOr<FragmentSplitMachine> machine = SplitMachine(layer);
   if (!machine.ok()) return machine.status();
   if (max_splits < 1 || max_pages_per_seq < 0 ||
-      int64_t{max_pages_per_seq} * kFragmentTilesPerPage > kMaxFragmentRangeTiles) {
+      max_pages_per_seq > kMaxFragmentRangeTiles / kFragmentTilesPerPage) {
     return absl::InvalidArgumentError(absl::StrCat(
         "SplitsForLengths: max_splits ", max_splits,
         " (>= 1: the decode plan's, PackedDecodePlan::max_splits) or max_pages_per_seq ",
@@ -318,20 +316,16 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
   }
   // The kernels count a sequence's tiles (balanced: a KV head's over the
   // batch) in 32 bits.
-  if (int64_t{p.max_pages_per_seq} * (kKernelPageTokens / kFragmentTileTokens) >
-      kMaxFragmentRangeTiles) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where(), "max_pages_per_seq ", p.max_pages_per_seq, " is over ",
-                     kMaxFragmentRangeTiles / (kKernelPageTokens / kFragmentTileTokens),
-                     " pages: no sequence can be that long"));
+  constexpr int64_t kMostPages = kMaxFragmentRangeTiles / kFragmentTilesPerPage;
+  if (p.max_pages_per_seq > kMostPages) {
+    return absl::InvalidArgumentError(absl::StrCat(where(), "max_pages_per_seq ",
+                                                   p.max_pages_per_seq, " is over ", kMostPages,
+                                                   " pages: no sequence can be that long"));
   }
-  if (balanced_splits_ && static_cast<int64_t>(p.batch) * p.max_pages_per_seq *
-                                  (kKernelPageTokens / kFragmentTileTokens) >
-                              kMaxFragmentRangeTiles) {
+  if (balanced_splits_ && int64_t{p.batch} * p.max_pages_per_seq > kMostPages) {
     return absl::InvalidArgumentError(absl::StrCat(
         where(), "batch ", p.batch, " x max_pages_per_seq ", p.max_pages_per_seq, " is over ",
-        kMaxFragmentRangeTiles / (kKernelPageTokens / kFragmentTileTokens),
-        " pages per KV head: split the batch into several steps"));
+        kMostPages, " pages per KV head: split the batch into several steps"));
   }
   if (buffers.tables == nullptr || buffers.q_rot == nullptr || p.out == nullptr) {
     return absl::InvalidArgumentError(

@@ -10,10 +10,6 @@
 namespace kvplan::kernels {
 namespace {
 
-int64_t TilesOf(int tokens) {
-  return (std::max(tokens, 0) + int64_t{kFragmentTileTokens} - 1) / kFragmentTileTokens;
-}
-
 // At least 8 tiles of 16 tokens per warp: the split count that keeps to it
 // for splits of `tokens` (NOTES run 18, call 12).
 int MostSplitsFor(int64_t tokens, int warps) {
@@ -29,8 +25,8 @@ struct TileCounts {
 TileCounts CountTiles(absl::Span<const int> lengths) {
   TileCounts tiles;
   for (int len : lengths) {
-    tiles.total += TilesOf(len);
-    tiles.longest = std::max(tiles.longest, TilesOf(len));
+    tiles.total += FragmentTilesOf(len);
+    tiles.longest = std::max(tiles.longest, FragmentTilesOf(len));
   }
   return tiles;
 }
@@ -56,7 +52,7 @@ int FittedPairSplits(absl::Span<const int> lengths, int max_pages_per_seq,
   auto busy_ctas = [&](int splits) {
     const int64_t per_split = FragmentSplitTiles(table_tiles, splits);
     int64_t ctas = 0;
-    for (int len : lengths) ctas += (TilesOf(len) + per_split - 1) / per_split;
+    for (int len : lengths) ctas += (FragmentTilesOf(len) + per_split - 1) / per_split;
     return ctas * machine.kv_heads;
   };
   int splits = 1;

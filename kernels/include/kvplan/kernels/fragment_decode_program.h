@@ -61,10 +61,11 @@ struct FragmentProgramOptions {
   int threads = 0;
   // Balanced splits (fragment_params.h): each step's attention CTAs share all
   // the batch's tiles of a KV head evenly, across sequences, instead of
-  // splitting each sequence num_splits ways. For ragged batches, whose short
-  // sequences leave per-pair splits idle: Llama-3.1-8B K3V3 batch 16 of
-  // lengths spread up to 32K-128K 1.23-1.35x faster; uniform batches 3-12% slower
-  // (NOTES run 26). Default: false.
+  // splitting each sequence num_splits ways. Uniform batches are 3-12% slower
+  // (NOTES run 26); on ragged batches, both sized by SplitsForLengths,
+  // Llama-3.1-8B K3V3 batch 16 of lengths up to 32K / 128K / 512K takes
+  // 0.94x / 0.98x / 1.03x the per-pair step's time, Qwen2.5-3B 1.11x at 32K
+  // (NOTES run 27). Default: false.
   bool balanced_splits = false;
   // Compile(KvPlan): leave the layers the fragment path cannot serve (K groups
   // not whole 8-dim units, runs the kernel cannot hold: 8-bit exempt layers)

@@ -14,8 +14,8 @@
 // (CTAs per KV head, kv_heads) instead. Per KV head, the 16-token tiles of all
 // sequences, in batch order, form one range of `total` tiles, cut into chunks
 // of FragmentChunkTiles tiles; CTA c of the head takes chunk c. So every CTA
-// has the same work whatever the sequence lengths (per-pair splits are cut
-// from the longest sequence: in a ragged batch the short ones' CTAs idle), a
+// has the same work whatever the sequence lengths (per-pair splits are all
+// one length: in a ragged batch the short sequences' CTAs finish early), a
 // sequence's tiles may spread over consecutive CTAs and a CTA's over
 // consecutive sequences. CTA c writes its part of sequence b into partial
 // slot c - start_b / chunk (start_b: b's first tile in the range); the chunk

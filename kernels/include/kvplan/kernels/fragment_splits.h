@@ -28,8 +28,14 @@
 #include <cstdint>
 
 #include "absl/types/span.h"
+#include "core/fragment_geometry.h"  // kFragmentTileTokens
 
 namespace kvplan::kernels {
+
+// The 16-token tiles `tokens` tokens take (0 for none or fewer).
+inline constexpr int64_t FragmentTilesOf(int64_t tokens) {
+  return tokens > 0 ? (tokens + kFragmentTileTokens - 1) / kFragmentTileTokens : 0;
+}
 
 // What the sizing depends on besides the batch.
 struct FragmentSplitMachine {
