@@ -1,6 +1,7 @@
 #include "kvplan/kernels/dispatch.h"
 #include "kvplan/kernels/fragment_prologue.cuh"
 #include "kvplan/kernels/launch.h"
+#include "kvplan/kernels/overlapping_launch.h"
 
 namespace kvplan::kernels {
 
@@ -13,10 +14,14 @@ cudaError_t LaunchFragmentPrologue(const PackedDecodeParams& p, uint16_t* q_rot,
   }
   return DispatchHeadDim(p.head_dim, [&](auto hd) {
     return DispatchGroupSize(p.group_size, [&](auto gs) {
-      // An ordinary launch: q is an earlier kernel's output.
-      FragmentPrologueKernel<decltype(hd)::value, decltype(gs)::value>
-          <<<dim3(p.num_kv_heads, p.batch, 2), kFragmentPrologueThreads, 0, stream>>>(p, q_rot);
-      return cudaGetLastError();
+      // A programmatic dependent of the previous kernel (q is its output, or
+      // the previous step's merge): the kernel waits for it first, so only its
+      // launch overlaps that kernel's tail.
+      const OverlappingLaunch launch(dim3(p.num_kv_heads, p.batch, 2),
+                                     dim3(kFragmentPrologueThreads), 0, stream);
+      return cudaLaunchKernelEx(launch.config(),
+                                FragmentPrologueKernel<decltype(hd)::value, decltype(gs)::value>, p,
+                                q_rot);
     });
   });
 }

@@ -21,6 +21,7 @@
 #include "core/packed_kv_cache.h"
 #include "core/packed_page.h"
 #include "kvplan/kernels/fragment_tables.h"
+#include "kvplan/kernels/jit.h"
 #include "kvplan/kernels/launch.h"
 #include "kvplan/kernels/packed_plan.h"
 #include "kvplan/kernels/plan_codecs.h"
@@ -137,7 +138,8 @@ TEST(FragmentDecodeProgramTest, LoadsEveryLayersKernels) {
 // attention, merge) from fragment pages written by core, with fp16 sink and
 // recent tokens, against the fp64 reference over the same pages and tokens
 // (ragged batch of two sequences, three splits), per (head_dim, K bits, V
-// bits, k_group_align).
+// bits, k_group_align); the fitted shape once more with q written late by a
+// kernel that lets the step start early.
 // (head_dim, K bits, V bits, k_group_align, balanced splits).
 using Config = std::tuple<int, int, int, int, bool>;
 class FragmentDecodeConfigTest : public ::testing::TestWithParam<Config> {};
@@ -148,6 +150,17 @@ std::string ConfigName(const ::testing::TestParamInfo<Config>& info) {
          "_align" + std::to_string(std::get<3>(info.param)) +
          (std::get<4>(info.param) ? "_balanced" : "");
 }
+
+// A kernel that lets its programmatic dependents start at once, then copies
+// n floats after ~100 µs (1 CTA).
+constexpr char kLateCopySource[] = R"(
+extern "C" __global__ void LateCopy(const float* from, float* to, int n) {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  for (const long long start = clock64(); clock64() - start < 200000;) {
+  }
+  for (int i = threadIdx.x; i < n; i += blockDim.x) to[i] = from[i];
+}
+)";
 
 TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
   const int kHd = std::get<0>(GetParam()), k_bits = std::get<1>(GetParam());
@@ -175,6 +188,12 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
                                      .fragment_pages = true});
   ASSERT_TRUE(decode_plan.ok()) << decode_plan.status();
   ASSERT_TRUE(program->Load().ok());
+  const absl::StatusOr<std::string> late_cubin = CompileCubin(kLateCopySource, "late_copy.cu", {});
+  ASSERT_TRUE(late_cubin.ok()) << late_cubin.status();
+  absl::StatusOr<JitLibrary> late_library = JitLibrary::Load(*late_cubin);
+  ASSERT_TRUE(late_library.ok()) << late_library.status();
+  const absl::StatusOr<cudaKernel_t> late_copy = late_library->Kernel("LateCopy");
+  ASSERT_TRUE(late_copy.ok()) << late_copy.status();
   const testing::DeviceBuffer<uint8_t> ws(decode_plan->workspace_bytes());
   KVPLAN_CUDA_OK(decode_plan->Upload(ws.get(), nullptr));
   const std::vector<uint32_t> image = FragmentTableImage();
@@ -286,12 +305,14 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
     ASSERT_TRUE(fitted.ok()) << fitted.status();
     EXPECT_EQ(fitted->ctas_per_kv_head > 0, balanced);
     shapes.emplace_back(fitted->ctas_per_kv_head, fitted->num_splits);
-    for (const auto& [ctas, splits] : shapes) {
+    // One step of that shape, q read from `q_dev`; `before` runs on the
+    // step's stream first.
+    const auto step_and_check = [&](int ctas, int splits, const float* q_dev, auto before) {
       SCOPED_TRACE("ctas " + std::to_string(ctas) + ", splits " + std::to_string(splits));
       ASSERT_GE(decode_plan->max_splits(), splits);
       PackedDecodeParams p = decode_plan->DecodeParams(l, ws.get(), batch, splits);
       p.fragment_ctas_per_kv_head = ctas;
-      p.q = d_q.get();
+      p.q = q_dev;
       p.pages = d_pool.get();
       p.page_table = d_table.get();
       p.max_pages_per_seq = kMaxPages;
@@ -308,6 +329,7 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
       KVPLAN_CUDA_OK(cudaMemset(out.get(), 0xff, out.size() * sizeof(float)));  // NaN poison
       KVPLAN_CUDA_OK(cudaMemset(p.partial_o, 0xff, partials * kHd * sizeof(float)));
       KVPLAN_CUDA_OK(cudaMemset(p.partial_ml, 0xff, partials * 2 * sizeof(float)));
+      before();
       const absl::Status stepped = program->Step(l, p, {d_tables.get(), q_rot.get()}, nullptr);
       ASSERT_TRUE(stepped.ok()) << stepped;
       KVPLAN_CUDA_OK(cudaDeviceSynchronize());
@@ -315,7 +337,23 @@ TEST_P(FragmentDecodeConfigTest, DecodesEveryLayerLikeTheCpuReference) {
       for (double x : want) max_want = std::max(max_want, std::abs(x));
       EXPECT_TRUE(testing::AllClose("fragment_decode_layer" + std::to_string(l), out.ToHost(), want,
                                     4e-3 * max_want, 1e-2));
-    }
+    };
+    for (const auto& [ctas, splits] : shapes) step_and_check(ctas, splits, d_q.get(), [] {});
+    // The step's kernels overlap the launch of their predecessor's tail, so the
+    // step must still wait for the kernel that writes q when that kernel lets
+    // its dependents start at once (as a fused RoPE kernel might): here q is
+    // NaN until such a kernel copies it in, ~100 µs after it starts.
+    SCOPED_TRACE("q written late by a kernel that lets the step start early");
+    testing::DeviceBuffer<float> d_q_late(q.size());
+    KVPLAN_CUDA_OK(cudaMemset(d_q_late.get(), 0xff, q.size() * sizeof(float)));
+    step_and_check(fitted->ctas_per_kv_head, fitted->num_splits, d_q_late.get(), [&] {
+      const float* from = d_q.get();
+      float* to = d_q_late.get();
+      int n = static_cast<int>(q.size());
+      void* args[] = {&from, &to, &n};
+      KVPLAN_CUDA_OK(cudaLaunchKernel(reinterpret_cast<const void*>(*late_copy), dim3(1), dim3(256),
+                                      args, 0, nullptr));
+    });
   }
 }
 

@@ -530,12 +530,13 @@ __device__ __forceinline__ void AttentionTiles(const Params& p, CtaShared<WARPS,
 // table's tiles cut num_splits ways (FragmentSplitTiles). A split past its
 // sequence's end writes its empty partial and leaves at once: it stages no
 // tables and waits for nothing (its slot is no other kernel's while this
-// step runs), so the splits a ragged batch's short sequences do not reach,
-// or a page table wider than the sequences, cost little. (The split length
-// taken from the lengths on the device instead, which would make a wide
-// table cost nothing, moved ptxas's schedule of the tile loop: 1% slower on
-// uniform batches, NOTES run 27; from the constant bank, as here, the loop
-// compiles as before.)
+// step runs: the prologue lets this kernel start only after it has waited
+// for the previous step's merge), so the splits a ragged batch's short
+// sequences do not reach, or a page table wider than the sequences, cost
+// little. (The split length taken from the lengths on the device instead,
+// which would make a wide table cost nothing, moved ptxas's schedule of the
+// tile loop: 1% slower on uniform batches, NOTES run 27; from the constant
+// bank, as here, the loop compiles as before.)
 template <class KL, class VL, int WARPS>
 __device__ __forceinline__ void AttentionCta(const Params& p, CtaShared<WARPS, KL::kHeadDim>& sh,
                                              uint8_t* dyn_smem) {

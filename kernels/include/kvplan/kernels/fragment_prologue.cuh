@@ -38,8 +38,15 @@ __global__ void __launch_bounds__(kFragmentPrologueThreads)
   // Fp16Part's q rows and scores; RotateQuery's permuted q (the smaller).
   __shared__ float scratch[kMaxGroupSize * HEAD_DIM + kMaxGroupSize * kMaxFp16Tokens];
   const int kv_head = blockIdx.x, b = blockIdx.y;
-  // The attention kernel may start loading its code tables now; it waits for
-  // this grid before it reads q̂.
+  // Launched as a programmatic dependent of the stream's previous kernel (the
+  // one that wrote q, or the previous step's merge, which still reads the
+  // partial slots written below): nothing is read or written before it has
+  // completed.
+  WaitForPrerequisiteGrids();
+  // Only now may the attention kernel start loading its code tables (it waits
+  // for this grid before it reads q̂): its splits past a sequence's end write
+  // their partial slots without waiting, so it must not start before the
+  // previous merge has finished.
   AllowDependentLaunch();
   if (blockIdx.z == 1) {
     const int64_t part =

@@ -34,7 +34,9 @@ cudaError_t LaunchPackedDecode(const PackedDecodeParams& p, cudaStream_t stream)
 // kernels compiled per plan (fragment_decode_program.h runs all three).
 // LaunchFragmentPrologue: q̂ of every (sequence, KV head) into q_rot ([batch,
 // num_kv_heads, kFragmentQueryRows, head_dim] fp16, fragment_params.h) and
-// the fp16 sink + recent part into partial slot num_splits.
+// the fp16 sink + recent part into partial slot num_splits; a programmatic
+// dependent of the stream's previous kernel (overlapping_launch.h), which it
+// waits for before it reads or writes anything.
 // LaunchPackedMerge: the exact merge of all num_splits + 1 slots, V's rotation
 // undone; writes p.out. p.page_stride is not read by either.
 cudaError_t LaunchFragmentPrologue(const PackedDecodeParams& p, uint16_t* q_rot,
