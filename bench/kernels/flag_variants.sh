@@ -29,7 +29,7 @@ for c in "${cases[@]}"; do
       flags=$v
       [ "$v" = base ] && flags=
       # shellcheck disable=SC2086  # cases and variants are word lists
-      "$BIN" $c $flags --no-encode 2>&1 | grep -E "^(llama|qwen)|fragment step shape|rror" | head -4
+      "$BIN" $c $flags --no-encode 2>&1 | grep -E "^(llama|qwen)|step shape|rror" | head -4
     done
   done
 done

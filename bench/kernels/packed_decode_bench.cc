@@ -16,7 +16,8 @@
 //   (--k-align D: GroupAlignedAllocate, width groups of whole D-dim units).
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
 //   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
-//   SplitsFor; at most the plan's max_splits); the fragment step takes
+//   SplitsFor, or with --fit-splits PackedDecodePlan::SplitsForLengths of the
+//   batch's lengths; at most the plan's max_splits); the fragment step takes
 //   FragmentDecodeProgram::SplitsFor unless --fit-splits (SplitsForLengths of
 //   the batch's lengths and page table: its split count and, balanced, CTAs)
 //   or --fragment-splits N (that many; balanced: partial slots).
@@ -493,9 +494,14 @@ int Run(int argc, char** argv) {
           BENCH_CHECK(cudaMalloc(&q, sizeof(float) * batch * m.q_heads * hd));
           BENCH_CHECK(cudaMalloc(&out, sizeof(float) * batch * m.q_heads * hd));
           BENCH_CHECK(FillRandomFloat(q, size_t{1} * batch * m.q_heads * hd, 3, 1.0f, nullptr));
-          kernels::PackedDecodeParams p = plan->DecodeParams(
-              0, ws, batch,
-              splits > 0 ? std::min(splits, plan->max_splits()) : plan->SplitsFor(batch, ctx));
+          const int v1_splits = splits > 0   ? std::min(splits, plan->max_splits())
+                                : fit_splits ? plan->SplitsForLengths(lens)
+                                             : plan->SplitsFor(batch, ctx);
+          if (fit_splits && splits == 0) {
+            std::printf("  version-1 step shape (batch %d, longest %d): %d splits\n", batch, ctx,
+                        v1_splits);
+          }
+          kernels::PackedDecodeParams p = plan->DecodeParams(0, ws, batch, v1_splits);
           p.q = q;
           p.pages = pool;
           p.max_pages_per_seq = table_pages;

@@ -248,15 +248,21 @@ cudaError_t PackedDecodePlan::Upload(void* workspace, cudaStream_t stream) const
   return cudaMemcpyAsync(workspace, image_.data(), image_.size(), cudaMemcpyHostToDevice, stream);
 }
 
+PackedSplitMachine PackedDecodePlan::SplitMachine() const {
+  // kAttentionCtasPerSm: the attention kernel's occupancy at K3V3 hd 128.
+  return {.resident_ctas = kAttentionCtasPerSm * config_.num_sms,
+          .kv_heads = config_.num_kv_heads,
+          .max_splits = max_splits_};
+}
+
+int PackedDecodePlan::SplitsForLengths(absl::Span<const int> lengths) const {
+  return PackedPairSplits(PagesOf(lengths), SplitMachine());
+}
+
 int PackedDecodePlan::SplitsFor(int batch, int max_tokens) const {
-  const int pages = std::max(1, (max_tokens + kPageTokens - 1) / kPageTokens);
-  const int units = std::max(1, batch * config_.num_kv_heads);
-  // Rounded down: the grid stays within one wave of kAttentionCtasPerSm CTAs
-  // per SM (the attention kernel's occupancy at K3V3 hd 128); rounding up
-  // leaves a second, mostly idle wave. A split gets at least four pages.
-  int splits = std::max(1, kAttentionCtasPerSm * config_.num_sms / units);
-  splits = std::min(splits, std::max(1, pages / 4));
-  return std::clamp(splits, 1, max_splits_);
+  const int64_t pages = (std::max(max_tokens, 0) + kPageTokens - 1) / kPageTokens;
+  return PackedPairSplits({.batch = batch, .longest = pages, .total = int64_t{batch} * pages},
+                          SplitMachine());
 }
 
 const FragmentHeadGeometry* PackedDecodePlan::FragmentGeometry(int layer, uint8_t* ws) const {

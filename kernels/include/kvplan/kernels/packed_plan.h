@@ -23,7 +23,7 @@
 //   absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, heads);
 //   void* ws; cudaMalloc(&ws, plan->workspace_bytes());
 //   plan->Upload(ws, stream);
-//   PackedDecodeParams p = plan->DecodeParams(layer, ws, batch, plan->SplitsFor(batch, max_len));
+//   PackedDecodeParams p = plan->DecodeParams(layer, ws, batch, plan->SplitsForLengths(lengths));
 //   ... fill per-step pointers ...; LaunchPackedDecode(p, stream);
 #ifndef KVPLAN_KERNELS_PACKED_PLAN_H_
 #define KVPLAN_KERNELS_PACKED_PLAN_H_
@@ -41,6 +41,7 @@
 #include "core/group_layout.h"
 #include "core/packed_page.h"
 #include "core/rotation.h"
+#include "kvplan/kernels/packed_splits.h"
 #include "kvplan/kernels/params.h"
 
 namespace kvplan::kernels {
@@ -130,9 +131,12 @@ class PackedDecodePlan {
   // until the stream has run the copy.
   cudaError_t Upload(void* workspace, cudaStream_t stream) const;
 
-  // Splits that fill the machine for `batch` sequences of up to `max_tokens`
-  // packed tokens: at most kAttentionCtasPerSm CTAs per SM in one wave (rounded down), at least
-  // 4 pages per split, at most max_splits().
+  // Splits for a step over sequences of `lengths` packed tokens, which a
+  // serving scheduler knows on the host (packed_splits.h: one wave of
+  // kAttentionCtasPerSm CTAs per SM, more for long or ragged batches), at
+  // most max_splits(). O(lengths): once per step, not per layer.
+  int SplitsForLengths(absl::Span<const int> lengths) const;
+  // The same for `batch` sequences of `max_tokens` packed tokens each.
   int SplitsFor(int batch, int max_tokens) const;
 
   // Params with the plan-derived fields set (per-step fields left empty).
@@ -143,6 +147,7 @@ class PackedDecodePlan {
   PackedDecodePlan() = default;
   // The layer's geometries in `ws`, or nullptr for a layer of version-1 pages.
   const FragmentHeadGeometry* FragmentGeometry(int layer, uint8_t* ws) const;
+  PackedSplitMachine SplitMachine() const;
 
   PackedDecodeConfig config_;
   int max_splits_ = 0;
