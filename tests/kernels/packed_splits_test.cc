@@ -51,7 +51,7 @@ TEST(PackedSplitsTest, PicksTheCountsMeasuredFastestOnTheH200) {
     int splits;
   };
   const Case cases[] = {
-      {8, 32768, false, 4},    // Llama: one wave (8: equal; 12-24 up to 6% slower)
+      {8, 32768, false, 4},    // Llama: one wave (8: equal; 12-24 up to 7% slower)
       {8, 131072, false, 16},  // one wave's 512-page CTAs 5% slower
       {8, 32768, true, 16},    // 1.32x one wave
       {8, 131072, true, 16},   // 1.51x
