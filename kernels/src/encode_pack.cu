@@ -1,5 +1,6 @@
 #include "kvplan/kernels/dispatch.h"
 #include "kvplan/kernels/encode_pack.cuh"
+#include "kvplan/kernels/encode_slabs.h"
 #include "kvplan/kernels/launch.h"
 
 namespace kvplan::kernels {
@@ -22,7 +23,7 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
     return e;
   }
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
-  if (per_cta == 0) per_cta = internal::EncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms);
+  if (per_cta == 0) per_cta = EncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms);
   const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, 2);
   kernel<<<grid, internal::kEncodeThreads, kSmem, stream>>>(p, per_cta);
   return cudaGetLastError();

@@ -74,9 +74,8 @@ inline constexpr int kEncodeThreads = 32 * kEncodeWarps;
 inline constexpr int kSlabThreads = 32 * kSlabWarps;
 inline constexpr int kSlabTokens = 16 * kSlabWarps;
 static_assert(kSlabTokens == kKernelPageTokens, "a slab is one page's worth of tokens");
-// Slabs a launch may give one CTA, and the most the launcher's choice gives.
+// Slabs a launch may give one CTA (the launcher's own choice: encode_slabs.h).
 inline constexpr int kMaxSlabsPerCta = 32;
-inline constexpr int kAutoMaxSlabsPerCta = 16;
 // Power-of-two scales of the split operands: |x·s| <= √d <= 11.4 and |R| <=
 // 1, so hi parts stay far below fp16's 65504 and lo parts (2^-11 of them)
 // above its subnormals for all but negligible values. The MMA sums are z·2^20
@@ -134,20 +133,6 @@ __device__ __forceinline__ int CodeByte(int b, bool dim_major) {
 }
 __device__ __forceinline__ int StreamElement(int token, int coordinate, int d, bool dim_major) {
   return dim_major ? coordinate * kKernelPageTokens + token : token * d + coordinate;
-}
-
-// Slabs per CTA: enough CTAs for about 2 waves of 2 per SM, at most
-// kAutoMaxSlabsPerCta slabs each, and even where possible (a CTA encodes slabs
-// in pairs). Few, long CTAs stage their rotations (up to 64 KB split from
-// 128 KB of fp32) for more slabs each: at 32K tokens x 8 heads, 16 slabs per
-// CTA took 455 µs on the H200 against 484 µs at 4 (8 waves), 461 µs at 8 and
-// 495 µs at 32 (one wave, no tail to fill; NOTES.md run 18).
-inline int EncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms) {
-  const long long per = static_cast<long long>(slabs) * 2 * num_kv_heads / (4LL * num_sms);
-  const long long even = (per + 1) & ~1LL;
-  return even < 2                     ? (slabs < 2 ? 1 : 2)
-         : even > kAutoMaxSlabsPerCta ? kAutoMaxSlabsPerCta
-                                      : static_cast<int>(even);
 }
 
 // One group as the kernel sees it: K group g of the head, or V.
@@ -822,7 +807,7 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
 
 }  // namespace internal
 
-// slabs_per_cta: consecutive 64-token slabs per CTA (EncodeSlabsPerCta),
+// slabs_per_cta: consecutive 64-token slabs per CTA (encode_slabs.h),
 // encoded in pairs: pair i is slabs 2i (warps 0-3) and 2i + 1 (warps 4-7).
 // 256 threads at 128 registers: two CTAs per SM. K_WHOLE: p.k_groups_whole.
 template <int HEAD_DIM, bool K_WHOLE>

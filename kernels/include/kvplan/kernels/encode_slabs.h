@@ -1,0 +1,46 @@
+// How many 64-token slabs each CTA of an encode + pack launch
+// (encode_pack.cuh) takes when the caller leaves it to the launcher: host
+// arithmetic only, so that CPU tests check it.
+//
+// A launch has slabs x num_kv_heads x 2 (K, V) slab jobs; two CTAs fit an SM,
+// each stages its rotations once (up to 64 KB of fp16 planes split from fp32)
+// and then encodes its slabs two at a time. Measured on the H200 (NOTES runs
+// 18 and 28; K3V3 plans, µs per launch):
+//   - small launches want one wave of CTAs: Llama-3.1-8B (8 KV heads) 4K
+//     tokens 56.1 at 2 slabs per CTA (two waves), 49.1 at 4 (one); Qwen2.5-3B
+//     (2 heads) 4K 23.5 at 2 (half a wave), 22.3 at 1; Qwen 32K 100.5 at 4,
+//     96.4 at 8 (one wave);
+//   - long CTAs lose the tail they would fill: Llama 32K 455 at 16 slabs per
+//     CTA (two waves), 495 at 32 (one), 484 at 4, 461 at 8.
+//
+// Example:
+//   int per_cta = EncodeSlabsPerCta(/*slabs=*/512, /*num_kv_heads=*/8, /*num_sms=*/132);  // 16
+#ifndef KVPLAN_KERNELS_ENCODE_SLABS_H_
+#define KVPLAN_KERNELS_ENCODE_SLABS_H_
+
+#include <algorithm>
+#include <cstdint>
+
+namespace kvplan::kernels {
+
+// Slabs per CTA: one wave of CTAs (2 per SM) where that gives each at most 8
+// slabs, otherwise about two waves of at most 16 slabs each; even above 1
+// (the slabs are encoded in pairs: an odd count's last pair takes as long as
+// a full one, so rounding up only saves CTAs).
+inline int EncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms) {
+  constexpr int64_t kOneWaveMostSlabs = 8, kTwoWaveMostSlabs = 16;
+  const int64_t n = std::max(slabs, 1);
+  // CTAs along the slabs of one (KV head, K|V) that one wave holds.
+  const int64_t wave =
+      std::max<int64_t>(1, int64_t{std::max(num_sms, 1)} / std::max(num_kv_heads, 1));
+  const auto even_per = [n](int64_t ctas) {
+    const int64_t per = (n + ctas - 1) / ctas;
+    return per <= 1 ? int64_t{1} : (per + 1) & ~int64_t{1};
+  };
+  if (even_per(wave) <= kOneWaveMostSlabs) return static_cast<int>(even_per(wave));
+  return static_cast<int>(std::min(even_per(2 * wave), kTwoWaveMostSlabs));
+}
+
+}  // namespace kvplan::kernels
+
+#endif  // KVPLAN_KERNELS_ENCODE_SLABS_H_

@@ -1,0 +1,65 @@
+// The encode launch's slabs per CTA (kvplan/kernels/encode_slabs.h), on the
+// CPU: the counts measured fastest on the H200, one wave for small launches,
+// about two for large ones.
+#include "kvplan/kernels/encode_slabs.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace kvplan::kernels {
+namespace {
+
+constexpr int kSms = 132;
+
+int64_t Ctas(int slabs, int heads, int per_cta) {
+  return int64_t{(slabs + per_cta - 1) / per_cta} * heads * 2;
+}
+
+// NOTES run 28 (call 7, K3V3a16 plans): 64-token slabs of the launch, KV heads.
+TEST(EncodeSlabsTest, PicksTheCountsMeasuredFastestOnTheH200) {
+  EXPECT_EQ(EncodeSlabsPerCta(64, 8, kSms), 4);    // Llama 4K: 49.1 µs (2: 56.1, 8: 71.1)
+  EXPECT_EQ(EncodeSlabsPerCta(64, 2, kSms), 1);    // Qwen 4K: 22.3 µs (2: 23.5, 4: 40.0)
+  EXPECT_EQ(EncodeSlabsPerCta(256, 8, kSms), 8);   // Llama 16K: 179.9 µs (4: 194.4)
+  EXPECT_EQ(EncodeSlabsPerCta(512, 2, kSms), 8);   // Qwen 32K: 96.4 µs (4: 100.5)
+  EXPECT_EQ(EncodeSlabsPerCta(512, 8, kSms), 16);  // Llama 32K: 331.6 µs (8: 346.5)
+}
+
+TEST(EncodeSlabsTest, SmallLaunchesTakeOneWaveAndLargeOnesAboutTwo) {
+  for (int sms : {1, 66, 132}) {
+    for (int heads : {1, 2, 8, 32}) {
+      for (int slabs = 1; slabs <= 2048; slabs = slabs * 3 / 2 + 1) {
+        SCOPED_TRACE(::testing::Message() << sms << " SMs, " << heads << " heads, " << slabs);
+        const int per = EncodeSlabsPerCta(slabs, heads, sms);
+        ASSERT_GE(per, 1);
+        ASSERT_LE(per, 16);
+        if (per > 1) {
+          EXPECT_EQ(per % 2, 0);
+        }
+        // A wave: 2 CTAs per SM, or one CTA per (KV head, K|V) if that is more.
+        const int64_t wave = std::max<int64_t>(2 * sms, 2 * heads);
+        if (per <= 8 && Ctas(slabs, heads, per) > wave) {
+          // Only where one wave would need more than 8 slabs per CTA: two then.
+          EXPECT_GT(Ctas(slabs, heads, 8), wave);
+          EXPECT_LE(Ctas(slabs, heads, per), 2 * wave);
+        }
+        if (per < 16) {
+          EXPECT_LE(Ctas(slabs, heads, per), 2 * wave);
+        }
+        // No fewer slabs per CTA would keep to one wave within 8 slabs.
+        if (per > 1 && per <= 8) {
+          EXPECT_GT(Ctas(slabs, heads, per - 2 > 0 ? per - 2 : 1), wave);
+        }
+      }
+    }
+  }
+}
+
+TEST(EncodeSlabsTest, DegenerateShapesGiveOneSlab) {
+  EXPECT_EQ(EncodeSlabsPerCta(0, 8, kSms), 1);
+  EXPECT_EQ(EncodeSlabsPerCta(1, 0, 0), 1);
+}
+
+}  // namespace
+}  // namespace kvplan::kernels
