@@ -10,8 +10,10 @@
 //     tokens 56.1 at 2 slabs per CTA (two waves), 49.1 at 4 (one); Qwen2.5-3B
 //     (2 heads) 4K 23.5 at 2 (half a wave), 22.3 at 1; Qwen 32K 100.5 at 4,
 //     96.4 at 8 (one wave);
-//   - long CTAs lose the tail they would fill: Llama 32K 455 at 16 slabs per
-//     CTA (two waves), 495 at 32 (one), 484 at 4, 461 at 8.
+//   - large launches want about two waves: Llama 32K 331.6 at 16 slabs per
+//     CTA (two waves), 346.5 at 8, 374.0 at 4; Llama 16K 179.9 at 8 (two
+//     waves), 194.4 at 4; with run 18's kernel, one wave of 32 slabs per CTA
+//     took 495 at 32K against 455 at 16.
 //
 // Example:
 //   int per_cta = EncodeSlabsPerCta(/*slabs=*/512, /*num_kv_heads=*/8, /*num_sms=*/132);  // 16

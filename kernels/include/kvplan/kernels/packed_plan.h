@@ -147,6 +147,7 @@ class PackedDecodePlan {
   PackedDecodePlan() = default;
   // The layer's geometries in `ws`, or nullptr for a layer of version-1 pages.
   const FragmentHeadGeometry* FragmentGeometry(int layer, uint8_t* ws) const;
+  // What the split sizing sees of this plan: its SMs, KV heads and max_splits.
   PackedSplitMachine SplitMachine() const;
 
   PackedDecodeConfig config_;

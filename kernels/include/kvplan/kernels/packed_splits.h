@@ -18,7 +18,7 @@
 //
 // Example:
 //   PackedSplitMachine m{.resident_ctas = 528, .kv_heads = 8, .max_splits = 66};
-//   int splits = PackedPairSplits(PackedBatchPages(lengths), m);
+//   int splits = PackedPairSplits(PagesOf(lengths), m);
 #ifndef KVPLAN_KERNELS_PACKED_SPLITS_H_
 #define KVPLAN_KERNELS_PACKED_SPLITS_H_
 
