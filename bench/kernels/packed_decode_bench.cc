@@ -9,6 +9,7 @@
 //                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
 //                             [--ragged] [--balanced] [--fragment-ctas N] [--parts]
 //                             [--fit-splits] [--fragment-splits N] [--table-ctx N]
+//                             [--append]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -36,6 +37,9 @@
 //   of the same plan, in more columns: µs, GB/s, % of copy bandwidth, x SDPA, and
 //   encode into fragment pages (µs, % of copy bandwidth). --parts (with
 //   --fragment): under each row, the step's prologue and merge timed alone.
+//   --append: above each row, a decode step's encode (one new token per
+//   sequence into the next slot of its last page: the per-code atomics path),
+//   into version-1 pages and, with --fragment, fragment pages.
 //   Times: median of N single launches timed with CUDA events (host launch
 //   overhead included where the GPU outruns the host), or with --graph of N
 //   replays of a CUDA graph of kGraphSteps steps, per step (the GPU time a
@@ -332,8 +336,8 @@ int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
-  bool fragment = false, graph = false, parts = false, ragged = false, balanced = false,
-       fit_splits = false;
+  bool fragment = false, graph = false, parts = false, append = false, ragged = false,
+       balanced = false, fit_splits = false;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -342,6 +346,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--fragment") == 0) fragment = true;
     if (std::strcmp(argv[i], "--graph") == 0) graph = true;
     if (std::strcmp(argv[i], "--parts") == 0) parts = true;
+    if (std::strcmp(argv[i], "--append") == 0) append = true;
     if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
     if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
     if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
@@ -621,6 +626,50 @@ int Run(int argc, char** argv) {
           cudaFree(q);
           cudaFree(out);
           cudaFree(d_len);
+
+          // A decode step's encode: one new token per sequence, at the next
+          // slot of its last page (sequence b's last page is page b here).
+          if (append) {
+            const size_t in_count = size_t{1} * batch * heads * hd;
+            float *kin, *vin;
+            int64_t* slots;
+            BENCH_CHECK(cudaMalloc(&kin, in_count * 4));
+            BENCH_CHECK(cudaMalloc(&vin, in_count * 4));
+            BENCH_CHECK(cudaMalloc(&slots, batch * sizeof(int64_t)));
+            BENCH_CHECK(FillRandomFloat(kin, in_count, 23, 1.0f, nullptr));
+            BENCH_CHECK(FillRandomFloat(vin, in_count, 24, 1.0f, nullptr));
+            std::vector<int64_t> hs(batch);
+            for (int b = 0; b < batch; ++b) {
+              hs[b] = int64_t{b} * kPageTokens + (lens[b] - 1) % kPageTokens;
+            }
+            BENCH_CHECK(
+                cudaMemcpy(slots, hs.data(), batch * sizeof(int64_t), cudaMemcpyHostToDevice));
+            auto time_append = [&](kernels::EncodePackParams ep) {
+              uint8_t* apool;
+              BENCH_CHECK(cudaMalloc(&apool, size_t{1} * batch * heads * ep.page_stride));
+              BENCH_CHECK(cudaMemset(apool, 0, size_t{1} * batch * heads * ep.page_stride));
+              ep.k = kin;
+              ep.v = vin;
+              ep.slot_mapping = slots;
+              ep.pages = apool;
+              ep.num_tokens = batch;
+              const double us = timer.Median(iters, [&](int, cudaStream_t s) {
+                BENCH_CHECK(kernels::LaunchEncodePack(ep, s, encode_slabs));
+              });
+              cudaFree(apool);
+              return us;
+            };
+            const double v1_us = time_append(plan->EncodeParams(0, ws));
+            const double frag_append_us =
+                fragment ? time_append(frag.plan->EncodeParams(0, frag.workspace)) : -1;
+            std::printf(
+                "  append (batch %d, one token per sequence, %d KV heads): version-1 pages %.1f "
+                "µs, fragment pages %.1f µs\n",
+                batch, heads, v1_us, frag_append_us);
+            cudaFree(kin);
+            cudaFree(vin);
+            cudaFree(slots);
+          }
 
           char sdpa_col[64], enc_col[64];
           if (sdpa_us > 0) {
