@@ -1,4 +1,5 @@
 #include "kvplan/kernels/dispatch.h"
+#include "kvplan/kernels/encode_append.cuh"
 #include "kvplan/kernels/encode_pack.cuh"
 #include "kvplan/kernels/encode_slabs.h"
 #include "kvplan/kernels/launch.h"
@@ -29,6 +30,12 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
   return cudaGetLastError();
 }
 
+template <int HEAD_DIM>
+cudaError_t LaunchEncodeAppendTyped(const EncodePackParams& p, cudaStream_t stream) {
+  EncodeAppendKernel<HEAD_DIM><<<dim3(p.num_tokens, p.num_kv_heads, 2), HEAD_DIM, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta) {
@@ -41,6 +48,10 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
   }
   return DispatchHeadDim(p.head_dim, [&](auto hd) {
     constexpr int kHeadDim = decltype(hd)::value;
+    // A few tokens (a decode step's): a CTA per token and head, no staging.
+    if (slabs_per_cta == 0 && p.num_tokens <= internal::kAppendMaxTokens) {
+      return LaunchEncodeAppendTyped<kHeadDim>(p, stream);
+    }
     return p.k_groups_whole ? LaunchEncodePackTyped<kHeadDim, true>(p, stream, slabs_per_cta)
                             : LaunchEncodePackTyped<kHeadDim, false>(p, stream, slabs_per_cta);
   });

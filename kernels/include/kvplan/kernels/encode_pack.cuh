@@ -713,6 +713,57 @@ __device__ __noinline__ void StoreFragmentPageRuns(const EncodePackParams& p, in
   }
 }
 
+// One code of the token in `slot` (>= 0) with atomics, which neighbouring
+// slots' writers need: coordinate c of a group of d dims at `bits`, its
+// version-1 code stream at byte block_offset of the page, or (fragment-native
+// pages) its first permuted position at `offset` (K).
+__device__ __forceinline__ void StoreVersion1SlotCode(const EncodePackParams& p, int head,
+                                                      bool is_v, int d, int bits, int block_offset,
+                                                      int64_t slot, int c, uint32_t code) {
+  uint8_t* page = p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
+  const int s = static_cast<int>(slot % kKernelPageTokens);
+  StoreCode(reinterpret_cast<uint32_t*>(page + block_offset), StreamElement(s, c, d, is_v) * bits,
+            bits, code);
+}
+__device__ __forceinline__ uint8_t* FragmentSlotTile(const EncodePackParams& p, int head,
+                                                     int64_t slot) {
+  const int s = static_cast<int>(slot % kKernelPageTokens);
+  return p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
+         (s / kFragmentTileTokens) * p.fragment[head].tile_bytes;
+}
+__device__ __forceinline__ void StoreFragmentSlotCode(const EncodePackParams& p, int head,
+                                                      bool is_v, int bits, int offset, int64_t slot,
+                                                      int c, uint32_t code) {
+  const FragmentHeadGeometry& f = p.fragment[head];
+  uint8_t* tile = FragmentSlotTile(p, head, slot);
+  const int row = static_cast<int>(slot % kFragmentTileTokens);
+  if (is_v) {
+    StoreRunCode(tile + f.v_runs_offset, f.v_run_words, FragmentVLane(row, c),
+                 FragmentVRunBit(bits, row, c), bits, code);
+  } else {
+    const int pos = offset + c, half = pos / kFragmentHalfSliceDims;
+    StoreRunCode(tile, f.k_run_words, FragmentKLane(row, pos),
+                 FragmentKRunBit(f.half_offset[half], bits, row, pos), bits, code);
+  }
+}
+// Norm n' of K group g (or V) of the token in `slot`; version-1 pages keep a
+// group's norms from byte norm_offset of the page.
+__device__ __forceinline__ void StoreVersion1SlotNorm(const EncodePackParams& p, int head,
+                                                      int norm_offset, int64_t slot,
+                                                      uint16_t norm) {
+  uint8_t* page = p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
+  reinterpret_cast<uint16_t*>(page + norm_offset)[slot % kKernelPageTokens] = norm;
+}
+__device__ __forceinline__ void StoreFragmentSlotNorm(const EncodePackParams& p, int head,
+                                                      bool is_v, int g, int64_t slot,
+                                                      uint16_t norm) {
+  const FragmentHeadGeometry& f = p.fragment[head];
+  const int row = static_cast<int>(slot % kFragmentTileTokens);
+  const int norm_slot = is_v ? f.num_k_groups : g;
+  *reinterpret_cast<uint16_t*>(FragmentSlotTile(p, head, slot) + f.norms_offset +
+                               FragmentNormByte(row, f.num_k_groups, norm_slot)) = norm;
+}
+
 // StoreGroup for fragment-native pages (p.fragment): the codes of a slab that
 // is not a whole page (those are StoreFragmentPageRuns') code by code into
 // each token's slot (negative slots skipped); then the norms. Not inlined: its
@@ -723,37 +774,18 @@ __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int h
                                                 int g, int d, int bits, int offset,
                                                 const uint8_t* code_s, const uint16_t* norms,
                                                 const int64_t* slot_s, bool whole_page, int tid) {
-  const FragmentHeadGeometry& f = p.fragment[head];
   const int code_base = kKernelPageTokens * offset;
-  auto tile_of = [&](int64_t slot) {
-    const int s = static_cast<int>(slot % kKernelPageTokens);
-    return p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
-           (s / kFragmentTileTokens) * f.tile_bytes;
-  };
   if (!whole_page) {  // a whole page's codes are StoreFragmentPageRuns'
     for (int i = tid; i < kSlabTokens * d; i += kSlabThreads) {
       const int token = i / d, c = i - token * d;
       const int64_t slot = slot_s[token];
       if (slot < 0) continue;
-      uint8_t* tile = tile_of(slot);
-      const int row = static_cast<int>(slot % kFragmentTileTokens);
-      const uint32_t code = code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)];
-      if (is_v) {
-        StoreRunCode(tile + f.v_runs_offset, f.v_run_words, FragmentVLane(row, c),
-                     FragmentVRunBit(bits, row, c), bits, code);
-      } else {
-        const int pos = offset + c, half = pos / kFragmentHalfSliceDims;
-        StoreRunCode(tile, f.k_run_words, FragmentKLane(row, pos),
-                     FragmentKRunBit(f.half_offset[half], bits, row, pos), bits, code);
-      }
+      StoreFragmentSlotCode(p, head, is_v, bits, offset, slot, c,
+                            code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)]);
     }
   }
   if (tid < kSlabTokens && slot_s[tid] >= 0) {
-    const int64_t slot = slot_s[tid];
-    const int row = static_cast<int>(slot % kFragmentTileTokens);
-    const int norm_slot = is_v ? f.num_k_groups : g;
-    *reinterpret_cast<uint16_t*>(tile_of(slot) + f.norms_offset +
-                                 FragmentNormByte(row, f.num_k_groups, norm_slot)) = norms[tid];
+    StoreFragmentSlotNorm(p, head, is_v, g, slot_s[tid], norms[tid]);
   }
 }
 
@@ -792,16 +824,11 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
     const int token = i / d, c = i - token * d;
     const int64_t slot = slot_s[token];
     if (slot < 0) continue;
-    uint8_t* page = p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
-    const int s = static_cast<int>(slot % kKernelPageTokens);
-    StoreCode(reinterpret_cast<uint32_t*>(page + grp.block_offset),
-              StreamElement(s, c, d, is_v) * bits, bits,
-              code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)]);
+    StoreVersion1SlotCode(p, head, is_v, d, bits, grp.block_offset, slot, c,
+                          code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)]);
   }
   if (tid < kSlabTokens && slot_s[tid] >= 0) {
-    const int64_t slot = slot_s[tid];
-    uint8_t* page = p.pages + ((slot / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
-    reinterpret_cast<uint16_t*>(page + grp.norm_offset)[slot % kKernelPageTokens] = norms[tid];
+    StoreVersion1SlotNorm(p, head, grp.norm_offset, slot_s[tid], norms[tid]);
   }
 }
 

@@ -22,8 +22,10 @@ cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
 
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.
 // slabs_per_cta: 64-token slabs each CTA encodes (at most 32); 0 picks it from
-// the launch's size and p.num_sms (EncodeSlabsPerCta, encode_slabs.h). Tests
-// force values above 1 to cover the CTA's slab loop.
+// the launch's size and p.num_sms (EncodeSlabsPerCta, encode_slabs.h), and
+// launches of at most 64 tokens (a decode step's) then take the few-token
+// kernel (encode_append.cuh: a CTA per token and head, codes equal to the
+// CPU's bit for bit). Tests force values above 0 to cover the slab kernel.
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta = 0);
 
 // One decode step: rotate q, split-K attention over the packed pages (+ fp16
