@@ -53,6 +53,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <vector>
@@ -241,6 +242,57 @@ void MakeFragmentPath(PackedDecodeConfig config, const std::vector<HeadCodec>& c
   BENCH_CHECK(cudaMemcpy(path.norm_spans, spans.data(), spans.size() * sizeof(int),
                          cudaMemcpyHostToDevice));
 }
+
+// Random fp32 K and V rows of tokens headed for `slots` (page · 64 + slot
+// each), on the device, for timing encode launches of them.
+class EncodeInputs {
+ public:
+  EncodeInputs(const std::vector<int64_t>& slots, int heads, int hd, uint64_t seed)
+      : tokens_(static_cast<int>(slots.size())), values_(slots.size() * heads * hd) {
+    BENCH_CHECK(cudaMalloc(&k_, values_ * sizeof(float)));
+    BENCH_CHECK(cudaMalloc(&v_, values_ * sizeof(float)));
+    BENCH_CHECK(cudaMalloc(&slots_, slots.size() * sizeof(int64_t)));
+    BENCH_CHECK(FillRandomFloat(k_, values_, seed, 1.0f, nullptr));
+    BENCH_CHECK(FillRandomFloat(v_, values_, seed + 1, 1.0f, nullptr));
+    BENCH_CHECK(
+        cudaMemcpy(slots_, slots.data(), slots.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
+  }
+  EncodeInputs(const EncodeInputs&) = delete;
+  EncodeInputs& operator=(const EncodeInputs&) = delete;
+  ~EncodeInputs() {
+    cudaFree(k_);
+    cudaFree(v_);
+    cudaFree(slots_);
+  }
+  // Bytes of K and V read.
+  double input_bytes() const { return 2.0 * static_cast<double>(values_) * sizeof(float); }
+  // Median µs of encoding the tokens with `ep` (a plan's EncodeParams) into a
+  // pool of `pages` pages (zeroed first), `slabs` slabs per CTA.
+  double Micros(Timer& timer, kernels::EncodePackParams ep, int64_t pages, int iters,
+                int slabs) const {
+    const size_t pool_bytes = static_cast<size_t>(pages) * ep.num_kv_heads * ep.page_stride;
+    uint8_t* pool;
+    BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
+    BENCH_CHECK(cudaMemset(pool, 0, pool_bytes));
+    ep.k = k_;
+    ep.v = v_;
+    ep.slot_mapping = slots_;
+    ep.pages = pool;
+    ep.num_tokens = tokens_;
+    const double us = timer.Median(iters, [&](int, cudaStream_t stream) {
+      BENCH_CHECK(kernels::LaunchEncodePack(ep, stream, slabs));
+    });
+    cudaFree(pool);
+    return us;
+  }
+
+ private:
+  int tokens_;
+  size_t values_;
+  float* k_ = nullptr;
+  float* v_ = nullptr;
+  int64_t* slots_ = nullptr;
+};
 
 // The fragment step's shape for a batch of `lens` in a table of
 // `max_pages_per_seq` pages: SplitsFor, or as --fit-splits / --fragment-splits say.
@@ -577,51 +629,25 @@ int Run(int argc, char** argv) {
           double encode_us = -1, encode_frac = 0, fenc_us = -1, fenc_frac = 0;
           if (encode && (ctx == contexts.front() || ctx == 32768)) {
             const int tokens = std::min(batch * ctx, 32768);
-            const size_t in_count = size_t{1} * tokens * heads * hd;
-            float *kin, *vin;
-            int64_t* slots;
-            uint8_t* epool;
             const int64_t epages = (tokens + kPageTokens - 1) / kPageTokens;
-            BENCH_CHECK(cudaMalloc(&kin, in_count * 4));
-            BENCH_CHECK(cudaMalloc(&vin, in_count * 4));
-            BENCH_CHECK(cudaMalloc(&slots, tokens * sizeof(int64_t)));
-            BENCH_CHECK(cudaMalloc(&epool, epages * heads * stride));
-            BENCH_CHECK(FillRandomFloat(kin, in_count, 21, 1.0f, nullptr));
-            BENCH_CHECK(FillRandomFloat(vin, in_count, 22, 1.0f, nullptr));
-            std::vector<int64_t> hs(tokens);
-            for (int t = 0; t < tokens; ++t) hs[t] = t;
-            BENCH_CHECK(
-                cudaMemcpy(slots, hs.data(), tokens * sizeof(int64_t), cudaMemcpyHostToDevice));
-            // µs of encoding the tokens with `ep` (a plan's EncodeParams) into
-            // `pool`, and its % of copy bandwidth for pages of `page_bytes` summed
-            // over the heads.
-            auto time_encode = [&](kernels::EncodePackParams ep, uint8_t* pool, double page_bytes,
+            std::vector<int64_t> in_order(tokens);
+            std::iota(in_order.begin(), in_order.end(), int64_t{0});
+            const EncodeInputs inputs(in_order, heads, hd, 21);
+            // µs of encoding the tokens with `ep` into whole pages, and its %
+            // of copy bandwidth for pages of `page_bytes` summed over the heads.
+            auto time_encode = [&](const kernels::EncodePackParams& ep, double page_bytes,
                                    double& frac) {
-              ep.k = kin;
-              ep.v = vin;
-              ep.slot_mapping = slots;
-              ep.pages = pool;
-              ep.num_tokens = tokens;
-              const double us = timer.Median(std::max(3, iters / 4), [&](int, cudaStream_t s) {
-                BENCH_CHECK(kernels::LaunchEncodePack(ep, s, encode_slabs));
-              });
-              const double bytes = 2.0 * in_count * 4 + static_cast<double>(epages) * page_bytes;
+              const double us =
+                  inputs.Micros(timer, ep, epages, std::max(3, iters / 4), encode_slabs);
+              const double bytes = inputs.input_bytes() + static_cast<double>(epages) * page_bytes;
               frac = bytes / (us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
               return us;
             };
-            encode_us = time_encode(plan->EncodeParams(0, ws), epool, page_bytes_sum, encode_frac);
+            encode_us = time_encode(plan->EncodeParams(0, ws), page_bytes_sum, encode_frac);
             if (fragment) {  // the same tokens into fragment pages
-              const kernels::EncodePackParams fp_encode =
-                  frag.plan->EncodeParams(0, frag.workspace);
-              uint8_t* fpool;
-              BENCH_CHECK(cudaMalloc(&fpool, epages * heads * fp_encode.page_stride));
-              fenc_us = time_encode(fp_encode, fpool, frag.page_bytes_sum, fenc_frac);
-              cudaFree(fpool);
+              fenc_us = time_encode(frag.plan->EncodeParams(0, frag.workspace), frag.page_bytes_sum,
+                                    fenc_frac);
             }
-            cudaFree(kin);
-            cudaFree(vin);
-            cudaFree(slots);
-            cudaFree(epool);
           }
           cudaFree(q);
           cudaFree(out);
@@ -630,45 +656,21 @@ int Run(int argc, char** argv) {
           // A decode step's encode: one new token per sequence, at the next
           // slot of its last page (sequence b's last page is page b here).
           if (append) {
-            const size_t in_count = size_t{1} * batch * heads * hd;
-            float *kin, *vin;
-            int64_t* slots;
-            BENCH_CHECK(cudaMalloc(&kin, in_count * 4));
-            BENCH_CHECK(cudaMalloc(&vin, in_count * 4));
-            BENCH_CHECK(cudaMalloc(&slots, batch * sizeof(int64_t)));
-            BENCH_CHECK(FillRandomFloat(kin, in_count, 23, 1.0f, nullptr));
-            BENCH_CHECK(FillRandomFloat(vin, in_count, 24, 1.0f, nullptr));
-            std::vector<int64_t> hs(batch);
+            std::vector<int64_t> next_slots(batch);
             for (int b = 0; b < batch; ++b) {
-              hs[b] = int64_t{b} * kPageTokens + (lens[b] - 1) % kPageTokens;
+              next_slots[b] = int64_t{b} * kPageTokens + (lens[b] - 1) % kPageTokens;
             }
-            BENCH_CHECK(
-                cudaMemcpy(slots, hs.data(), batch * sizeof(int64_t), cudaMemcpyHostToDevice));
-            auto time_append = [&](kernels::EncodePackParams ep) {
-              uint8_t* apool;
-              BENCH_CHECK(cudaMalloc(&apool, size_t{1} * batch * heads * ep.page_stride));
-              BENCH_CHECK(cudaMemset(apool, 0, size_t{1} * batch * heads * ep.page_stride));
-              ep.k = kin;
-              ep.v = vin;
-              ep.slot_mapping = slots;
-              ep.pages = apool;
-              ep.num_tokens = batch;
-              const double us = timer.Median(iters, [&](int, cudaStream_t s) {
-                BENCH_CHECK(kernels::LaunchEncodePack(ep, s, encode_slabs));
-              });
-              cudaFree(apool);
-              return us;
-            };
-            const double v1_us = time_append(plan->EncodeParams(0, ws));
+            const EncodeInputs inputs(next_slots, heads, hd, 23);
+            const double v1_us =
+                inputs.Micros(timer, plan->EncodeParams(0, ws), batch, iters, encode_slabs);
             const double frag_append_us =
-                fragment ? time_append(frag.plan->EncodeParams(0, frag.workspace)) : -1;
+                fragment ? inputs.Micros(timer, frag.plan->EncodeParams(0, frag.workspace), batch,
+                                         iters, encode_slabs)
+                         : -1;
             std::printf(
                 "  append (batch %d, one token per sequence, %d KV heads): version-1 pages %.1f "
                 "µs, fragment pages %.1f µs\n",
                 batch, heads, v1_us, frag_append_us);
-            cudaFree(kin);
-            cudaFree(vin);
-            cudaFree(slots);
           }
 
           char sdpa_col[64], enc_col[64];

@@ -5,7 +5,8 @@
 
 #include "core/fragment_geometry.h"  // kFragmentTileTokens
 #include "kvplan/kernels/fragment_params.h"
-#include "kvplan/kernels/params.h"  // kKernelPageTokens, kFragmentTilesPerPage
+#include "kvplan/kernels/packed_splits.h"  // UnitsOf
+#include "kvplan/kernels/params.h"         // kKernelPageTokens, kFragmentTilesPerPage
 
 namespace kvplan::kernels {
 namespace {
@@ -15,20 +16,6 @@ namespace {
 int MostSplitsFor(int64_t tokens, int warps) {
   return static_cast<int>(
       std::clamp<int64_t>(tokens / (kFragmentTileTokens * 8 * warps), 1, INT32_MAX));
-}
-
-// A batch's tiles per KV head: all of them, and the longest sequence's.
-struct TileCounts {
-  int64_t total = 0;
-  int64_t longest = 0;
-};
-TileCounts CountTiles(absl::Span<const int> lengths) {
-  TileCounts tiles;
-  for (int len : lengths) {
-    tiles.total += FragmentTilesOf(len);
-    tiles.longest = std::max(tiles.longest, FragmentTilesOf(len));
-  }
-  return tiles;
 }
 
 }  // namespace
@@ -63,7 +50,7 @@ int FittedPairSplits(absl::Span<const int> lengths, int max_pages_per_seq,
   // more and shorter splits, in several waves whose CTAs start as others
   // finish, come closer to the even share (NOTES run 27: Llama-3.1-8B batch
   // 16 of lengths up to 128K, 385 µs at 3 splits, 348 at 12).
-  const TileCounts tiles = CountTiles(lengths);
+  const BatchUnits tiles = UnitsOf(lengths, kFragmentTileTokens);
   const double all_tiles = static_cast<double>(tiles.total) * machine.kv_heads;
   const int resident = std::max(1, machine.resident_ctas);
   auto split_tiles = [&](int count) {
@@ -109,7 +96,7 @@ int BalancedSlots(int64_t total_tiles, int64_t longest_tiles, int ctas) {
 
 FragmentSplits FittedBalancedSplits(absl::Span<const int> lengths,
                                     const FragmentSplitMachine& machine) {
-  const TileCounts tiles = CountTiles(lengths);
+  const BatchUnits tiles = UnitsOf(lengths, kFragmentTileTokens);
   FragmentSplits shape;
   shape.ctas_per_kv_head = BalancedCtasPerKvHead(tiles.total, machine);
   shape.num_splits = std::min(BalancedSlots(tiles.total, tiles.longest, shape.ctas_per_kv_head),

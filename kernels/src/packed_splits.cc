@@ -21,18 +21,20 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-PackedBatchPages PagesOf(absl::Span<const int> lengths) {
-  PackedBatchPages pages;
-  pages.batch = static_cast<int>(lengths.size());
+BatchUnits UnitsOf(absl::Span<const int> lengths, int unit_tokens) {
+  BatchUnits units;
+  units.batch = static_cast<int>(lengths.size());
   for (int len : lengths) {
-    const int64_t p = CeilDiv(std::max(len, 0), kKernelPageTokens);
-    pages.total += p;
-    pages.longest = std::max(pages.longest, p);
+    const int64_t u = CeilDiv(std::max(len, 0), unit_tokens);
+    units.total += u;
+    units.longest = std::max(units.longest, u);
   }
-  return pages;
+  return units;
 }
 
-int PackedPairSplits(const PackedBatchPages& pages, const PackedSplitMachine& machine) {
+BatchUnits PagesOf(absl::Span<const int> lengths) { return UnitsOf(lengths, kKernelPageTokens); }
+
+int PackedPairSplits(const BatchUnits& pages, const PackedSplitMachine& machine) {
   const int64_t units = std::max<int64_t>(1, int64_t{pages.batch} * machine.kv_heads);
   const int64_t longest = std::max<int64_t>(1, pages.longest);
   int64_t splits = std::max<int64_t>(1, machine.resident_ctas / units);

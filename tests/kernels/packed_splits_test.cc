@@ -36,7 +36,7 @@ std::vector<int> Batch16(int ctx, bool ragged) {
 
 TEST(PackedSplitsTest, CountsPagesOfTheLengths) {
   const std::vector<int> lengths = {0, 1, 64, 65, -3, 640};
-  const PackedBatchPages pages = PagesOf(lengths);
+  const BatchUnits pages = PagesOf(lengths);
   EXPECT_EQ(pages.batch, 6);
   EXPECT_EQ(pages.longest, 10);
   EXPECT_EQ(pages.total, 0 + 1 + 1 + 2 + 0 + 10);
@@ -76,7 +76,7 @@ TEST(PackedSplitsTest, ShortEvenBatchesTakeOneWave) {
         const int64_t pages = (ctx + 63) / 64;
         const int64_t wave = std::clamp<int64_t>(
             std::min<int64_t>(m.resident_ctas / (batch * kv_heads), pages / 4), 1, m.max_splits);
-        const PackedBatchPages even = {.batch = batch, .longest = pages, .total = batch * pages};
+        const BatchUnits even = {.batch = batch, .longest = pages, .total = batch * pages};
         EXPECT_EQ(PackedPairSplits(even, m), wave);
       }
     }
@@ -89,7 +89,7 @@ TEST(PackedSplitsTest, LongCtasAreCutToAtMost128PagesWithinMaxSplits) {
     const PackedSplitMachine m = H200(1 + static_cast<int>(rng() % 8));
     std::vector<int> lengths(1 + rng() % 32);
     for (int& len : lengths) len = static_cast<int>(rng() % (1 << 20));
-    const PackedBatchPages pages = PagesOf(lengths);
+    const BatchUnits pages = PagesOf(lengths);
     const int splits = PackedPairSplits(pages, m);
     ASSERT_GE(splits, 1);
     ASSERT_LE(splits, m.max_splits);

@@ -68,14 +68,17 @@ __global__ void __launch_bounds__(HEAD_DIM)
     for (int k = lane; k < gg.size; k += 4) sum = term(sum, gg.offset + k);
     lane_sums[group][lane] = sum;
   };
+  // Their total, (s0 + s1) + (s2 + s3).
+  const auto lane_total = [&](int group) {
+    return __dadd_rn(__dadd_rn(lane_sums[group][0], lane_sums[group][1]),
+                     __dadd_rn(lane_sums[group][2], lane_sums[group][3]));
+  };
   if (pos < 4 * num_groups) {
     lane_sum(pos / 4, pos % 4, [&](double sum, int q) { return AddSquare(sum, x_s[q]); });
   }
   __syncthreads();
   if (pos < num_groups) {
-    const double n2 = __dadd_rn(__dadd_rn(lane_sums[pos][0], lane_sums[pos][1]),
-                                __dadd_rn(lane_sums[pos][2], lane_sums[pos][3]));
-    const double n = sqrt(n2);
+    const double n = sqrt(lane_total(pos));
     const double sqrt_d =
         sqrt(static_cast<double>(GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, pos).size));
     norm_s[pos] = n;
@@ -114,9 +117,8 @@ __global__ void __launch_bounds__(HEAD_DIM)
   }
   if (pos < num_groups) {
     const EncodeGroup own = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, pos);
-    const double c2 = __dadd_rn(__dadd_rn(lane_sums[pos][0], lane_sums[pos][1]),
-                                __dadd_rn(lane_sums[pos][2], lane_sums[pos][3]));
-    const uint16_t norm = CorrectedNorm(norm_s[pos], sqrt(static_cast<double>(own.size)), c2);
+    const uint16_t norm =
+        CorrectedNorm(norm_s[pos], sqrt(static_cast<double>(own.size)), lane_total(pos));
     if (p.fragment != nullptr) {
       StoreFragmentSlotNorm(p, head, is_v, pos, slot, norm);
     } else {

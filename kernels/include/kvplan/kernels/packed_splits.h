@@ -37,24 +37,27 @@ struct PackedSplitMachine {
   int max_splits = 1;
 };
 
-// A batch's 64-token pages: how many sequences, the longest one's pages and
-// all of them.
-struct PackedBatchPages {
+// A batch counted in units of a fixed number of tokens (pages here, 16-token
+// tiles for the fragment path's sizing, fragment_splits.h): how many
+// sequences, the longest one's units and all of them.
+struct BatchUnits {
   int batch = 0;
   int64_t longest = 0;
   int64_t total = 0;
 };
 
-// The pages of sequences of `lengths` packed tokens (negative lengths count
-// as 0).
-PackedBatchPages PagesOf(absl::Span<const int> lengths);
+// The units of `unit_tokens` tokens that sequences of `lengths` tokens take
+// (negative lengths count as 0).
+BatchUnits UnitsOf(absl::Span<const int> lengths, int unit_tokens);
+// The 64-token pages of sequences of `lengths` packed tokens.
+BatchUnits PagesOf(absl::Span<const int> lengths);
 
 // Splits for a batch of these pages, in [1, max_splits]: the most CTAs that
 // fit one wave with at least 4 pages each; raised until the longest
 // sequence's CTAs hold at most 128 pages; for a ragged batch (its longest
 // sequence over 1.1x the mean), raised up to four waves while the longest
 // sequence's CTAs keep at least 16 pages.
-int PackedPairSplits(const PackedBatchPages& pages, const PackedSplitMachine& machine);
+int PackedPairSplits(const BatchUnits& pages, const PackedSplitMachine& machine);
 
 }  // namespace kvplan::kernels
 
