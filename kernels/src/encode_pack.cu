@@ -7,22 +7,26 @@
 namespace kvplan::kernels {
 namespace {
 
+// Host-side attribute writes, cheap and capture-safe: `bytes` of dynamic
+// shared memory (above the default 48 KB), and the carveout that fits
+// several CTAs per SM (the bulk kernel's two; the few-token kernel's ~74 KB
+// CTAs, 256 of them at batch 16 x 8 KV heads).
+template <class Kernel>
+cudaError_t AllowSharedMemory(Kernel* kernel, int bytes) {
+  if (cudaError_t e =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      e != cudaSuccess) {
+    return e;
+  }
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                              cudaSharedmemCarveoutMaxShared);
+}
+
 template <int HEAD_DIM, bool K_WHOLE>
 cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta) {
   auto* kernel = EncodePackKernel<HEAD_DIM, K_WHOLE>;
   constexpr int kSmem = internal::EncodeSmem<HEAD_DIM>::kBytes;
-  // Host-side attribute writes, cheap and capture-safe: the shared memory
-  // above the default 48 KB, and the carveout that fits two CTAs per SM.
-  if (cudaError_t e =
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-      e != cudaSuccess) {
-    return e;
-  }
-  if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                           cudaSharedmemCarveoutMaxShared);
-      e != cudaSuccess) {
-    return e;
-  }
+  if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
   if (per_cta == 0) per_cta = EncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms);
   const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, 2);
@@ -32,7 +36,10 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
 
 template <int HEAD_DIM>
 cudaError_t LaunchEncodeAppendTyped(const EncodePackParams& p, cudaStream_t stream) {
-  EncodeAppendKernel<HEAD_DIM><<<dim3(p.num_tokens, p.num_kv_heads, 2), HEAD_DIM, 0, stream>>>(p);
+  auto* kernel = EncodeAppendKernel<HEAD_DIM>;
+  constexpr int kSmem = internal::kAppendSmemBytes<HEAD_DIM>;
+  if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
+  kernel<<<dim3(p.num_tokens, p.num_kv_heads, 2), HEAD_DIM, kSmem, stream>>>(p);
   return cudaGetLastError();
 }
 

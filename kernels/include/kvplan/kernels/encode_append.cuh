@@ -4,7 +4,9 @@
 // on tensor cores: for one token that fixed cost is the whole launch (21-27 µs
 // on the H200, more than a batch-1 decode step: NOTES.md run 28). Here a CTA
 // takes one (token, KV head, K|V), a thread one permuted position p (V: one
-// dim), and the rotation is read straight from the plan's fp32 Rᵀ in L2:
+// dim). The CTA's fp32 Rᵀ blocks come whole into shared memory through the
+// bulk copy engine (one instruction, no per-element address arithmetic),
+// while the row's norm is summed:
 //   n   = ‖x_g‖: fp64, the CPU's four interleaved partial sums (a thread per
 //         group and lane), (s0 + s1) + (s2 + s3);
 //   z_i = fp32(Σ_j R[i][j]·x_j, j = 0, 1, ... in order, each product and sum
@@ -15,8 +17,10 @@
 //   n'  = n·√d / ‖c[codes]‖ (fp64, four-lane sums), fp16 with saturation.
 // Codes go into each token's slot one by one with atomics (neighbouring slots
 // share words), as the bulk kernel stores decode tokens, into version-1 or
-// fragment-native pages. Grid (num_tokens, num_kv_heads, 2), HEAD_DIM threads;
-// negative slots skip their token.
+// fragment-native pages. Grid (num_tokens, num_kv_heads, 2), HEAD_DIM threads,
+// kAppendSmemBytes of dynamic shared memory; negative slots skip their token.
+// Latency decides this kernel (a few CTAs, one short dependent chain each):
+// every load that does not need an earlier result is issued at the start.
 #ifndef KVPLAN_KERNELS_ENCODE_APPEND_CUH_
 #define KVPLAN_KERNELS_ENCODE_APPEND_CUH_
 
@@ -33,6 +37,11 @@ namespace internal {
 // kernel's fixed cost is a slab's whatever its tokens).
 inline constexpr int kAppendMaxTokens = 64;
 
+// The few-token kernel's dynamic shared memory: one (head, K|V)'s Rᵀ blocks
+// (at most HEAD_DIM² floats), plus 4 floats for the copy's aligned start.
+template <int HEAD_DIM>
+inline constexpr int kAppendSmemBytes = (HEAD_DIM * HEAD_DIM + 4) * 4;
+
 }  // namespace internal
 
 template <int HEAD_DIM>
@@ -41,34 +50,74 @@ __global__ void __launch_bounds__(HEAD_DIM)
   using namespace internal;
   const int token = blockIdx.x, head = blockIdx.y;
   const bool is_v = blockIdx.z == 1;
-  const int64_t slot = p.slot_mapping[token];
-  if (slot < 0) return;
   const int pos = threadIdx.x;
   const PackedHeadDesc& desc = p.heads[head];
-  __shared__ float x_s[HEAD_DIM];  // the row in permuted order (V: as is)
+  __shared__ float x_s[HEAD_DIM];    // the row in permuted order (V: as is)
+  __shared__ double c2_s[HEAD_DIM];  // c[code]² per position
+  __shared__ float boundary_s[kMaxKGroups][255];
+  // Rᵀ arrives in this many pieces (2 beat 1 and 4 at batch 1: NOTES.md run 29).
+  constexpr int kPieces = 2;
+  __shared__ uint64_t rotation_bars[kPieces];
+  extern __shared__ float4 rotation_s4[];  // kAppendSmemBytes
   __shared__ double lane_sums[kMaxKGroups][4];
   __shared__ float scale_s[kMaxKGroups];
   __shared__ double norm_s[kMaxKGroups];
 
-  const float* row =
-      (is_v ? p.v : p.k) + (static_cast<int64_t>(token) * p.num_kv_heads + head) * HEAD_DIM;
-  x_s[pos] = row[is_v ? pos : desc.permutation[pos]];
+  // The slot, the row value, the group's boundaries and Rᵀ are all on their
+  // way before the first barrier, so that their round trips overlap.
+  const int64_t slot = p.slot_mapping[token];
   const int num_groups = is_v ? 1 : desc.num_groups;
   // This thread's group: the last whose first position is at or before pos.
   int g = 0;
   for (int h = 1; h < num_groups; ++h) g = desc.offset[h] <= pos ? h : g;
   const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
   const int i = pos - grp.offset, d = grp.size;
+  const float* row =
+      (is_v ? p.v : p.k) + (static_cast<int64_t>(token) * p.num_kv_heads + head) * HEAD_DIM;
+  const float x = row[is_v ? pos : desc.permutation[pos]];
+  const float* boundaries = p.tables->boundaries[grp.bits - 1];
+  for (int k = i; k < (1 << grp.bits) - 1; k += d) boundary_s[g][k] = __ldg(boundaries + k);
+  if (slot < 0) return;  // the whole CTA: one token (before the copy starts)
+  // The (head, K|V)'s Rᵀ blocks (K's groups lie back to back, then V's)
+  // through the bulk copy engine, in kPieces pieces on their own mbarriers so
+  // that the sum starts on the first while the rest arrive: per element, a
+  // load with its address arithmetic and predicate costs ~8 instructions
+  // (NOTES.md run 29). The copy starts at the 16-byte boundary at or below
+  // the first block and ends at or after the last (the plan's rotation region
+  // holds V's forward rotation after every head's Rᵀ: the overhang stays in it).
+  const int64_t first = is_v ? desc.v_rotation_t : desc.k_rotation_t[0];
+  const int64_t count = is_v ? int64_t{HEAD_DIM} * HEAD_DIM : desc.v_rotation_t - first;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p.rotations + first);
+  const uintptr_t aligned = begin & ~uintptr_t{15};
+  const int lead = static_cast<int>(begin - aligned) / 4;  // floats before the first block
+  const int total_bytes = static_cast<int>((lead + count) * 4 + 15) & ~15;
+  const int piece_bytes = (total_bytes / kPieces + 15) & ~15;
+  if (pos == 0) {
+    for (int k = 0; k < kPieces; ++k) MbarrierInit(&rotation_bars[k], 1);
+    FenceMbarrierInit();
+    for (int k = 0; k < kPieces; ++k) {
+      const int start = min(k * piece_bytes, total_bytes);
+      const int bytes = min(piece_bytes, total_bytes - start);
+      MbarrierArriveExpectTx(&rotation_bars[k], static_cast<uint32_t>(bytes));
+      if (bytes > 0) {
+        BulkCopyToShared(reinterpret_cast<char*>(rotation_s4) + start,
+                         reinterpret_cast<const char*>(aligned) + start,
+                         static_cast<uint32_t>(bytes), &rotation_bars[k]);
+      }
+    }
+  }
+  x_s[pos] = x;
   __syncthreads();
 
-  // ‖x_g‖², lane sums: thread 4g' + lane sums x² over the group's i ≡ lane (mod 4).
+  // ‖x_g‖² and later ‖c[codes]‖²: thread 4g' + lane sums the group's
+  // positions i ≡ lane (mod 4) in order, then (s0 + s1) + (s2 + s3).
   const auto lane_sum = [&](int group, int lane, auto term) {
     const EncodeGroup gg = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, group);
     double sum = 0.0;
+#pragma unroll 8
     for (int k = lane; k < gg.size; k += 4) sum = term(sum, gg.offset + k);
     lane_sums[group][lane] = sum;
   };
-  // Their total, (s0 + s1) + (s2 + s3).
   const auto lane_total = [&](int group) {
     return __dadd_rn(__dadd_rn(lane_sums[group][0], lane_sums[group][1]),
                      __dadd_rn(lane_sums[group][2], lane_sums[group][3]));
@@ -86,28 +135,30 @@ __global__ void __launch_bounds__(HEAD_DIM)
   }
 
   // (R·x)_i, the CPU's sequential fp32 sum over j (Rᵀ[j][i] = R[i][j]).
-  const float* rt = p.rotations + grp.rotation_t;
+  // Row j of the column is float column_start + j·d of the copy; piece k
+  // holds rows [j_k, j_k+1).
+  const int column_start = lead + static_cast<int>(grp.rotation_t - first) + i;
+  const float* column = reinterpret_cast<const float*>(rotation_s4) + column_start;
   float acc = 0.0f;
+  int j = 0;
+#pragma unroll 1
+  for (int k = 0; k < kPieces; ++k) {
+    const int piece_end = min((k + 1) * piece_bytes, total_bytes) / 4;
+    const int j_end = min(d, max(j, (piece_end - column_start + d - 1) / d));
+    MbarrierWait(&rotation_bars[k], 0);
 #pragma unroll 8
-  for (int j = 0; j < d; ++j)
-    acc = __fadd_rn(acc, __fmul_rn(__ldg(rt + j * d + i), x_s[grp.offset + j]));
-  __syncthreads();  // scale_s and norm_s written
+    for (; j < j_end; ++j) acc = __fadd_rn(acc, __fmul_rn(column[j * d], x_s[grp.offset + j]));
+  }
+  __syncthreads();  // scale_s, norm_s and boundary_s written
   const float z = __fmul_rn(acc, scale_s[g]);
-  const float* boundaries = p.tables->boundaries[grp.bits - 1];
   int code = 0;
   for (int step = 1 << (grp.bits - 1); step > 0; step >>= 1) {
-    code += boundaries[code + step - 1] < z ? step : 0;
+    code += boundary_s[g][code + step - 1] < z ? step : 0;
   }
-
-  // ‖c[codes]‖², lane sums as above (the codes through shared memory).
-  __shared__ uint8_t code_s[HEAD_DIM];
-  code_s[pos] = static_cast<uint8_t>(code);
+  c2_s[pos] = Square(__ldg(p.tables->centroids[grp.bits - 1] + code));
   __syncthreads();
   if (pos < 4 * num_groups) {
-    const int bits = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, pos / 4).bits;
-    lane_sum(pos / 4, pos % 4, [&](double sum, int q) {
-      return __dadd_rn(sum, Square(p.tables->centroids[bits - 1][code_s[q]]));
-    });
+    lane_sum(pos / 4, pos % 4, [&](double sum, int q) { return __dadd_rn(sum, c2_s[q]); });
   }
   __syncthreads();
   if (p.fragment != nullptr) {
