@@ -25,6 +25,7 @@
 #define KVPLAN_KERNELS_ENCODE_APPEND_CUH_
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kvplan/kernels/encode_pack.cuh"
 
@@ -63,21 +64,10 @@ __global__ void __launch_bounds__(HEAD_DIM)
   __shared__ float scale_s[kMaxKGroups];
   __shared__ double norm_s[kMaxKGroups];
 
-  // The slot, the row value, the group's boundaries and Rᵀ are all on their
-  // way before the first barrier, so that their round trips overlap.
+  // The slot, Rᵀ (its copy needs only the descriptor), the row value and the
+  // boundaries are all on their way before the first barrier, so that their
+  // round trips overlap.
   const int64_t slot = p.slot_mapping[token];
-  const int num_groups = is_v ? 1 : desc.num_groups;
-  // This thread's group: the last whose first position is at or before pos.
-  int g = 0;
-  for (int h = 1; h < num_groups; ++h) g = desc.offset[h] <= pos ? h : g;
-  const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
-  const int i = pos - grp.offset, d = grp.size;
-  const float* row =
-      (is_v ? p.v : p.k) + (static_cast<int64_t>(token) * p.num_kv_heads + head) * HEAD_DIM;
-  const float x = row[is_v ? pos : desc.permutation[pos]];
-  const float* boundaries = p.tables->boundaries[grp.bits - 1];
-  for (int k = i; k < (1 << grp.bits) - 1; k += d) boundary_s[g][k] = __ldg(boundaries + k);
-  if (slot < 0) return;  // the whole CTA: one token (before the copy starts)
   // The (head, K|V)'s Rᵀ blocks (K's groups lie back to back, then V's)
   // through the bulk copy engine, in kPieces pieces on their own mbarriers so
   // that the sum starts on the first while the rest arrive: per element, a
@@ -105,6 +95,54 @@ __global__ void __launch_bounds__(HEAD_DIM)
                          static_cast<uint32_t>(bytes), &rotation_bars[k]);
       }
     }
+  }
+  const int num_groups = is_v ? 1 : desc.num_groups;
+  // This thread's group: the last whose first position is at or before pos.
+  int g = 0;
+#pragma unroll
+  for (int h = 1; h < kMaxKGroups; ++h) g = h < num_groups && desc.offset[h] <= pos ? h : g;
+  const EncodeGroup grp = GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g);
+  const int i = pos - grp.offset, d = grp.size;
+  const float* row =
+      (is_v ? p.v : p.k) + (static_cast<int64_t>(token) * p.num_kv_heads + head) * HEAD_DIM;
+  const float x = row[is_v ? pos : desc.permutation[pos]];
+  // Every group's boundaries (at most 255 each), staged by all threads: all
+  // loads first, then the stores. A loop over the thread's own group's
+  // boundaries took an L2 round trip per pass, and greedy plans' small groups
+  // at high widths take several (NOTES.md run 29). V has one group: its CTAs
+  // skip K's predicated passes.
+  const auto stage_boundaries = [&](auto groups) {
+    constexpr int kGroups = decltype(groups)::value;
+    constexpr int kPasses = (255 + HEAD_DIM - 1) / HEAD_DIM;
+    float staged[kGroups][kPasses];
+#pragma unroll
+    for (int h = 0; h < kGroups; ++h) {
+      const int bits = h < num_groups ? (is_v ? p.v_bits : desc.bits[h]) : 0;
+      const float* boundaries = p.tables->boundaries[max(bits, 1) - 1];
+#pragma unroll
+      for (int u = 0; u < kPasses; ++u) {
+        const int k = pos + u * HEAD_DIM;
+        staged[h][u] = k < (1 << bits) - 1 ? __ldg(boundaries + k) : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < kGroups; ++h) {
+#pragma unroll
+      for (int u = 0; u < kPasses; ++u) {
+        if (pos + u * HEAD_DIM < 255) boundary_s[h][pos + u * HEAD_DIM] = staged[h][u];
+      }
+    }
+  };
+  if (is_v) {
+    stage_boundaries(std::integral_constant<int, 1>{});
+  } else {
+    stage_boundaries(std::integral_constant<int, kMaxKGroups>{});
+  }
+  if (slot < 0) {  // the whole CTA: one token; the copy must land before it exits
+    if (pos == 0) {
+      for (int k = 0; k < kPieces; ++k) MbarrierWait(&rotation_bars[k], 0);
+    }
+    return;
   }
   x_s[pos] = x;
   __syncthreads();
