@@ -137,6 +137,35 @@ TEST_F(PlanCodecsTest, EachLayerHasItsVWidthPagesAndStride) {
   EXPECT_LT(whole_layers, kLayers);
 }
 
+// The few-token encode (encode_append.cuh) copies a head's K blocks, and V's
+// Rᵀ, into shared memory as one run each, up to 12 bytes past the run's end:
+// so K's groups must lie back to back, then V's Rᵀ, then V's forward rotation.
+TEST_F(PlanCodecsTest, EachHeadsRotationsLieBackToBack) {
+  absl::StatusOr<PackedDecodePlan> plan =
+      CreateDecodePlanForPlan(plan_, {.group_size = 2, .max_batch = 2});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  int multi_group_heads = 0;
+  for (int l = 0; l < kLayers; ++l) {
+    for (int h = 0; h < kPlanKvHeads; ++h) {
+      const std::string where = "layer " + std::to_string(l) + " head " + std::to_string(h);
+      const PackedHeadDesc& desc = plan->head_desc(l, h);
+      const absl::StatusOr<GroupLayout> k_layout = plan_.KLayout(l, h);
+      ASSERT_TRUE(k_layout.ok()) << k_layout.status();
+      ASSERT_EQ(desc.num_groups, static_cast<int>(k_layout->groups.size())) << where;
+      multi_group_heads += desc.num_groups > 1;
+      int64_t next = desc.k_rotation_t[0];
+      for (int g = 0; g < desc.num_groups; ++g) {
+        EXPECT_EQ(desc.size[g], k_layout->groups[g].size) << where << " group " << g;
+        EXPECT_EQ(desc.k_rotation_t[g], next) << where << " group " << g;
+        next += int64_t{desc.size[g]} * desc.size[g];
+      }
+      EXPECT_EQ(desc.v_rotation_t, next) << where;
+      EXPECT_EQ(desc.v_rotation, desc.v_rotation_t + kHeadDim * kHeadDim) << where;
+    }
+  }
+  EXPECT_GT(multi_group_heads, 0);
+}
+
 TEST_F(PlanCodecsTest, EmptyLayerVBitsMeansVBitsForEveryLayer) {
   absl::StatusOr<std::vector<HeadCodec>> codecs = HeadCodecsForPlan(plan_);
   ASSERT_TRUE(codecs.ok()) << codecs.status();

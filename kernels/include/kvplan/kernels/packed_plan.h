@@ -118,6 +118,12 @@ class PackedDecodePlan {
   const PackedPageLayout& page_layout(int layer, int kv_head) const {
     return layouts_[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
   }
+  // The descriptor of a head as uploaded (host copy): its groups, page
+  // offsets and rotation offsets.
+  const PackedHeadDesc& head_desc(int layer, int kv_head) const {
+    return reinterpret_cast<const PackedHeadDesc*>(
+        image_.data())[static_cast<size_t>(layer) * config_.num_kv_heads + kv_head];
+  }
   // Whether `layer` stores fragment-native pages (fragment_pages, and not one
   // of version1_layers).
   bool fragment_layer(int layer) const { return fragment_layers_[layer]; }

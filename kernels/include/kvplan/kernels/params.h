@@ -54,7 +54,8 @@ struct PackedHeadDesc {
   int page_bytes = 0;   // multiple of 16
   int padded_dims = 0;  // Σ_g roundup(d_g, 16)
   // Float offsets into the rotation region: K group g's Rᵀ ([j][i] = R[i][j]),
-  // V's Rᵀ and V's R (row-major).
+  // V's Rᵀ and V's R (row-major), in that order and back to back (the
+  // few-token encode copies K's blocks, and V's Rᵀ, as one run each).
   int64_t k_rotation_t[kMaxKGroups] = {};
   int64_t v_rotation_t = 0;
   int64_t v_rotation = 0;
