@@ -108,8 +108,8 @@ __global__ void __launch_bounds__(HEAD_DIM)
   const float x = row[is_v ? pos : desc.permutation[pos]];
   // Every group's boundaries (at most 255 each), staged by all threads: all
   // loads first, then the stores. A loop over the thread's own group's
-  // boundaries took an L2 round trip per pass, and greedy plans' small groups
-  // at high widths take several (NOTES.md run 29). V has one group: its CTAs
+  // boundaries waited on a load per pass, and greedy plans' small groups at
+  // high widths took up to 32 passes (2 dims at 6 bits; NOTES.md run 29). V has one group: its CTAs
   // skip K's predicated passes.
   const auto stage_boundaries = [&](auto groups) {
     constexpr int kGroups = decltype(groups)::value;
