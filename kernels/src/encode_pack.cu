@@ -56,7 +56,7 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
   return DispatchHeadDim(p.head_dim, [&](auto hd) {
     constexpr int kHeadDim = decltype(hd)::value;
     // A few tokens (a decode step's): a CTA per token and head, no staging.
-    if (slabs_per_cta == 0 && p.num_tokens <= internal::kAppendMaxTokens) {
+    if (slabs_per_cta == 0 && p.num_tokens <= kFewTokenEncodeMaxTokens) {
       return LaunchEncodeAppendTyped<kHeadDim>(p, stream);
     }
     return p.k_groups_whole ? LaunchEncodePackTyped<kHeadDim, true>(p, stream, slabs_per_cta)

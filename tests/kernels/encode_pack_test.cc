@@ -345,7 +345,7 @@ void RunEncodeCase(const EncodeCase& c) {
                            << tally.flips << " flips at boundaries; dump: "
                            << DumpFailure(Name(c) + "_codes", tally.report.str());
   // The few-token kernel (encode_append.cuh) computes z as the CPU does.
-  const bool few_token_kernel = c.slabs_per_cta == 0 && c.tokens <= 64;
+  const bool few_token_kernel = c.slabs_per_cta == 0 && c.tokens <= kFewTokenEncodeMaxTokens;
   const size_t allowed =
       few_token_kernel ? 0
                        : std::max<size_t>(1, static_cast<size_t>(kMaxFlipFraction * tally.codes));

@@ -33,11 +33,6 @@ namespace kvplan::kernels {
 
 namespace internal {
 
-// Launches of at most this many tokens take this kernel when the caller
-// leaves the launch shape to the launcher (one bulk slab's worth: the bulk
-// kernel's fixed cost is a slab's whatever its tokens).
-inline constexpr int kAppendMaxTokens = 64;
-
 // The few-token kernel's dynamic shared memory: one (head, K|V)'s Rᵀ blocks
 // (at most HEAD_DIM² floats), plus 4 floats for the copy's aligned start.
 template <int HEAD_DIM>

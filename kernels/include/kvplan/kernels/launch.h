@@ -20,12 +20,18 @@ namespace kvplan::kernels {
 // p.k_sums (which the caller zeroes once per accumulation).
 cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
 
+// Launches of at most this many tokens that leave the shape to the launcher
+// take the few-token kernel (one slab's worth: the slab kernel's fixed cost is
+// a slab's whatever its tokens).
+inline constexpr int kFewTokenEncodeMaxTokens = 64;
+
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.
 // slabs_per_cta: 64-token slabs each CTA encodes (at most 32); 0 picks it from
 // the launch's size and p.num_sms (EncodeSlabsPerCta, encode_slabs.h), and
-// launches of at most 64 tokens (a decode step's) then take the few-token
-// kernel (encode_append.cuh: a CTA per token and head, codes equal to the
-// CPU's bit for bit). Tests force values above 0 to cover the slab kernel.
+// launches of at most kFewTokenEncodeMaxTokens (a decode step's) then take the
+// few-token kernel (encode_append.cuh: a CTA per token and head, codes equal
+// to the CPU's bit for bit). Tests force values above 0 to cover the slab
+// kernel.
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta = 0);
 
 // One decode step: rotate q, split-K attention over the packed pages (+ fp16
