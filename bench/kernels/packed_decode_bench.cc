@@ -39,7 +39,9 @@
 //   --fragment): under each row, the step's prologue and merge timed alone.
 //   --append: above each row, a decode step's encode (one new token per
 //   sequence into the next slot of its last page: the per-code atomics path),
-//   into version-1 pages and, with --fragment, fragment pages.
+//   into version-1 pages and, with --fragment, fragment pages; with
+//   --fragment also the fragment step timed after its append (the pair a
+//   serving loop launches per layer), beside the step alone.
 //   Times: median of N single launches timed with CUDA events (host launch
 //   overhead included where the GPU outruns the host), or with --graph of N
 //   replays of a CUDA graph of kGraphSteps steps, per step (the GPU time a
@@ -53,6 +55,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -266,6 +269,15 @@ class EncodeInputs {
   }
   // Bytes of K and V read.
   double input_bytes() const { return 2.0 * static_cast<double>(values_) * sizeof(float); }
+  // `ep` (a plan's EncodeParams) aimed at these tokens and a page pool.
+  kernels::EncodePackParams Bind(kernels::EncodePackParams ep, uint8_t* pool) const {
+    ep.k = k_;
+    ep.v = v_;
+    ep.slot_mapping = slots_;
+    ep.pages = pool;
+    ep.num_tokens = tokens_;
+    return ep;
+  }
   // Median µs of encoding the tokens with `ep` (a plan's EncodeParams) into a
   // pool of `pages` pages (zeroed first), `slabs` slabs per CTA.
   double Micros(Timer& timer, kernels::EncodePackParams ep, int64_t pages, int iters,
@@ -274,11 +286,7 @@ class EncodeInputs {
     uint8_t* pool;
     BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
     BENCH_CHECK(cudaMemset(pool, 0, pool_bytes));
-    ep.k = k_;
-    ep.v = v_;
-    ep.slot_mapping = slots_;
-    ep.pages = pool;
-    ep.num_tokens = tokens_;
+    ep = Bind(ep, pool);
     const double us = timer.Median(iters, [&](int, cudaStream_t stream) {
       BENCH_CHECK(kernels::LaunchEncodePack(ep, stream, slabs));
     });
@@ -332,11 +340,15 @@ kernels::FragmentSplits FragmentShape(const FragmentPath& path, const std::vecto
 // (q, lengths `lens`, scale, out, table width; the page table of replica i,
 // as for the packed step: replicas table_stride ints apart) over fragment
 // pages filled at random. parts: also the fixed-function kernels alone
-// (prologue, merge), printed.
+// (prologue, merge), printed. append (non-null: --append): also the step
+// after its encode of one new token per sequence (`append`'s tokens, bound
+// to the step's pages), printed: the pair a serving loop launches per layer,
+// where the encode follows a kernel that does not let dependents start early
+// (here the previous step's merge) and the step's prologue may overlap it.
 double FragmentStepMicros(Timer& timer, const FragmentPath& path,
                           const kernels::PackedDecodeParams& step, const std::vector<int>& lens,
                           int64_t seq_pages, int reps, const int* d_table, int64_t table_stride,
-                          int iters, bool parts) {
+                          int iters, bool parts, const EncodeInputs* append, int encode_slabs) {
   const kernels::FragmentDecodeProgram& program = *path.program;
   const int ctx = *std::max_element(lens.begin(), lens.end());
   const kernels::FragmentSplits shape = FragmentShape(path, lens, step.max_pages_per_seq);
@@ -355,7 +367,7 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
   p.packed_len = step.packed_len;
   p.scale = step.scale;
   p.out = step.out;
-  const double us = timer.Median(iters, [&](int i, cudaStream_t stream) {
+  auto launch_step = [&](int i, cudaStream_t stream) {
     kernels::PackedDecodeParams pi = p;
     pi.page_table = d_table + static_cast<size_t>(i % reps) * table_stride;
     const absl::Status s = program.Step(0, pi, {path.tables, path.q_rot}, stream);
@@ -363,7 +375,18 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
       std::fprintf(stderr, "fragment step: %s\n", std::string(s.message()).c_str());
       std::exit(1);
     }
-  });
+  };
+  const double us = timer.Median(iters, launch_step);
+  if (append != nullptr) {
+    const kernels::EncodePackParams ep =
+        append->Bind(path.plan->EncodeParams(0, path.workspace), pool);
+    const double with_encode = timer.Median(iters, [&](int i, cudaStream_t stream) {
+      BENCH_CHECK(kernels::LaunchEncodePack(ep, stream, encode_slabs));
+      launch_step(i, stream);
+    });
+    std::printf("  fragment step after its append (batch %d, ctx %d): %.1f µs, step alone %.1f\n",
+                p.batch, ctx, with_encode, us);
+  }
   if (parts) {
     const double pro = timer.Median(iters, [&](int, cudaStream_t stream) {
       BENCH_CHECK(kernels::LaunchFragmentPrologue(p, path.q_rot, stream));
@@ -573,10 +596,21 @@ int Run(int argc, char** argv) {
           const double read_bytes = pages_read * page_bytes_sum;
           const double packed_gbs = read_bytes / (packed_us * 1e-6) / 1e9;
           cudaFree(pool);
-          const double frag_us = fragment
-                                     ? FragmentStepMicros(timer, frag, p, lens, seq_pages, reps_p,
-                                                          d_table, table_stride, iters, parts)
-                                     : -1;
+          // A decode step's encode: one new token per sequence, at the next
+          // slot of its last page (sequence b's last page is page b here).
+          std::unique_ptr<EncodeInputs> append_inputs;
+          if (append) {
+            std::vector<int64_t> next_slots(batch);
+            for (int b = 0; b < batch; ++b) {
+              next_slots[b] = int64_t{b} * kPageTokens + (lens[b] - 1) % kPageTokens;
+            }
+            append_inputs = std::make_unique<EncodeInputs>(next_slots, heads, hd, 23);
+          }
+          const double frag_us =
+              fragment ? FragmentStepMicros(timer, frag, p, lens, seq_pages, reps_p, d_table,
+                                            table_stride, iters, parts, append_inputs.get(),
+                                            encode_slabs)
+                       : -1;
           const double frag_gbs = pages_read * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);
 
@@ -653,14 +687,8 @@ int Run(int argc, char** argv) {
           cudaFree(out);
           cudaFree(d_len);
 
-          // A decode step's encode: one new token per sequence, at the next
-          // slot of its last page (sequence b's last page is page b here).
           if (append) {
-            std::vector<int64_t> next_slots(batch);
-            for (int b = 0; b < batch; ++b) {
-              next_slots[b] = int64_t{b} * kPageTokens + (lens[b] - 1) % kPageTokens;
-            }
-            const EncodeInputs inputs(next_slots, heads, hd, 23);
+            const EncodeInputs& inputs = *append_inputs;
             const double v1_us =
                 inputs.Micros(timer, plan->EncodeParams(0, ws), batch, iters, encode_slabs);
             std::printf(
