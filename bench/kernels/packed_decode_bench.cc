@@ -41,7 +41,9 @@
 //   sequence into the next slot of its last page: the per-code atomics path),
 //   into version-1 pages and, with --fragment, fragment pages; with
 //   --fragment also the fragment step timed after its append (the pair a
-//   serving loop launches per layer), beside the step alone.
+//   serving loop launches per layer), with Step encoding its append itself
+//   (fused into its first launch where FragmentPrologueFusesAppend), and the
+//   step alone.
 //   Times: median of N single launches timed with CUDA events (host launch
 //   overhead included where the GPU outruns the host), or with --graph of N
 //   replays of a CUDA graph of kGraphSteps steps, per step (the GPU time a
@@ -367,16 +369,19 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
   p.packed_len = step.packed_len;
   p.scale = step.scale;
   p.out = step.out;
-  auto launch_step = [&](int i, cudaStream_t stream) {
+  // fused: the step encodes these new tokens itself (Step's append).
+  auto launch_step = [&](int i, cudaStream_t stream,
+                         const kernels::EncodePackParams* fused = nullptr) {
     kernels::PackedDecodeParams pi = p;
     pi.page_table = d_table + static_cast<size_t>(i % reps) * table_stride;
-    const absl::Status s = program.Step(0, pi, {path.tables, path.q_rot}, stream);
+    const absl::Status s = program.Step(0, pi, {path.tables, path.q_rot}, stream, fused);
     if (!s.ok()) {
       std::fprintf(stderr, "fragment step: %s\n", std::string(s.message()).c_str());
       std::exit(1);
     }
   };
-  const double us = timer.Median(iters, launch_step);
+  const double us =
+      timer.Median(iters, [&](int i, cudaStream_t stream) { launch_step(i, stream); });
   if (append != nullptr) {
     const kernels::EncodePackParams ep =
         append->Bind(path.plan->EncodeParams(0, path.workspace), pool);
@@ -384,8 +389,13 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
       BENCH_CHECK(kernels::LaunchEncodePack(ep, stream, encode_slabs));
       launch_step(i, stream);
     });
-    std::printf("  fragment step after its append (batch %d, ctx %d): %.1f µs, step alone %.1f\n",
-                p.batch, ctx, with_encode, us);
+    const double fused =
+        timer.Median(iters, [&](int i, cudaStream_t stream) { launch_step(i, stream, &ep); });
+    std::printf(
+        "  fragment step after its append (batch %d, ctx %d): %.1f µs, with its append (%s) "
+        "%.1f, step alone %.1f\n",
+        p.batch, ctx, with_encode,
+        kernels::FragmentPrologueFusesAppend(p, ep) ? "fused" : "launched first", fused, us);
   }
   if (parts) {
     const double pro = timer.Median(iters, [&](int, cudaStream_t stream) {
@@ -606,11 +616,11 @@ int Run(int argc, char** argv) {
             }
             append_inputs = std::make_unique<EncodeInputs>(next_slots, heads, hd, 23);
           }
-          const double frag_us =
-              fragment ? FragmentStepMicros(timer, frag, p, lens, seq_pages, reps_p, d_table,
-                                            table_stride, iters, parts, append_inputs.get(),
-                                            encode_slabs)
-                       : -1;
+          const double frag_us = fragment
+                                     ? FragmentStepMicros(timer, frag, p, lens, seq_pages, reps_p,
+                                                          d_table, table_stride, iters, parts,
+                                                          append_inputs.get(), encode_slabs)
+                                     : -1;
           const double frag_gbs = pages_read * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);
 

@@ -1,3 +1,4 @@
+#include "kvplan/kernels/allow_shared_memory.h"
 #include "kvplan/kernels/dispatch.h"
 #include "kvplan/kernels/encode_append.cuh"
 #include "kvplan/kernels/encode_pack.cuh"
@@ -6,21 +7,6 @@
 
 namespace kvplan::kernels {
 namespace {
-
-// Host-side attribute writes, cheap and capture-safe: `bytes` of dynamic
-// shared memory (above the default 48 KB), and the carveout that fits
-// several CTAs per SM (the bulk kernel's two; the few-token kernel's ~74 KB
-// CTAs, 256 of them at batch 16 x 8 KV heads).
-template <class Kernel>
-cudaError_t AllowSharedMemory(Kernel* kernel, int bytes) {
-  if (cudaError_t e =
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      e != cudaSuccess) {
-    return e;
-  }
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                              cudaSharedmemCarveoutMaxShared);
-}
 
 template <int HEAD_DIM, bool K_WHOLE>
 cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta) {

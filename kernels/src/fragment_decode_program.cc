@@ -264,8 +264,8 @@ absl::StatusOr<FragmentSplits> FragmentDecodeProgram::SplitsForLengths(
 }
 
 absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
-                                         const FragmentStepBuffers& buffers,
-                                         cudaStream_t stream) const {
+                                         const FragmentStepBuffers& buffers, cudaStream_t stream,
+                                         const EncodePackParams* append) const {
   if (!loaded_) return absl::FailedPreconditionError("FragmentDecodeProgram: Load() first");
   // Built only for an error: a step on the decode path allocates nothing.
   auto where = [layer] { return absl::StrCat("FragmentDecodeProgram::Step(layer ", layer, "): "); };
@@ -331,7 +331,27 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
     return absl::InvalidArgumentError(
         absl::StrCat(where(), "buffers.tables, buffers.q_rot and p.out must be device buffers"));
   }
-  if (p.batch <= 0) return absl::OkStatus();
+  if (append != nullptr) {
+    // The same layer's heads into the pages this step reads (the version-1
+    // store path would scramble fragment pages).
+    if (append->heads != p.heads || append->fragment != p.fragment || append->pages != p.pages ||
+        append->page_stride != p.page_stride) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where(), "append must be the same plan's EncodeParams(", layer,
+          ") with pages = p.pages: its heads, fragment geometry, pages or page_stride differ"));
+    }
+    if (append->num_tokens < 0 || append->num_tokens > kMaxFusedAppendTokens) {
+      return absl::InvalidArgumentError(absl::StrCat(where(), "append.num_tokens ",
+                                                     append->num_tokens, " must be in [0, ",
+                                                     kMaxFusedAppendTokens, "]"));
+    }
+  }
+  if (p.batch <= 0) {
+    // No step, but the new tokens still belong in their slots.
+    const cudaError_t e = LaunchFragmentPrologue(p, buffers.q_rot, stream, append);
+    if (e != cudaSuccess) return absl::InternalError(absl::StrCat(where(), cudaGetErrorString(e)));
+    return absl::OkStatus();
+  }
   FragmentDecodeParams f;
   f.q_rot = buffers.q_rot;
   f.pages = p.pages;
@@ -358,7 +378,7 @@ absl::Status FragmentDecodeProgram::Step(int layer, const PackedDecodeParams& p,
     grid = dim3(*ctas, p.num_kv_heads);
   }
 
-  cudaError_t e = LaunchFragmentPrologue(p, buffers.q_rot, stream);
+  cudaError_t e = LaunchFragmentPrologue(p, buffers.q_rot, stream, append);
   if (e == cudaSuccess) {
     // A programmatic dependent of the prologue: it stages its code tables,
     // then waits for q̂ (fragment_decode.cuh).

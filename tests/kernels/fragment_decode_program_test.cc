@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <random>
@@ -526,6 +527,121 @@ TEST(FragmentDecodeProgramTest, StepNamesTheFieldItCannotRun) {
   const absl::StatusOr<FragmentSplits> no_slots = program->SplitsForLengths(0, lens, 2, 0);
   EXPECT_EQ(no_slots.status().code(), absl::StatusCode::kInvalidArgument) << no_slots.status();
   EXPECT_TRUE(program->SplitsForLengths(0, lens, 2, 4).ok());
+}
+
+// A step that encodes its new tokens itself (Step's append, in the
+// prologue's launch) against LaunchEncodePack of those tokens and then the
+// step: the same pages and the same output, bit for bit. Two sequences and
+// five new tokens (more than the batch: the launch's y axis covers both), one
+// of them skipped (slot -1). On one SM (num_sms 1) the grid does not fit at
+// once, so Step launches the encode on its own first: the same again. A step
+// of no sequences still writes the new tokens.
+TEST(FragmentDecodeProgramTest, StepWithItsAppendEqualsTheEncodeThenTheStep) {
+  KVPLAN_SKIP_WITHOUT_SM90();
+  constexpr int kHeadDim = 128, kGroup = 4, kBatch = 2, kMaxPages = 3;
+  const KvPlan plan = *BlockGtqPlan(/*layers=*/1, kHeadDim, /*k_group_align=*/16, {});
+  const int kv_heads = plan.num_kv_heads, q_heads = kv_heads * kGroup;
+  absl::StatusOr<FragmentDecodeProgram> program = FragmentDecodeProgram::Compile(plan, {});
+  ASSERT_TRUE(program.ok()) << program.status();
+  ASSERT_TRUE(program->Load().ok());
+  absl::StatusOr<PackedDecodePlan> decode_plan = CreateDecodePlanForPlan(
+      plan, {.group_size = kGroup, .max_batch = kBatch, .fragment_pages = true});
+  ASSERT_TRUE(decode_plan.ok()) << decode_plan.status();
+  const testing::DeviceBuffer<uint8_t> ws(decode_plan->workspace_bytes());
+  KVPLAN_CUDA_OK(decode_plan->Upload(ws.get(), nullptr));
+  const testing::DeviceBuffer<uint32_t> tables(FragmentTableImage());
+  testing::DeviceBuffer<uint16_t> q_rot(FragmentQRotBytes(kBatch, kv_heads, kHeadDim) / 2);
+
+  // Sequence 0: 130 tokens in pages 0-2; sequence 1: 70 in pages 3-4. The
+  // last two of each are the step's new tokens.
+  const std::vector<int> lens = {130, 70};
+  const std::vector<int> table = {0, 1, 2, 3, 4, 0};
+  std::vector<int64_t> old_slots, new_slots = {128, 129, -1, 3 * 64 + 68, 3 * 64 + 69};
+  for (int t = 0; t < 128; ++t) old_slots.push_back(t);
+  for (int t = 0; t < 68; ++t) old_slots.push_back(3 * 64 + t);
+  auto rows = [&](size_t tokens, uint64_t seed) {
+    return testing::RandomVector(tokens * kv_heads * kHeadDim, seed);
+  };
+  const testing::DeviceBuffer<float> old_k(rows(old_slots.size(), 1)),
+      old_v(rows(old_slots.size(), 2)), new_k(rows(new_slots.size(), 3)),
+      new_v(rows(new_slots.size(), 4));
+  const testing::DeviceBuffer<float> q(
+      testing::RandomVector(static_cast<size_t>(kBatch) * q_heads * kHeadDim, 5));
+  const testing::DeviceBuffer<int64_t> d_old_slots(old_slots), d_new_slots(new_slots);
+  const testing::DeviceBuffer<int> d_table(table), d_lens(lens);
+  const size_t pool_bytes = static_cast<size_t>(5) * kv_heads * decode_plan->page_stride(0);
+
+  // Both paths from the same start: the old tokens encoded into a pool
+  // poisoned with NaN bytes.
+  struct Run {
+    testing::DeviceBuffer<uint8_t> pool;
+    testing::DeviceBuffer<float> out;
+  };
+  enum class Path { kSeparate, kFused, kFusedOnOneSm, kNoStep };
+  auto run = [&](Path path, Run& r) {
+    KVPLAN_CUDA_OK(cudaMemset(r.pool.get(), 0xff, pool_bytes));
+    KVPLAN_CUDA_OK(cudaMemset(r.out.get(), 0xff, r.out.size() * sizeof(float)));
+    EncodePackParams old_tokens = decode_plan->EncodeParams(0, ws.get());
+    old_tokens.k = old_k.get();
+    old_tokens.v = old_v.get();
+    old_tokens.slot_mapping = d_old_slots.get();
+    old_tokens.pages = r.pool.get();
+    old_tokens.num_tokens = static_cast<int>(old_slots.size());
+    KVPLAN_CUDA_OK(LaunchEncodePack(old_tokens, nullptr));
+    EncodePackParams append = old_tokens;
+    append.k = new_k.get();
+    append.v = new_v.get();
+    append.slot_mapping = d_new_slots.get();
+    append.num_tokens = static_cast<int>(new_slots.size());
+    if (path == Path::kFusedOnOneSm) append.num_sms = 1;
+    PackedDecodeParams p = decode_plan->DecodeParams(0, ws.get(), kBatch, 2);
+    p.q = q.get();
+    p.pages = r.pool.get();
+    p.page_table = d_table.get();
+    p.max_pages_per_seq = kMaxPages;
+    p.packed_len = d_lens.get();
+    p.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+    p.out = r.out.get();
+    if (path == Path::kNoStep) p.batch = 0;
+    const bool fused = path != Path::kSeparate;
+    if (path == Path::kFused || path == Path::kFusedOnOneSm) {
+      EXPECT_EQ(FragmentPrologueFusesAppend(p, append), path == Path::kFused);
+    } else if (!fused) {
+      KVPLAN_CUDA_OK(LaunchEncodePack(append, nullptr));
+    }
+    const absl::Status stepped =
+        program->Step(0, p, {tables.get(), q_rot.get()}, nullptr, fused ? &append : nullptr);
+    ASSERT_TRUE(stepped.ok()) << stepped;
+    KVPLAN_CUDA_OK(cudaDeviceSynchronize());
+  };
+  const size_t out_count = static_cast<size_t>(kBatch) * q_heads * kHeadDim;
+  Run separate{testing::DeviceBuffer<uint8_t>(pool_bytes), testing::DeviceBuffer<float>(out_count)};
+  run(Path::kSeparate, separate);
+  const std::vector<uint8_t> want_pool = separate.pool.ToHost();
+  const std::vector<float> want = separate.out.ToHost();
+  ASSERT_TRUE(std::all_of(want.begin(), want.end(), [](float x) { return std::isfinite(x); }));
+  Run fused{testing::DeviceBuffer<uint8_t>(pool_bytes), testing::DeviceBuffer<float>(out_count)};
+  for (Path path : {Path::kFused, Path::kFusedOnOneSm}) {
+    SCOPED_TRACE(path == Path::kFused ? "fused" : "fused, one SM");
+    run(path, fused);
+    EXPECT_EQ(want_pool, fused.pool.ToHost());
+    const std::vector<float> got = fused.out.ToHost();
+    EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)));
+  }
+  run(Path::kNoStep, fused);
+  EXPECT_EQ(want_pool, fused.pool.ToHost()) << "a step of no sequences";
+
+  // Another layer's or pool's encode params are refused, naming the fix.
+  PackedDecodeParams p = decode_plan->DecodeParams(0, ws.get(), kBatch, 2);
+  p.pages = fused.pool.get();
+  p.out = fused.out.get();
+  EncodePackParams elsewhere = decode_plan->EncodeParams(0, ws.get());
+  elsewhere.pages = separate.pool.get();
+  elsewhere.num_tokens = 1;
+  const absl::Status refused =
+      program->Step(0, p, {tables.get(), q_rot.get()}, nullptr, &elsewhere);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_NE(refused.message().find("pages = p.pages"), std::string::npos) << refused;
 }
 
 // A stored plan served end to end on fragment pages: every layer encoded on

@@ -17,8 +17,10 @@
 //   n'  = n·√d / ‖c[codes]‖ (fp64, four-lane sums), fp16 with saturation.
 // Codes go into each token's slot one by one with atomics (neighbouring slots
 // share words), as the bulk kernel stores decode tokens, into version-1 or
-// fragment-native pages. Grid (num_tokens, num_kv_heads, 2), HEAD_DIM threads,
-// kAppendSmemBytes of dynamic shared memory; negative slots skip their token.
+// fragment-native pages. EncodeAppendKernel: grid (num_tokens, num_kv_heads,
+// 2), HEAD_DIM threads, kAppendSmemBytes of dynamic shared memory; negative
+// slots skip their token. A fragment step's prologue can take the same work
+// (EncodeAppendToken) in its own launch (fragment_prologue.cuh).
 // Latency decides this kernel (a few CTAs, one short dependent chain each):
 // every load that does not need an earlier result is issued at the start.
 #ifndef KVPLAN_KERNELS_ENCODE_APPEND_CUH_
@@ -40,13 +42,19 @@ inline constexpr int kAppendSmemBytes = (HEAD_DIM * HEAD_DIM + 4) * 4;
 
 }  // namespace internal
 
-template <int HEAD_DIM>
-__global__ void __launch_bounds__(HEAD_DIM)
-    EncodeAppendKernel(const __grid_constant__ EncodePackParams p) {
+// Token `token` of p, KV head `head`, K or V (is_v), by the CTA's first
+// HEAD_DIM threads (pos: the thread's position); the CTA's other threads, if
+// any, must have left (the barriers here count HEAD_DIM threads).
+// rotation_s4: kAppendSmemBytes of dynamic shared memory. DEPENDENT: the
+// CTA belongs to a programmatic dependent launch (the fused step prologue,
+// fragment_prologue.cuh), whose previous kernel may still be writing the
+// token's slot and row: it reads the plan, waits, then reads those (a plain
+// launch reads them first, one L2 round trip sooner: 0.3 µs at batch 1,
+// NOTES run 30).
+template <int HEAD_DIM, bool DEPENDENT>
+__device__ __forceinline__ void EncodeAppendToken(const EncodePackParams& p, int token, int head,
+                                                  bool is_v, int pos, float4* rotation_s4) {
   using namespace internal;
-  const int token = blockIdx.x, head = blockIdx.y;
-  const bool is_v = blockIdx.z == 1;
-  const int pos = threadIdx.x;
   const PackedHeadDesc& desc = p.heads[head];
   __shared__ float x_s[HEAD_DIM];    // the row in permuted order (V: as is)
   __shared__ double c2_s[HEAD_DIM];  // c[code]² per position
@@ -54,15 +62,16 @@ __global__ void __launch_bounds__(HEAD_DIM)
   // Rᵀ arrives in this many pieces (2 beat 1 and 4 at batch 1: NOTES.md run 29).
   constexpr int kPieces = 2;
   __shared__ uint64_t rotation_bars[kPieces];
-  extern __shared__ float4 rotation_s4[];  // kAppendSmemBytes
   __shared__ double lane_sums[kMaxKGroups][4];
   __shared__ float scale_s[kMaxKGroups];
   __shared__ double norm_s[kMaxKGroups];
+  const auto sync = [] { NamedBarrier<1>(HEAD_DIM); };
 
   // The slot, Rᵀ (its copy needs only the descriptor), the row value and the
   // boundaries are all on their way before the first barrier, so that their
   // round trips overlap.
-  const int64_t slot = p.slot_mapping[token];
+  // A dependent CTA reads the slot and the row only after its wait (below).
+  int64_t slot = DEPENDENT ? 0 : p.slot_mapping[token];
   // The (head, K|V)'s Rᵀ blocks (K's groups lie back to back, then V's)
   // through the bulk copy engine, in kPieces pieces on their own mbarriers so
   // that the sum starts on the first while the rest arrive: per element, a
@@ -100,7 +109,8 @@ __global__ void __launch_bounds__(HEAD_DIM)
   const int i = pos - grp.offset, d = grp.size;
   const float* row =
       (is_v ? p.v : p.k) + (static_cast<int64_t>(token) * p.num_kv_heads + head) * HEAD_DIM;
-  const float x = row[is_v ? pos : desc.permutation[pos]];
+  const auto row_value = [&] { return row[is_v ? pos : desc.permutation[pos]]; };
+  float x = DEPENDENT ? 0.0f : row_value();
   // Every group's boundaries (at most 255 each), staged by all threads: all
   // loads first, then the stores. A loop over the thread's own group's
   // boundaries waited on a load per pass, and greedy plans' small groups at
@@ -133,6 +143,14 @@ __global__ void __launch_bounds__(HEAD_DIM)
   } else {
     stage_boundaries(std::integral_constant<int, kMaxKGroups>{});
   }
+  if constexpr (DEPENDENT) {
+    // Everything above reads only the plan (uploaded before any step); the
+    // slot and the row may be the previous kernel's output.
+    WaitForPrerequisiteGrids();
+    AllowDependentLaunch();
+    slot = p.slot_mapping[token];
+    x = row_value();
+  }
   if (slot < 0) {  // the whole CTA: one token; the copy must land before it exits
     if (pos == 0) {
       for (int k = 0; k < kPieces; ++k) MbarrierWait(&rotation_bars[k], 0);
@@ -140,7 +158,7 @@ __global__ void __launch_bounds__(HEAD_DIM)
     return;
   }
   x_s[pos] = x;
-  __syncthreads();
+  sync();
 
   // ‖x_g‖² and later ‖c[codes]‖²: thread 4g' + lane sums the group's
   // positions i ≡ lane (mod 4) in order, then (s0 + s1) + (s2 + s3).
@@ -158,7 +176,7 @@ __global__ void __launch_bounds__(HEAD_DIM)
   if (pos < 4 * num_groups) {
     lane_sum(pos / 4, pos % 4, [&](double sum, int q) { return AddSquare(sum, x_s[q]); });
   }
-  __syncthreads();
+  sync();
   if (pos < num_groups) {
     const double n = sqrt(lane_total(pos));
     const double sqrt_d =
@@ -182,18 +200,18 @@ __global__ void __launch_bounds__(HEAD_DIM)
 #pragma unroll 8
     for (; j < j_end; ++j) acc = __fadd_rn(acc, __fmul_rn(column[j * d], x_s[grp.offset + j]));
   }
-  __syncthreads();  // scale_s, norm_s and boundary_s written
+  sync();  // scale_s, norm_s and boundary_s written
   const float z = __fmul_rn(acc, scale_s[g]);
   int code = 0;
   for (int step = 1 << (grp.bits - 1); step > 0; step >>= 1) {
     code += boundary_s[g][code + step - 1] < z ? step : 0;
   }
   c2_s[pos] = Square(__ldg(p.tables->centroids[grp.bits - 1] + code));
-  __syncthreads();
+  sync();
   if (pos < 4 * num_groups) {
     lane_sum(pos / 4, pos % 4, [&](double sum, int q) { return __dadd_rn(sum, c2_s[q]); });
   }
-  __syncthreads();
+  sync();
   if (p.fragment != nullptr) {
     StoreFragmentSlotCode(p, head, is_v, grp.bits, grp.offset, slot, i, code);
   } else {
@@ -209,6 +227,14 @@ __global__ void __launch_bounds__(HEAD_DIM)
       StoreVersion1SlotNorm(p, head, own.norm_offset, slot, norm);
     }
   }
+}
+
+template <int HEAD_DIM>
+__global__ void __launch_bounds__(HEAD_DIM)
+    EncodeAppendKernel(const __grid_constant__ EncodePackParams p) {
+  extern __shared__ float4 rotation_s4[];  // kAppendSmemBytes
+  EncodeAppendToken<HEAD_DIM, /*DEPENDENT=*/false>(p, blockIdx.x, blockIdx.y, blockIdx.z == 1,
+                                                   static_cast<int>(threadIdx.x), rotation_s4);
 }
 
 }  // namespace kvplan::kernels

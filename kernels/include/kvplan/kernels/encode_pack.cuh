@@ -770,10 +770,11 @@ __device__ __forceinline__ void StoreFragmentSlotNorm(const EncodePackParams& p,
 // address arithmetic would push the encode loop past 128 registers.
 // The group is passed as its fields, in registers (a struct by reference
 // would go through the stack).
-__device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int head, bool is_v,
-                                                int g, int d, int bits, int offset,
-                                                const uint8_t* code_s, const uint16_t* norms,
-                                                const int64_t* slot_s, bool whole_page, int tid) {
+inline __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int head,
+                                                       bool is_v, int g, int d, int bits,
+                                                       int offset, const uint8_t* code_s,
+                                                       const uint16_t* norms, const int64_t* slot_s,
+                                                       bool whole_page, int tid) {
   const int code_base = kKernelPageTokens * offset;
   if (!whole_page) {  // a whole page's codes are StoreFragmentPageRuns'
     for (int i = tid; i < kSlabTokens * d; i += kSlabThreads) {

@@ -160,8 +160,15 @@ class FragmentDecodeProgram {
   // InvalidArgument naming the field for a layer, head count, head_dim,
   // group size, stride, split count or buffer the program cannot run; Internal
   // with the CUDA error of a launch that fails.
+  // append (optional): the step's new tokens, as the same plan's
+  // EncodeParams(layer, ...) with their K, V and slots in p.pages, encoded
+  // before the attention reads them, in the step's first launch where
+  // FragmentPrologueFusesAppend (launch.h: one launch fewer than
+  // LaunchEncodePack then Step), else in their own; the same pages bit for
+  // bit either way. InvalidArgument if they are not this layer's fragment
+  // pages or are more than kMaxFusedAppendTokens tokens.
   absl::Status Step(int layer, const PackedDecodeParams& p, const FragmentStepBuffers& buffers,
-                    cudaStream_t stream) const;
+                    cudaStream_t stream, const EncodePackParams* append = nullptr) const;
   // After Load: a served layer's attention kernel (fragment_decode.cuh).
   cudaKernel_t attention(int layer) const { return attention_[layer_source_[layer]]; }
 

@@ -13,12 +13,21 @@
 // The attention kernel then writes slots 0 .. num_splits - 1, and
 // MergeKernel merges all of them and undoes V's rotation, as in
 // LaunchPackedDecode.
+// With APPEND, the same launch also encodes the step's new tokens (`append`,
+// a few-token encode: encode_append.cuh) into their slots, which the
+// attention then reads: grid (kv_heads, max(batch, append tokens), 4), z = 2
+// and 3 K and V of token y for KV head x, by the CTA's first HEAD_DIM threads,
+// with kAppendSmemBytes of dynamic shared memory. One launch instead of two
+// per layer: a separate encode adds its launch and fill to a decode step
+// (Llama-3.1-8B batch 1, 32K: 20.9 µs alone, 26.5 after its encode, 23.8
+// fused; NOTES run 30), where these CTAs run beside the q̂ ones.
 #ifndef KVPLAN_KERNELS_FRAGMENT_PROLOGUE_CUH_
 #define KVPLAN_KERNELS_FRAGMENT_PROLOGUE_CUH_
 
 #include <cstdint>
 
 #include "kvplan/kernels/decode_attention.cuh"
+#include "kvplan/kernels/encode_append.cuh"
 #include "kvplan/kernels/fragment_params.h"
 
 namespace kvplan::kernels {
@@ -31,10 +40,24 @@ static_assert(kFragmentQueryRows == kMaxGroupSize, "q̂ rows of both kernels");
 // threads, the whole step 22.5 against 24.3 µs (NOTES run 20).
 inline constexpr int kFragmentPrologueThreads = 512;
 
-template <int HEAD_DIM, int GROUP_SIZE>
+template <int HEAD_DIM, int GROUP_SIZE, bool APPEND>
 __global__ void __launch_bounds__(kFragmentPrologueThreads)
-    FragmentPrologueKernel(const __grid_constant__ PackedDecodeParams p, uint16_t* q_rot) {
+    FragmentPrologueKernel(const __grid_constant__ PackedDecodeParams p, uint16_t* q_rot,
+                           const __grid_constant__ EncodePackParams append) {
   using namespace internal;
+  static_assert(HEAD_DIM % 32 == 0 && HEAD_DIM <= kFragmentPrologueThreads,
+                "the new tokens' CTAs leave whole warps out");
+  if constexpr (APPEND) {
+    if (blockIdx.z >= 2) {
+      if (static_cast<int>(blockIdx.y) >= append.num_tokens || threadIdx.x >= HEAD_DIM) return;
+      extern __shared__ float4 rotation_s4[];  // kAppendSmemBytes
+      EncodeAppendToken<HEAD_DIM, /*DEPENDENT=*/true>(append, blockIdx.y, blockIdx.x,
+                                                      blockIdx.z == 3,
+                                                      static_cast<int>(threadIdx.x), rotation_s4);
+      return;
+    }
+    if (static_cast<int>(blockIdx.y) >= p.batch) return;
+  }
   // Fp16Part's q rows and scores; RotateQuery's permuted q (the smaller).
   __shared__ float scratch[kMaxGroupSize * HEAD_DIM + kMaxGroupSize * kMaxFp16Tokens];
   const int kv_head = blockIdx.x, b = blockIdx.y;

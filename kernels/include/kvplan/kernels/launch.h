@@ -12,6 +12,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
+
 #include "kvplan/kernels/params.h"
 
 namespace kvplan::kernels {
@@ -45,12 +47,35 @@ cudaError_t LaunchPackedDecode(const PackedDecodeParams& p, cudaStream_t stream)
 // num_kv_heads, kFragmentQueryRows, head_dim] fp16, fragment_params.h) and
 // the fp16 sink + recent part into partial slot num_splits; a programmatic
 // dependent of the stream's previous kernel (overlapping_launch.h), which it
-// waits for before it reads or writes anything.
+// waits for before it reads or writes anything. With `append` (the layer's
+// EncodeParams for the step's new tokens, into the pages this step reads),
+// those tokens are encoded first, by the few-token encode (codes equal to the
+// CPU's): in the prologue's own launch where FragmentPrologueFusesAppend
+// (one launch fewer than LaunchEncodePack and a step), else by
+// LaunchEncodePack ahead of it; at most kMaxFusedAppendTokens tokens, the
+// same KV heads and head_dim as p, else cudaErrorInvalidValue.
 // LaunchPackedMerge: the exact merge of all num_splits + 1 slots, V's rotation
 // undone; writes p.out. p.page_stride is not read by either.
 cudaError_t LaunchFragmentPrologue(const PackedDecodeParams& p, uint16_t* q_rot,
-                                   cudaStream_t stream);
+                                   cudaStream_t stream, const EncodePackParams* append = nullptr);
 cudaError_t LaunchPackedMerge(const PackedDecodeParams& p, cudaStream_t stream);
+
+// The most new tokens a fragment step takes with it: the fused grid's y axis.
+inline constexpr int kMaxFusedAppendTokens = 65535;
+
+// Whether LaunchFragmentPrologue fuses `append` into its launch: only where
+// the whole fused grid (kv_heads x max(batch, tokens) x 4 CTAs) is resident
+// at once. Every CTA of it, q̂'s too, holds the encode's shared memory (~96
+// KB at head_dim 128: two CTAs per SM), so a larger grid runs in waves, and
+// there the encode's own launch (smaller CTAs) did as well (Llama-3.1-8B
+// batch 16, 512 CTAs: no gain; NOTES run 30).
+inline bool FragmentPrologueFusesAppend(const PackedDecodeParams& p,
+                                        const EncodePackParams& append) {
+  constexpr int64_t kFusedCtasPerSm = 2;
+  const int64_t rows = p.batch > append.num_tokens ? p.batch : append.num_tokens;
+  return p.batch > 0 && append.num_tokens > 0 &&
+         int64_t{p.num_kv_heads} * rows * 4 <= kFusedCtasPerSm * append.num_sms;
+}
 
 }  // namespace kvplan::kernels
 
