@@ -18,7 +18,7 @@ bool Fuses(int kv_heads, int batch, int tokens, int sms = 132) {
   return FragmentPrologueFusesAppend(p, append);
 }
 
-// NOTES run 30: fused, Llama-3.1-8B batch 1 (32 CTAs) 26.5 -> 23.8 µs, Qwen2.5-3B
+// NOTES run 30: fused, Llama-3.1-8B batch 1 (32 CTAs) 26.5 -> 23.9 µs, Qwen2.5-3B
 // batch 16 (128 CTAs) 57.6 -> 53.0; Llama batch 16 (512 CTAs) gained nothing.
 TEST(FusedAppendTest, FusesWhereTheGridFitsTheGpuAtOnce) {
   EXPECT_TRUE(Fuses(8, 1, 1));     // Llama batch 1

@@ -19,7 +19,7 @@
 // and 3 K and V of token y for KV head x, by the CTA's first HEAD_DIM threads,
 // with kAppendSmemBytes of dynamic shared memory. One launch instead of two
 // per layer: a separate encode adds its launch and fill to a decode step
-// (Llama-3.1-8B batch 1, 32K: 20.9 µs alone, 26.5 after its encode, 23.8
+// (Llama-3.1-8B batch 1, 32K: 20.9 µs alone, 26.5 after its encode, 23.9
 // fused; NOTES run 30), where these CTAs run beside the q̂ ones.
 #ifndef KVPLAN_KERNELS_FRAGMENT_PROLOGUE_CUH_
 #define KVPLAN_KERNELS_FRAGMENT_PROLOGUE_CUH_
