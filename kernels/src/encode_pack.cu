@@ -33,10 +33,7 @@ cudaError_t LaunchEncodeAppendTyped(const EncodePackParams& p, cudaStream_t stre
 
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta) {
   if (p.num_tokens <= 0) return cudaSuccess;
-  // Whole pages are written in 16-byte units.
-  if (p.v_bits < 1 || p.v_bits > 8 || p.num_kv_heads <= 0 || p.page_stride <= 0 ||
-      p.page_stride % 16 != 0 || p.num_sms < 1 || slabs_per_cta < 0 ||
-      slabs_per_cta > internal::kMaxSlabsPerCta) {
+  if (!EncodeParamsValid(p) || slabs_per_cta < 0 || slabs_per_cta > internal::kMaxSlabsPerCta) {
     return cudaErrorInvalidValue;
   }
   return DispatchHeadDim(p.head_dim, [&](auto hd) {

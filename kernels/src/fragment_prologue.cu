@@ -12,9 +12,8 @@ namespace {
 // The new tokens' encode params fit the step's (same layer's heads and
 // head_dim) and the fused grid (tokens on its y axis).
 bool AppendFits(const PackedDecodeParams& p, const EncodePackParams& e) {
-  return e.num_tokens >= 0 && e.num_tokens <= kMaxFusedAppendTokens && e.num_sms >= 1 &&
-         e.v_bits >= 1 && e.v_bits <= 8 && e.num_kv_heads == p.num_kv_heads &&
-         e.head_dim == p.head_dim && e.page_stride > 0 && e.page_stride % 16 == 0;
+  return EncodeParamsValid(e) && e.num_tokens >= 0 && e.num_tokens <= kMaxFusedAppendTokens &&
+         e.num_kv_heads == p.num_kv_heads && e.head_dim == p.head_dim;
 }
 
 }  // namespace

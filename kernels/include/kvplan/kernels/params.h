@@ -137,6 +137,14 @@ struct EncodePackParams {
   bool k_groups_whole = false;
 };
 
+// What every encode launch requires of p (else cudaErrorInvalidValue): V's
+// width, KV heads, a page stride of whole 16-byte units (whole pages are
+// written in 16-byte units) and SMs to spread over.
+inline bool EncodeParamsValid(const EncodePackParams& p) {
+  return p.v_bits >= 1 && p.v_bits <= 8 && p.num_kv_heads > 0 && p.page_stride > 0 &&
+         p.page_stride % 16 == 0 && p.num_sms >= 1;
+}
+
 // One decode step of one layer: every sequence of the batch, every query head.
 struct PackedDecodeParams {
   // Plan-derived.
