@@ -9,13 +9,15 @@
 //                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
 //                             [--ragged] [--balanced] [--fragment-ctas N] [--parts]
 //                             [--fit-splits] [--fragment-splits N] [--table-ctx N]
-//                             [--append]
+//                             [--append] [--no-wgmma]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
 //   GreedyAllocate from lognormal block energies decaying with block index
 //   (--k-align D: GroupAlignedAllocate, width groups of whole D-dim units).
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
+//   --no-wgmma: plans without PackedDecodeConfig::wgmma (V encoded by the slab
+//   kernel with K) on an sm_90 device, where it is set otherwise.
 //   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
 //   SplitsFor, or with --fit-splits PackedDecodePlan::SplitsForLengths of the
 //   batch's lengths; at most the plan's max_splits); the fragment step takes
@@ -422,7 +424,7 @@ int Run(int argc, char** argv) {
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
-       balanced = false, fit_splits = false;
+       balanced = false, fit_splits = false, no_wgmma = false;
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -435,6 +437,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
     if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
     if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
+    if (std::strcmp(argv[i], "--no-wgmma") == 0) no_wgmma = true;
     if (std::strcmp(argv[i], "--fragment-splits") == 0 && has_value) {
       fragment_splits = std::atoi(argv[++i]);
     }
@@ -474,6 +477,9 @@ int Run(int argc, char** argv) {
                                          ? "LibTorch at::scaled_dot_product_attention(enable_gqa)"
                                          : "not built");
   if (k_align > 0) std::printf("K allocation: width groups aligned to %d dims\n", k_align);
+  std::printf("encode: V %s\n", !no_wgmma && prop.major == 9 && prop.minor == 0
+                                    ? "on wgmma (encode_v_wgmma.cuh) where EncodesVOnWgmma"
+                                    : "with K on the slab kernel");
   std::printf("timing: %s\n", graph ? "CUDA graph replays of 16 steps, per step"
                                     : "single launches (host launch overhead included)");
   if (graph) timer.graph_steps = kGraphSteps;
@@ -502,6 +508,7 @@ int Run(int argc, char** argv) {
       config.v_bits = kv[1];
       config.max_batch = 16;
       config.num_sms = prop.multiProcessorCount;
+      config.wgmma = !no_wgmma && prop.major == 9 && prop.minor == 0;
       absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, codecs);
       if (!plan.ok()) {
         std::fprintf(stderr, "plan: %s\n", std::string(plan.status().message()).c_str());

@@ -1,23 +1,67 @@
+#include <algorithm>
+
 #include "kvplan/kernels/allow_shared_memory.h"
 #include "kvplan/kernels/dispatch.h"
 #include "kvplan/kernels/encode_append.cuh"
 #include "kvplan/kernels/encode_pack.cuh"
 #include "kvplan/kernels/encode_slabs.h"
+#include "kvplan/kernels/encode_v_wgmma.cuh"
 #include "kvplan/kernels/launch.h"
 
 namespace kvplan::kernels {
 namespace {
 
+// The slab kernel over K and V (kinds 2) or K alone (kinds 1: V is
+// EncodeVWgmmaKernel's). Alone, K's CTAs fill the SMs that K and V share
+// otherwise, so its sizing counts twice the SMs.
 template <int HEAD_DIM, bool K_WHOLE>
-cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta) {
+cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta,
+                                  int kinds) {
   auto* kernel = EncodePackKernel<HEAD_DIM, K_WHOLE>;
   constexpr int kSmem = internal::EncodeSmem<HEAD_DIM>::kBytes;
   if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
-  if (per_cta == 0) per_cta = EncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms);
-  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, 2);
+  if (per_cta == 0) per_cta = EncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms * (3 - kinds));
+  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, kinds);
   kernel<<<grid, internal::kEncodeThreads, kSmem, stream>>>(p, per_cta);
   return cudaGetLastError();
+}
+
+// V on wgmma: one wave of one CTA per SM, each head's slabs spread evenly
+// over the SMs it gets.
+template <int BITS>
+cudaError_t LaunchEncodeVWgmmaTyped(const EncodePackParams& p, cudaStream_t stream) {
+  auto* kernel = EncodeVWgmmaKernel<BITS>;
+  constexpr int kSmem = internal::VWgmmaSmem::kBytes;
+  if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
+  const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
+  const int ctas = std::max(1, std::min(slabs, p.num_sms / p.num_kv_heads));
+  const int per_cta = (slabs + ctas - 1) / ctas;
+  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads);
+  kernel<<<grid, internal::kVWgmmaThreads, kSmem, stream>>>(p, per_cta);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchEncodeVWgmma(const EncodePackParams& p, cudaStream_t stream) {
+  switch (p.v_bits) {
+    case 1:
+      return LaunchEncodeVWgmmaTyped<1>(p, stream);
+    case 2:
+      return LaunchEncodeVWgmmaTyped<2>(p, stream);
+    case 3:
+      return LaunchEncodeVWgmmaTyped<3>(p, stream);
+    case 4:
+      return LaunchEncodeVWgmmaTyped<4>(p, stream);
+    case 5:
+      return LaunchEncodeVWgmmaTyped<5>(p, stream);
+    case 6:
+      return LaunchEncodeVWgmmaTyped<6>(p, stream);
+    case 7:
+      return LaunchEncodeVWgmmaTyped<7>(p, stream);
+    case 8:
+      return LaunchEncodeVWgmmaTyped<8>(p, stream);
+  }
+  return cudaErrorInvalidValue;
 }
 
 template <int HEAD_DIM>
@@ -42,8 +86,12 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
     if (slabs_per_cta == 0 && p.num_tokens <= kFewTokenEncodeMaxTokens) {
       return LaunchEncodeAppendTyped<kHeadDim>(p, stream);
     }
-    return p.k_groups_whole ? LaunchEncodePackTyped<kHeadDim, true>(p, stream, slabs_per_cta)
-                            : LaunchEncodePackTyped<kHeadDim, false>(p, stream, slabs_per_cta);
+    const bool v_on_wgmma = EncodesVOnWgmma(p, slabs_per_cta);
+    const int kinds = v_on_wgmma ? 1 : 2;
+    const cudaError_t e =
+        p.k_groups_whole ? LaunchEncodePackTyped<kHeadDim, true>(p, stream, slabs_per_cta, kinds)
+                         : LaunchEncodePackTyped<kHeadDim, false>(p, stream, slabs_per_cta, kinds);
+    return e != cudaSuccess || !v_on_wgmma ? e : LaunchEncodeVWgmma(p, stream);
   });
 }
 

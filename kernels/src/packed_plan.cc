@@ -285,6 +285,7 @@ EncodePackParams PackedDecodePlan::EncodeParams(int layer, void* workspace) cons
   p.v_bits = v_bits(layer);
   p.num_sms = config_.num_sms;
   p.k_groups_whole = k_groups_whole_[layer];
+  p.wgmma = config_.wgmma;
   return p;
 }
 

@@ -9,10 +9,15 @@
 // of whole 16-dim units (the kernel's unchecked path, GroupShape::kWhole).
 // Launches of at most 64 tokens that leave the shape to the launcher take the
 // few-token kernel (encode_append.cuh); the same sizes with a slab count
-// given take the slab kernel.
+// given take the slab kernel. On an sm_90a device, longer launches at
+// head_dim 128 that leave the shape to the launcher encode V with wgmma
+// (encode_v_wgmma.cuh, held to the slab kernel's bounds below; the cases lift
+// its size threshold, wgmma_min_token_heads), and the cases with a slab count
+// keep V on the slab kernel.
 //
-// The slab kernel rotates on tensor cores with split fp16 operands, so its z
-// is close to the CPU's but not bit-equal (encode_pack.cuh). Held to:
+// The slab kernel (and the wgmma V kernel) rotates on tensor cores with split
+// fp16 operands, so its z is close to the CPU's but not bit-equal
+// (encode_pack.cuh). Held to:
 //  - every code equals the CPU's, except that it may differ by exactly one
 //    where the CPU's z lies within kBoundaryTolerance·max(1, |z|) of the
 //    boundary between the two codes; such flips are rare (at most 1e-3 of the
@@ -242,6 +247,10 @@ void RunEncodeCase(const EncodeCase& c) {
   config.v_bits = c.v_bits;
   config.encode_only = true;  // attention's dispatch set has fewer V widths
   config.fragment_pages = c.fragment;
+  // On an H200 the long launches that leave the slab count to the launcher
+  // take V on wgmma (EncodesVOnWgmma); the slab-count cases keep V on the
+  // slab kernel.
+  config.wgmma = DeviceRunsSm90a();
   absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, codecs);
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<Layout> layouts;
@@ -301,6 +310,7 @@ void RunEncodeCase(const EncodeCase& c) {
   p.slot_mapping = dslots.get();
   p.pages = dpool.get();
   p.num_tokens = c.tokens;
+  p.wgmma_min_token_heads = 0;  // the wgmma V kernel at every size it takes
   KVPLAN_CUDA_OK(LaunchEncodePack(p, nullptr, c.slabs_per_cta));
   KVPLAN_CUDA_OK(cudaDeviceSynchronize());
   std::vector<uint8_t> got = dpool.ToHost();

@@ -12,6 +12,14 @@ bool HasCudaDevice() {
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
+bool DeviceRunsSm90a() {
+  int major = 0, minor = 0;
+  return HasCudaDevice() &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess &&
+         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) == cudaSuccess &&
+         major == 9 && minor == 0;
+}
+
 std::string DumpFailure(const std::string& config, const std::string& text) {
   const std::filesystem::path dir = std::filesystem::path(KVPLAN_BINARY_DIR) / "gpu_failures";
   std::error_code ec;

@@ -22,6 +22,9 @@ namespace kvplan::kernels::testing {
 
 // True when cudaGetDeviceCount succeeds with at least one device.
 bool HasCudaDevice();
+// True when device 0 runs sm_90a code (compute capability 9.0: H100, H200),
+// what PackedDecodeConfig::wgmma asks of a device.
+bool DeviceRunsSm90a();
 
 #define KVPLAN_SKIP_WITHOUT_GPU()                                              \
   do {                                                                         \

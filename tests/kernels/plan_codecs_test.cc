@@ -87,7 +87,7 @@ TEST_F(PlanCodecsTest, CodecsAreTheCpuCachesLayoutsAndRotations) {
 
 TEST_F(PlanCodecsTest, EachLayerHasItsVWidthPagesAndStride) {
   absl::StatusOr<PackedDecodePlan> plan =
-      CreateDecodePlanForPlan(plan_, {.group_size = 2, .max_batch = 2});
+      CreateDecodePlanForPlan(plan_, {.group_size = 2, .max_batch = 2, .wgmma = true});
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->config().num_layers, kLayers);
   EXPECT_EQ(plan->config().num_kv_heads, kPlanKvHeads);
@@ -123,6 +123,7 @@ TEST_F(PlanCodecsTest, EachLayerHasItsVWidthPagesAndStride) {
     EXPECT_EQ(e.page_stride, stride) << where;
     EXPECT_EQ(e.heads, descs + l * kPlanKvHeads) << where;
     EXPECT_EQ(e.k_groups_whole, whole) << where;
+    EXPECT_TRUE(e.wgmma) << where;  // the config's, passed through
     const PackedDecodeParams d = plan->DecodeParams(l, workspace.data(), 1, 1);
     EXPECT_EQ(d.v_bits, plan_.VBits(l)) << where;
     EXPECT_EQ(d.page_stride, stride) << where;

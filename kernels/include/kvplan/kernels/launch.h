@@ -27,13 +27,25 @@ cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
 // a slab's whatever its tokens).
 inline constexpr int kFewTokenEncodeMaxTokens = 64;
 
+// Whether LaunchEncodePack(p, stream, slabs_per_cta) encodes V with wgmma
+// (encode_v_wgmma.cuh, a launch of its own after the slab kernel's K): a
+// device that runs sm_90a code (p.wgmma), head_dim 128, the slab count left
+// to the launcher, more tokens than the few-token kernel takes, and at least
+// p.wgmma_min_token_heads tokens x KV heads (kWgmmaEncodeMinTokenHeads).
+inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
+  return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 &&
+         p.num_tokens > kFewTokenEncodeMaxTokens &&
+         int64_t{p.num_tokens} * p.num_kv_heads >= p.wgmma_min_token_heads;
+}
+
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.
 // slabs_per_cta: 64-token slabs each CTA encodes (at most 32); 0 picks it from
 // the launch's size and p.num_sms (EncodeSlabsPerCta, encode_slabs.h), and
 // launches of at most kFewTokenEncodeMaxTokens (a decode step's) then take the
 // few-token kernel (encode_append.cuh: a CTA per token and head, codes equal
 // to the CPU's bit for bit). Tests force values above 0 to cover the slab
-// kernel.
+// kernel. Where EncodesVOnWgmma, V takes encode_v_wgmma.cuh's kernel (a
+// second launch; the slab kernel then encodes K only).
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta = 0);
 
 // One decode step: rotate q, split-K attention over the packed pages (+ fp16

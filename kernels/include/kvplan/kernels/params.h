@@ -110,6 +110,12 @@ struct BlockStatsParams {
 };
 
 // Encode + pack of one layer's new K and V tokens into their page slots.
+// Encode launches of at least this many tokens x KV heads take V on wgmma
+// where the device runs sm_90a code (H200, K3V3a16 plans, NOTES.md run 31:
+// Llama-3.1-8B 16K x 8 1.06x, 32K x 8 1.06x, greedy 16K x 8 1.10x; below it
+// 8K x 8 0.97x, 4K x 8 0.88x, Qwen2.5-3B 32K x 2 0.96x, 16K x 2 0.88x).
+inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 131072;
+
 struct EncodePackParams {
   const PackedHeadDesc* heads = nullptr;  // [num_kv_heads] of this layer
   const float* rotations = nullptr;       // plan rotation region
@@ -135,6 +141,15 @@ struct EncodePackParams {
   // plan; true for plans built with k_group_align 16). The kernel then skips
   // the per-coordinate bounds checks of padded groups; false is always safe.
   bool k_groups_whole = false;
+  // The device runs sm_90a code (compute capability 9.0: H100, H200; set by
+  // the plan, PackedDecodeConfig::wgmma): long launches at head_dim 128 then
+  // encode V with wgmma (encode_v_wgmma.cuh; EncodesVOnWgmma, launch.h).
+  // false keeps V on the mma.sync slab kernel, which any sm_90+ device runs.
+  bool wgmma = false;
+  // How long "long" is, in tokens x KV heads: below it a second launch costs
+  // more than V's speed-up saves (kWgmmaEncodeMinTokenHeads, measured). Tests
+  // lower it to cover the wgmma kernel on small shapes.
+  int64_t wgmma_min_token_heads = kWgmmaEncodeMinTokenHeads;
 };
 
 // What every encode launch requires of p (else cudaErrorInvalidValue): V's
