@@ -12,7 +12,7 @@ namespace kvplan::kernels {
 namespace {
 
 // The slab kernel over K and V (kinds 2) or K alone (kinds 1: V is
-// EncodeVWgmmaKernel's). Alone, K's CTAs fill the SMs that K and V share
+// EncodeVWgmmaKernel's). Alone, K's CTAs take the places that K and V share
 // otherwise, so its sizing counts twice the SMs.
 template <int HEAD_DIM, bool K_WHOLE>
 cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta,
@@ -21,7 +21,8 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
   constexpr int kSmem = internal::EncodeSmem<HEAD_DIM>::kBytes;
   if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
-  if (per_cta == 0) per_cta = EncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms * (3 - kinds));
+  const int sms = kinds == 1 ? 2 * p.num_sms : p.num_sms;
+  if (per_cta == 0) per_cta = EncodeSlabsPerCta(slabs, p.num_kv_heads, sms);
   const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, kinds);
   kernel<<<grid, internal::kEncodeThreads, kSmem, stream>>>(p, per_cta);
   return cudaGetLastError();
@@ -42,26 +43,11 @@ cudaError_t LaunchEncodeVWgmmaTyped(const EncodePackParams& p, cudaStream_t stre
   return cudaGetLastError();
 }
 
+// Every V width (1-8) has its kernel: encode serves every plan.
 cudaError_t LaunchEncodeVWgmma(const EncodePackParams& p, cudaStream_t stream) {
-  switch (p.v_bits) {
-    case 1:
-      return LaunchEncodeVWgmmaTyped<1>(p, stream);
-    case 2:
-      return LaunchEncodeVWgmmaTyped<2>(p, stream);
-    case 3:
-      return LaunchEncodeVWgmmaTyped<3>(p, stream);
-    case 4:
-      return LaunchEncodeVWgmmaTyped<4>(p, stream);
-    case 5:
-      return LaunchEncodeVWgmmaTyped<5>(p, stream);
-    case 6:
-      return LaunchEncodeVWgmmaTyped<6>(p, stream);
-    case 7:
-      return LaunchEncodeVWgmmaTyped<7>(p, stream);
-    case 8:
-      return LaunchEncodeVWgmmaTyped<8>(p, stream);
-  }
-  return cudaErrorInvalidValue;
+  return DispatchOneOf<1, 2, 3, 4, 5, 6, 7, 8>(p.v_bits, [&](auto bits) {
+    return LaunchEncodeVWgmmaTyped<decltype(bits)::value>(p, stream);
+  });
 }
 
 template <int HEAD_DIM>
