@@ -477,9 +477,10 @@ int Run(int argc, char** argv) {
                                          ? "LibTorch at::scaled_dot_product_attention(enable_gqa)"
                                          : "not built");
   if (k_align > 0) std::printf("K allocation: width groups aligned to %d dims\n", k_align);
-  std::printf("encode: V %s\n", !no_wgmma && prop.major == 9 && prop.minor == 0
-                                    ? "on wgmma (encode_v_wgmma.cuh) where EncodesVOnWgmma"
-                                    : "with K on the slab kernel");
+  // PackedDecodeConfig::wgmma: the device runs sm_90a code.
+  const bool wgmma = !no_wgmma && prop.major == 9 && prop.minor == 0;
+  std::printf("encode: V %s\n", wgmma ? "on wgmma (encode_v_wgmma.cuh) where EncodesVOnWgmma"
+                                      : "with K on the slab kernel");
   std::printf("timing: %s\n", graph ? "CUDA graph replays of 16 steps, per step"
                                     : "single launches (host launch overhead included)");
   if (graph) timer.graph_steps = kGraphSteps;
@@ -508,7 +509,7 @@ int Run(int argc, char** argv) {
       config.v_bits = kv[1];
       config.max_batch = 16;
       config.num_sms = prop.multiProcessorCount;
-      config.wgmma = !no_wgmma && prop.major == 9 && prop.minor == 0;
+      config.wgmma = wgmma;
       absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, codecs);
       if (!plan.ok()) {
         std::fprintf(stderr, "plan: %s\n", std::string(plan.status().message()).c_str());

@@ -174,6 +174,12 @@ __device__ __forceinline__ void NamedBarrier(int threads) {
   static_assert(ID >= 1 && ID < 16, "barrier 0 is __syncthreads'");
   asm volatile("bar.sync %0, %1;" ::"n"(ID), "r"(threads) : "memory");
 }
+// The same with the barrier id in a register, for code that one copy serves
+// for several groups of warps (each its own id). Costs what the comment above
+// says: ptxas reserves all 16 barriers for the kernel.
+__device__ __forceinline__ void NamedBarrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
 // NamedBarrier that also returns whether `pred` holds in every one of the threads.
 template <int ID>
 __device__ __forceinline__ bool NamedBarrierAnd(int threads, bool pred) {
@@ -184,6 +190,16 @@ __device__ __forceinline__ bool NamedBarrierAnd(int threads, bool pred) {
       " selp.s32 %0, 1, 0, q;\n}"
       : "=r"(all)
       : "r"(static_cast<int>(pred)), "n"(ID), "r"(threads)
+      : "memory");
+  return all != 0;
+}
+__device__ __forceinline__ bool NamedBarrierAnd(int id, int threads, bool pred) {
+  int all;
+  asm volatile(
+      "{\n .reg .pred p, q;\n setp.ne.s32 p, %1, 0;\n bar.red.and.pred q, %2, %3, p;\n"
+      " selp.s32 %0, 1, 0, q;\n}"
+      : "=r"(all)
+      : "r"(static_cast<int>(pred)), "r"(id), "r"(threads)
       : "memory");
   return all != 0;
 }

@@ -82,22 +82,12 @@ __host__ __device__ constexpr int VKCoordinate(int k) {
   return 16 * (kc >> 1) + 4 * (e >> 1) + 2 * (kc & 1) + (e & 1);
 }
 
-// Barrier `id` (1 .. kVWgmmaGroups) of one warpgroup; the id in a register so
-// that all warpgroups run one copy of the unrolled body (four copies overflowed
-// the instruction cache: NOTES.md run 31).
-__device__ __forceinline__ void WarpgroupBarrier(int id) {
-  asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
-}
-// WarpgroupBarrier that also returns whether `pred` holds in all 128 threads.
+// Barrier `id` (1 .. kVWgmmaGroups) of one warpgroup: the id in a register
+// (device_utils.cuh), so that all warpgroups run one copy of the unrolled body
+// (four copies overflowed the instruction cache: NOTES.md run 31).
+__device__ __forceinline__ void WarpgroupBarrier(int id) { NamedBarrier(id, 128); }
 __device__ __forceinline__ bool WarpgroupBarrierAnd(int id, bool pred) {
-  int all;
-  asm volatile(
-      "{\n .reg .pred p, q;\n setp.ne.s32 p, %1, 0;\n bar.red.and.pred q, %2, 128, p;\n"
-      " selp.s32 %0, 1, 0, q;\n}"
-      : "=r"(all)
-      : "r"(static_cast<int>(pred)), "r"(id)
-      : "memory");
-  return all != 0;
+  return NamedBarrierAnd(id, 128, pred);
 }
 
 // Splits V's Rᵀ (the plan's, rt[j·128 + i] = R[i][j]) times kSplitScale into

@@ -110,9 +110,9 @@ struct BlockStatsParams {
 };
 
 // Encode launches of at least this many tokens x KV heads take V on wgmma
-// where the device runs sm_90a code (H200, K3V3a16 plans, NOTES.md run 31:
-// Llama-3.1-8B 16K x 8 1.06x, 32K x 8 1.06x, greedy 16K x 8 1.10x; below it
-// 8K x 8 0.97x, 4K x 8 0.88x, Qwen2.5-3B 32K x 2 0.96x, 16K x 2 0.88x).
+// where the device runs sm_90a code (H200, NOTES.md run 31: Llama-3.1-8B
+// K3V3a16 16K x 8 1.06x, 32K x 8 1.06x, greedy K3V3 16K x 8 1.10x; below it
+// K3V3a16 8K x 8 0.97x, 4K x 8 0.88x, Qwen2.5-3B 32K x 2 0.96x, 16K x 2 0.88x).
 inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 131072;
 
 // Encode + pack of one layer's new K and V tokens into their page slots.
