@@ -9,15 +9,17 @@
 //                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
 //                             [--ragged] [--balanced] [--fragment-ctas N] [--parts]
 //                             [--fit-splits] [--fragment-splits N] [--table-ctx N]
-//                             [--append] [--no-wgmma]
+//                             [--append] [--no-wgmma] [--wgmma-min N]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
 //   GreedyAllocate from lognormal block energies decaying with block index
 //   (--k-align D: GroupAlignedAllocate, width groups of whole D-dim units).
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
-//   --no-wgmma: plans without PackedDecodeConfig::wgmma (V encoded by the slab
-//   kernel with K) on an sm_90 device, where it is set otherwise.
+//   --no-wgmma: plans without PackedDecodeConfig::wgmma (K and V encoded by the
+//   slab kernel) on an sm_90 device, where it is set otherwise.
+//   --wgmma-min N: the encode columns' EncodePackParams::wgmma_min_token_heads
+//   (tokens x KV heads from which the wgmma encode runs; to measure its value).
 //   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
 //   SplitsFor, or with --fit-splits PackedDecodePlan::SplitsForLengths of the
 //   batch's lengths; at most the plan's max_splits); the fragment step takes
@@ -425,6 +427,7 @@ int Run(int argc, char** argv) {
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
        balanced = false, fit_splits = false, no_wgmma = false;
+  int64_t wgmma_min = -1;  // --wgmma-min: EncodePackParams::wgmma_min_token_heads (-1: default)
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -438,6 +441,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
     if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
     if (std::strcmp(argv[i], "--no-wgmma") == 0) no_wgmma = true;
+    if (std::strcmp(argv[i], "--wgmma-min") == 0 && has_value) wgmma_min = std::atoll(argv[++i]);
     if (std::strcmp(argv[i], "--fragment-splits") == 0 && has_value) {
       fragment_splits = std::atoi(argv[++i]);
     }
@@ -479,8 +483,9 @@ int Run(int argc, char** argv) {
   if (k_align > 0) std::printf("K allocation: width groups aligned to %d dims\n", k_align);
   // PackedDecodeConfig::wgmma: the device runs sm_90a code.
   const bool wgmma = !no_wgmma && prop.major == 9 && prop.minor == 0;
-  std::printf("encode: V %s\n", wgmma ? "on wgmma (encode_v_wgmma.cuh) where EncodesVOnWgmma"
-                                      : "with K on the slab kernel");
+  std::printf("encode: %s\n", wgmma ? "V on wgmma (encode_wgmma.cuh) where EncodesVOnWgmma, K "
+                                      "too where EncodesKOnWgmma"
+                                    : "K and V on the slab kernel");
   std::printf("timing: %s\n", graph ? "CUDA graph replays of 16 steps, per step"
                                     : "single launches (host launch overhead included)");
   if (graph) timer.graph_steps = kGraphSteps;
@@ -687,8 +692,8 @@ int Run(int argc, char** argv) {
             const EncodeInputs inputs(in_order, heads, hd, 21);
             // µs of encoding the tokens with `ep` into whole pages, and its %
             // of copy bandwidth for pages of `page_bytes` summed over the heads.
-            auto time_encode = [&](const kernels::EncodePackParams& ep, double page_bytes,
-                                   double& frac) {
+            auto time_encode = [&](kernels::EncodePackParams ep, double page_bytes, double& frac) {
+              if (wgmma_min >= 0) ep.wgmma_min_token_heads = wgmma_min;
               const double us =
                   inputs.Micros(timer, ep, epages, std::max(3, iters / 4), encode_slabs);
               const double bytes = inputs.input_bytes() + static_cast<double>(epages) * page_bytes;

@@ -5,14 +5,14 @@
 #include "kvplan/kernels/encode_append.cuh"
 #include "kvplan/kernels/encode_pack.cuh"
 #include "kvplan/kernels/encode_slabs.h"
-#include "kvplan/kernels/encode_v_wgmma.cuh"
+#include "kvplan/kernels/encode_wgmma.cuh"
 #include "kvplan/kernels/launch.h"
 
 namespace kvplan::kernels {
 namespace {
 
 // The slab kernel over K and V (kinds 2) or K alone (kinds 1: V is
-// EncodeVWgmmaKernel's). Alone, K's CTAs take the places that K and V share
+// EncodeWgmmaKernel's). Alone, K's CTAs take the places that K and V share
 // otherwise, so its sizing counts twice the SMs.
 template <int HEAD_DIM, bool K_WHOLE>
 cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta,
@@ -28,25 +28,26 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
   return cudaGetLastError();
 }
 
-// V on wgmma: one wave of one CTA per SM, each head's slabs spread evenly
-// over the SMs it gets.
-template <int BITS>
-cudaError_t LaunchEncodeVWgmmaTyped(const EncodePackParams& p, cudaStream_t stream) {
-  auto* kernel = EncodeVWgmmaKernel<BITS>;
-  constexpr int kSmem = internal::VWgmmaSmem::kBytes;
+// The wgmma encode of K and V (with_k) or V alone: per kind one wave of one
+// CTA per SM, each head's slabs spread evenly over the SMs it gets; V's CTAs
+// follow K's in the grid.
+template <int V_BITS>
+cudaError_t LaunchEncodeWgmmaTyped(const EncodePackParams& p, cudaStream_t stream, bool with_k) {
+  auto* kernel = EncodeWgmmaKernel<V_BITS>;
+  constexpr int kSmem = internal::WgmmaSmem::kBytes;
   if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
   const int ctas = std::max(1, std::min(slabs, p.num_sms / p.num_kv_heads));
   const int per_cta = (slabs + ctas - 1) / ctas;
-  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads);
-  kernel<<<grid, internal::kVWgmmaThreads, kSmem, stream>>>(p, per_cta);
+  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, with_k ? 2 : 1);
+  kernel<<<grid, internal::kWgmmaThreads, kSmem, stream>>>(p, per_cta, with_k ? 0 : 1);
   return cudaGetLastError();
 }
 
 // Every V width (1-8) has its kernel: encode serves every plan.
-cudaError_t LaunchEncodeVWgmma(const EncodePackParams& p, cudaStream_t stream) {
+cudaError_t LaunchEncodeWgmma(const EncodePackParams& p, cudaStream_t stream, bool with_k) {
   return DispatchOneOf<1, 2, 3, 4, 5, 6, 7, 8>(p.v_bits, [&](auto bits) {
-    return LaunchEncodeVWgmmaTyped<decltype(bits)::value>(p, stream);
+    return LaunchEncodeWgmmaTyped<decltype(bits)::value>(p, stream, with_k);
   });
 }
 
@@ -72,12 +73,13 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
     if (slabs_per_cta == 0 && p.num_tokens <= kFewTokenEncodeMaxTokens) {
       return LaunchEncodeAppendTyped<kHeadDim>(p, stream);
     }
+    if (EncodesKOnWgmma(p, slabs_per_cta)) return LaunchEncodeWgmma(p, stream, /*with_k=*/true);
     const bool v_on_wgmma = EncodesVOnWgmma(p, slabs_per_cta);
     const int kinds = v_on_wgmma ? 1 : 2;
     const cudaError_t e =
         p.k_groups_whole ? LaunchEncodePackTyped<kHeadDim, true>(p, stream, slabs_per_cta, kinds)
                          : LaunchEncodePackTyped<kHeadDim, false>(p, stream, slabs_per_cta, kinds);
-    return e != cudaSuccess || !v_on_wgmma ? e : LaunchEncodeVWgmma(p, stream);
+    return e != cudaSuccess || !v_on_wgmma ? e : LaunchEncodeWgmma(p, stream, /*with_k=*/false);
   });
 }
 

@@ -1,6 +1,8 @@
 // Which encode launches take V on wgmma (EncodesVOnWgmma, launch.h), on the
 // CPU: launches of at least 128K tokens x KV heads at head_dim 128 on a device
-// that runs sm_90a code, unless a test forces the slab kernel with a slab count.
+// that runs sm_90a code, unless a test forces the slab kernel with a slab
+// count; and K with it (EncodesKOnWgmma) where the layer's K groups are whole
+// 16-dim units.
 #include <gtest/gtest.h>
 
 #include "kvplan/kernels/launch.h"
@@ -45,6 +47,19 @@ TEST(EncodesVOnWgmmaTest, ALowerThresholdTakesSmallLaunchesButNotTheFewTokenOnes
   EXPECT_TRUE(EncodesVOnWgmma(p, 0));
   p.num_tokens = kFewTokenEncodeMaxTokens;
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));
+}
+
+TEST(EncodesKOnWgmmaTest, KGoesWithVWhereItsGroupsAreWhole16DimUnits) {
+  EncodePackParams p = Launch(32768, 8);
+  EXPECT_FALSE(EncodesKOnWgmma(p, 0));  // groups of 2-dim blocks: the slab kernel's
+  p.k_groups_whole = true;              // a 16-aligned plan's layer
+  EXPECT_TRUE(EncodesKOnWgmma(p, 0));
+  EXPECT_FALSE(EncodesKOnWgmma(p, /*slabs_per_cta=*/2));
+  p.wgmma = false;
+  EXPECT_FALSE(EncodesKOnWgmma(p, 0));
+  p = Launch(8192, 8);  // below V's threshold, K stays too
+  p.k_groups_whole = true;
+  EXPECT_FALSE(EncodesKOnWgmma(p, 0));
 }
 
 }  // namespace

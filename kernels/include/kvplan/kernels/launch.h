@@ -28,14 +28,20 @@ cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
 inline constexpr int kFewTokenEncodeMaxTokens = 64;
 
 // Whether LaunchEncodePack(p, stream, slabs_per_cta) encodes V with wgmma
-// (encode_v_wgmma.cuh, a launch of its own after the slab kernel's K): a
-// device that runs sm_90a code (p.wgmma), head_dim 128, the slab count left
-// to the launcher, more tokens than the few-token kernel takes, and at least
-// p.wgmma_min_token_heads tokens x KV heads (kWgmmaEncodeMinTokenHeads).
+// (encode_wgmma.cuh): a device that runs sm_90a code (p.wgmma), head_dim 128,
+// the slab count left to the launcher, more tokens than the few-token kernel
+// takes, and at least p.wgmma_min_token_heads tokens x KV heads
+// (kWgmmaEncodeMinTokenHeads).
 inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
   return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 &&
          p.num_tokens > kFewTokenEncodeMaxTokens &&
          int64_t{p.num_tokens} * p.num_kv_heads >= p.wgmma_min_token_heads;
+}
+// Whether K goes there too, in the same launch as V: where V does and every K
+// group of the layer spans whole 16-dim blocks (p.k_groups_whole). Otherwise
+// the slab kernel (encode_pack.cuh) encodes K, in a launch of its own.
+inline bool EncodesKOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
+  return EncodesVOnWgmma(p, slabs_per_cta) && p.k_groups_whole;
 }
 
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.
@@ -44,8 +50,9 @@ inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
 // launches of at most kFewTokenEncodeMaxTokens (a decode step's) then take the
 // few-token kernel (encode_append.cuh: a CTA per token and head, codes equal
 // to the CPU's bit for bit). Tests force values above 0 to cover the slab
-// kernel. Where EncodesVOnWgmma, V takes encode_v_wgmma.cuh's kernel (a
-// second launch; the slab kernel then encodes K only).
+// kernel. Where EncodesVOnWgmma, V takes encode_wgmma.cuh's kernel, and K
+// too where EncodesKOnWgmma (one launch); else the slab kernel encodes K alone
+// ahead of it.
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta = 0);
 
 // One decode step: rotate q, split-K attention over the packed pages (+ fp16

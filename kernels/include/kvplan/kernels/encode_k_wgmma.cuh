@@ -1,0 +1,268 @@
+// K's half of the wgmma encode (sm_90a, head_dim 128), device code, for
+// layers whose K groups all span whole 16-position blocks (16-aligned plans:
+// EncodePackParams::k_groups_whole): the head's groups at their own widths,
+// gathered through its permutation, token-major code streams. The machinery
+// it shares with V's half is encode_wgmma_slab.cuh's; the kernel is
+// encode_wgmma.cuh's.
+//
+// What differs from V, and why it stays off the unrolled paths: each 16-wide
+// block of positions belongs to one group, so a block's scale, width and code
+// stream are warp-uniform (SlabBlocks). The fp64 square roots and divisions of
+// a group's n, s and n' run in short loops over a thread's (group, row) pairs
+// between the phases, not at each group's end inside the unrolled loops, and
+// the widths' binary searches are loops (unrolled, both made the kernel
+// thousands of instructions longer, instruction fetch its main stall, and K
+// twice as slow as V: NOTES.md run 32).
+#ifndef KVPLAN_KERNELS_ENCODE_K_WGMMA_CUH_
+#define KVPLAN_KERNELS_ENCODE_K_WGMMA_CUH_
+
+#include <cstdint>
+
+#include "kvplan/kernels/encode_pack.cuh"
+#include "kvplan/kernels/encode_wgmma_slab.cuh"
+#include "kvplan/kernels/params.h"
+
+namespace kvplan::kernels::internal {
+
+// The head's groups per 16-position block m (0..7): group(m) in 4 bits each,
+// and which blocks start and end a group.
+struct SlabBlocks {
+  uint32_t groups = 0, starts = 0, ends = 0;
+
+  __device__ explicit SlabBlocks(const PackedHeadDesc& desc) {
+    for (int g = 0; g < desc.num_groups; ++g) {
+      const int first = desc.offset[g] / 16, last = (desc.offset[g] + desc.size[g]) / 16 - 1;
+      for (int m = first; m <= last; ++m) groups |= static_cast<uint32_t>(g) << 4 * m;
+      starts |= 1u << first;
+      ends |= 1u << last;
+    }
+  }
+  __device__ int Group(int m) const { return groups >> 4 * m & 0xf; }
+  __device__ bool Starts(int m) const { return starts >> m & 1; }
+  __device__ bool Ends(int m) const { return ends >> m & 1; }
+};
+
+// Rᵀ of K's layout at (input position j, output position i): group g's where
+// both lie in g, else 0 (the block diagonal).
+struct KRotation {
+  const float* rotations;
+  const PackedHeadDesc* desc;
+  SlabBlocks blocks;
+  __device__ float operator()(int j, int i) const {
+    const int g = blocks.Group(j >> 4);
+    if (blocks.Group(i >> 4) != g) return 0.0f;
+    const int o = desc->offset[g], d = desc->size[g];
+    return __ldg(rotations + desc->k_rotation_t[g] + (j - o) * d + (i - o));
+  }
+};
+
+// Pair table of the gather: entry 2c + h holds the byte offsets (4·dim) in an
+// unswizzled fp32 row of positions 4c + 2h (low half) and 4c + 2h + 1 (high).
+// Whole CTA.
+__device__ __forceinline__ void StagePermutationPairs(uint32_t* pairs, const PackedHeadDesc& desc,
+                                                      int tid) {
+  for (int q = tid; q < kWgmmaDim / 2; q += kWgmmaThreads) {
+    pairs[q] = 4u * desc.permutation[2 * q] | (4u * desc.permutation[2 * q + 1]) << 16;
+  }
+}
+
+// 4·code of each z at a run-time width `bits` (warp-uniform), as CountBelow4:
+// a binary search of `bits` steps over the width's boundaries, as a loop
+// (unrolled over the widths, a block's searches made the quantize phase
+// thousands of instructions long, and instruction fetch its main stall:
+// NOTES.md run 32).
+template <int N>
+__device__ __forceinline__ void CountBelowAnyWidth(const float (&z)[N], const float* boundaries,
+                                                   int bits, int (&offset)[N]) {
+  const char* table = reinterpret_cast<const char*>(boundaries);
+#pragma unroll
+  for (int e = 0; e < N; ++e) offset[e] = 0;
+#pragma unroll 1
+  for (int step = 4 << (bits - 1); step >= 4; step >>= 1) {
+    const char* probe = table + (step - 4);  // boundary code + step / 4 - 1
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      if (*reinterpret_cast<const float*>(probe + offset[e]) < z[e]) offset[e] += step;
+    }
+  }
+}
+
+// The staged rows into the A planes, each block of positions scaled by its
+// group's s; the groups' norms n into w.row_norms. Waits for the copies; the
+// caller synchronises the warpgroup before the products read the planes.
+__device__ __forceinline__ void SplitKRows(const SlabWarpgroup& w, const SlabBlocks& blocks,
+                                           const uint32_t* pairs, const PackedHeadDesc& desc) {
+  CpAsyncWait<0>();
+  WarpgroupBarrier(w.id);
+  const char* row = w.rows + w.row * 512;
+  const uint32_t swizzle = 16 * (w.row & 7);  // StageSlabRows' chunk XOR, in bytes
+  float2 x[32];
+#pragma unroll
+  for (int c = 0; c < 32; ++c) {
+    const uint32_t pair = pairs[2 * c + w.h];
+    x[c].x = *reinterpret_cast<const float*>(row + ((pair & 0xffffu) ^ swizzle));
+    x[c].y = *reinterpret_cast<const float*>(row + ((pair >> 16) ^ swizzle));
+  }
+  // Per group, the CPU's lanes 2h and 2h + 1 in order (a group's position p
+  // is in lane p mod 4: groups start on multiples of 16).
+  double lane_a = 0.0, lane_b = 0.0;
+#pragma unroll
+  for (int m = 0; m < 8; ++m) {
+    if (blocks.Starts(m)) lane_a = lane_b = 0.0;
+#pragma unroll
+    for (int c = 4 * m; c < 4 * m + 4; ++c) {
+      lane_a = AddSquare(lane_a, x[c].x);
+      lane_b = AddSquare(lane_b, x[c].y);
+    }
+    if (blocks.Ends(m)) {  // warp-uniform: both halves shuffle
+      const double pair = __dadd_rn(lane_a, lane_b);
+      const double total = __dadd_rn(pair, __shfl_xor_sync(0xffffffffu, pair, 12));
+      const int g = blocks.Group(m);
+      if ((g & 1) == w.h) w.row_norms[g * kSlabTokens + w.row] = total;  // its own, below
+    }
+  }
+  // n and s of the row's groups g ≡ h (mod 2): the partner half takes the
+  // others, and the barrier shows each its partner's.
+  float* scales = w.scales();
+  for (int g = w.h; g < desc.num_groups; g += 2) {
+    const int i = g * kSlabTokens + w.row;
+    const double norm = sqrt(w.row_norms[i]);
+    const double sqrt_d = sqrt(static_cast<double>(desc.size[g]));
+    w.row_norms[i] = norm;
+    scales[i] =
+        (norm > 0.0 && isfinite(norm) ? static_cast<float>(sqrt_d / norm) : 0.0f) * kSplitScale;
+  }
+  WarpgroupBarrier(w.id);  // the scales visible, every row read before the planes are overwritten
+#pragma unroll
+  for (int m = 0; m < 8; ++m) {
+    StoreSplitChunk(w, x + 4 * m, m, scales[blocks.Group(m) * kSlabTokens + w.row]);
+  }
+  FenceProxyAsyncShared();  // the planes are read by the async proxy
+}
+
+// Codes into w.code_s from the slab's products and each group's c² totals
+// into w.group_sums; then CorrectKNorms. Fragment j
+// of the accumulator holds output positions 8j + t, 8j + t + 4 (block j / 2).
+__device__ __forceinline__ void QuantizeKSlab(const SlabWarpgroup& w, const float (&acc)[64],
+                                              const SlabBlocks& blocks, const PackedHeadDesc& desc,
+                                              const float* boundaries, const double* squares) {
+  double code_sum[2] = {0.0, 0.0};
+#pragma unroll
+  for (int m = 0; m < 8; ++m) {
+    const int g = blocks.Group(m), bits = desc.bits[g], d = desc.size[g], o = desc.offset[g];
+    const float* table = boundaries + BoundaryTableOffset(bits);
+    const char* square_table = reinterpret_cast<const char*>(squares + CentroidTableOffset(bits));
+    // The token-major stream byte of (row q_row + 8r, position p) is
+    // code_row[r] + p, before CodeByte.
+    int code_row[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) code_row[r] = kSlabTokens * o + (w.q_row + 8 * r) * d - o;
+    if (blocks.Starts(m)) code_sum[0] = code_sum[1] = 0.0;
+    // Fragments 2m and 2m + 1: positions 16m + t + 4e' (e' = 0..3), rows
+    // q_row + 8r, searched together.
+    float z[8];
+    int offset[8];  // 4·code
+#pragma unroll
+    for (int e = 0; e < 8; ++e) z[e] = acc[8 * m + e];
+    CountBelowAnyWidth(z, table, bits, offset);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {  // row q_row + 8r, position 8j + t + 4 (e % 2)
+      const int j = 2 * m + e / 4, r = (e >> 1) & 1, position = 8 * j + w.t + 4 * (e & 1);
+      w.code_s[CodeByte(code_row[r] + position, /*dim_major=*/false)] =
+          static_cast<uint8_t>(offset[e] >> 2);
+      // c² is 8 bytes: at byte 2·offset.
+      code_sum[r] =
+          __dadd_rn(code_sum[r], *reinterpret_cast<const double*>(square_table + 2 * offset[e]));
+    }
+    if (blocks.Ends(m)) {  // warp-uniform: every lane of the quads shuffles
+      const double total0 = LaneSumTotal(code_sum[0]), total1 = LaneSumTotal(code_sum[1]);
+      if (w.t < 2) w.group_sums[g * kSlabTokens + w.q_row + 8 * w.t] = w.t == 0 ? total0 : total1;
+    }
+  }
+}
+
+// n' of the warp's 16 rows, every group, into w.norm_s, from w.row_norms and
+// w.group_sums: both written by threads of the same warp (the split thread of
+// row r and the quantize threads of rows q_row, q_row + 8 are in warp r / 16),
+// so a warp barrier suffices.
+__device__ __forceinline__ void CorrectKNorms(const SlabWarpgroup& w, const PackedHeadDesc& desc) {
+  __syncwarp();
+  const int row0 = 16 * (w.wt >> 5);
+  for (int k = w.lane; k < desc.num_groups * 16; k += 32) {
+    const int g = k >> 4, i = g * kSlabTokens + row0 + (k & 15);
+    const double sqrt_d = sqrt(static_cast<double>(desc.size[g]));
+    w.norm_s[i] = CorrectedNorm(w.row_norms[i], sqrt_d, w.group_sums[i]);
+  }
+}
+
+// A whole version-1 page's K codes and norms in one pass over the groups
+// (StoreGroup's stores, a group at a time, left most threads idle): thread wt
+// writes chunk wt - offset of the group holding position wt (a group of d
+// positions has d chunks of 64 codes), then the groups' norms in 16-byte units.
+__device__ __forceinline__ void StoreKPage(const EncodePackParams& p, int head,
+                                           const SlabBlocks& blocks, const PackedHeadDesc& desc,
+                                           const SlabWarpgroup& w) {
+  uint8_t* page =
+      p.pages + ((w.slot_s[0] / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
+  const int g = blocks.Group(w.wt >> 4), o = desc.offset[g];
+  WithConstant<1, 8>(desc.bits[g], [&](auto b) {
+    StoreChunk<b>(page + desc.block_offset[g], w.code_s, kKernelPageTokens * o, w.wt - o,
+                  /*dim_major=*/false);
+  });
+  constexpr int kUnits = 2 * kSlabTokens / 16;  // a group's norms
+  if (w.wt < kUnits * desc.num_groups) {
+    const int unit_g = w.wt / kUnits, unit = w.wt % kUnits;
+    reinterpret_cast<uint4*>(page + desc.k_norm_offset + 2 * kKernelPageTokens * unit_g)[unit] =
+        reinterpret_cast<const uint4*>(w.norm_s + unit_g * kSlabTokens)[unit];
+  }
+}
+
+// K of slabs first, first + kWgmmaGroups, .. (< end) of one KV head by
+// warpgroup w; the CTA's shared memory holds the code tables (every width,
+// encode_pack.cuh's compact order) and the head's descriptor. Stages K's
+// rotations and the permutation pairs (whole CTA) first.
+__device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head, int first,
+                                             int end, char* smem, const SlabWarpgroup& w, int tid) {
+  using S = WgmmaSmem;
+  const PackedHeadDesc& desc = *reinterpret_cast<const PackedHeadDesc*>(smem + S::kDesc);
+  // The first slab's rows on their way while B is staged.
+  if (first < end) StageSlabRows(p, p.k, head, first, w);
+  const SlabBlocks blocks(desc);
+  uint32_t* pairs = reinterpret_cast<uint32_t*>(smem + S::kPermutation);
+  StagePermutationPairs(pairs, desc, tid);
+  StageWgmmaRotation(smem + S::kRotation, KRotation{p.rotations, &desc, blocks}, tid);
+  FenceProxyAsyncShared();  // B's planes are read by the async proxy
+  __syncthreads();
+  const uint32_t rotation_hi = SharedAddress(smem + S::kRotation);
+  const float* boundaries = reinterpret_cast<const float*>(smem + S::kBoundaries);
+  const double* squares = reinterpret_cast<const double*>(smem + S::kSquares);
+  for (int slab = first; slab < end; slab += kWgmmaGroups) {
+    SplitKRows(w, blocks, pairs, desc);  // its first barrier: the last slab's stores are done
+    LoadSlabSlots(p, slab, w);
+    WarpgroupBarrier(w.id);  // planes, slots visible
+    float acc[64];
+    IssueSlabProducts(acc, w.rows, rotation_hi);
+    WgmmaWait(acc);
+    WarpgroupBarrier(w.id);  // the whole warpgroup's products have read the planes
+    if (slab + kWgmmaGroups < end) StageSlabRows(p, p.k, head, slab + kWgmmaGroups, w);
+    QuantizeKSlab(w, acc, blocks, desc, boundaries, squares);
+    CorrectKNorms(w, desc);
+    const bool whole_page = SlabIsWholePage(w);
+    if (whole_page && p.fragment == nullptr) {
+      StoreKPage(p, head, blocks, desc, w);
+    } else {
+      if (whole_page) {
+        StoreFragmentPageRuns<kWgmmaDim>(p, head, /*is_v=*/false, desc, 0, desc.num_groups,
+                                         w.code_s, w.slot_s[0], w.wt);
+      }
+      for (int g = 0; g < desc.num_groups; ++g) {
+        StoreGroup(p, head, /*is_v=*/false, g, GroupToEncode(desc, false, p.v_bits, kWgmmaDim, g),
+                   w.code_s, w.norm_s, w.slot_s, whole_page, w.wt);
+      }
+    }
+  }
+}
+
+}  // namespace kvplan::kernels::internal
+
+#endif  // KVPLAN_KERNELS_ENCODE_K_WGMMA_CUH_

@@ -1,0 +1,66 @@
+// The wgmma encode + pack kernel (sm_90a, head_dim 128): K's half
+// (encode_k_wgmma.cuh) and V's (encode_v_wgmma.cuh) of a long launch in one
+// grid, so that V's CTAs start on the SMs that K's leave, without a second
+// launch's gap and tail. LaunchEncodePack routes here (EncodesKOnWgmma,
+// EncodesVOnWgmma: launch.h); K's half needs a layer of 16-aligned groups,
+// else the slab kernel (encode_pack.cuh) encodes K and this grid only V.
+#ifndef KVPLAN_KERNELS_ENCODE_WGMMA_CUH_
+#define KVPLAN_KERNELS_ENCODE_WGMMA_CUH_
+
+#include <cstdint>
+
+#include "kvplan/kernels/encode_k_wgmma.cuh"
+#include "kvplan/kernels/encode_pack.cuh"
+#include "kvplan/kernels/encode_v_wgmma.cuh"
+#include "kvplan/kernels/encode_wgmma_slab.cuh"
+#include "kvplan/kernels/params.h"
+
+namespace kvplan::kernels {
+
+// Grid (CTAs per head, num_kv_heads, kinds): z + first_kind is 0 for K, 1 for
+// V (first_kind 1: V only). CTA x of a head takes slabs [x·per_cta, (x + 1)·
+// per_cta) of its kind. internal::kWgmmaThreads threads, WgmmaSmem::kBytes of
+// dynamic shared memory; sm_90a only (wgmma.cuh).
+template <int V_BITS>
+__global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
+    EncodeWgmmaKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta,
+                      int first_kind) {
+  using namespace internal;
+  using S = WgmmaSmem;
+  // Its own name: the slab kernel's extern array, of another type, shares
+  // encode_pack.cu's translation unit.
+  extern __shared__ __align__(128) char wgmma_smem[];
+  char* smem = wgmma_smem;
+  const int head = blockIdx.y, tid = threadIdx.x;
+  const bool is_v = blockIdx.z + first_kind == 1;
+  const int slabs = (p.num_tokens + kSlabTokens - 1) / kSlabTokens;
+  const int first = blockIdx.x * slabs_per_cta, end = min(slabs, first + slabs_per_cta);
+  const SlabWarpgroup w(smem, tid >> 7);
+  // Code tables of every width (c² exactly in fp64, boundaries times 2^20)
+  // and the head's descriptor; the halves synchronise before reading them.
+  double* squares = reinterpret_cast<double*>(smem + S::kSquares);
+  float* boundaries = reinterpret_cast<float*>(smem + S::kBoundaries);
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (int k = tid; k < (1 << bits); k += kWgmmaThreads) {
+      squares[CentroidTableOffset(bits) + k] = Square(p.tables->centroids[bits - 1][k]);
+      if (k + 1 < (1 << bits)) {
+        boundaries[BoundaryTableOffset(bits) + k] = p.tables->boundaries[bits - 1][k] * kSumScale;
+      }
+    }
+  }
+  static_assert(sizeof(PackedHeadDesc) % 4 == 0, "copied as words");
+  for (int i = tid; i < static_cast<int>(sizeof(PackedHeadDesc) / 4); i += kWgmmaThreads) {
+    reinterpret_cast<int*>(smem + S::kDesc)[i] = reinterpret_cast<const int*>(p.heads + head)[i];
+  }
+  __syncthreads();
+  const int group_first = first + (tid >> 7);
+  if (is_v) {
+    EncodeVSlabs<V_BITS>(p, head, group_first, end, smem, w, tid);
+  } else {
+    EncodeKSlabs(p, head, group_first, end, smem, w, tid);
+  }
+}
+
+}  // namespace kvplan::kernels
+
+#endif  // KVPLAN_KERNELS_ENCODE_WGMMA_CUH_
