@@ -19,7 +19,8 @@
 //   --no-wgmma: plans without PackedDecodeConfig::wgmma (K and V encoded by the
 //   slab kernel) on an sm_90 device, where it is set otherwise.
 //   --wgmma-min N: the encode columns' EncodePackParams::wgmma_min_token_heads
-//   (tokens x KV heads from which the wgmma encode runs; to measure its value).
+//   and wgmma_kv_min_token_heads (tokens x KV heads from which the wgmma encode
+//   runs; to measure their values).
 //   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
 //   SplitsFor, or with --fit-splits PackedDecodePlan::SplitsForLengths of the
 //   batch's lengths; at most the plan's max_splits); the fragment step takes
@@ -427,7 +428,7 @@ int Run(int argc, char** argv) {
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
        balanced = false, fit_splits = false, no_wgmma = false;
-  int64_t wgmma_min = -1;  // --wgmma-min: EncodePackParams::wgmma_min_token_heads (-1: default)
+  int64_t wgmma_min = -1;  // --wgmma-min: both wgmma thresholds (-1: the defaults)
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -693,7 +694,10 @@ int Run(int argc, char** argv) {
             // µs of encoding the tokens with `ep` into whole pages, and its %
             // of copy bandwidth for pages of `page_bytes` summed over the heads.
             auto time_encode = [&](kernels::EncodePackParams ep, double page_bytes, double& frac) {
-              if (wgmma_min >= 0) ep.wgmma_min_token_heads = wgmma_min;
+              if (wgmma_min >= 0) {
+                ep.wgmma_min_token_heads = wgmma_min;
+                ep.wgmma_kv_min_token_heads = wgmma_min;
+              }
               const double us =
                   inputs.Micros(timer, ep, epages, std::max(3, iters / 4), encode_slabs);
               const double bytes = inputs.input_bytes() + static_cast<double>(epages) * page_bytes;

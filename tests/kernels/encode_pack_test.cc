@@ -13,8 +13,8 @@
 // head_dim 128 that leave the shape to the launcher encode V with wgmma, and K
 // too where its groups are whole 16-dim units (encode_wgmma.cuh, held to the
 // slab kernel's bounds below; the cases lift its size threshold,
-// wgmma_min_token_heads), and the cases with a slab count keep both on the
-// slab kernel.
+// wgmma_min_token_heads, wgmma_kv_min_token_heads), and the cases with a slab count keep both on
+// the slab kernel.
 //
 // The slab kernel (and the wgmma encode) rotates on tensor cores with split
 // fp16 operands, so its z is close to the CPU's but not bit-equal
@@ -312,6 +312,7 @@ void RunEncodeCase(const EncodeCase& c) {
   p.pages = dpool.get();
   p.num_tokens = c.tokens;
   p.wgmma_min_token_heads = 0;  // the wgmma encode at every size it takes
+  p.wgmma_kv_min_token_heads = 0;
   KVPLAN_CUDA_OK(LaunchEncodePack(p, nullptr, c.slabs_per_cta));
   KVPLAN_CUDA_OK(cudaDeviceSynchronize());
   std::vector<uint8_t> got = dpool.ToHost();

@@ -1,64 +1,83 @@
-// Which encode launches take V on wgmma (EncodesVOnWgmma, launch.h), on the
-// CPU: launches of at least 128K tokens x KV heads at head_dim 128 on a device
-// that runs sm_90a code, unless a test forces the slab kernel with a slab
-// count; and K with it (EncodesKOnWgmma) where the layer's K groups are whole
-// 16-dim units.
+// Which encode launches take the wgmma encode (EncodesKOnWgmma,
+// EncodesVOnWgmma: launch.h), on the CPU, on a device that runs sm_90a code
+// and unless a test forces the slab kernel with a slab count: K and V together
+// from 32K tokens x KV heads where the layer's K groups are whole 16-dim
+// units, V alone from 128K otherwise; each threshold at the sizes the H200
+// measured on its two sides.
 #include <gtest/gtest.h>
+
+#include <tuple>
 
 #include "kvplan/kernels/launch.h"
 
 namespace kvplan::kernels {
 namespace {
 
-EncodePackParams Launch(int tokens, int kv_heads) {
+EncodePackParams Launch(int tokens, int kv_heads, bool k_groups_whole = false) {
   EncodePackParams p;
   p.head_dim = 128;
   p.num_tokens = tokens;
   p.num_kv_heads = kv_heads;
+  p.k_groups_whole = k_groups_whole;
   p.wgmma = true;
   return p;
 }
 
-// The sizes measured on the H200 (NOTES.md run 31), each side of the line.
+// V alone (NOTES.md run 31).
 TEST(EncodesVOnWgmmaTest, LaunchesWhereTheH200MeasuredAGain) {
   EXPECT_TRUE(EncodesVOnWgmma(Launch(32768, 8), /*slabs_per_cta=*/0));  // 1.06x
   EXPECT_TRUE(EncodesVOnWgmma(Launch(16384, 8), 0));                    // 1.06x
   EXPECT_FALSE(EncodesVOnWgmma(Launch(8192, 8), 0));                    // 0.97x
   EXPECT_FALSE(EncodesVOnWgmma(Launch(4096, 8), 0));                    // 0.88x
   EXPECT_FALSE(EncodesVOnWgmma(Launch(32768, 2), 0));                   // 0.96x
-  EXPECT_TRUE(EncodesVOnWgmma(Launch(65536, 2), 0));  // the same token-heads as 16K x 8
+  EXPECT_TRUE(EncodesVOnWgmma(Launch(65536, 2), 0));   // the same token-heads as 16K x 8
+  EXPECT_FALSE(EncodesKOnWgmma(Launch(32768, 8), 0));  // K stays on the slab kernel
+}
+
+// K and V together (NOTES.md run 32).
+TEST(EncodesKOnWgmmaTest, LaunchesWhereTheH200MeasuredAGain) {
+  for (const auto& [tokens, heads, gain] : {std::tuple{32768, 8, true},  // 1.40x
+                                            {8192, 8, true},             // 1.26x
+                                            {4096, 8, true},             // 1.03x
+                                            {16384, 2, true},            // 1.03x
+                                            {8192, 2, false}}) {         // 0.98x
+    const EncodePackParams p = Launch(tokens, heads, /*k_groups_whole=*/true);
+    EXPECT_EQ(EncodesKOnWgmma(p, 0), gain) << tokens << " x " << heads;
+    EXPECT_EQ(EncodesVOnWgmma(p, 0), gain) << tokens << " x " << heads;  // one launch
+  }
 }
 
 TEST(EncodesVOnWgmmaTest, OtherDevicesHeadDimsAndForcedSlabCountsKeepTheSlabKernel) {
-  EncodePackParams p = Launch(32768, 8);
-  p.wgmma = false;  // a device without sm_90a code
-  EXPECT_FALSE(EncodesVOnWgmma(p, 0));
-  p = Launch(32768, 8);
-  p.head_dim = 64;
-  EXPECT_FALSE(EncodesVOnWgmma(p, 0));
-  EXPECT_FALSE(EncodesVOnWgmma(Launch(32768, 8), /*slabs_per_cta=*/2));  // the slab kernel, forced
-  EXPECT_FALSE(EncodesVOnWgmma(Launch(kFewTokenEncodeMaxTokens, 2048), 0));  // few-token kernel's
+  for (const bool whole : {false, true}) {
+    EncodePackParams p = Launch(32768, 8, whole);
+    p.wgmma = false;  // a device without sm_90a code
+    EXPECT_FALSE(EncodesVOnWgmma(p, 0));
+    EXPECT_FALSE(EncodesKOnWgmma(p, 0));
+    p = Launch(32768, 8, whole);
+    p.head_dim = 64;
+    EXPECT_FALSE(EncodesVOnWgmma(p, 0));
+    EXPECT_FALSE(EncodesKOnWgmma(p, 0));
+    p = Launch(32768, 8, whole);
+    EXPECT_FALSE(EncodesVOnWgmma(p, /*slabs_per_cta=*/2));  // the slab kernel, forced
+    EXPECT_FALSE(EncodesKOnWgmma(p, 2));
+    p = Launch(kFewTokenEncodeMaxTokens, 2048, whole);  // the few-token kernel's
+    EXPECT_FALSE(EncodesVOnWgmma(p, 0));
+    EXPECT_FALSE(EncodesKOnWgmma(p, 0));
+  }
 }
 
-TEST(EncodesVOnWgmmaTest, ALowerThresholdTakesSmallLaunchesButNotTheFewTokenOnes) {
+TEST(EncodesVOnWgmmaTest, LowerThresholdsTakeSmallLaunchesButNotTheFewTokenOnes) {
   EncodePackParams p = Launch(kFewTokenEncodeMaxTokens + 1, 2);
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));
   p.wgmma_min_token_heads = 0;  // as the encode tests set it
   EXPECT_TRUE(EncodesVOnWgmma(p, 0));
   p.num_tokens = kFewTokenEncodeMaxTokens;
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));
-}
-
-TEST(EncodesKOnWgmmaTest, KGoesWithVWhereItsGroupsAreWhole16DimUnits) {
-  EncodePackParams p = Launch(32768, 8);
-  EXPECT_FALSE(EncodesKOnWgmma(p, 0));  // groups of 2-dim blocks: the slab kernel's
-  p.k_groups_whole = true;              // a 16-aligned plan's layer
-  EXPECT_TRUE(EncodesKOnWgmma(p, 0));
-  EXPECT_FALSE(EncodesKOnWgmma(p, /*slabs_per_cta=*/2));
-  p.wgmma = false;
+  p = Launch(kFewTokenEncodeMaxTokens + 1, 2, /*k_groups_whole=*/true);
   EXPECT_FALSE(EncodesKOnWgmma(p, 0));
-  p = Launch(8192, 8);  // below V's threshold, K stays too
-  p.k_groups_whole = true;
+  p.wgmma_kv_min_token_heads = 0;
+  EXPECT_TRUE(EncodesKOnWgmma(p, 0));
+  p.num_tokens = kFewTokenEncodeMaxTokens;
   EXPECT_FALSE(EncodesKOnWgmma(p, 0));
 }
 

@@ -110,10 +110,16 @@ struct BlockStatsParams {
 };
 
 // Encode launches of at least this many tokens x KV heads take V on wgmma
-// where the device runs sm_90a code (H200, NOTES.md run 31: Llama-3.1-8B
-// K3V3a16 16K x 8 1.06x, 32K x 8 1.06x, greedy K3V3 16K x 8 1.10x; below it
-// K3V3a16 8K x 8 0.97x, 4K x 8 0.88x, Qwen2.5-3B 32K x 2 0.96x, 16K x 2 0.88x).
+// where the device runs sm_90a code and K stays on the slab kernel (layers
+// whose K groups are not all whole 16-dim units; H200, NOTES.md run 31:
+// Llama-3.1-8B K3V3a16 16K x 8 1.06x, 32K x 8 1.06x, greedy K3V3 16K x 8
+// 1.10x; below it K3V3a16 8K x 8 0.97x, 4K x 8 0.88x, Qwen2.5-3B 32K x 2
+// 0.96x, 16K x 2 0.88x).
 inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 131072;
+// The same for layers of whole 16-dim K groups, whose K goes on wgmma too,
+// in the same launch (H200, NOTES.md run 32, against the slab kernel:
+// Llama-3.1-8B K3V3a16 4K x 8 1.03x, Qwen2.5-3B 16K x 2 1.03x, 8K x 2 0.98x).
+inline constexpr int64_t kWgmmaKvEncodeMinTokenHeads = 32768;
 
 // Encode + pack of one layer's new K and V tokens into their page slots.
 struct EncodePackParams {
@@ -143,13 +149,17 @@ struct EncodePackParams {
   bool k_groups_whole = false;
   // The device runs sm_90a code (compute capability 9.0: H100, H200; set by
   // the plan, PackedDecodeConfig::wgmma): long launches at head_dim 128 then
-  // encode V with wgmma (encode_v_wgmma.cuh; EncodesVOnWgmma, launch.h).
+  // encode V, and K of whole 16-dim groups, with wgmma (encode_wgmma.cuh;
+  // EncodesVOnWgmma, EncodesKOnWgmma: launch.h).
   // false keeps V on the mma.sync slab kernel, which any sm_90+ device runs.
   bool wgmma = false;
   // How long "long" is, in tokens x KV heads: below it a second launch costs
-  // more than V's speed-up saves (kWgmmaEncodeMinTokenHeads, measured). Tests
-  // lower it to cover the wgmma kernel on small shapes.
+  // more than V's speed-up saves (kWgmmaEncodeMinTokenHeads, measured), and
+  // for K and V together (k_groups_whole) the wgmma kernel's one wave of
+  // 1-CTA-per-SM costs more than its speed saves (kWgmmaKvEncodeMinTokenHeads).
+  // Tests lower both to cover the wgmma kernel on small shapes.
   int64_t wgmma_min_token_heads = kWgmmaEncodeMinTokenHeads;
+  int64_t wgmma_kv_min_token_heads = kWgmmaKvEncodeMinTokenHeads;
 };
 
 // What every encode launch requires of p (else cudaErrorInvalidValue): V's
