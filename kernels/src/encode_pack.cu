@@ -33,7 +33,7 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
 // follow K's in the grid.
 template <int V_BITS>
 cudaError_t LaunchEncodeWgmmaTyped(const EncodePackParams& p, cudaStream_t stream, bool with_k) {
-  auto* kernel = EncodeWgmmaKernel<V_BITS>;
+  auto* kernel = with_k ? EncodeWgmmaKernel<V_BITS, true> : EncodeWgmmaKernel<V_BITS, false>;
   constexpr int kSmem = internal::WgmmaSmem::kBytes;
   if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;

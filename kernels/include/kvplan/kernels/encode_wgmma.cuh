@@ -18,10 +18,12 @@
 namespace kvplan::kernels {
 
 // Grid (CTAs per head, num_kv_heads, kinds): z + first_kind is 0 for K, 1 for
-// V (first_kind 1: V only). CTA x of a head takes slabs [x·per_cta, (x + 1)·
+// V (first_kind 1: V only). WITH_K false compiles V's half alone, for launches
+// of V alone (in one kernel with K's half, V ran ~10 µs slower: NOTES.md run
+// 32). CTA x of a head takes slabs [x·per_cta, (x + 1)·
 // per_cta) of its kind. internal::kWgmmaThreads threads, WgmmaSmem::kBytes of
 // dynamic shared memory; sm_90a only (wgmma.cuh).
-template <int V_BITS>
+template <int V_BITS, bool WITH_K>
 __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
     EncodeWgmmaKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta,
                       int first_kind) {
@@ -32,7 +34,7 @@ __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
   extern __shared__ __align__(128) char wgmma_smem[];
   char* smem = wgmma_smem;
   const int head = blockIdx.y, tid = threadIdx.x;
-  const bool is_v = blockIdx.z + first_kind == 1;
+  const bool is_v = !WITH_K || blockIdx.z + first_kind == 1;
   const int slabs = (p.num_tokens + kSlabTokens - 1) / kSlabTokens;
   const int first = blockIdx.x * slabs_per_cta, end = min(slabs, first + slabs_per_cta);
   const SlabWarpgroup w(smem, tid >> 7);
@@ -54,11 +56,10 @@ __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
   }
   __syncthreads();
   const int group_first = first + (tid >> 7);
-  if (is_v) {
-    EncodeVSlabs<V_BITS>(p, head, group_first, end, smem, w, tid);
-  } else {
-    EncodeKSlabs(p, head, group_first, end, smem, w, tid);
+  if constexpr (WITH_K) {
+    if (!is_v) return EncodeKSlabs(p, head, group_first, end, smem, w, tid);
   }
+  EncodeVSlabs<V_BITS>(p, head, group_first, end, smem, w, tid);
 }
 
 }  // namespace kvplan::kernels
