@@ -1,9 +1,11 @@
 // The wgmma encode + pack kernel (sm_90a, head_dim 128): K's half
 // (encode_k_wgmma.cuh) and V's (encode_v_wgmma.cuh) of a long launch in one
 // grid, so that V's CTAs start on the SMs that K's leave, without a second
-// launch's gap and tail. LaunchEncodePack routes here (EncodesKOnWgmma,
-// EncodesVOnWgmma: launch.h); K's half needs a layer of 16-aligned groups,
-// else the slab kernel (encode_pack.cuh) encodes K and this grid only V.
+// launch's gap and tail (two launches were 1.03-1.05x slower: NOTES.md run
+// 32). LaunchEncodePack routes here (EncodesKOnWgmma, EncodesVOnWgmma:
+// launch.h); K's half needs a layer of 16-aligned groups, else the slab kernel
+// (encode_pack.cuh) encodes K and this kernel, compiled without K's half,
+// only V.
 #ifndef KVPLAN_KERNELS_ENCODE_WGMMA_CUH_
 #define KVPLAN_KERNELS_ENCODE_WGMMA_CUH_
 
@@ -18,11 +20,11 @@
 namespace kvplan::kernels {
 
 // Grid (CTAs per head, num_kv_heads, kinds): z + first_kind is 0 for K, 1 for
-// V (first_kind 1: V only). WITH_K false compiles V's half alone, for launches
-// of V alone (in one kernel with K's half, V ran ~10 µs slower: NOTES.md run
-// 32). CTA x of a head takes slabs [x·per_cta, (x + 1)·
-// per_cta) of its kind. internal::kWgmmaThreads threads, WgmmaSmem::kBytes of
-// dynamic shared memory; sm_90a only (wgmma.cuh).
+// V (first_kind 1: V only); CTA x of a head takes slabs [x·per_cta, (x + 1)·
+// per_cta) of its kind. WITH_K false compiles V's half alone, for launches of
+// V alone (in one kernel with K's half, V ran ~10 µs slower: NOTES.md run
+// 32). internal::kWgmmaThreads threads, WgmmaSmem::kBytes of dynamic shared
+// memory; sm_90a only (wgmma.cuh).
 template <int V_BITS, bool WITH_K>
 __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
     EncodeWgmmaKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta,

@@ -67,11 +67,12 @@ struct PackedDecodeConfig {
   // Multiprocessors to fill (cudaDevAttrMultiProcessorCount). Default: 132 (H100/H200 SXM).
   int num_sms = 132;
   // The device runs sm_90a code (compute capability 9.0: H100, H200): long
-  // encode launches at head_dim 128 then rotate V with wgmma, 1.06-1.11x
-  // faster encodes of 16K-32K tokens x 8 heads on the H200
-  // (EncodePackParams::wgmma; BENCHMARKS.md). Set it from the device's
-  // compute capability; another device would trap in that kernel. Default:
-  // false.
+  // encode launches at head_dim 128 then rotate with wgmma, K too where the
+  // layer's K groups are whole 16-dim units (16-aligned plans): on the H200
+  // 1.26-1.50x faster encodes of 8K-32K tokens x 8 heads with 16-aligned
+  // plans, 1.04-1.12x with others at 16K-32K (EncodePackParams::wgmma;
+  // BENCHMARKS.md). Set it from the device's compute capability; another
+  // device would trap in that kernel. Default: false.
   bool wgmma = false;
   // Most fp16 sink and recent tokens per sequence; sum <= kMaxFp16Tokens.
   int max_sink = 0;

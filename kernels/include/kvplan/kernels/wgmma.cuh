@@ -1,5 +1,5 @@
 // Warpgroup MMA (wgmma, sm_90a) with both operands in shared memory, the
-// pieces the encode's V rotation uses (encode_v_wgmma.cuh): operand
+// pieces the encode's rotation uses (encode_wgmma_slab.cuh): operand
 // descriptors of the no-swizzle K-major layout, one m64n128k16 fp16 step into
 // fp32 accumulators, and the fence / commit / wait around a batch of steps.
 // Only sm_90a has wgmma: in any other build (the compute_90 PTX fallback)
