@@ -2,7 +2,9 @@
 # Builds the standalone kernels project on the GPU machine (device tool: only
 # CUDA, CMake, Ninja and PyTorch there), runs the GPU tests, compute-sanitizer
 # on a subset, and the decode benchmark. Abseil, GoogleTest, nlohmann-json and
-# OpenSSL come as Debian .debs carried in .kdeps (apt-get download ...).
+# OpenSSL come as Debian .debs carried in .kdeps:
+#   mkdir -p .kdeps && cd .kdeps && apt-get download libabsl-dev libabsl20220623 \
+#     nlohmann-json3-dev libssl-dev libssl3 libgtest-dev libgmock-dev googletest
 # Usage (repo root): bench/kernels/run_on_h200.sh [bench args...]; logs to $OUT.
 # Env: SKIP_TESTS=1, SKIP_SANITIZERS=1, BUILD_TARGETS="t1 t2" (default all), KEEP_BUILD=1, NCU_CASE, NCU_KERNEL,
 # AB_HEADERS, AB_TREES, AB_FLAGS, AB_CASE and AB_TESTS (below). The device tool brings back at most 8
