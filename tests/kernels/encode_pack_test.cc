@@ -12,9 +12,9 @@
 // given take the slab kernel. On an sm_90a device, longer launches at
 // head_dim 128 that leave the shape to the launcher encode V with wgmma, and K
 // too where its groups are whole 16-dim units (encode_wgmma.cuh, held to the
-// slab kernel's bounds below; the cases lift its size threshold,
-// wgmma_min_token_heads, wgmma_kv_min_token_heads), and the cases with a slab count keep both on
-// the slab kernel.
+// slab kernel's bounds below; the cases lift both size thresholds,
+// wgmma_min_token_heads and wgmma_kv_min_token_heads), and the cases with a
+// slab count keep both on the slab kernel.
 //
 // The slab kernel (and the wgmma encode) rotates on tensor cores with split
 // fp16 operands, so its z is close to the CPU's but not bit-equal
