@@ -19,6 +19,41 @@
 
 namespace kvplan::kernels {
 
+namespace internal {
+
+// Code tables of every width (c² exactly in fp64, boundaries times 2^20)
+// into the CTA's shared memory. Entry q of the centroids is width b's k-th
+// (q = 2^b - 2 + k), with its boundary k where k < 2^b - 1. A thread loads
+// all of its entries before storing any, so that their loads wait once (a loop
+// over the widths, loading and storing a width at a time, waited eight times:
+// NOTES.md run 33).
+__device__ __forceinline__ void StageWgmmaCodeTables(const EncodePackParams& p, char* smem,
+                                                     int tid) {
+  using S = WgmmaSmem;
+  double* squares = reinterpret_cast<double*>(smem + S::kSquares);
+  float* boundaries = reinterpret_cast<float*>(smem + S::kBoundaries);
+  constexpr int kEntriesPerThread = (kCentroidEntries + kWgmmaThreads - 1) / kWgmmaThreads;
+  float centroid[kEntriesPerThread], boundary[kEntriesPerThread];
+#pragma unroll
+  for (int u = 0; u < kEntriesPerThread; ++u) {
+    const int q = tid + u * kWgmmaThreads, bits = 31 - __clz(q + 2), k = q + 2 - (1 << bits);
+    if (q < kCentroidEntries) {
+      centroid[u] = p.tables->centroids[bits - 1][k];
+      boundary[u] = k + 1 < (1 << bits) ? p.tables->boundaries[bits - 1][k] : 0.0f;
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < kEntriesPerThread; ++u) {
+    const int q = tid + u * kWgmmaThreads, bits = 31 - __clz(q + 2), k = q + 2 - (1 << bits);
+    if (q < kCentroidEntries) {
+      squares[q] = Square(centroid[u]);
+      if (k + 1 < (1 << bits)) boundaries[BoundaryTableOffset(bits) + k] = boundary[u] * kSumScale;
+    }
+  }
+}
+
+}  // namespace internal
+
 // Grid (CTAs per head, num_kv_heads, kinds): z + first_kind is 0 for K, 1 for
 // V (first_kind 1: V only); CTA x of a head takes slabs [x·per_cta, (x + 1)·
 // per_cta) of its kind. WITH_K false compiles V's half alone, for launches of
@@ -40,18 +75,9 @@ __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
   const int slabs = (p.num_tokens + kSlabTokens - 1) / kSlabTokens;
   const int first = blockIdx.x * slabs_per_cta, end = min(slabs, first + slabs_per_cta);
   const SlabWarpgroup w(smem, tid >> 7);
-  // Code tables of every width (c² exactly in fp64, boundaries times 2^20)
-  // and the head's descriptor; the halves synchronise before reading them.
-  double* squares = reinterpret_cast<double*>(smem + S::kSquares);
-  float* boundaries = reinterpret_cast<float*>(smem + S::kBoundaries);
-  for (int bits = 1; bits <= 8; ++bits) {
-    for (int k = tid; k < (1 << bits); k += kWgmmaThreads) {
-      squares[CentroidTableOffset(bits) + k] = Square(p.tables->centroids[bits - 1][k]);
-      if (k + 1 < (1 << bits)) {
-        boundaries[BoundaryTableOffset(bits) + k] = p.tables->boundaries[bits - 1][k] * kSumScale;
-      }
-    }
-  }
+  // Code tables and the head's descriptor; the halves synchronise before
+  // reading them.
+  StageWgmmaCodeTables(p, smem, tid);
   static_assert(sizeof(PackedHeadDesc) % 4 == 0, "copied as words");
   for (int i = tid; i < static_cast<int>(sizeof(PackedHeadDesc) / 4); i += kWgmmaThreads) {
     reinterpret_cast<int*>(smem + S::kDesc)[i] = reinterpret_cast<const int*>(p.heads + head)[i];
