@@ -101,6 +101,8 @@ if [ -n "${NCU_CASE:-}" ]; then
   # per-SASS-instruction counters (executed instructions, stall samples): the instruction mix
   ncu --import /tmp/prof.ncu-rep --page source --csv --print-source sass > "$OUT/ncu_sass.csv" 2>&1
   echo "== sass page rc=$? lines $(wc -l < "$OUT/ncu_sass.csv")"
+  # the same page cut into the kernel's phases (samples, instructions, shared wavefronts)
+  python3 bench/kernels/ncu_segments.py "$OUT/ncu_sass.csv" > "$OUT/ncu_segments.txt" 2>&1
   grep -E "^    (Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Issue Slots Busy|Warp Cycles Per Issued|Executed Ipc A|Block Limit)" "$OUT/ncu.log" | head -20
 fi
 /tmp/build-gpu/bin/packed_decode_bench "$@" 2>&1 | tee "$OUT/bench.log"
