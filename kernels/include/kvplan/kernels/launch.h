@@ -27,25 +27,28 @@ cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
 // a slab's whatever its tokens).
 inline constexpr int kFewTokenEncodeMaxTokens = 64;
 
-// Whether LaunchEncodePack(p, stream, slabs_per_cta) encodes K with wgmma,
-// and V with it in the same launch (encode_wgmma.cuh): a device that runs
-// sm_90a code (p.wgmma), head_dim 128, every K group of the layer whole 16-dim
-// units (p.k_groups_whole), the slab count left to the launcher, more tokens
-// than the few-token kernel takes, and at least p.wgmma_kv_min_token_heads
-// tokens x KV heads (kWgmmaKvEncodeMinTokenHeads).
-inline bool EncodesKOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
-  return p.wgmma && p.head_dim == 128 && p.k_groups_whole && slabs_per_cta == 0 &&
+// Whether a launch may take the wgmma encode (encode_wgmma.cuh) at a size
+// threshold: a device that runs sm_90a code (p.wgmma), head_dim 128, the slab
+// count left to the launcher, more tokens than the few-token kernel takes, and
+// at least min_token_heads tokens x KV heads.
+inline bool LongWgmmaEncode(const EncodePackParams& p, int slabs_per_cta, int64_t min_token_heads) {
+  return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 &&
          p.num_tokens > kFewTokenEncodeMaxTokens &&
-         int64_t{p.num_tokens} * p.num_kv_heads >= p.wgmma_kv_min_token_heads;
+         int64_t{p.num_tokens} * p.num_kv_heads >= min_token_heads;
+}
+// Whether LaunchEncodePack(p, stream, slabs_per_cta) encodes K with wgmma,
+// and V with it in the same launch: every K group of the layer whole 16-dim
+// units (p.k_groups_whole), from p.wgmma_kv_min_token_heads
+// (kWgmmaKvEncodeMinTokenHeads).
+inline bool EncodesKOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
+  return p.k_groups_whole && LongWgmmaEncode(p, slabs_per_cta, p.wgmma_kv_min_token_heads);
 }
 // Whether it encodes V with wgmma: where K goes there, and for other layers
 // from p.wgmma_min_token_heads tokens x KV heads (kWgmmaEncodeMinTokenHeads),
 // in a launch after the slab kernel's K.
 inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
   return EncodesKOnWgmma(p, slabs_per_cta) ||
-         (p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 &&
-          p.num_tokens > kFewTokenEncodeMaxTokens &&
-          int64_t{p.num_tokens} * p.num_kv_heads >= p.wgmma_min_token_heads);
+         LongWgmmaEncode(p, slabs_per_cta, p.wgmma_min_token_heads);
 }
 
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.
