@@ -28,18 +28,19 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
   return cudaGetLastError();
 }
 
-// The wgmma encode of K and V (with_k) or V alone: per kind one wave of one
-// CTA per SM, each head's slabs spread evenly over the SMs it gets; V's CTAs
-// follow K's in the grid.
+// The wgmma encode of K and V (with_k) or V alone: one CTA per SM, a wave per
+// kind or the whole grid one wave (WgmmaEncodeSlabsPerCta); V's CTAs follow
+// K's in the grid.
 template <int V_BITS>
 cudaError_t LaunchEncodeWgmmaTyped(const EncodePackParams& p, cudaStream_t stream, bool with_k) {
   auto* kernel = with_k ? EncodeWgmmaKernel<V_BITS, true> : EncodeWgmmaKernel<V_BITS, false>;
   constexpr int kSmem = internal::WgmmaSmem::kBytes;
   if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
-  const int ctas = std::max(1, std::min(slabs, p.num_sms / p.num_kv_heads));
-  const int per_cta = (slabs + ctas - 1) / ctas;
-  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, with_k ? 2 : 1);
+  const int kinds = with_k ? 2 : 1;
+  const int per_cta =
+      WgmmaEncodeSlabsPerCta(slabs, p.num_kv_heads, kinds, p.num_sms, internal::kWgmmaGroups);
+  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, kinds);
   kernel<<<grid, internal::kWgmmaThreads, kSmem, stream>>>(p, per_cta, with_k ? 0 : 1);
   return cudaGetLastError();
 }

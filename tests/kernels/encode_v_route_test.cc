@@ -1,9 +1,9 @@
 // Which encode launches take the wgmma encode (EncodesKOnWgmma,
 // EncodesVOnWgmma: launch.h), on the CPU, on a device that runs sm_90a code
 // and unless a test forces the slab kernel with a slab count: K and V together
-// from 32K tokens x KV heads where the layer's K groups are whole 16-dim
-// units, V alone from 128K otherwise; each threshold at the sizes the H200
-// measured on its two sides.
+// wherever the layer's K groups are whole 16-dim units (past the few-token
+// kernel's launches), V alone from 64K tokens x KV heads otherwise; each at
+// sizes the H200 measured.
 #include <gtest/gtest.h>
 
 #include <tuple>
@@ -23,27 +23,28 @@ EncodePackParams Launch(int tokens, int kv_heads, bool k_groups_whole = false) {
   return p;
 }
 
-// V alone (NOTES.md run 31).
+// V alone (NOTES.md run 34, greedy K3V3 plans).
 TEST(EncodesVOnWgmmaTest, LaunchesWhereTheH200MeasuredAGain) {
-  EXPECT_TRUE(EncodesVOnWgmma(Launch(32768, 8), /*slabs_per_cta=*/0));  // 1.06x
-  EXPECT_TRUE(EncodesVOnWgmma(Launch(16384, 8), 0));                    // 1.06x
-  EXPECT_FALSE(EncodesVOnWgmma(Launch(8192, 8), 0));                    // 0.97x
-  EXPECT_FALSE(EncodesVOnWgmma(Launch(4096, 8), 0));                    // 0.88x
-  EXPECT_FALSE(EncodesVOnWgmma(Launch(32768, 2), 0));                   // 0.96x
-  EXPECT_TRUE(EncodesVOnWgmma(Launch(65536, 2), 0));   // the same token-heads as 16K x 8
+  EXPECT_TRUE(EncodesVOnWgmma(Launch(32768, 8), /*slabs_per_cta=*/0));  // 1.06x (run 31)
+  EXPECT_TRUE(EncodesVOnWgmma(Launch(8192, 8), 0));                     // 1.08x
+  EXPECT_TRUE(EncodesVOnWgmma(Launch(32768, 2), 0));                    // 1.06x
+  EXPECT_FALSE(EncodesVOnWgmma(Launch(4096, 8), 0));                    // 1.01x: a tie
+  EXPECT_FALSE(EncodesVOnWgmma(Launch(16384, 2), 0));                   // 0.99x
   EXPECT_FALSE(EncodesKOnWgmma(Launch(32768, 8), 0));  // K stays on the slab kernel
 }
 
-// K and V together (NOTES.md run 32).
+// K and V together (NOTES.md run 34), every launch past the few-token kernel's.
 TEST(EncodesKOnWgmmaTest, LaunchesWhereTheH200MeasuredAGain) {
-  for (const auto& [tokens, heads, gain] : {std::tuple{32768, 8, true},  // 1.40x
-                                            {8192, 8, true},             // 1.26x
-                                            {4096, 8, true},             // 1.03x
-                                            {16384, 2, true},            // 1.03x
-                                            {8192, 2, false}}) {         // 0.98x
+  for (const auto& [tokens, heads] : {std::tuple{32768, 8},  // 1.40x
+                                      {2048, 8},             // 1.07x
+                                      {1024, 8},             // 1.37x
+                                      {256, 8},              // 1.45x
+                                      {8192, 2},             // 1.06x
+                                      {2048, 2},             // 1.44x
+                                      {kFewTokenEncodeMaxTokens + 1, 1}}) {
     const EncodePackParams p = Launch(tokens, heads, /*k_groups_whole=*/true);
-    EXPECT_EQ(EncodesKOnWgmma(p, 0), gain) << tokens << " x " << heads;
-    EXPECT_EQ(EncodesVOnWgmma(p, 0), gain) << tokens << " x " << heads;  // one launch
+    EXPECT_TRUE(EncodesKOnWgmma(p, 0)) << tokens << " x " << heads;
+    EXPECT_TRUE(EncodesVOnWgmma(p, 0)) << tokens << " x " << heads;  // one launch
   }
 }
 
@@ -73,8 +74,10 @@ TEST(EncodesVOnWgmmaTest, LowerThresholdsTakeSmallLaunchesButNotTheFewTokenOnes)
   EXPECT_TRUE(EncodesVOnWgmma(p, 0));
   p.num_tokens = kFewTokenEncodeMaxTokens;
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));
-  p = Launch(kFewTokenEncodeMaxTokens + 1, 2, /*k_groups_whole=*/true);
+  p = Launch(4096, 8, /*k_groups_whole=*/true);
+  p.wgmma_kv_min_token_heads = 65536;  // a higher threshold keeps K and V on the slab kernel
   EXPECT_FALSE(EncodesKOnWgmma(p, 0));
+  EXPECT_FALSE(EncodesVOnWgmma(p, 0));
   p.wgmma_kv_min_token_heads = 0;
   EXPECT_TRUE(EncodesKOnWgmma(p, 0));
   p.num_tokens = kFewTokenEncodeMaxTokens;

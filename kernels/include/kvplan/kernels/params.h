@@ -111,15 +111,18 @@ struct BlockStatsParams {
 
 // Encode launches of at least this many tokens x KV heads take V on wgmma
 // where the device runs sm_90a code and K stays on the slab kernel (layers
-// whose K groups are not all whole 16-dim units; H200, NOTES.md run 31:
-// Llama-3.1-8B K3V3a16 16K x 8 1.06x, 32K x 8 1.06x, greedy K3V3 16K x 8
-// 1.10x; below it K3V3a16 8K x 8 0.97x, 4K x 8 0.88x, Qwen2.5-3B 32K x 2
-// 0.96x, 16K x 2 0.88x).
-inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 131072;
-// The same for layers of whole 16-dim K groups, whose K goes on wgmma too,
-// in the same launch (H200, NOTES.md run 32, against the slab kernel:
-// Llama-3.1-8B K3V3a16 4K x 8 1.03x, Qwen2.5-3B 16K x 2 1.03x, 8K x 2 0.98x).
-inline constexpr int64_t kWgmmaKvEncodeMinTokenHeads = 32768;
+// whose K groups are not all whole 16-dim units; H200, NOTES.md run 34, greedy
+// K3V3 plans: Llama-3.1-8B 8K x 8 1.08x, Qwen2.5-3B 32K x 2 1.06x; below it
+// Llama 4K x 8 1.01x, Qwen 16K x 2 0.99x, where a second launch costs what V's
+// speed-up saves).
+inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 65536;
+// The same for layers of whole 16-dim K groups, whose K goes on wgmma too, in
+// the same launch: every launch past the few-token kernel's (H200, NOTES.md
+// run 34, against the slab kernel: Llama-3.1-8B K3V3a16 256 x 8 1.45x, 1K x 8
+// 1.37x, 2K x 8 1.07x, 32K x 8 1.40x, K2V2a16 1K x 8 1.42x, Qwen2.5-3B 2K x 2
+// 1.44x, 8K x 2 1.06x; fragment pages 1K x 8 1.19x, 3K x 8 1.42x, but 2K x 8
+// 0.96x).
+inline constexpr int64_t kWgmmaKvEncodeMinTokenHeads = 0;
 
 // Encode + pack of one layer's new K and V tokens into their page slots.
 struct EncodePackParams {
@@ -154,10 +157,10 @@ struct EncodePackParams {
   // false keeps V on the mma.sync slab kernel, which any sm_90+ device runs.
   bool wgmma = false;
   // How long "long" is, in tokens x KV heads: below it a second launch costs
-  // more than V's speed-up saves (kWgmmaEncodeMinTokenHeads, measured), and
-  // for K and V together (k_groups_whole) the wgmma kernel's one wave of
-  // 1-CTA-per-SM costs more than its speed saves (kWgmmaKvEncodeMinTokenHeads).
-  // Tests lower both to cover the wgmma kernel on small shapes.
+  // more than V's speed-up saves (kWgmmaEncodeMinTokenHeads, measured); K and
+  // V together (k_groups_whole) gain at every size the H200 measured
+  // (kWgmmaKvEncodeMinTokenHeads: 0). Tests lower both to cover the wgmma
+  // kernel on small shapes.
   int64_t wgmma_min_token_heads = kWgmmaEncodeMinTokenHeads;
   int64_t wgmma_kv_min_token_heads = kWgmmaKvEncodeMinTokenHeads;
 };
