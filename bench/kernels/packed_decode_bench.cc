@@ -9,7 +9,7 @@
 //                             [--encode-slabs N] [--splits N] [--fragment] [--graph]
 //                             [--ragged] [--balanced] [--fragment-ctas N] [--parts]
 //                             [--fit-splits] [--fragment-splits N] [--table-ctx N]
-//                             [--append] [--no-wgmma] [--wgmma-min N]
+//                             [--append] [--no-wgmma] [--wgmma-min N] [--scatter]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -29,6 +29,9 @@
 //   or --fragment-splits N (that many; balanced: partial slots).
 //   --table-ctx N: page tables of N tokens' pages per sequence (a table sized
 //   for a longer context than the sequences hold; N >= ctx), for both steps.
+//   --scatter: the encode columns' tokens go to their slots in a shuffled order
+//   (as a decode step of many sequences: no slab a whole page, every code
+//   stored by the per-code atomics path).
 //   --ragged: sequence b of a batch has ctx·(b + 1) / batch tokens (a decode
 //   batch of mixed lengths) for the packed and fp16 kernels; GB/s count the
 //   pages actually read; no SDPA column (dense K/V only).
@@ -427,7 +430,7 @@ int Run(int argc, char** argv) {
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
-       balanced = false, fit_splits = false, no_wgmma = false;
+       balanced = false, fit_splits = false, no_wgmma = false, scatter = false;
   int64_t wgmma_min = -1;  // --wgmma-min: both wgmma thresholds (-1: the defaults)
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
@@ -439,6 +442,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--parts") == 0) parts = true;
     if (std::strcmp(argv[i], "--append") == 0) append = true;
     if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
+    if (std::strcmp(argv[i], "--scatter") == 0) scatter = true;
     if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
     if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
     if (std::strcmp(argv[i], "--no-wgmma") == 0) no_wgmma = true;
@@ -690,6 +694,12 @@ int Run(int argc, char** argv) {
             const int64_t epages = (tokens + kPageTokens - 1) / kPageTokens;
             std::vector<int64_t> in_order(tokens);
             std::iota(in_order.begin(), in_order.end(), int64_t{0});
+            if (scatter) {  // Fisher-Yates, fixed seed
+              DeterministicRng rng(23);
+              for (int i = tokens - 1; i > 0; --i) {
+                std::swap(in_order[i], in_order[rng.NextU64() % static_cast<uint64_t>(i + 1)]);
+              }
+            }
             const EncodeInputs inputs(in_order, heads, hd, 21);
             // µs of encoding the tokens with `ep` into whole pages, and its %
             // of copy bandwidth for pages of `page_bytes` summed over the heads.
