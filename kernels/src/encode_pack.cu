@@ -71,7 +71,7 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
   return DispatchHeadDim(p.head_dim, [&](auto hd) {
     constexpr int kHeadDim = decltype(hd)::value;
     // A few tokens (a decode step's): a CTA per token and head, no staging.
-    if (slabs_per_cta == 0 && p.num_tokens <= kFewTokenEncodeMaxTokens) {
+    if (TakesFewTokenEncode(p, slabs_per_cta)) {
       return LaunchEncodeAppendTyped<kHeadDim>(p, stream);
     }
     if (EncodesKOnWgmma(p, slabs_per_cta)) return LaunchEncodeWgmma(p, stream, /*with_k=*/true);

@@ -92,6 +92,7 @@ struct EncodeCase {
   int slabs_per_cta = 0;  // 0: the launcher's choice
   bool fragment = false;  // fragment-native pages (8-dim-unit K groups)
   bool align16 = false;   // K groups of whole 16-dim units (a 16-aligned plan's)
+  int few_token_max = kFewTokenEncodeMaxTokens;  // EncodePackParams::few_token_max_tokens
 };
 
 std::string Name(const EncodeCase& c) {
@@ -104,7 +105,9 @@ std::string Name(const EncodeCase& c) {
         : c.slots == Slots::kMixed ? "_mixed"
                                    : "")
     << (c.slabs_per_cta > 0 ? "_slabs" + std::to_string(c.slabs_per_cta) : "")
-    << (c.fragment ? "_fragment" : "") << (c.align16 ? "_a16" : "");
+    << (c.fragment ? "_fragment" : "") << (c.align16 ? "_a16" : "")
+    << (c.few_token_max != kFewTokenEncodeMaxTokens ? "_few" + std::to_string(c.few_token_max)
+                                                    : "");
   return s.str();
 }
 
@@ -313,6 +316,7 @@ void RunEncodeCase(const EncodeCase& c) {
   p.num_tokens = c.tokens;
   p.wgmma_min_token_heads = 0;  // the wgmma encode at every size it takes
   p.wgmma_kv_min_token_heads = 0;
+  p.few_token_max_tokens = c.few_token_max;
   KVPLAN_CUDA_OK(LaunchEncodePack(p, nullptr, c.slabs_per_cta));
   KVPLAN_CUDA_OK(cudaDeviceSynchronize());
   std::vector<uint8_t> got = dpool.ToHost();
@@ -357,7 +361,7 @@ void RunEncodeCase(const EncodeCase& c) {
                            << tally.flips << " flips at boundaries; dump: "
                            << DumpFailure(Name(c) + "_codes", tally.report.str());
   // The few-token kernel (encode_append.cuh) computes z as the CPU does.
-  const bool few_token_kernel = c.slabs_per_cta == 0 && c.tokens <= kFewTokenEncodeMaxTokens;
+  const bool few_token_kernel = TakesFewTokenEncode(p, c.slabs_per_cta);
   const size_t allowed =
       few_token_kernel ? 0
                        : std::max<size_t>(1, static_cast<size_t>(kMaxFlipFraction * tally.codes));
@@ -438,7 +442,11 @@ INSTANTIATE_TEST_SUITE_P(
         EncodeCase{128, 2, 3, 64, Head0::kRandom, Slots::kInOrder},
         EncodeCase{64, 2, 2, 20, Head0::kEveryWidth, Slots::kShuffled, 0, false, true},
         EncodeCase{128, 2, 3, 64, Head0::kRandom, Slots::kInOrder, 0, true},
-        EncodeCase{128, 3, 8, 16, Head0::kRandom, Slots::kShuffled, 0, true}),
+        EncodeCase{128, 3, 8, 16, Head0::kRandom, Slots::kShuffled, 0, true},
+        // ... and on larger launches, its bound raised (packed_decode_bench
+        // --few-token-max): many tokens per page, in and out of slot order.
+        EncodeCase{128, 2, 3, 200, Head0::kEveryWidth, Slots::kShuffled, 0, false, true, 256},
+        EncodeCase{128, 2, 4, 150, Head0::kRandom, Slots::kMixed, 0, true, false, 256}),
     [](const ::testing::TestParamInfo<EncodeCase>& test_info) { return Name(test_info.param); });
 
 }  // namespace

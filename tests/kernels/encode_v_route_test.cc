@@ -84,5 +84,19 @@ TEST(EncodesVOnWgmmaTest, LowerThresholdsTakeSmallLaunchesButNotTheFewTokenOnes)
   EXPECT_FALSE(EncodesKOnWgmma(p, 0));
 }
 
+TEST(EncodesVOnWgmmaTest, ARaisedFewTokenBoundKeepsLargerLaunchesOffWgmma) {
+  EncodePackParams p = Launch(512, 8, /*k_groups_whole=*/true);
+  EXPECT_FALSE(TakesFewTokenEncode(p, 0));
+  EXPECT_TRUE(EncodesKOnWgmma(p, 0));
+  p.few_token_max_tokens = 512;  // as packed_decode_bench --few-token-max 512
+  EXPECT_TRUE(TakesFewTokenEncode(p, 0));
+  EXPECT_FALSE(EncodesKOnWgmma(p, 0));
+  EXPECT_FALSE(EncodesVOnWgmma(p, 0));
+  EXPECT_FALSE(TakesFewTokenEncode(p, /*slabs_per_cta=*/2));  // a forced slab count wins
+  p.num_tokens = 513;
+  EXPECT_FALSE(TakesFewTokenEncode(p, 0));
+  EXPECT_TRUE(EncodesKOnWgmma(p, 0));
+}
+
 }  // namespace
 }  // namespace kvplan::kernels

@@ -22,18 +22,19 @@ namespace kvplan::kernels {
 // p.k_sums (which the caller zeroes once per accumulation).
 cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
 
-// Launches of at most this many tokens that leave the shape to the launcher
-// take the few-token kernel (one slab's worth: the slab kernel's fixed cost is
-// a slab's whatever its tokens).
-inline constexpr int kFewTokenEncodeMaxTokens = 64;
+// Whether LaunchEncodePack(p, stream, slabs_per_cta) takes the few-token
+// kernel (encode_append.cuh): the slab count left to the launcher and at most
+// p.few_token_max_tokens tokens (kFewTokenEncodeMaxTokens).
+inline bool TakesFewTokenEncode(const EncodePackParams& p, int slabs_per_cta) {
+  return slabs_per_cta == 0 && p.num_tokens <= p.few_token_max_tokens;
+}
 
 // Whether a launch may take the wgmma encode (encode_wgmma.cuh) at a size
 // threshold: a device that runs sm_90a code (p.wgmma), head_dim 128, the slab
 // count left to the launcher, more tokens than the few-token kernel takes, and
 // at least min_token_heads tokens x KV heads.
 inline bool LongWgmmaEncode(const EncodePackParams& p, int slabs_per_cta, int64_t min_token_heads) {
-  return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 &&
-         p.num_tokens > kFewTokenEncodeMaxTokens &&
+  return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 && !TakesFewTokenEncode(p, 0) &&
          int64_t{p.num_tokens} * p.num_kv_heads >= min_token_heads;
 }
 // Whether LaunchEncodePack(p, stream, slabs_per_cta) encodes K with wgmma,
@@ -54,7 +55,7 @@ inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.
 // slabs_per_cta: 64-token slabs each CTA encodes (at most 32); 0 picks it from
 // the launch's size and p.num_sms (EncodeSlabsPerCta, encode_slabs.h), and
-// launches of at most kFewTokenEncodeMaxTokens (a decode step's) then take the
+// launches of at most p.few_token_max_tokens (a decode step's) then take the
 // few-token kernel (encode_append.cuh: a CTA per token and head, codes equal
 // to the CPU's bit for bit). Tests force values above 0 to cover the slab
 // kernel. Where EncodesVOnWgmma, V takes encode_wgmma.cuh's kernel, and K

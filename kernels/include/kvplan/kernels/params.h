@@ -124,6 +124,11 @@ inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 65536;
 // 0.96x; scattered slots, as a decode step of many sequences: 128 x 8 1.16x).
 inline constexpr int64_t kWgmmaKvEncodeMinTokenHeads = 0;
 
+// Launches of at most this many tokens that leave the shape to the launcher
+// take the few-token kernel (one slab's worth: the slab kernel's fixed cost is
+// a slab's whatever its tokens).
+inline constexpr int kFewTokenEncodeMaxTokens = 64;
+
 // Encode + pack of one layer's new K and V tokens into their page slots.
 struct EncodePackParams {
   const PackedHeadDesc* heads = nullptr;  // [num_kv_heads] of this layer
@@ -163,6 +168,10 @@ struct EncodePackParams {
   // kernel on small shapes.
   int64_t wgmma_min_token_heads = kWgmmaEncodeMinTokenHeads;
   int64_t wgmma_kv_min_token_heads = kWgmmaKvEncodeMinTokenHeads;
+  // Launches of at most this many tokens take the few-token kernel
+  // (TakesFewTokenEncode: launch.h); packed_decode_bench --few-token-max raises
+  // it to time that kernel on larger launches.
+  int few_token_max_tokens = kFewTokenEncodeMaxTokens;
 };
 
 // What every encode launch requires of p (else cudaErrorInvalidValue): V's
