@@ -57,7 +57,7 @@ inline int EncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms) {
 //     per CTA in two waves: 23.0 µs, two per CTA in one wave: 16.4).
 // (NOTES.md run 34.)
 inline int WgmmaEncodeSlabsPerCta(int slabs, int num_kv_heads, int kinds, int num_sms,
-                                  int warpgroups = 3) {
+                                  int warpgroups) {
   const int64_t n = std::max(slabs, 1), heads = std::max(num_kv_heads, 1);
   const int64_t rounds_of = std::max(warpgroups, 1);
   const auto per_cta = [n](int64_t ctas_per_head) {

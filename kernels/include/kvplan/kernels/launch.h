@@ -34,7 +34,8 @@ inline bool TakesFewTokenEncode(const EncodePackParams& p, int slabs_per_cta) {
 // count left to the launcher, more tokens than the few-token kernel takes, and
 // at least min_token_heads tokens x KV heads.
 inline bool LongWgmmaEncode(const EncodePackParams& p, int slabs_per_cta, int64_t min_token_heads) {
-  return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 && !TakesFewTokenEncode(p, 0) &&
+  return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 &&
+         !TakesFewTokenEncode(p, slabs_per_cta) &&
          int64_t{p.num_tokens} * p.num_kv_heads >= min_token_heads;
 }
 // Whether LaunchEncodePack(p, stream, slabs_per_cta) encodes K with wgmma,
