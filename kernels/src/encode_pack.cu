@@ -33,7 +33,9 @@ cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream
 // K's in the grid.
 template <int V_BITS>
 cudaError_t LaunchEncodeWgmmaTyped(const EncodePackParams& p, cudaStream_t stream, bool with_k) {
-  auto* kernel = with_k ? EncodeWgmmaKernel<V_BITS, true> : EncodeWgmmaKernel<V_BITS, false>;
+  auto* kernel = !with_k            ? EncodeWgmmaKernel<V_BITS, false, false>
+                 : p.k_groups_whole ? EncodeWgmmaKernel<V_BITS, true, true>
+                                    : EncodeWgmmaKernel<V_BITS, true, false>;
   constexpr int kSmem = internal::WgmmaSmem::kBytes;
   if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;

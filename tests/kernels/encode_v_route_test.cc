@@ -1,9 +1,8 @@
 // Which encode launches take the wgmma encode (EncodesKOnWgmma,
 // EncodesVOnWgmma: launch.h), on the CPU, on a device that runs sm_90a code
 // and unless a test forces the slab kernel with a slab count: K and V together
-// wherever the layer's K groups are whole 16-dim units (past the few-token
-// kernel's launches), V alone from 64K tokens x KV heads otherwise; each at
-// sizes the H200 measured.
+// past the few-token kernel's launches for every K layout, V alone where a
+// caller raises K's threshold; each at sizes the H200 measured.
 #include <gtest/gtest.h>
 
 #include <tuple>
@@ -23,14 +22,37 @@ EncodePackParams Launch(int tokens, int kv_heads, bool k_groups_whole = false) {
   return p;
 }
 
-// V alone (NOTES.md run 34, greedy K3V3 plans).
+// V alone, where a raised K threshold keeps K on the slab kernel (NOTES.md
+// run 34, greedy K3V3 plans, before their K took wgmma).
 TEST(EncodesVOnWgmmaTest, LaunchesWhereTheH200MeasuredAGain) {
-  EXPECT_TRUE(EncodesVOnWgmma(Launch(32768, 8), /*slabs_per_cta=*/0));  // 1.06x (run 31)
-  EXPECT_TRUE(EncodesVOnWgmma(Launch(8192, 8), 0));                     // 1.08x
-  EXPECT_TRUE(EncodesVOnWgmma(Launch(32768, 2), 0));                    // 1.06x
-  EXPECT_FALSE(EncodesVOnWgmma(Launch(4096, 8), 0));                    // 1.01x: a tie
-  EXPECT_FALSE(EncodesVOnWgmma(Launch(16384, 2), 0));                   // 0.99x
-  EXPECT_FALSE(EncodesKOnWgmma(Launch(32768, 8), 0));  // K stays on the slab kernel
+  const auto v_alone = [](int tokens, int heads) {
+    EncodePackParams p = Launch(tokens, heads);
+    p.wgmma_kv_min_token_heads = int64_t{1} << 40;
+    return p;
+  };
+  EXPECT_TRUE(EncodesVOnWgmma(v_alone(32768, 8), /*slabs_per_cta=*/0));  // 1.06x (run 31)
+  EXPECT_TRUE(EncodesVOnWgmma(v_alone(8192, 8), 0));                     // 1.08x
+  EXPECT_TRUE(EncodesVOnWgmma(v_alone(32768, 2), 0));                    // 1.06x
+  EXPECT_FALSE(EncodesVOnWgmma(v_alone(4096, 8), 0));                    // 1.01x: a tie
+  EXPECT_FALSE(EncodesVOnWgmma(v_alone(16384, 2), 0));                   // 0.99x
+  EXPECT_FALSE(EncodesKOnWgmma(v_alone(32768, 8), 0));
+}
+
+// K of other layouts (greedy plans: encode_k_wgmma.cuh's pair path; NOTES.md
+// run 35, against K on the slab kernel), every launch past the few-token
+// kernel's, though two sizes measured a loss.
+TEST(EncodesKOnWgmmaTest, GreedyLayoutsTakeItToo) {
+  for (const auto& [tokens, heads] : {std::tuple{32768, 8},  // 1.12x
+                                      {8192, 8},             // 1.13x
+                                      {512, 8},              // 1.20x
+                                      {32768, 2},            // 1.16x
+                                      {2048, 2},             // 1.23x
+                                      {2048, 8},             // 0.96x
+                                      {8192, 2}}) {          // 0.95x
+    const EncodePackParams p = Launch(tokens, heads, /*k_groups_whole=*/false);
+    EXPECT_TRUE(EncodesKOnWgmma(p, 0)) << tokens << " x " << heads;
+    EXPECT_TRUE(EncodesVOnWgmma(p, 0)) << tokens << " x " << heads;
+  }
 }
 
 // K and V together (NOTES.md run 34), every launch past the few-token kernel's.
@@ -69,6 +91,7 @@ TEST(EncodesVOnWgmmaTest, OtherDevicesHeadDimsAndForcedSlabCountsKeepTheSlabKern
 
 TEST(EncodesVOnWgmmaTest, LowerThresholdsTakeSmallLaunchesButNotTheFewTokenOnes) {
   EncodePackParams p = Launch(kFewTokenEncodeMaxTokens + 1, 2);
+  p.wgmma_kv_min_token_heads = int64_t{1} << 40;  // K on the slab kernel
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));
   p.wgmma_min_token_heads = 0;  // as the encode tests set it
   EXPECT_TRUE(EncodesVOnWgmma(p, 0));

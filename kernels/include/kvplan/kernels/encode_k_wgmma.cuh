@@ -1,13 +1,18 @@
-// K's half of the wgmma encode (sm_90a, head_dim 128), device code, for
-// layers whose K groups all span whole 16-position blocks (16-aligned plans:
-// EncodePackParams::k_groups_whole): the head's groups at their own widths,
-// gathered through its permutation, token-major code streams. The machinery
-// it shares with V's half is encode_wgmma_slab.cuh's; the kernel is
-// encode_wgmma.cuh's.
+// K's half of the wgmma encode (sm_90a, head_dim 128), device code: the
+// head's groups at their own widths, gathered through its permutation,
+// token-major code streams. The machinery it shares with V's half is
+// encode_wgmma_slab.cuh's; the kernel is encode_wgmma.cuh's.
 //
-// What differs from V, and why it stays off the unrolled paths: each 16-wide
-// block of positions belongs to one group, so a block's scale, width and code
-// stream are warp-uniform (SlabBlocks). The fp64 square roots and divisions of
+// Two paths. Where every K group spans whole 16-position blocks (16-aligned
+// plans: EncodePackParams::k_groups_whole), a block's scale, width and code
+// stream are warp-uniform (SlabBlocks), and the norms' and c² sums' lanes
+// finish at block ends. Other layouts (greedy plans: groups of RoPE pairs, so
+// even sizes and offsets) look groups up per position pair (PairGroups): a
+// split pair (positions 4c + 2h, +1) and a quantized value belong to one group
+// each; the split's lane sums go to shared memory when its group changes, and
+// the c² sums are a pass of their own over the slab's codes, a thread per
+// (row, lane) in the CPU's order. Both multiply by the block-diagonal rotation
+// in one product. The fp64 square roots and divisions of
 // a group's n, s and n' run in short loops over a thread's (group, row) pairs
 // between the phases, not at each group's end inside the unrolled loops, and
 // the widths' binary searches are loops (unrolled, both made the kernel
@@ -17,6 +22,7 @@
 #define KVPLAN_KERNELS_ENCODE_K_WGMMA_CUH_
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kvplan/kernels/encode_pack.cuh"
 #include "kvplan/kernels/encode_wgmma_slab.cuh"
@@ -40,17 +46,39 @@ struct SlabBlocks {
   __device__ int Group(int m) const { return groups >> 4 * m & 0xf; }
   __device__ bool Starts(int m) const { return starts >> m & 1; }
   __device__ bool Ends(int m) const { return ends >> m & 1; }
+  __device__ int OfPosition(int position) const { return Group(position >> 4); }
 };
 
+// The group of each position pair (2q, 2q + 1) of any layout, from a table in
+// shared memory (StagePairGroups).
+struct PairGroups {
+  const uint8_t* table;
+  __device__ int OfPosition(int position) const { return table[position >> 1]; }
+};
+
+// PairGroups' table (kWgmmaDim / 2 bytes). Whole CTA; the caller synchronises.
+__device__ __forceinline__ void StagePairGroups(uint8_t* table, const PackedHeadDesc& desc,
+                                                int tid) {
+  for (int q = tid; q < kWgmmaDim / 2; q += kWgmmaThreads) {
+    int g = 0;
+    while (g + 1 < desc.num_groups &&
+           !(desc.offset[g] <= 2 * q && 2 * q < desc.offset[g] + desc.size[g])) {
+      ++g;
+    }
+    table[q] = static_cast<uint8_t>(g);
+  }
+}
+
 // Rᵀ of K's layout at (input position j, output position i): group g's where
-// both lie in g, else 0 (the block diagonal).
+// both lie in g, else 0 (the block diagonal). Groups: SlabBlocks or PairGroups.
+template <typename Groups>
 struct KRotation {
   const float* rotations;
   const PackedHeadDesc* desc;
-  SlabBlocks blocks;
+  Groups groups;
   __device__ float operator()(int j, int i) const {
-    const int g = blocks.Group(j >> 4);
-    if (blocks.Group(i >> 4) != g) return 0.0f;
+    const int g = groups.OfPosition(j);
+    if (groups.OfPosition(i) != g) return 0.0f;
     const int o = desc->offset[g], d = desc->size[g];
     return __ldg(rotations + desc->k_rotation_t[g] + (j - o) * d + (i - o));
   }
@@ -90,19 +118,26 @@ __device__ __forceinline__ void CountBelowAnyWidth(const float (&z)[N], const fl
 // The staged rows into the A planes, each block of positions scaled by its
 // group's s; the groups' norms n into w.row_norms. Waits for the copies; the
 // caller synchronises the warpgroup before the products read the planes.
-__device__ __forceinline__ void SplitKRows(const SlabWarpgroup& w, const SlabBlocks& blocks,
-                                           const uint32_t* pairs, const PackedHeadDesc& desc) {
+// The thread's split pairs c = 0..31 (positions 4c + 2h, 4c + 2h + 1) of its
+// staged row, gathered through the permutation pairs. Waits for the copies.
+__device__ __forceinline__ void GatherKPairs(const SlabWarpgroup& w, const uint32_t* pairs,
+                                             float2 (&x)[32]) {
   CpAsyncWait<0>();
   WarpgroupBarrier(w.id);
   const char* row = w.rows + w.row * 512;
   const uint32_t swizzle = 16 * (w.row & 7);  // StageSlabRows' chunk XOR, in bytes
-  float2 x[32];
 #pragma unroll
   for (int c = 0; c < 32; ++c) {
     const uint32_t pair = pairs[2 * c + w.h];
     x[c].x = *reinterpret_cast<const float*>(row + ((pair & 0xffffu) ^ swizzle));
     x[c].y = *reinterpret_cast<const float*>(row + ((pair >> 16) ^ swizzle));
   }
+}
+
+__device__ __forceinline__ void SplitKRows(const SlabWarpgroup& w, const SlabBlocks& blocks,
+                                           const uint32_t* pairs, const PackedHeadDesc& desc) {
+  float2 x[32];
+  GatherKPairs(w, pairs, x);
   // Per group, the CPU's lanes 2h and 2h + 1 in order (a group's position p
   // is in lane p mod 4: groups start on multiples of 16).
   double lane_a = 0.0, lane_b = 0.0;
@@ -136,6 +171,66 @@ __device__ __forceinline__ void SplitKRows(const SlabWarpgroup& w, const SlabBlo
 #pragma unroll
   for (int m = 0; m < 8; ++m) {
     StoreSplitChunk(w, x + 4 * m, m, scales[blocks.Group(m) * kSlabTokens + w.row]);
+  }
+  FenceProxyAsyncShared();  // the planes are read by the async proxy
+}
+
+// SplitKRows for any layout (PairGroups). A pair's lanes are the CPU's 2k and
+// 2k + 1 of its group for one k (groups have even offsets), so the thread sums
+// its two lanes of each group it meets, in order, and leaves their sum in
+// shared memory when the group changes: half 0's in w.row_norms, half 1's in
+// w.group_sums; the partner's half completes (L0 + L1) + (L2 + L3), which
+// commutes.
+__device__ __forceinline__ void SplitKAnyRows(const SlabWarpgroup& w, const PairGroups& groups,
+                                              const uint32_t* pairs, const PackedHeadDesc& desc) {
+  float2 x[32];
+  GatherKPairs(w, pairs, x);
+  double* half_sums = w.h == 0 ? w.row_norms : w.group_sums;
+  for (int g = 0; g < desc.num_groups; ++g) half_sums[g * kSlabTokens + w.row] = 0.0;
+  int group = groups.OfPosition(2 * w.h);
+  double lane_a = 0.0, lane_b = 0.0;
+#pragma unroll
+  for (int c = 0; c < 32; ++c) {
+    const int g = groups.OfPosition(4 * c + 2 * w.h);
+    if (g != group) {
+      half_sums[group * kSlabTokens + w.row] = __dadd_rn(lane_a, lane_b);
+      lane_a = lane_b = 0.0;
+      group = g;
+    }
+    lane_a = AddSquare(lane_a, x[c].x);
+    lane_b = AddSquare(lane_b, x[c].y);
+  }
+  half_sums[group * kSlabTokens + w.row] = __dadd_rn(lane_a, lane_b);
+  WarpgroupBarrier(w.id);  // both halves' sums visible
+  // n and s of the row's groups g ≡ h (mod 2), as SplitKRows.
+  float own_scales[kMaxKGroups / 2];
+#pragma unroll
+  for (int k = 0; k < kMaxKGroups / 2; ++k) {
+    const int g = w.h + 2 * k, i = g * kSlabTokens + w.row;
+    if (g < desc.num_groups) {
+      const double norm = sqrt(__dadd_rn(w.row_norms[i], w.group_sums[i]));
+      const double sqrt_d = sqrt(static_cast<double>(desc.size[g]));
+      w.row_norms[i] = norm;
+      own_scales[k] =
+          (norm > 0.0 && isfinite(norm) ? static_cast<float>(sqrt_d / norm) : 0.0f) * kSplitScale;
+    }
+  }
+  WarpgroupBarrier(w.id);  // every sum read before the scales overwrite group_sums
+  float* scales = w.scales();
+#pragma unroll
+  for (int k = 0; k < kMaxKGroups / 2; ++k) {
+    const int g = w.h + 2 * k;
+    if (g < desc.num_groups) scales[g * kSlabTokens + w.row] = own_scales[k];
+  }
+  WarpgroupBarrier(w.id);  // the scales visible, every row read before the planes are overwritten
+#pragma unroll
+  for (int m = 0; m < 8; ++m) {
+    float s[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      s[q] = scales[groups.OfPosition(16 * m + 4 * q + 2 * w.h) * kSlabTokens + w.row];
+    }
+    StoreSplitChunk(w, x + 4 * m, m, s);
   }
   FenceProxyAsyncShared();  // the planes are read by the async proxy
 }
@@ -181,6 +276,55 @@ __device__ __forceinline__ void QuantizeKSlab(const SlabWarpgroup& w, const floa
   }
 }
 
+// QuantizeKSlab for any layout (PairGroups): a thread's positions 8j + t and
+// 8j + t + 4 each have their group's width and stream; codes only (the c²
+// totals: SumKCodeSquares).
+__device__ __forceinline__ void QuantizeKAnySlab(const SlabWarpgroup& w, const float (&acc)[64],
+                                                 const PairGroups& groups,
+                                                 const PackedHeadDesc& desc,
+                                                 const float* boundaries) {
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {  // position 8j + t + 4u of rows q_row, q_row + 8
+      const int position = 8 * j + w.t + 4 * u;
+      const int g = groups.OfPosition(position);
+      const int bits = desc.bits[g], d = desc.size[g], o = desc.offset[g];
+      const float z[2] = {acc[4 * j + u], acc[4 * j + 2 + u]};
+      int offset[2];  // 4·code
+      CountBelowAnyWidth(z, boundaries + BoundaryTableOffset(bits), bits, offset);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int byte = kSlabTokens * o + (w.q_row + 8 * r) * d + (position - o);
+        w.code_s[CodeByte(byte, /*dim_major=*/false)] = static_cast<uint8_t>(offset[r] >> 2);
+      }
+    }
+  }
+}
+
+// Each group's c² total of rows q_row and q_row + 8 into w.group_sums, from
+// the slab's codes: quad thread t sums its group's lane t (positions o + t +
+// 4i, in order) and the quad adds (s0 + s1) + (s2 + s3), the CPU's order. The
+// codes are the warp's own (QuantizeKAnySlab's rows).
+__device__ __forceinline__ void SumKCodeSquares(const SlabWarpgroup& w, const PackedHeadDesc& desc,
+                                                const double* squares) {
+  __syncwarp();
+  for (int g = 0; g < desc.num_groups; ++g) {  // warp-uniform: every lane of the quads shuffles
+    const int bits = desc.bits[g], d = desc.size[g], o = desc.offset[g];
+    const double* square = squares + CentroidTableOffset(bits);
+    double sum[2] = {0.0, 0.0};
+    for (int i = w.t; i < d; i += 4) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int byte = kSlabTokens * o + (w.q_row + 8 * r) * d + i;
+        sum[r] = __dadd_rn(sum[r], square[w.code_s[CodeByte(byte, /*dim_major=*/false)]]);
+      }
+    }
+    const double total0 = LaneSumTotal(sum[0]), total1 = LaneSumTotal(sum[1]);
+    if (w.t < 2) w.group_sums[g * kSlabTokens + w.q_row + 8 * w.t] = w.t == 0 ? total0 : total1;
+  }
+}
+
 // n' of the warp's 16 rows, every group, into w.norm_s, from w.row_norms and
 // w.group_sums: both written by threads of the same warp (the split thread of
 // row r and the quantize threads of rows q_row, q_row + 8 are in warp r / 16),
@@ -199,12 +343,14 @@ __device__ __forceinline__ void CorrectKNorms(const SlabWarpgroup& w, const Pack
 // (StoreGroup's stores, a group at a time, left most threads idle): thread wt
 // writes chunk wt - offset of the group holding position wt (a group of d
 // positions has d chunks of 64 codes), then the groups' norms in 16-byte units.
+// Groups: SlabBlocks or PairGroups.
+template <typename Groups>
 __device__ __forceinline__ void StoreKPage(const EncodePackParams& p, int head,
-                                           const SlabBlocks& blocks, const PackedHeadDesc& desc,
+                                           const Groups& groups, const PackedHeadDesc& desc,
                                            const SlabWarpgroup& w) {
   uint8_t* page =
       p.pages + ((w.slot_s[0] / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
-  const int g = blocks.Group(w.wt >> 4), o = desc.offset[g];
+  const int g = groups.OfPosition(w.wt), o = desc.offset[g];
   WithConstant<1, 8>(desc.bits[g], [&](auto b) {
     StoreChunk<b>(page + desc.block_offset[g], w.code_s, kKernelPageTokens * o, w.wt - o,
                   /*dim_major=*/false);
@@ -220,24 +366,41 @@ __device__ __forceinline__ void StoreKPage(const EncodePackParams& p, int head,
 // K of slabs first, first + kWgmmaGroups, .. (< end) of one KV head by
 // warpgroup w; the CTA's shared memory holds the code tables (every width,
 // encode_pack.cuh's compact order) and the head's descriptor. Stages K's
-// rotations and the permutation pairs (whole CTA) first.
+// rotations and the permutation pairs (whole CTA) first. WHOLE: every group
+// spans whole 16-position blocks (EncodePackParams::k_groups_whole).
+template <bool WHOLE>
 __device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head, int first,
                                              int end, char* smem, const SlabWarpgroup& w, int tid) {
   using S = WgmmaSmem;
   const PackedHeadDesc& desc = *reinterpret_cast<const PackedHeadDesc*>(smem + S::kDesc);
   // The first slab's rows on their way while B is staged.
   if (first < end) StageSlabRows(p, p.k, head, first, w);
-  const SlabBlocks blocks(desc);
   uint32_t* pairs = reinterpret_cast<uint32_t*>(smem + S::kPermutation);
   StagePermutationPairs(pairs, desc, tid);
-  StageWgmmaRotation(smem + S::kRotation, KRotation{p.rotations, &desc, blocks}, tid);
+  using Groups = std::conditional_t<WHOLE, SlabBlocks, PairGroups>;
+  Groups groups = [&] {
+    if constexpr (WHOLE) {
+      return SlabBlocks(desc);
+    } else {
+      uint8_t* table = reinterpret_cast<uint8_t*>(smem + S::kPairGroups);
+      StagePairGroups(table, desc, tid);
+      __syncthreads();  // the table, read by the rotation's staging below
+      return PairGroups{table};
+    }
+  }();
+  StageWgmmaRotation(smem + S::kRotation, KRotation<Groups>{p.rotations, &desc, groups}, tid);
   FenceProxyAsyncShared();  // B's planes are read by the async proxy
   __syncthreads();
   const uint32_t rotation_hi = SharedAddress(smem + S::kRotation);
   const float* boundaries = reinterpret_cast<const float*>(smem + S::kBoundaries);
   const double* squares = reinterpret_cast<const double*>(smem + S::kSquares);
   for (int slab = first; slab < end; slab += kWgmmaGroups) {
-    SplitKRows(w, blocks, pairs, desc);  // its first barrier: the last slab's stores are done
+    // Their first barrier: the last slab's stores are done.
+    if constexpr (WHOLE) {
+      SplitKRows(w, groups, pairs, desc);
+    } else {
+      SplitKAnyRows(w, groups, pairs, desc);
+    }
     LoadSlabSlots(p, slab, w);
     WarpgroupBarrier(w.id);  // planes, slots visible
     float acc[64];
@@ -245,11 +408,16 @@ __device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head
     WgmmaWait(acc);
     WarpgroupBarrier(w.id);  // the whole warpgroup's products have read the planes
     if (slab + kWgmmaGroups < end) StageSlabRows(p, p.k, head, slab + kWgmmaGroups, w);
-    QuantizeKSlab(w, acc, blocks, desc, boundaries, squares);
+    if constexpr (WHOLE) {
+      QuantizeKSlab(w, acc, groups, desc, boundaries, squares);
+    } else {
+      QuantizeKAnySlab(w, acc, groups, desc, boundaries);
+      SumKCodeSquares(w, desc, squares);
+    }
     CorrectKNorms(w, desc);
     const bool whole_page = SlabIsWholePage(w);
     if (whole_page && p.fragment == nullptr) {
-      StoreKPage(p, head, blocks, desc, w);
+      StoreKPage(p, head, groups, desc, w);
     } else {
       if (whole_page) {
         StoreFragmentPageRuns<kWgmmaDim>(p, head, /*is_v=*/false, desc, 0, desc.num_groups,

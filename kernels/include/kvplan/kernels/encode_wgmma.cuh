@@ -58,9 +58,11 @@ __device__ __forceinline__ void StageWgmmaCodeTables(const EncodePackParams& p, 
 // V (first_kind 1: V only); CTA x of a head takes slabs [x·per_cta, (x + 1)·
 // per_cta) of its kind. WITH_K false compiles V's half alone, for launches of
 // V alone (in one kernel with K's half, V ran ~10 µs slower: NOTES.md run
-// 32). internal::kWgmmaThreads threads, WgmmaSmem::kBytes of dynamic shared
+// 32); K_WHOLE: K's groups all span whole 16-position blocks
+// (p.k_groups_whole: encode_k_wgmma.cuh's block path, else its pair path).
+// internal::kWgmmaThreads threads, WgmmaSmem::kBytes of dynamic shared
 // memory; sm_90a only (wgmma.cuh).
-template <int V_BITS, bool WITH_K>
+template <int V_BITS, bool WITH_K, bool K_WHOLE>
 __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
     EncodeWgmmaKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta,
                       int first_kind) {
@@ -85,7 +87,7 @@ __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
   __syncthreads();
   const int group_first = first + (tid >> 7);
   if constexpr (WITH_K) {
-    if (!is_v) return EncodeKSlabs(p, head, group_first, end, smem, w, tid);
+    if (!is_v) return EncodeKSlabs<K_WHOLE>(p, head, group_first, end, smem, w, tid);
   }
   EncodeVSlabs<V_BITS>(p, head, group_first, end, smem, w, tid);
 }

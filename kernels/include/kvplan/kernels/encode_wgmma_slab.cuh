@@ -68,7 +68,8 @@ struct WgmmaSmem {
   static constexpr int kSquares = kGroupSums + kWgmmaGroups * 8 * kGroupRows;
   static constexpr int kBoundaries = kSquares + 8 * kCentroidEntries;
   static constexpr int kPermutation = kBoundaries + Pad16(4 * kBoundaryEntries);
-  static constexpr int kDesc = kPermutation + 4 * kWgmmaDim / 2;
+  static constexpr int kPairGroups = kPermutation + 4 * kWgmmaDim / 2;  // u8 per position pair
+  static constexpr int kDesc = kPairGroups + kWgmmaDim / 2;
   static constexpr int kBytes = kDesc + static_cast<int>(sizeof(PackedHeadDesc));
   static_assert(kSquares % 16 == 0 && kDesc % alignof(PackedHeadDesc) == 0, "aligned tables");
 };
@@ -197,17 +198,21 @@ __device__ __forceinline__ void StageSlabRows(const EncodePackParams& p, const f
 }
 
 // The thread's 8 values of positions 16m + 2h + {0, 1, 4, 5, .., 13} (pairs
-// x[4m .. 4m + 3]) times s as fp16 hi and lo into chunk 2m + h of its row in
-// the A planes.
+// x[4m .. 4m + 3]) times s (pair q's s[q]) as fp16 hi and lo into chunk 2m + h
+// of its row in the A planes.
 __device__ __forceinline__ void StoreSplitChunk(const SlabWarpgroup& w, const float2* x, int m,
-                                                float s) {
+                                                const float (&s)[4]) {
   uint32_t hi[4], lo[4];
 #pragma unroll
-  for (int q = 0; q < 4; ++q) SplitHalf2(x[q].x * s, x[q].y * s, hi[q], lo[q]);
+  for (int q = 0; q < 4; ++q) SplitHalf2(x[q].x * s[q], x[q].y * s[q], hi[q], lo[q]);
   const int offset = CoreOffset(w.row, 2 * m + w.h);
   *reinterpret_cast<uint4*>(w.rows + offset) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
   *reinterpret_cast<uint4*>(w.rows + WgmmaSmem::kRowPlane + offset) =
       make_uint4(lo[0], lo[1], lo[2], lo[3]);
+}
+__device__ __forceinline__ void StoreSplitChunk(const SlabWarpgroup& w, const float2* x, int m,
+                                                float s) {
+  StoreSplitChunk(w, x, m, {s, s, s, s});
 }
 
 // z·2^20 of the slab's 64 rows into acc: 24 wgmma steps, the small products

@@ -39,15 +39,15 @@ inline bool LongWgmmaEncode(const EncodePackParams& p, int slabs_per_cta, int64_
          int64_t{p.num_tokens} * p.num_kv_heads >= min_token_heads;
 }
 // Whether LaunchEncodePack(p, stream, slabs_per_cta) encodes K with wgmma,
-// and V with it in the same launch: every K group of the layer whole 16-dim
-// units (p.k_groups_whole), from p.wgmma_kv_min_token_heads
+// and V with it in the same launch: K of any layout (p.k_groups_whole picks
+// encode_k_wgmma.cuh's path), from p.wgmma_kv_min_token_heads
 // (kWgmmaKvEncodeMinTokenHeads).
 inline bool EncodesKOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
-  return p.k_groups_whole && LongWgmmaEncode(p, slabs_per_cta, p.wgmma_kv_min_token_heads);
+  return LongWgmmaEncode(p, slabs_per_cta, p.wgmma_kv_min_token_heads);
 }
-// Whether it encodes V with wgmma: where K goes there, and for other layers
-// from p.wgmma_min_token_heads tokens x KV heads (kWgmmaEncodeMinTokenHeads),
-// in a launch after the slab kernel's K.
+// Whether it encodes V with wgmma: where K goes there, and else from
+// p.wgmma_min_token_heads tokens x KV heads (kWgmmaEncodeMinTokenHeads), in a
+// launch after the slab kernel's K.
 inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
   return EncodesKOnWgmma(p, slabs_per_cta) ||
          LongWgmmaEncode(p, slabs_per_cta, p.wgmma_min_token_heads);

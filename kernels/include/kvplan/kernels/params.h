@@ -110,18 +110,22 @@ struct BlockStatsParams {
 };
 
 // Encode launches of at least this many tokens x KV heads take V on wgmma
-// where the device runs sm_90a code and K stays on the slab kernel (layers
-// whose K groups are not all whole 16-dim units; H200, NOTES.md run 34, greedy
-// K3V3 plans: Llama-3.1-8B 8K x 8 1.08x, Qwen2.5-3B 32K x 2 1.06x; below it
-// Llama 4K x 8 1.01x, Qwen 16K x 2 0.99x, where a second launch costs what V's
-// speed-up saves).
+// where the device runs sm_90a code and K stays on the slab kernel: only where
+// a caller raises wgmma_kv_min_token_heads above it, since K of every layout
+// now takes wgmma (below). Measured when greedy plans' K stayed on the slab
+// kernel (H200, NOTES.md run 34, greedy K3V3 plans: Llama-3.1-8B 8K x 8 1.08x,
+// Qwen2.5-3B 32K x 2 1.06x; below it Llama 4K x 8 1.01x, Qwen 16K x 2 0.99x,
+// where a second launch costs what V's speed-up saves).
 inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 65536;
-// The same for layers of whole 16-dim K groups, whose K goes on wgmma too, in
-// the same launch: every launch past the few-token kernel's (H200, NOTES.md
-// run 34, against the slab kernel: Llama-3.1-8B K3V3a16 256 x 8 1.45x, 1K x 8
-// 1.37x, 2K x 8 1.07x, 32K x 8 1.40x, K2V2a16 1K x 8 1.42x, Qwen2.5-3B 2K x 2
-// 1.44x, 8K x 2 1.06x; fragment pages 1K x 8 1.19x, 3K x 8 1.42x, but 2K x 8
-// 0.96x; scattered slots, as a decode step of many sequences: 128 x 8 1.16x).
+// The same for K and V together, in one launch: every launch past the
+// few-token kernel's. Layers of whole 16-dim K groups (H200, NOTES.md run 34,
+// against the slab kernel: Llama-3.1-8B K3V3a16 256 x 8 1.45x, 1K x 8 1.37x,
+// 2K x 8 1.07x, 32K x 8 1.40x, K2V2a16 1K x 8 1.42x, Qwen2.5-3B 2K x 2 1.44x,
+// 8K x 2 1.06x; fragment pages 1K x 8 1.19x, 3K x 8 1.42x, but 2K x 8 0.96x;
+// scattered slots, as a decode step of many sequences: 128 x 8 1.16x); other
+// layouts (greedy plans; run 35, against K on the slab kernel: Llama K3V3
+// 512 x 8 1.20x, 8K x 8 1.13x, 32K x 8 1.12x, K2V2 8K x 8 1.19x, Qwen 2K x 2
+// 1.23x, 32K x 2 1.16x, but 2K x 8 0.96x and Qwen 8K x 2 0.95x).
 inline constexpr int64_t kWgmmaKvEncodeMinTokenHeads = 0;
 
 // Launches of at most this many tokens that leave the shape to the launcher
@@ -156,16 +160,15 @@ struct EncodePackParams {
   // the per-coordinate bounds checks of padded groups; false is always safe.
   bool k_groups_whole = false;
   // The device runs sm_90a code (compute capability 9.0: H100, H200; set by
-  // the plan, PackedDecodeConfig::wgmma): long launches at head_dim 128 then
-  // encode V, and K of whole 16-dim groups, with wgmma (encode_wgmma.cuh;
+  // the plan, PackedDecodeConfig::wgmma): launches at head_dim 128 past the
+  // few-token kernel's then encode K and V with wgmma (encode_wgmma.cuh;
   // EncodesVOnWgmma, EncodesKOnWgmma: launch.h).
   // false keeps V on the mma.sync slab kernel, which any sm_90+ device runs.
   bool wgmma = false;
-  // How long "long" is, in tokens x KV heads: below it a second launch costs
-  // more than V's speed-up saves (kWgmmaEncodeMinTokenHeads, measured); K and
-  // V together (k_groups_whole) gain at every size the H200 measured
-  // (kWgmmaKvEncodeMinTokenHeads: 0). Tests lower both to cover the wgmma
-  // kernel on small shapes.
+  // From how many tokens x KV heads K and V go on wgmma together
+  // (kWgmmaKvEncodeMinTokenHeads: 0, every size past the few-token kernel's),
+  // and V alone where the first is raised (kWgmmaEncodeMinTokenHeads). Tests
+  // lower the second to cover V alone on small shapes.
   int64_t wgmma_min_token_heads = kWgmmaEncodeMinTokenHeads;
   int64_t wgmma_kv_min_token_heads = kWgmmaKvEncodeMinTokenHeads;
   // Launches of at most this many tokens take the few-token kernel
