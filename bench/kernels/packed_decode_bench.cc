@@ -33,8 +33,9 @@
 //   --scatter: the encode columns' tokens go to their slots in a shuffled order
 //   (as a decode step of many sequences: no slab a whole page, every code
 //   stored by the per-code atomics path).
-//   --few-token-max N: the encode columns' launches of at most N tokens take
-//   the few-token kernel (EncodePackParams::few_token_max_tokens; default 64).
+//   --few-token-max N: the encode columns' launches of at most N tokens x KV
+//   heads take the few-token kernel (EncodePackParams::few_token_max_token_heads;
+//   default 512).
 //   --ragged: sequence b of a batch has ctx·(b + 1) / batch tokens (a decode
 //   batch of mixed lengths) for the packed and fp16 kernels; GB/s count the
 //   pages actually read; no SDPA column (dense K/V only).
@@ -434,8 +435,8 @@ int Run(int argc, char** argv) {
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
        balanced = false, fit_splits = false, no_wgmma = false, scatter = false;
-  int64_t wgmma_min = -1;  // --wgmma-min: both wgmma thresholds (-1: the defaults)
-  int few_token_max = -1;  // --few-token-max (-1: the default)
+  int64_t wgmma_min = -1;      // --wgmma-min: both wgmma thresholds (-1: the defaults)
+  int64_t few_token_max = -1;  // --few-token-max (-1: the default)
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -452,7 +453,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--no-wgmma") == 0) no_wgmma = true;
     if (std::strcmp(argv[i], "--wgmma-min") == 0 && has_value) wgmma_min = std::atoll(argv[++i]);
     if (std::strcmp(argv[i], "--few-token-max") == 0 && has_value) {
-      few_token_max = std::atoi(argv[++i]);
+      few_token_max = std::atoll(argv[++i]);
     }
     if (std::strcmp(argv[i], "--fragment-splits") == 0 && has_value) {
       fragment_splits = std::atoi(argv[++i]);
@@ -715,7 +716,7 @@ int Run(int argc, char** argv) {
                 ep.wgmma_min_token_heads = wgmma_min;
                 ep.wgmma_kv_min_token_heads = wgmma_min;
               }
-              if (few_token_max >= 0) ep.few_token_max_tokens = few_token_max;
+              if (few_token_max >= 0) ep.few_token_max_token_heads = few_token_max;
               const double us =
                   inputs.Micros(timer, ep, epages, std::max(3, iters / 4), encode_slabs);
               const double bytes = inputs.input_bytes() + static_cast<double>(epages) * page_bytes;

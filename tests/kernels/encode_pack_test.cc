@@ -92,7 +92,9 @@ struct EncodeCase {
   int slabs_per_cta = 0;  // 0: the launcher's choice
   bool fragment = false;  // fragment-native pages (8-dim-unit K groups)
   bool align16 = false;   // K groups of whole 16-dim units (a 16-aligned plan's)
-  int few_token_max = kFewTokenEncodeMaxTokens;  // EncodePackParams::few_token_max_tokens
+  // EncodePackParams::few_token_max_token_heads; -1: 64 tokens per head, so
+  // that launches past a slab cover the slab and wgmma kernels.
+  int64_t few_token_max = -1;
 };
 
 std::string Name(const EncodeCase& c) {
@@ -106,8 +108,7 @@ std::string Name(const EncodeCase& c) {
                                    : "")
     << (c.slabs_per_cta > 0 ? "_slabs" + std::to_string(c.slabs_per_cta) : "")
     << (c.fragment ? "_fragment" : "") << (c.align16 ? "_a16" : "")
-    << (c.few_token_max != kFewTokenEncodeMaxTokens ? "_few" + std::to_string(c.few_token_max)
-                                                    : "");
+    << (c.few_token_max >= 0 ? "_few" + std::to_string(c.few_token_max) : "");
   return s.str();
 }
 
@@ -316,7 +317,8 @@ void RunEncodeCase(const EncodeCase& c) {
   p.num_tokens = c.tokens;
   p.wgmma_min_token_heads = 0;  // the wgmma encode at every size it takes
   p.wgmma_kv_min_token_heads = 0;
-  p.few_token_max_tokens = c.few_token_max;
+  p.few_token_max_token_heads =
+      c.few_token_max >= 0 ? c.few_token_max : int64_t{kPageTokens} * c.kv_heads;
   KVPLAN_CUDA_OK(LaunchEncodePack(p, nullptr, c.slabs_per_cta));
   KVPLAN_CUDA_OK(cudaDeviceSynchronize());
   std::vector<uint8_t> got = dpool.ToHost();
@@ -443,10 +445,20 @@ INSTANTIATE_TEST_SUITE_P(
         EncodeCase{64, 2, 2, 20, Head0::kEveryWidth, Slots::kShuffled, 0, false, true},
         EncodeCase{128, 2, 3, 64, Head0::kRandom, Slots::kInOrder, 0, true},
         EncodeCase{128, 3, 8, 16, Head0::kRandom, Slots::kShuffled, 0, true},
-        // ... and on larger launches, its bound raised (packed_decode_bench
+        // ... and on larger launches at the library's bound
+        // (kFewTokenEncodeMaxTokenHeads) and above it (packed_decode_bench
         // --few-token-max): many tokens per page, in and out of slot order.
-        EncodeCase{128, 2, 3, 200, Head0::kEveryWidth, Slots::kShuffled, 0, false, true, 256},
-        EncodeCase{128, 2, 4, 150, Head0::kRandom, Slots::kInOrder, 0, true, false, 256}),
+        EncodeCase{128, 2, 3, 200, Head0::kEveryWidth, Slots::kShuffled, 0, false, true,
+                   kFewTokenEncodeMaxTokenHeads},
+        EncodeCase{128, 2, 4, 150, Head0::kRandom, Slots::kInOrder, 0, true, false,
+                   kFewTokenEncodeMaxTokenHeads},
+        EncodeCase{128, 8, 3, 100, Head0::kRandom, Slots::kShuffled, 0, false, false, 1024},
+        // Past the bound in under a slab of tokens: many heads, one partial
+        // slab each (K and V on wgmma on an sm_90a device, both K paths).
+        EncodeCase{128, 16, 3, 40, Head0::kRandom, Slots::kShuffled, 0, false, true,
+                   kFewTokenEncodeMaxTokenHeads},
+        EncodeCase{128, 16, 5, 33, Head0::kEveryWidth, Slots::kShuffled, 0, false, false,
+                   kFewTokenEncodeMaxTokenHeads}),
     [](const ::testing::TestParamInfo<EncodeCase>& test_info) { return Name(test_info.param); });
 
 }  // namespace

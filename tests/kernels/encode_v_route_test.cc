@@ -63,7 +63,7 @@ TEST(EncodesKOnWgmmaTest, LaunchesWhereTheH200MeasuredAGain) {
                                       {256, 8},              // 1.45x
                                       {8192, 2},             // 1.06x
                                       {2048, 2},             // 1.44x
-                                      {kFewTokenEncodeMaxTokens + 1, 1}}) {
+                                      {kFewTokenEncodeMaxTokenHeads + 1, 1}}) {
     const EncodePackParams p = Launch(tokens, heads, /*k_groups_whole=*/true);
     EXPECT_TRUE(EncodesKOnWgmma(p, 0)) << tokens << " x " << heads;
     EXPECT_TRUE(EncodesVOnWgmma(p, 0)) << tokens << " x " << heads;  // one launch
@@ -83,19 +83,20 @@ TEST(EncodesVOnWgmmaTest, OtherDevicesHeadDimsAndForcedSlabCountsKeepTheSlabKern
     p = Launch(32768, 8, whole);
     EXPECT_FALSE(EncodesVOnWgmma(p, /*slabs_per_cta=*/2));  // the slab kernel, forced
     EXPECT_FALSE(EncodesKOnWgmma(p, 2));
-    p = Launch(kFewTokenEncodeMaxTokens, 2048, whole);  // the few-token kernel's
+    p = Launch(kFewTokenEncodeMaxTokenHeads / 8, 8, whole);  // the few-token kernel's
     EXPECT_FALSE(EncodesVOnWgmma(p, 0));
     EXPECT_FALSE(EncodesKOnWgmma(p, 0));
   }
 }
 
 TEST(EncodesVOnWgmmaTest, LowerThresholdsTakeSmallLaunchesButNotTheFewTokenOnes) {
-  EncodePackParams p = Launch(kFewTokenEncodeMaxTokens + 1, 2);
+  constexpr int kFewTokens = kFewTokenEncodeMaxTokenHeads / 2;  // at 2 KV heads
+  EncodePackParams p = Launch(kFewTokens + 1, 2);
   p.wgmma_kv_min_token_heads = int64_t{1} << 40;  // K on the slab kernel
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));
   p.wgmma_min_token_heads = 0;  // as the encode tests set it
   EXPECT_TRUE(EncodesVOnWgmma(p, 0));
-  p.num_tokens = kFewTokenEncodeMaxTokens;
+  p.num_tokens = kFewTokens;
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));
   p = Launch(4096, 8, /*k_groups_whole=*/true);
   p.wgmma_kv_min_token_heads = 65536;  // a higher threshold keeps K and V on the slab kernel
@@ -103,15 +104,33 @@ TEST(EncodesVOnWgmmaTest, LowerThresholdsTakeSmallLaunchesButNotTheFewTokenOnes)
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));
   p.wgmma_kv_min_token_heads = 0;
   EXPECT_TRUE(EncodesKOnWgmma(p, 0));
-  p.num_tokens = kFewTokenEncodeMaxTokens;
+  p.num_tokens = kFewTokenEncodeMaxTokenHeads / 8;
   EXPECT_FALSE(EncodesKOnWgmma(p, 0));
+}
+
+// The few-token kernel's bound counts tokens x KV heads (NOTES.md run 35):
+// up to 256 tokens of a 2-head model (a decode step of 256 sequences, 1.65-2.1x
+// on scattered slots), 64 of an 8-head one (Llama-3.1-8B 128 x 8 took 2.1x as
+// long there in slot order), 16 of a 32-head one.
+TEST(TakesFewTokenEncodeTest, CountsTokensTimesHeads) {
+  for (const auto& [tokens, heads, few] : {std::tuple{1, 8, true},
+                                           {256, 2, true},
+                                           {257, 2, false},
+                                           {64, 8, true},
+                                           {65, 8, false},
+                                           {512, 1, true},
+                                           {513, 1, false},
+                                           {16, 32, true},
+                                           {17, 32, false}}) {
+    EXPECT_EQ(TakesFewTokenEncode(Launch(tokens, heads), 0), few) << tokens << " x " << heads;
+  }
 }
 
 TEST(EncodesVOnWgmmaTest, ARaisedFewTokenBoundKeepsLargerLaunchesOffWgmma) {
   EncodePackParams p = Launch(512, 8, /*k_groups_whole=*/true);
   EXPECT_FALSE(TakesFewTokenEncode(p, 0));
   EXPECT_TRUE(EncodesKOnWgmma(p, 0));
-  p.few_token_max_tokens = 512;  // as packed_decode_bench --few-token-max 512
+  p.few_token_max_token_heads = 4096;  // as packed_decode_bench --few-token-max 4096
   EXPECT_TRUE(TakesFewTokenEncode(p, 0));
   EXPECT_FALSE(EncodesKOnWgmma(p, 0));
   EXPECT_FALSE(EncodesVOnWgmma(p, 0));

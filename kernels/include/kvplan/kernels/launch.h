@@ -24,9 +24,10 @@ cudaError_t LaunchBlockStats(const BlockStatsParams& p, cudaStream_t stream);
 
 // Whether LaunchEncodePack(p, stream, slabs_per_cta) takes the few-token
 // kernel (encode_append.cuh): the slab count left to the launcher and at most
-// p.few_token_max_tokens tokens (kFewTokenEncodeMaxTokens).
+// p.few_token_max_token_heads tokens x KV heads (kFewTokenEncodeMaxTokenHeads).
 inline bool TakesFewTokenEncode(const EncodePackParams& p, int slabs_per_cta) {
-  return slabs_per_cta == 0 && p.num_tokens <= p.few_token_max_tokens;
+  return slabs_per_cta == 0 &&
+         int64_t{p.num_tokens} * p.num_kv_heads <= p.few_token_max_token_heads;
 }
 
 // Whether a launch may take the wgmma encode (encode_wgmma.cuh) at a size
@@ -56,10 +57,10 @@ inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.
 // slabs_per_cta: 64-token slabs each CTA encodes (at most 32); 0 picks it from
 // the launch's size and p.num_sms (EncodeSlabsPerCta, encode_slabs.h), and
-// launches of at most p.few_token_max_tokens (a decode step's) then take the
-// few-token kernel (encode_append.cuh: a CTA per token and head, codes equal
-// to the CPU's bit for bit). Tests force values above 0 to cover the slab
-// kernel. Where EncodesVOnWgmma, V takes encode_wgmma.cuh's kernel, and K
+// launches of at most p.few_token_max_token_heads tokens x KV heads (a decode
+// step's) then take the few-token kernel (encode_append.cuh: a CTA per token
+// and head, codes equal to the CPU's bit for bit). Tests force values above 0
+// to cover the slab kernel. Where EncodesVOnWgmma, V takes encode_wgmma.cuh's kernel, and K
 // too where EncodesKOnWgmma (one launch); else the slab kernel encodes K alone
 // ahead of it.
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta = 0);

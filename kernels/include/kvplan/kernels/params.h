@@ -128,10 +128,17 @@ inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 65536;
 // 1.23x, 32K x 2 1.16x, but 2K x 8 0.96x and Qwen 8K x 2 0.95x).
 inline constexpr int64_t kWgmmaKvEncodeMinTokenHeads = 0;
 
-// Launches of at most this many tokens that leave the shape to the launcher
-// take the few-token kernel (one slab's worth: the slab kernel's fixed cost is
-// a slab's whatever its tokens).
-inline constexpr int kFewTokenEncodeMaxTokens = 64;
+// Launches of at most this many tokens x KV heads that leave the shape to the
+// launcher take the few-token kernel. It runs a CTA per (token, head, kind),
+// each reading its rotation, so its cost grows with tokens x heads (~22 ns
+// each on the H200), while the slab kernels cost a slab's whatever its tokens
+// and twice that on scattered slots. H200, NOTES.md run 35, against the wgmma
+// encode: Qwen2.5-3B (2 KV heads) 128 tokens 2.2x on scattered slots (a decode
+// step of 128 sequences), 1.16x (K3V3a16) and 1.76x (greedy) in slot order;
+// 256 tokens 1.65x and 2.1x scattered, 0.90x and 1.18x in order; past the
+// bound, 512 tokens scattered 1.2-1.3x but in order 0.52-0.74x, Llama-3.1-8B
+// 128 x 8 in order 0.47x.
+inline constexpr int64_t kFewTokenEncodeMaxTokenHeads = 512;
 
 // Encode + pack of one layer's new K and V tokens into their page slots.
 struct EncodePackParams {
@@ -171,10 +178,10 @@ struct EncodePackParams {
   // lower the second to cover V alone on small shapes.
   int64_t wgmma_min_token_heads = kWgmmaEncodeMinTokenHeads;
   int64_t wgmma_kv_min_token_heads = kWgmmaKvEncodeMinTokenHeads;
-  // Launches of at most this many tokens take the few-token kernel
-  // (TakesFewTokenEncode: launch.h); packed_decode_bench --few-token-max raises
-  // it to time that kernel on larger launches.
-  int few_token_max_tokens = kFewTokenEncodeMaxTokens;
+  // Launches of at most this many tokens x KV heads take the few-token kernel
+  // (TakesFewTokenEncode: launch.h); packed_decode_bench --few-token-max
+  // raises it to time that kernel on larger launches.
+  int64_t few_token_max_token_heads = kFewTokenEncodeMaxTokenHeads;
 };
 
 // What every encode launch requires of p (else cudaErrorInvalidValue): V's
