@@ -19,9 +19,8 @@
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
 //   --no-wgmma: plans without PackedDecodeConfig::wgmma (K and V encoded by the
 //   slab kernel) on an sm_90 device, where it is set otherwise.
-//   --wgmma-min N: the encode columns' EncodePackParams::wgmma_min_token_heads
-//   and wgmma_kv_min_token_heads (tokens x KV heads from which the wgmma encode
-//   runs; to measure their values).
+//   --wgmma-min N: the encode columns' EncodePackParams::wgmma_kv_min_token_heads
+//   (tokens x KV heads from which the wgmma encode runs; to measure its value).
 //   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
 //   SplitsFor, or with --fit-splits PackedDecodePlan::SplitsForLengths of the
 //   batch's lengths; at most the plan's max_splits); the fragment step takes
@@ -435,7 +434,7 @@ int Run(int argc, char** argv) {
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
        balanced = false, fit_splits = false, no_wgmma = false, scatter = false;
-  int64_t wgmma_min = -1;      // --wgmma-min: both wgmma thresholds (-1: the defaults)
+  int64_t wgmma_min = -1;      // --wgmma-min: the wgmma threshold (-1: the default)
   int64_t few_token_max = -1;  // --few-token-max (-1: the default)
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
@@ -496,8 +495,7 @@ int Run(int argc, char** argv) {
   if (k_align > 0) std::printf("K allocation: width groups aligned to %d dims\n", k_align);
   // PackedDecodeConfig::wgmma: the device runs sm_90a code.
   const bool wgmma = !no_wgmma && prop.major == 9 && prop.minor == 0;
-  std::printf("encode: %s\n", wgmma ? "V on wgmma (encode_wgmma.cuh) where EncodesVOnWgmma, K "
-                                      "too where EncodesKOnWgmma"
+  std::printf("encode: %s\n", wgmma ? "K and V on wgmma (encode_wgmma.cuh) where TakesWgmmaEncode"
                                     : "K and V on the slab kernel");
   std::printf("timing: %s\n", graph ? "CUDA graph replays of 16 steps, per step"
                                     : "single launches (host launch overhead included)");
@@ -712,10 +710,7 @@ int Run(int argc, char** argv) {
             // µs of encoding the tokens with `ep` into whole pages, and its %
             // of copy bandwidth for pages of `page_bytes` summed over the heads.
             auto time_encode = [&](kernels::EncodePackParams ep, double page_bytes, double& frac) {
-              if (wgmma_min >= 0) {
-                ep.wgmma_min_token_heads = wgmma_min;
-                ep.wgmma_kv_min_token_heads = wgmma_min;
-              }
+              if (wgmma_min >= 0) ep.wgmma_kv_min_token_heads = wgmma_min;
               if (few_token_max >= 0) ep.few_token_max_token_heads = few_token_max;
               const double us =
                   inputs.Micros(timer, ep, epages, std::max(3, iters / 4), encode_slabs);

@@ -11,46 +11,39 @@
 namespace kvplan::kernels {
 namespace {
 
-// The slab kernel over K and V (kinds 2) or K alone (kinds 1: V is
-// EncodeWgmmaKernel's). Alone, K's CTAs take the places that K and V share
-// otherwise, so its sizing counts twice the SMs.
+// The slab kernel over K and V.
 template <int HEAD_DIM, bool K_WHOLE>
-cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta,
-                                  int kinds) {
+cudaError_t LaunchEncodePackTyped(const EncodePackParams& p, cudaStream_t stream, int per_cta) {
   auto* kernel = EncodePackKernel<HEAD_DIM, K_WHOLE>;
   constexpr int kSmem = internal::EncodeSmem<HEAD_DIM>::kBytes;
   if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
-  const int sms = kinds == 1 ? 2 * p.num_sms : p.num_sms;
-  if (per_cta == 0) per_cta = EncodeSlabsPerCta(slabs, p.num_kv_heads, sms);
-  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, kinds);
+  if (per_cta == 0) per_cta = EncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms);
+  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, 2);
   kernel<<<grid, internal::kEncodeThreads, kSmem, stream>>>(p, per_cta);
   return cudaGetLastError();
 }
 
-// The wgmma encode of K and V (with_k) or V alone: one CTA per SM, a wave per
-// kind or the whole grid one wave (WgmmaEncodeSlabsPerCta); V's CTAs follow
-// K's in the grid.
+// The wgmma encode of K and V: one CTA per SM, a wave per kind or the whole
+// grid one wave (WgmmaEncodeSlabsPerCta); V's CTAs follow K's in the grid.
 template <int V_BITS>
-cudaError_t LaunchEncodeWgmmaTyped(const EncodePackParams& p, cudaStream_t stream, bool with_k) {
-  auto* kernel = !with_k            ? EncodeWgmmaKernel<V_BITS, false, false>
-                 : p.k_groups_whole ? EncodeWgmmaKernel<V_BITS, true, true>
-                                    : EncodeWgmmaKernel<V_BITS, true, false>;
+cudaError_t LaunchEncodeWgmmaTyped(const EncodePackParams& p, cudaStream_t stream) {
+  auto* kernel =
+      p.k_groups_whole ? EncodeWgmmaKernel<V_BITS, true> : EncodeWgmmaKernel<V_BITS, false>;
   constexpr int kSmem = internal::WgmmaSmem::kBytes;
   if (cudaError_t e = AllowSharedMemory(kernel, kSmem); e != cudaSuccess) return e;
   const int slabs = (p.num_tokens + internal::kSlabTokens - 1) / internal::kSlabTokens;
-  const int kinds = with_k ? 2 : 1;
   const int per_cta =
-      WgmmaEncodeSlabsPerCta(slabs, p.num_kv_heads, kinds, p.num_sms, internal::kWgmmaGroups);
-  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, kinds);
-  kernel<<<grid, internal::kWgmmaThreads, kSmem, stream>>>(p, per_cta, with_k ? 0 : 1);
+      WgmmaEncodeSlabsPerCta(slabs, p.num_kv_heads, p.num_sms, internal::kWgmmaGroups);
+  const dim3 grid((slabs + per_cta - 1) / per_cta, p.num_kv_heads, 2);
+  kernel<<<grid, internal::kWgmmaThreads, kSmem, stream>>>(p, per_cta);
   return cudaGetLastError();
 }
 
 // Every V width (1-8) has its kernel: encode serves every plan.
-cudaError_t LaunchEncodeWgmma(const EncodePackParams& p, cudaStream_t stream, bool with_k) {
+cudaError_t LaunchEncodeWgmma(const EncodePackParams& p, cudaStream_t stream) {
   return DispatchOneOf<1, 2, 3, 4, 5, 6, 7, 8>(p.v_bits, [&](auto bits) {
-    return LaunchEncodeWgmmaTyped<decltype(bits)::value>(p, stream, with_k);
+    return LaunchEncodeWgmmaTyped<decltype(bits)::value>(p, stream);
   });
 }
 
@@ -76,13 +69,9 @@ cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int
     if (TakesFewTokenEncode(p, slabs_per_cta)) {
       return LaunchEncodeAppendTyped<kHeadDim>(p, stream);
     }
-    if (EncodesKOnWgmma(p, slabs_per_cta)) return LaunchEncodeWgmma(p, stream, /*with_k=*/true);
-    const bool v_on_wgmma = EncodesVOnWgmma(p, slabs_per_cta);
-    const int kinds = v_on_wgmma ? 1 : 2;
-    const cudaError_t e =
-        p.k_groups_whole ? LaunchEncodePackTyped<kHeadDim, true>(p, stream, slabs_per_cta, kinds)
-                         : LaunchEncodePackTyped<kHeadDim, false>(p, stream, slabs_per_cta, kinds);
-    return e != cudaSuccess || !v_on_wgmma ? e : LaunchEncodeWgmma(p, stream, /*with_k=*/false);
+    if (TakesWgmmaEncode(p, slabs_per_cta)) return LaunchEncodeWgmma(p, stream);
+    return p.k_groups_whole ? LaunchEncodePackTyped<kHeadDim, true>(p, stream, slabs_per_cta)
+                            : LaunchEncodePackTyped<kHeadDim, false>(p, stream, slabs_per_cta);
   });
 }
 

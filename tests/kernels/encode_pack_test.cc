@@ -7,14 +7,14 @@
 // slabs per CTA. The same for fragment-native pages (WriteRecordsToFragmentPage
 // on the CPU) with layouts whose K groups are whole 8-dim units, and K groups
 // of whole 16-dim units (the kernel's unchecked path, GroupShape::kWhole).
-// Launches of at most 64 tokens that leave the shape to the launcher take the
-// few-token kernel (encode_append.cuh); the same sizes with a slab count
-// given take the slab kernel. On an sm_90a device, longer launches at
-// head_dim 128 that leave the shape to the launcher encode V with wgmma, and K
-// too where its groups are whole 16-dim units (encode_wgmma.cuh, held to the
-// slab kernel's bounds below; the cases lift both size thresholds,
-// wgmma_min_token_heads and wgmma_kv_min_token_heads), and the cases with a
-// slab count keep both on the slab kernel.
+// Launches of at most 64 tokens per KV head that leave the shape to the
+// launcher take the few-token kernel (encode_append.cuh; the cases set that
+// bound unless they name one); the same sizes with a slab count given take the
+// slab kernel. On an sm_90a device, longer launches at head_dim 128 that leave
+// the shape to the launcher encode K and V with wgmma (encode_wgmma.cuh, held
+// to the slab kernel's bounds below; the cases lift its size threshold,
+// wgmma_kv_min_token_heads), and the cases with a slab count keep both on the
+// slab kernel.
 //
 // The slab kernel (and the wgmma encode) rotates on tensor cores with split
 // fp16 operands, so its z is close to the CPU's but not bit-equal
@@ -253,8 +253,8 @@ void RunEncodeCase(const EncodeCase& c) {
   config.encode_only = true;  // attention's dispatch set has fewer V widths
   config.fragment_pages = c.fragment;
   // On an H200 the long launches that leave the slab count to the launcher
-  // take V on wgmma (EncodesVOnWgmma), and K where its groups are whole
-  // 16-dim units (EncodesKOnWgmma); the slab-count cases keep the slab kernel.
+  // take K and V on wgmma (TakesWgmmaEncode); the slab-count cases keep the
+  // slab kernel.
   config.wgmma = DeviceRunsSm90a();
   absl::StatusOr<PackedDecodePlan> plan = PackedDecodePlan::Create(config, codecs);
   ASSERT_TRUE(plan.ok()) << plan.status();
@@ -315,8 +315,7 @@ void RunEncodeCase(const EncodeCase& c) {
   p.slot_mapping = dslots.get();
   p.pages = dpool.get();
   p.num_tokens = c.tokens;
-  p.wgmma_min_token_heads = 0;  // the wgmma encode at every size it takes
-  p.wgmma_kv_min_token_heads = 0;
+  p.wgmma_kv_min_token_heads = 0;  // the wgmma encode at every size it takes
   p.few_token_max_token_heads =
       c.few_token_max >= 0 ? c.few_token_max : int64_t{kPageTokens} * c.kv_heads;
   KVPLAN_CUDA_OK(LaunchEncodePack(p, nullptr, c.slabs_per_cta));
@@ -420,7 +419,7 @@ INSTANTIATE_TEST_SUITE_P(
         EncodeCase{128, 3, 3, 291, Head0::kRandom, Slots::kMixed, 0, false, true},
         EncodeCase{64, 2, 2, 70, Head0::kEveryWidth, Slots::kShuffled, 0, false, true},
         EncodeCase{128, 2, 3, 257, Head0::kEveryWidth, Slots::kMixed, 2, true, true},
-        // ... and K on wgmma (EncodesKOnWgmma, on an sm_90a device): eight
+        // ... and K on wgmma (TakesWgmmaEncode, on an sm_90a device): eight
         // groups of every width, whole pages and per-code stores of both
         // grammars, several slabs per warpgroup.
         EncodeCase{128, 2, 3, 256, Head0::kEveryWidth, Slots::kInOrder, 0, true, true},

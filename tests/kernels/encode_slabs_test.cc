@@ -61,36 +61,32 @@ TEST(EncodeSlabsTest, DegenerateShapesGiveOneSlab) {
   EXPECT_EQ(EncodeSlabsPerCta(1, 0, 0), 1);
 }
 
-// The wgmma encode (one CTA per SM): V alone is one wave; K and V are one
-// wave per kind or, where that adds no round of slabs to a warpgroup, the
-// whole grid one wave.
+// The wgmma encode (one CTA per SM) of K and V: one wave per kind or, where
+// that adds no round of slabs to a warpgroup, the whole grid one wave.
 TEST(EncodeSlabsTest, WgmmaGridIsOneWavePerKindOrOneInAll) {
+  constexpr int kKinds = 2;  // K and V
   for (int sms : {1, 66, 132}) {
     for (int heads : {1, 2, 8, 32, 200}) {
-      for (int kinds : {1, 2}) {
-        for (int slabs = 1; slabs <= 4096; slabs = slabs * 3 / 2 + 1) {
-          SCOPED_TRACE(::testing::Message()
-                       << sms << " SMs, " << heads << " heads, " << kinds << " kinds, " << slabs);
-          const int per = WgmmaEncodeSlabsPerCta(slabs, heads, kinds, sms, /*warpgroups=*/3);
-          ASSERT_GE(per, 1);
-          ASSERT_LE(per, slabs);
-          // CTAs of one (head, kind); a wave holds one per SM, or one per
-          // (head, kind) where those outnumber the SMs.
-          const auto ctas = [&](int per_cta) { return int64_t{(slabs + per_cta - 1) / per_cta}; };
-          const auto waves = [&](int per_cta, int kinds_in_wave) {
-            const int64_t wave = std::max<int64_t>(sms, int64_t{heads} * kinds_in_wave);
-            return (ctas(per_cta) * heads * kinds + wave - 1) / wave;
-          };
-          if (kinds == 1 || waves(per, kinds) == 1) {
-            EXPECT_EQ(waves(per, kinds), 1);
-            if (per > 1) {
-              EXPECT_GT(waves(per - 1, kinds), 1);  // as thin as one wave allows
-            }
-          } else {
-            EXPECT_EQ(waves(per, 1), kinds);  // a wave per kind
-            if (per > 1) {
-              EXPECT_GT(waves(per - 1, 1), kinds);
-            }
+      for (int slabs = 1; slabs <= 4096; slabs = slabs * 3 / 2 + 1) {
+        SCOPED_TRACE(::testing::Message() << sms << " SMs, " << heads << " heads, " << slabs);
+        const int per = WgmmaEncodeSlabsPerCta(slabs, heads, sms, /*warpgroups=*/3);
+        ASSERT_GE(per, 1);
+        ASSERT_LE(per, slabs);
+        // CTAs of one (head, kind); a wave holds one per SM, or one per
+        // (head, kind) where those outnumber the SMs.
+        const auto ctas = [&](int per_cta) { return int64_t{(slabs + per_cta - 1) / per_cta}; };
+        const auto waves = [&](int per_cta, int kinds_in_wave) {
+          const int64_t wave = std::max<int64_t>(sms, int64_t{heads} * kinds_in_wave);
+          return (ctas(per_cta) * heads * kKinds + wave - 1) / wave;
+        };
+        if (waves(per, kKinds) == 1) {
+          if (per > 1) {
+            EXPECT_GT(waves(per - 1, kKinds), 1);  // as thin as one wave allows
+          }
+        } else {
+          EXPECT_EQ(waves(per, 1), kKinds);  // a wave per kind
+          if (per > 1) {
+            EXPECT_GT(waves(per - 1, 1), kKinds);
           }
         }
       }
@@ -100,13 +96,12 @@ TEST(EncodeSlabsTest, WgmmaGridIsOneWavePerKindOrOneInAll) {
 
 // NOTES run 34 (K3V3a16, µs per launch of K and V).
 TEST(EncodeSlabsTest, WgmmaLaunchesOfTheBenchmarks) {
-  EXPECT_EQ(WgmmaEncodeSlabsPerCta(16, 8, 2, kSms, 3), 2);    // Llama 1K: 16.4 (1 per CTA: 23.0)
-  EXPECT_EQ(WgmmaEncodeSlabsPerCta(64, 2, 2, kSms, 3), 2);    // Qwen 4K: 16.3 (1: 22.9)
-  EXPECT_EQ(WgmmaEncodeSlabsPerCta(512, 8, 2, kSms, 3), 32);  // Llama 32K: 232.5 (64: 273)
-  EXPECT_EQ(WgmmaEncodeSlabsPerCta(512, 2, 2, kSms, 3), 8);   // Qwen 32K: 72.5 (16: 77.3)
-  EXPECT_EQ(WgmmaEncodeSlabsPerCta(512, 8, 1, kSms, 3), 32);  // Llama 32K, V alone
-  EXPECT_EQ(WgmmaEncodeSlabsPerCta(0, 8, 2, kSms, 3), 1);
-  EXPECT_EQ(WgmmaEncodeSlabsPerCta(1, 0, 0, 0, 0), 1);
+  EXPECT_EQ(WgmmaEncodeSlabsPerCta(16, 8, kSms, 3), 2);    // Llama 1K: 16.4 (1 per CTA: 23.0)
+  EXPECT_EQ(WgmmaEncodeSlabsPerCta(64, 2, kSms, 3), 2);    // Qwen 4K: 16.3 (1: 22.9)
+  EXPECT_EQ(WgmmaEncodeSlabsPerCta(512, 8, kSms, 3), 32);  // Llama 32K: 232.5 (64: 273)
+  EXPECT_EQ(WgmmaEncodeSlabsPerCta(512, 2, kSms, 3), 8);   // Qwen 32K: 72.5 (16: 77.3)
+  EXPECT_EQ(WgmmaEncodeSlabsPerCta(0, 8, kSms, 3), 1);
+  EXPECT_EQ(WgmmaEncodeSlabsPerCta(1, 0, 0, 0), 1);
 }
 
 }  // namespace

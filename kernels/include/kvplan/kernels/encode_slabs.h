@@ -44,9 +44,9 @@ inline int EncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms) {
 }
 
 // Slabs per CTA of the wgmma encode (encode_wgmma.cuh: one CTA per SM, its
-// `warpgroups` taking its slabs in turn) for a grid of `kinds` (2: K and V,
-// 1: V alone) x num_kv_heads x CTAs. Each (head, kind)'s slabs spread evenly
-// over the CTAs of one of two layouts:
+// `warpgroups` taking its slabs in turn) for a grid of two kinds (K and V) x
+// num_kv_heads x CTAs. Each (head, kind)'s slabs spread evenly over the CTAs
+// of one of two layouts:
 //   - a wave per kind (V's CTAs take the SMs that K's leave): K's slabs cost
 //     more than V's, so K's and V's CTAs sharing one wave left the SMs of V's
 //     idle while K's finished (Llama-3.1-8B K3V3a16 32K tokens 273 µs against
@@ -56,8 +56,7 @@ inline int EncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms) {
 //     rotations instead of two, and no second wave (Llama 1K tokens, one slab
 //     per CTA in two waves: 23.0 µs, two per CTA in one wave: 16.4).
 // (NOTES.md run 34.)
-inline int WgmmaEncodeSlabsPerCta(int slabs, int num_kv_heads, int kinds, int num_sms,
-                                  int warpgroups) {
+inline int WgmmaEncodeSlabsPerCta(int slabs, int num_kv_heads, int num_sms, int warpgroups) {
   const int64_t n = std::max(slabs, 1), heads = std::max(num_kv_heads, 1);
   const int64_t rounds_of = std::max(warpgroups, 1);
   const auto per_cta = [n](int64_t ctas_per_head) {
@@ -66,7 +65,7 @@ inline int WgmmaEncodeSlabsPerCta(int slabs, int num_kv_heads, int kinds, int nu
   };
   const int64_t sms = std::max(num_sms, 1);
   const int64_t per_kind = per_cta(sms / heads);
-  const int64_t one_wave = per_cta(sms / (heads * std::max(kinds, 1)));
+  const int64_t one_wave = per_cta(sms / (2 * heads));
   const auto rounds = [rounds_of](int64_t per) { return (per + rounds_of - 1) / rounds_of; };
   return static_cast<int>(rounds(one_wave) <= rounds(per_kind) ? one_wave : per_kind);
 }

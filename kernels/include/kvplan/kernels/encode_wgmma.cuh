@@ -2,10 +2,8 @@
 // (encode_k_wgmma.cuh) and V's (encode_v_wgmma.cuh) of a long launch in one
 // grid, so that V's CTAs start on the SMs that K's leave, without a second
 // launch's gap and tail (two launches were 1.03-1.05x slower: NOTES.md run
-// 32). LaunchEncodePack routes here (EncodesKOnWgmma, EncodesVOnWgmma:
-// launch.h); K's half needs a layer of 16-aligned groups, else the slab kernel
-// (encode_pack.cuh) encodes K and this kernel, compiled without K's half,
-// only V.
+// 32). LaunchEncodePack routes here (TakesWgmmaEncode: launch.h); K's half
+// has a path for 16-aligned groups and one for any layout.
 #ifndef KVPLAN_KERNELS_ENCODE_WGMMA_CUH_
 #define KVPLAN_KERNELS_ENCODE_WGMMA_CUH_
 
@@ -54,18 +52,15 @@ __device__ __forceinline__ void StageWgmmaCodeTables(const EncodePackParams& p, 
 
 }  // namespace internal
 
-// Grid (CTAs per head, num_kv_heads, kinds): z + first_kind is 0 for K, 1 for
-// V (first_kind 1: V only); CTA x of a head takes slabs [x·per_cta, (x + 1)·
-// per_cta) of its kind. WITH_K false compiles V's half alone, for launches of
-// V alone (in one kernel with K's half, V ran ~10 µs slower: NOTES.md run
-// 32); K_WHOLE: K's groups all span whole 16-position blocks
-// (p.k_groups_whole: encode_k_wgmma.cuh's block path, else its pair path).
+// Grid (CTAs per head, num_kv_heads, 2): z is 0 for K, 1 for V; CTA x of a
+// head takes slabs [x·per_cta, (x + 1)·per_cta) of its kind. K_WHOLE: K's
+// groups all span whole 16-position blocks (p.k_groups_whole:
+// encode_k_wgmma.cuh's block path, else its pair path).
 // internal::kWgmmaThreads threads, WgmmaSmem::kBytes of dynamic shared
 // memory; sm_90a only (wgmma.cuh).
-template <int V_BITS, bool WITH_K, bool K_WHOLE>
+template <int V_BITS, bool K_WHOLE>
 __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
-    EncodeWgmmaKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta,
-                      int first_kind) {
+    EncodeWgmmaKernel(const __grid_constant__ EncodePackParams p, int slabs_per_cta) {
   using namespace internal;
   using S = WgmmaSmem;
   // Its own name: the slab kernel's extern array, of another type, shares
@@ -73,7 +68,7 @@ __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
   extern __shared__ __align__(128) char wgmma_smem[];
   char* smem = wgmma_smem;
   const int head = blockIdx.y, tid = threadIdx.x;
-  const bool is_v = !WITH_K || blockIdx.z + first_kind == 1;
+  const bool is_v = blockIdx.z == 1;
   const int slabs = (p.num_tokens + kSlabTokens - 1) / kSlabTokens;
   const int first = blockIdx.x * slabs_per_cta, end = min(slabs, first + slabs_per_cta);
   const SlabWarpgroup w(smem, tid >> 7);
@@ -86,9 +81,7 @@ __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
   }
   __syncthreads();
   const int group_first = first + (tid >> 7);
-  if constexpr (WITH_K) {
-    if (!is_v) return EncodeKSlabs<K_WHOLE>(p, head, group_first, end, smem, w, tid);
-  }
+  if (!is_v) return EncodeKSlabs<K_WHOLE>(p, head, group_first, end, smem, w, tid);
   EncodeVSlabs<V_BITS>(p, head, group_first, end, smem, w, tid);
 }
 

@@ -30,28 +30,15 @@ inline bool TakesFewTokenEncode(const EncodePackParams& p, int slabs_per_cta) {
          int64_t{p.num_tokens} * p.num_kv_heads <= p.few_token_max_token_heads;
 }
 
-// Whether a launch may take the wgmma encode (encode_wgmma.cuh) at a size
-// threshold: a device that runs sm_90a code (p.wgmma), head_dim 128, the slab
-// count left to the launcher, more tokens than the few-token kernel takes, and
-// at least min_token_heads tokens x KV heads.
-inline bool LongWgmmaEncode(const EncodePackParams& p, int slabs_per_cta, int64_t min_token_heads) {
+// Whether LaunchEncodePack(p, stream, slabs_per_cta) takes the wgmma encode
+// (encode_wgmma.cuh: K and V in one launch, K's groups of any layout): a
+// device that runs sm_90a code (p.wgmma), head_dim 128, the slab count left
+// to the launcher, more tokens x KV heads than the few-token kernel takes, and
+// at least p.wgmma_kv_min_token_heads (kWgmmaKvEncodeMinTokenHeads).
+inline bool TakesWgmmaEncode(const EncodePackParams& p, int slabs_per_cta) {
   return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 &&
          !TakesFewTokenEncode(p, slabs_per_cta) &&
-         int64_t{p.num_tokens} * p.num_kv_heads >= min_token_heads;
-}
-// Whether LaunchEncodePack(p, stream, slabs_per_cta) encodes K with wgmma,
-// and V with it in the same launch: K of any layout (p.k_groups_whole picks
-// encode_k_wgmma.cuh's path), from p.wgmma_kv_min_token_heads
-// (kWgmmaKvEncodeMinTokenHeads).
-inline bool EncodesKOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
-  return LongWgmmaEncode(p, slabs_per_cta, p.wgmma_kv_min_token_heads);
-}
-// Whether it encodes V with wgmma: where K goes there, and else from
-// p.wgmma_min_token_heads tokens x KV heads (kWgmmaEncodeMinTokenHeads), in a
-// launch after the slab kernel's K.
-inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
-  return EncodesKOnWgmma(p, slabs_per_cta) ||
-         LongWgmmaEncode(p, slabs_per_cta, p.wgmma_min_token_heads);
+         int64_t{p.num_tokens} * p.num_kv_heads >= p.wgmma_kv_min_token_heads;
 }
 
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.
@@ -59,10 +46,9 @@ inline bool EncodesVOnWgmma(const EncodePackParams& p, int slabs_per_cta) {
 // the launch's size and p.num_sms (EncodeSlabsPerCta, encode_slabs.h), and
 // launches of at most p.few_token_max_token_heads tokens x KV heads (a decode
 // step's) then take the few-token kernel (encode_append.cuh: a CTA per token
-// and head, codes equal to the CPU's bit for bit). Tests force values above 0
-// to cover the slab kernel. Where EncodesVOnWgmma, V takes encode_wgmma.cuh's kernel, and K
-// too where EncodesKOnWgmma (one launch); else the slab kernel encodes K alone
-// ahead of it.
+// and head, codes equal to the CPU's bit for bit), and longer ones the wgmma
+// encode where TakesWgmmaEncode. Tests force values above 0 to cover the slab
+// kernel (encode_pack.cuh), which also serves other devices and head_dim 64.
 cudaError_t LaunchEncodePack(const EncodePackParams& p, cudaStream_t stream, int slabs_per_cta = 0);
 
 // One decode step: rotate q, split-K attention over the packed pages (+ fp16

@@ -67,11 +67,10 @@ struct PackedDecodeConfig {
   // Multiprocessors to fill (cudaDevAttrMultiProcessorCount). Default: 132 (H100/H200 SXM).
   int num_sms = 132;
   // The device runs sm_90a code (compute capability 9.0: H100, H200): encode
-  // launches at head_dim 128 then rotate with wgmma, K and V of every launch
-  // past the few-token kernel's where the layer's K groups are whole 16-dim
-  // units (16-aligned plans: on the H200 1.06-1.50x faster encodes of 512-32K
-  // tokens x 8 heads), V alone from 64K tokens x KV heads with other plans
-  // (1.05-1.11x; EncodePackParams::wgmma; BENCHMARKS.md). Set it from the device's compute
+  // launches at head_dim 128 past the few-token kernel's then encode K and V
+  // with wgmma (on the H200 1.06-1.50x faster encodes of 512-32K tokens x 8
+  // heads with 16-aligned plans, 1.12-1.23x with greedy plans at most sizes;
+  // EncodePackParams::wgmma; BENCHMARKS.md). Set it from the device's compute
   // capability; another device would trap in that kernel. Default: false.
   bool wgmma = false;
   // Most fp16 sink and recent tokens per sequence; sum <= kMaxFp16Tokens.

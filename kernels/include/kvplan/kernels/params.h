@@ -109,23 +109,17 @@ struct BlockStatsParams {
   int num_blocks = 0;
 };
 
-// Encode launches of at least this many tokens x KV heads take V on wgmma
-// where the device runs sm_90a code and K stays on the slab kernel: only where
-// a caller raises wgmma_kv_min_token_heads above it, since K of every layout
-// now takes wgmma (below). Measured when greedy plans' K stayed on the slab
-// kernel (H200, NOTES.md run 34, greedy K3V3 plans: Llama-3.1-8B 8K x 8 1.08x,
-// Qwen2.5-3B 32K x 2 1.06x; below it Llama 4K x 8 1.01x, Qwen 16K x 2 0.99x,
-// where a second launch costs what V's speed-up saves).
-inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 65536;
-// The same for K and V together, in one launch: every launch past the
-// few-token kernel's. Layers of whole 16-dim K groups (H200, NOTES.md run 34,
-// against the slab kernel: Llama-3.1-8B K3V3a16 256 x 8 1.45x, 1K x 8 1.37x,
-// 2K x 8 1.07x, 32K x 8 1.40x, K2V2a16 1K x 8 1.42x, Qwen2.5-3B 2K x 2 1.44x,
-// 8K x 2 1.06x; fragment pages 1K x 8 1.19x, 3K x 8 1.42x, but 2K x 8 0.96x;
-// scattered slots, as a decode step of many sequences: 128 x 8 1.16x); other
-// layouts (greedy plans; run 35, against K on the slab kernel: Llama K3V3
-// 512 x 8 1.20x, 8K x 8 1.13x, 32K x 8 1.12x, K2V2 8K x 8 1.19x, Qwen 2K x 2
-// 1.23x, 32K x 2 1.16x, but 2K x 8 0.96x and Qwen 8K x 2 0.95x).
+// Encode launches of at least this many tokens x KV heads take the wgmma
+// encode (K and V in one launch) where the device runs sm_90a code: every
+// launch past the few-token kernel's. Layers of whole 16-dim K groups (H200,
+// NOTES.md run 34, against the slab kernel: Llama-3.1-8B K3V3a16 256 x 8
+// 1.45x, 1K x 8 1.37x, 2K x 8 1.07x, 32K x 8 1.40x, K2V2a16 1K x 8 1.42x,
+// Qwen2.5-3B 2K x 2 1.44x, 8K x 2 1.06x; fragment pages 1K x 8 1.19x, 3K x 8
+// 1.42x, but 2K x 8 0.96x; scattered slots, as a decode step of many
+// sequences: 128 x 8 1.16x); other layouts (greedy plans; run 35, against K
+// on the slab kernel and V alone on wgmma from 64K, a route since removed:
+// Llama K3V3 512 x 8 1.20x, 8K x 8 1.13x, 32K x 8 1.12x, K2V2 8K x 8 1.19x,
+// Qwen 2K x 2 1.23x, 32K x 2 1.16x, but 2K x 8 0.96x and Qwen 8K x 2 0.95x).
 inline constexpr int64_t kWgmmaKvEncodeMinTokenHeads = 0;
 
 // Launches of at most this many tokens x KV heads that leave the shape to the
@@ -169,14 +163,12 @@ struct EncodePackParams {
   // The device runs sm_90a code (compute capability 9.0: H100, H200; set by
   // the plan, PackedDecodeConfig::wgmma): launches at head_dim 128 past the
   // few-token kernel's then encode K and V with wgmma (encode_wgmma.cuh;
-  // EncodesVOnWgmma, EncodesKOnWgmma: launch.h).
-  // false keeps V on the mma.sync slab kernel, which any sm_90+ device runs.
+  // TakesWgmmaEncode: launch.h). false keeps them on the mma.sync slab
+  // kernel, which any sm_90+ device runs.
   bool wgmma = false;
-  // From how many tokens x KV heads K and V go on wgmma together
-  // (kWgmmaKvEncodeMinTokenHeads: 0, every size past the few-token kernel's),
-  // and V alone where the first is raised (kWgmmaEncodeMinTokenHeads). Tests
-  // lower the second to cover V alone on small shapes.
-  int64_t wgmma_min_token_heads = kWgmmaEncodeMinTokenHeads;
+  // From how many tokens x KV heads the wgmma encode runs
+  // (kWgmmaKvEncodeMinTokenHeads: 0, every size past the few-token kernel's;
+  // packed_decode_bench --wgmma-min sets it to measure it).
   int64_t wgmma_kv_min_token_heads = kWgmmaKvEncodeMinTokenHeads;
   // Launches of at most this many tokens x KV heads take the few-token kernel
   // (TakesFewTokenEncode: launch.h); packed_decode_bench --few-token-max
