@@ -11,7 +11,7 @@
 // split pair (positions 4c + 2h, +1) and a quantized value belong to one group
 // each; the split's lane sums go to shared memory when its group changes, and
 // the c² sums are a pass of their own over the slab's codes, a thread per
-// (row, lane) in the CPU's order. Both multiply by the block-diagonal rotation
+// (row, lane pair) in the CPU's order. Both multiply by the block-diagonal rotation
 // in one product. The fp64 square roots and divisions of
 // a group's n, s and n' run in short loops over a thread's (group, row) pairs
 // between the phases, not at each group's end inside the unrolled loops, and
@@ -302,26 +302,32 @@ __device__ __forceinline__ void QuantizeKAnySlab(const SlabWarpgroup& w, const f
   }
 }
 
-// Each group's c² total of rows q_row and q_row + 8 into w.group_sums, from
-// the slab's codes: quad thread t sums its group's lane t (positions o + t +
-// 4i, in order) and the quad adds (s0 + s1) + (s2 + s3), the CPU's order. The
-// codes are the warp's own (QuantizeKAnySlab's rows).
+// Each group's c² total of every row into w.group_sums, from the slab's codes,
+// in the CPU's order: lane t of a group sums its positions o + t + 4i in
+// order, and the lanes add as (s0 + s1) + (s2 + s3). Thread `lane` of warp k
+// takes row 16k + lane / 2 and lanes 2(lane & 1), 2(lane & 1) + 1, whose codes
+// are adjacent bytes (groups have even offsets and sizes): one 2-byte load per
+// two codes, and one shuffle per group joins the lane pairs. The codes are
+// the warp's own (QuantizeKAnySlab's rows q_row, q_row + 8 of the same warp).
 __device__ __forceinline__ void SumKCodeSquares(const SlabWarpgroup& w, const PackedHeadDesc& desc,
                                                 const double* squares) {
   __syncwarp();
-  for (int g = 0; g < desc.num_groups; ++g) {  // warp-uniform: every lane of the quads shuffles
+  const int row = 16 * (w.wt >> 5) + (w.lane >> 1), lane0 = 2 * (w.lane & 1);
+  for (int g = 0; g < desc.num_groups; ++g) {  // warp-uniform: every lane shuffles
     const int bits = desc.bits[g], d = desc.size[g], o = desc.offset[g];
     const double* square = squares + CentroidTableOffset(bits);
-    double sum[2] = {0.0, 0.0};
-    for (int i = w.t; i < d; i += 4) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int byte = kSlabTokens * o + (w.q_row + 8 * r) * d + i;
-        sum[r] = __dadd_rn(sum[r], square[w.code_s[CodeByte(byte, /*dim_major=*/false)]]);
-      }
+    const int first = kSlabTokens * o + row * d + lane0;  // an even byte
+    double lane_a = 0.0, lane_b = 0.0;
+#pragma unroll 4
+    for (int i = 0; i < d - lane0; i += 4) {
+      const uint32_t codes =
+          *reinterpret_cast<const uint16_t*>(w.code_s + CodeByte(first + i, /*dim_major=*/false));
+      lane_a = __dadd_rn(lane_a, square[codes & 0xff]);
+      lane_b = __dadd_rn(lane_b, square[codes >> 8]);
     }
-    const double total0 = LaneSumTotal(sum[0]), total1 = LaneSumTotal(sum[1]);
-    if (w.t < 2) w.group_sums[g * kSlabTokens + w.q_row + 8 * w.t] = w.t == 0 ? total0 : total1;
+    const double pair = __dadd_rn(lane_a, lane_b);
+    const double total = __dadd_rn(pair, __shfl_xor_sync(0xffffffffu, pair, 1));
+    if (lane0 == 0) w.group_sums[g * kSlabTokens + row] = total;
   }
 }
 
