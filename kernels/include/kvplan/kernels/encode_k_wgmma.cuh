@@ -424,11 +424,10 @@ __device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head
     const bool whole_page = SlabIsWholePage(w);
     if (whole_page && p.fragment == nullptr) {
       StoreKPage(p, head, groups, desc, w);
+    } else if (whole_page) {
+      StoreFragmentPage<kWgmmaDim>(p, head, /*is_v=*/false, desc, 0, desc.num_groups, w.code_s,
+                                   w.norm_s, w.slot_s[0], w.wt);
     } else {
-      if (whole_page) {
-        StoreFragmentPageRuns<kWgmmaDim>(p, head, /*is_v=*/false, desc, 0, desc.num_groups,
-                                         w.code_s, w.slot_s[0], w.wt);
-      }
       for (int g = 0; g < desc.num_groups; ++g) {
         StoreGroup(p, head, /*is_v=*/false, g, GroupToEncode(desc, false, p.v_bits, kWgmmaDim, g),
                    w.code_s, w.norm_s, w.slot_s, whole_page, w.wt);

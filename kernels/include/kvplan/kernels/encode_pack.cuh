@@ -691,19 +691,40 @@ __device__ __forceinline__ void StoreFragmentKRuns(const FragmentHeadGeometry& f
   run.Finish();
 }
 
-// A whole fragment-native page's runs, every group of the round [g0, g1) (K)
-// or V: thread tid (of the slab's) writes the run of lane tid % 32 in tile
-// tid / 32. Not inlined: its registers stay out of the encode loop's.
+// A whole fragment-native page's norms n' of the groups [g0, g1) (K) or V's
+// (g0 = 0): each tile keeps a 4-byte unit per (row r < 8, norm slot) holding
+// rows r and r + 8 (FragmentNormByte), one store each, a group's units of a
+// row 4·(G + 1) bytes apart. (A 2-byte store per token from a call per group
+// made fragment pages' stores the costliest part of their encode: NOTES.md
+// run 36.)
+__device__ __forceinline__ void StoreFragmentPageNorms(const FragmentHeadGeometry& f, uint8_t* page,
+                                                       bool is_v, int g0, int g1,
+                                                       const uint16_t* norm_s, int tid) {
+  const int groups = g1 - g0, units = kFragmentTilesPerPage * 8 * groups;
+  for (int i = tid; i < units; i += kSlabThreads) {
+    const int tile = i / (8 * groups), rest = i - tile * 8 * groups;
+    const int r = rest / groups, g = g0 + rest - r * groups;
+    const uint16_t* n = norm_s + g * kSlabTokens + kFragmentTileTokens * tile + r;
+    *reinterpret_cast<uint32_t*>(page + tile * f.tile_bytes + f.norms_offset +
+                                 FragmentNormByte(r, f.num_k_groups, is_v ? f.num_k_groups : g)) =
+        n[0] | static_cast<uint32_t>(n[8]) << 16;
+  }
+}
+
+// A whole fragment-native page, every group of the round [g0, g1) (K) or V
+// (g0 = 0, g1 = 1): thread tid (of the slab's) writes the run of lane tid % 32
+// in tile tid / 32, then the norms (norm_s: [group][row]). Not inlined: its
+// registers stay out of the encode loop's.
 template <int HEAD_DIM>
-__device__ __noinline__ void StoreFragmentPageRuns(const EncodePackParams& p, int head, bool is_v,
-                                                   const PackedHeadDesc& desc, int g0, int g1,
-                                                   const uint8_t* code_s, int64_t slot0, int tid) {
+__device__ __noinline__ void StoreFragmentPage(const EncodePackParams& p, int head, bool is_v,
+                                               const PackedHeadDesc& desc, int g0, int g1,
+                                               const uint8_t* code_s, const uint16_t* norm_s,
+                                               int64_t slot0, int tid) {
   static_assert(kSlabThreads == kFragmentTilesPerPage * 32, "a thread per (tile, lane)");
   const FragmentHeadGeometry& f = p.fragment[head];
   const int tile = tid / 32, lane = tid % 32;
-  uint8_t* tile_bytes = p.pages +
-                        ((slot0 / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride +
-                        tile * f.tile_bytes;
+  uint8_t* page = p.pages + ((slot0 / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
+  uint8_t* tile_bytes = page + tile * f.tile_bytes;
   if (is_v) {
     WithConstant<1, 8>(p.v_bits, [&](auto bits) {
       StoreFragmentVRuns<HEAD_DIM, bits>(tile_bytes + f.v_runs_offset, code_s, tile, lane);
@@ -711,6 +732,7 @@ __device__ __noinline__ void StoreFragmentPageRuns(const EncodePackParams& p, in
   } else {
     StoreFragmentKRuns(f, tile_bytes, desc, g0, g1, code_s, tile, lane);
   }
+  StoreFragmentPageNorms(f, page, is_v, g0, g1, norm_s, tid);
 }
 
 // One code of the token in `slot` (>= 0) with atomics, which neighbouring
@@ -764,26 +786,24 @@ __device__ __forceinline__ void StoreFragmentSlotNorm(const EncodePackParams& p,
                                FragmentNormByte(row, f.num_k_groups, norm_slot)) = norm;
 }
 
-// StoreGroup for fragment-native pages (p.fragment): the codes of a slab that
-// is not a whole page (those are StoreFragmentPageRuns') code by code into
-// each token's slot (negative slots skipped); then the norms. Not inlined: its
-// address arithmetic would push the encode loop past 128 registers.
-// The group is passed as its fields, in registers (a struct by reference
-// would go through the stack).
+// StoreGroup for fragment-native pages (p.fragment) and a slab that is not a
+// whole page (those are StoreFragmentPage's): code by code into each token's
+// slot (negative slots skipped), then the norms. Not inlined: its address
+// arithmetic would push the encode loop past 128 registers. The group is
+// passed as its fields, in registers (a struct by reference would go through
+// the stack).
 inline __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p, int head,
                                                        bool is_v, int g, int d, int bits,
                                                        int offset, const uint8_t* code_s,
                                                        const uint16_t* norms, const int64_t* slot_s,
-                                                       bool whole_page, int tid) {
+                                                       int tid) {
   const int code_base = kKernelPageTokens * offset;
-  if (!whole_page) {  // a whole page's codes are StoreFragmentPageRuns'
-    for (int i = tid; i < kSlabTokens * d; i += kSlabThreads) {
-      const int token = i / d, c = i - token * d;
-      const int64_t slot = slot_s[token];
-      if (slot < 0) continue;
-      StoreFragmentSlotCode(p, head, is_v, bits, offset, slot, c,
-                            code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)]);
-    }
+  for (int i = tid; i < kSlabTokens * d; i += kSlabThreads) {
+    const int token = i / d, c = i - token * d;
+    const int64_t slot = slot_s[token];
+    if (slot < 0) continue;
+    StoreFragmentSlotCode(p, head, is_v, bits, offset, slot, c,
+                          code_s[CodeByte(code_base + StreamElement(token, c, d, is_v), is_v)]);
   }
   if (tid < kSlabTokens && slot_s[tid] >= 0) {
     StoreFragmentSlotNorm(p, head, is_v, g, slot_s[tid], norms[tid]);
@@ -792,7 +812,8 @@ inline __device__ __noinline__ void StoreFragmentGroup(const EncodePackParams& p
 
 // Writes one group's codes and norms of the slab. whole_page: the slab is page
 // slot_s[0] / 64 in slot order, written as whole chunks and units; otherwise code
-// by code into each token's slot (negative slots skipped). The slab's
+// by code into each token's slot (negative slots skipped). A whole
+// fragment-native page is StoreFragmentPage's instead. The slab's
 // kSlabThreads threads (tid: the index among them), the other slab's threads
 // storing theirs alongside.
 __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, bool is_v, int g,
@@ -802,8 +823,7 @@ __device__ __forceinline__ void StoreGroup(const EncodePackParams& p, int head, 
   const int d = grp.size, bits = grp.bits, code_base = kKernelPageTokens * grp.offset;
   const uint16_t* norms = norm_s + g * kSlabTokens;
   if (p.fragment != nullptr) {
-    StoreFragmentGroup(p, head, is_v, g, d, bits, grp.offset, code_s, norms, slot_s, whole_page,
-                       tid);
+    StoreFragmentGroup(p, head, is_v, g, d, bits, grp.offset, code_s, norms, slot_s, tid);
     return;
   }
   if (whole_page) {
@@ -973,12 +993,13 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
                                        slot_s[store_tid] == slot_s[0] + store_tid));
       if (has_slab(i)) {
         if (p.fragment != nullptr && whole_page) {
-          StoreFragmentPageRuns<HEAD_DIM>(p, head, is_v, desc, g0, g1, code_s, slot_s[0],
-                                          store_tid);
-        }
-        for (int g = g0; g < g1; ++g) {
-          StoreGroup(p, head, is_v, g, GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g), code_s,
-                     norm_s, slot_s, whole_page, store_tid);
+          StoreFragmentPage<HEAD_DIM>(p, head, is_v, desc, g0, g1, code_s, norm_s, slot_s[0],
+                                      store_tid);
+        } else {
+          for (int g = g0; g < g1; ++g) {
+            StoreGroup(p, head, is_v, g, GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g), code_s,
+                       norm_s, slot_s, whole_page, store_tid);
+          }
         }
       }
       slab_barrier();  // the slab's codes, norms and slots free
