@@ -379,6 +379,7 @@ __device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head
                                              int end, char* smem, const SlabWarpgroup& w, int tid) {
   using S = WgmmaSmem;
   const PackedHeadDesc& desc = *reinterpret_cast<const PackedHeadDesc*>(smem + S::kDesc);
+  const auto& fragment = *reinterpret_cast<const FragmentHeadGeometry*>(smem + S::kFragment);
   // The first slab's rows on their way while B is staged.
   if (first < end) StageSlabRows(p, p.k, head, first, w);
   uint32_t* pairs = reinterpret_cast<uint32_t*>(smem + S::kPermutation);
@@ -425,8 +426,8 @@ __device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head
     if (whole_page && p.fragment == nullptr) {
       StoreKPage(p, head, groups, desc, w);
     } else if (whole_page) {
-      StoreFragmentPage<kWgmmaDim>(p, head, /*is_v=*/false, desc, 0, desc.num_groups, w.code_s,
-                                   w.norm_s, w.slot_s[0], w.wt);
+      StoreFragmentPage<kWgmmaDim>(p, head, /*is_v=*/false, desc, fragment, 0, desc.num_groups,
+                                   w.code_s, w.norm_s, w.slot_s[0], w.wt);
     } else {
       for (int g = 0; g < desc.num_groups; ++g) {
         StoreGroup(p, head, /*is_v=*/false, g, GroupToEncode(desc, false, p.v_bits, kWgmmaDim, g),

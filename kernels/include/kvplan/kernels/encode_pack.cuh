@@ -108,7 +108,9 @@ struct EncodeSmem {
   // The head's descriptor, read by every group of every slab: a copy here
   // answers in shared-memory latency, not L1's (NOTES.md run 22).
   static constexpr int kDesc = kBoundaries + 4 * kBoundaryEntries;
-  static constexpr int kBytes = kDesc + static_cast<int>(sizeof(PackedHeadDesc));
+  // The head's fragment-page geometry, read by every whole page's stores.
+  static constexpr int kFragment = kDesc + static_cast<int>(sizeof(PackedHeadDesc));
+  static constexpr int kBytes = kFragment + static_cast<int>(sizeof(FragmentHeadGeometry));
   static_assert(kCodes % 16 == 0 && kNorms % 16 == 0 && kSlots % 8 == 0 &&
                     kCentroidSquares % 8 == 0 && kDesc % alignof(PackedHeadDesc) == 0,
                 "16-byte aligned codes and norms, 8-byte aligned slots, squares and descriptor");
@@ -691,6 +693,17 @@ __device__ __forceinline__ void StoreFragmentKRuns(const FragmentHeadGeometry& f
   run.Finish();
 }
 
+// Copies a head's table (a multiple of 4 bytes: its descriptor, its fragment
+// geometry) into shared memory, a word per thread: read by every slab, it then
+// answers in shared-memory latency, not L1's or L2's (NOTES.md runs 22, 36).
+template <typename T>
+__device__ __forceinline__ void CopyToShared(T* dst, const T* src, int tid, int threads) {
+  static_assert(sizeof(T) % 4 == 0, "copied as words");
+  for (int i = tid; i < static_cast<int>(sizeof(T) / 4); i += threads) {
+    reinterpret_cast<int*>(dst)[i] = reinterpret_cast<const int*>(src)[i];
+  }
+}
+
 // A whole fragment-native page's norms n' of the groups [g0, g1) (K) or V's
 // (g0 = 0): each tile keeps a 4-byte unit per (row r < 8, norm slot) holding
 // rows r and r + 8 (FragmentNormByte), one store each, a group's units of a
@@ -713,15 +726,16 @@ __device__ __forceinline__ void StoreFragmentPageNorms(const FragmentHeadGeometr
 
 // A whole fragment-native page, every group of the round [g0, g1) (K) or V
 // (g0 = 0, g1 = 1): thread tid (of the slab's) writes the run of lane tid % 32
-// in tile tid / 32, then the norms (norm_s: [group][row]). Not inlined: its
+// in tile tid / 32, then the norms (norm_s: [group][row]). f: the head's
+// geometry, a copy in shared memory (CopyToShared). Not inlined: its
 // registers stay out of the encode loop's.
 template <int HEAD_DIM>
 __device__ __noinline__ void StoreFragmentPage(const EncodePackParams& p, int head, bool is_v,
-                                               const PackedHeadDesc& desc, int g0, int g1,
+                                               const PackedHeadDesc& desc,
+                                               const FragmentHeadGeometry& f, int g0, int g1,
                                                const uint8_t* code_s, const uint16_t* norm_s,
                                                int64_t slot0, int tid) {
   static_assert(kSlabThreads == kFragmentTilesPerPage * 32, "a thread per (tile, lane)");
-  const FragmentHeadGeometry& f = p.fragment[head];
   const int tile = tid / 32, lane = tid % 32;
   uint8_t* page = p.pages + ((slot0 / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
   uint8_t* tile_bytes = page + tile * f.tile_bytes;
@@ -897,10 +911,9 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
   // Prologue: the first pair's rows on their way to L2 while the tables and
   // the first round of rotations are staged.
   if (has_slab(0)) PrefetchTokenRows<HEAD_DIM>(src, warp_token0(0), p, head, lane);
-  static_assert(sizeof(PackedHeadDesc) % 4 == 0, "copied as words");
-  for (int i = tid; i < static_cast<int>(sizeof(PackedHeadDesc) / 4); i += kEncodeThreads) {
-    reinterpret_cast<int*>(desc_s)[i] = reinterpret_cast<const int*>(p.heads + head)[i];
-  }
+  CopyToShared(desc_s, p.heads + head, tid, kEncodeThreads);
+  auto* fragment_s = reinterpret_cast<FragmentHeadGeometry*>(smem + S::kFragment);
+  if (p.fragment != nullptr) CopyToShared(fragment_s, p.fragment + head, tid, kEncodeThreads);
   for (int bits = 1; bits <= 8; ++bits) {
     for (int k = tid; k < (1 << bits); k += kEncodeThreads) {
       // c² exactly (24-bit significands) in fp64, as the CPU's centroid_square.
@@ -993,8 +1006,8 @@ __global__ void __launch_bounds__(internal::kEncodeThreads, 2)
                                        slot_s[store_tid] == slot_s[0] + store_tid));
       if (has_slab(i)) {
         if (p.fragment != nullptr && whole_page) {
-          StoreFragmentPage<HEAD_DIM>(p, head, is_v, desc, g0, g1, code_s, norm_s, slot_s[0],
-                                      store_tid);
+          StoreFragmentPage<HEAD_DIM>(p, head, is_v, desc, *fragment_s, g0, g1, code_s, norm_s,
+                                      slot_s[0], store_tid);
         } else {
           for (int g = g0; g < g1; ++g) {
             StoreGroup(p, head, is_v, g, GroupToEncode(desc, is_v, p.v_bits, HEAD_DIM, g), code_s,

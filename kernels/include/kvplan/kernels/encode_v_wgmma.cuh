@@ -86,6 +86,7 @@ __device__ __forceinline__ void EncodeVSlabs(const EncodePackParams& p, int head
                                              int end, char* smem, const SlabWarpgroup& w, int tid) {
   using S = WgmmaSmem;
   const PackedHeadDesc& desc = p.heads[head];
+  const auto& fragment = *reinterpret_cast<const FragmentHeadGeometry*>(smem + S::kFragment);
   // The first slab's rows on their way while R is staged.
   if (first < end) StageSlabRows(p, p.v, head, first, w);
   const float* rt = p.rotations + desc.v_rotation_t;
@@ -113,7 +114,7 @@ __device__ __forceinline__ void EncodeVSlabs(const EncodePackParams& p, int head
     QuantizeVSlab<BITS>(w, acc, row_norm, boundaries, squares);
     const bool whole_page = SlabIsWholePage(w);
     if (p.fragment != nullptr && whole_page) {
-      StoreFragmentPage<kWgmmaDim>(p, head, /*is_v=*/true, desc, 0, 1, w.code_s, w.norm_s,
+      StoreFragmentPage<kWgmmaDim>(p, head, /*is_v=*/true, desc, fragment, 0, 1, w.code_s, w.norm_s,
                                    w.slot_s[0], w.wt);
     } else {
       StoreGroup(p, head, /*is_v=*/true, 0, grp, w.code_s, w.norm_s, w.slot_s, whole_page, w.wt);

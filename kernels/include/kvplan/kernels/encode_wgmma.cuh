@@ -72,12 +72,14 @@ __global__ void __launch_bounds__(internal::kWgmmaThreads, 1)
   const int slabs = (p.num_tokens + kSlabTokens - 1) / kSlabTokens;
   const int first = blockIdx.x * slabs_per_cta, end = min(slabs, first + slabs_per_cta);
   const SlabWarpgroup w(smem, tid >> 7);
-  // Code tables and the head's descriptor; the halves synchronise before
-  // reading them.
+  // Code tables, the head's descriptor and fragment geometry; the halves
+  // synchronise before reading them.
   StageWgmmaCodeTables(p, smem, tid);
-  static_assert(sizeof(PackedHeadDesc) % 4 == 0, "copied as words");
-  for (int i = tid; i < static_cast<int>(sizeof(PackedHeadDesc) / 4); i += kWgmmaThreads) {
-    reinterpret_cast<int*>(smem + S::kDesc)[i] = reinterpret_cast<const int*>(p.heads + head)[i];
+  CopyToShared(reinterpret_cast<PackedHeadDesc*>(smem + S::kDesc), p.heads + head, tid,
+               kWgmmaThreads);
+  if (p.fragment != nullptr) {
+    CopyToShared(reinterpret_cast<FragmentHeadGeometry*>(smem + S::kFragment), p.fragment + head,
+                 tid, kWgmmaThreads);
   }
   __syncthreads();
   const int group_first = first + (tid >> 7);

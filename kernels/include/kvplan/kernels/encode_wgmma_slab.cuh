@@ -53,7 +53,8 @@ static_assert(kSlabThreads == 128 && kSlabTokens == 64, "a warpgroup per 64-toke
 // slab's split they hold that slab's staged fp32 rows), its code buffer
 // (encode_pack.cuh's CodeByte order), n' per group, slots, and K's per-group
 // row sums (n, then c² totals; in between the scales s); then the compact
-// code tables of every width, K's permutation pairs and the head's descriptor.
+// code tables of every width, K's permutation pairs, the head's descriptor and
+// its fragment-page geometry.
 struct WgmmaSmem {
   static constexpr int kRotationPlane = kWgmmaDim * kWgmmaDim * 2;
   static constexpr int kRowPlane = kSlabTokens * kWgmmaDim * 2;  // = 64 fp32 rows
@@ -70,7 +71,8 @@ struct WgmmaSmem {
   static constexpr int kPermutation = kBoundaries + Pad16(4 * kBoundaryEntries);
   static constexpr int kPairGroups = kPermutation + 4 * kWgmmaDim / 2;  // u8 per position pair
   static constexpr int kDesc = kPairGroups + kWgmmaDim / 2;
-  static constexpr int kBytes = kDesc + static_cast<int>(sizeof(PackedHeadDesc));
+  static constexpr int kFragment = kDesc + static_cast<int>(sizeof(PackedHeadDesc));
+  static constexpr int kBytes = kFragment + static_cast<int>(sizeof(FragmentHeadGeometry));
   static_assert(kSquares % 16 == 0 && kDesc % alignof(PackedHeadDesc) == 0, "aligned tables");
 };
 // The largest dynamic shared memory of one CTA (227 KB on sm_90).
