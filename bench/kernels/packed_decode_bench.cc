@@ -19,7 +19,7 @@
 //   --encode-slabs N: 64-token slabs per encode CTA (0: the launcher's choice).
 //   --no-wgmma: plans without PackedDecodeConfig::wgmma (K and V encoded by the
 //   slab kernel) on an sm_90 device, where it is set otherwise.
-//   --wgmma-min N: the encode columns' EncodePackParams::wgmma_kv_min_token_heads
+//   --wgmma-min N: the encode columns' EncodePackParams::wgmma_min_token_heads
 //   (tokens x KV heads from which the wgmma encode runs; to measure its value).
 //   --splits N: key splits per (sequence, KV head) of the version-1 decode step (0:
 //   SplitsFor, or with --fit-splits PackedDecodePlan::SplitsForLengths of the
@@ -710,7 +710,7 @@ int Run(int argc, char** argv) {
             // µs of encoding the tokens with `ep` into whole pages, and its %
             // of copy bandwidth for pages of `page_bytes` summed over the heads.
             auto time_encode = [&](kernels::EncodePackParams ep, double page_bytes, double& frac) {
-              if (wgmma_min >= 0) ep.wgmma_kv_min_token_heads = wgmma_min;
+              if (wgmma_min >= 0) ep.wgmma_min_token_heads = wgmma_min;
               if (few_token_max >= 0) ep.few_token_max_token_heads = few_token_max;
               const double us =
                   inputs.Micros(timer, ep, epages, std::max(3, iters / 4), encode_slabs);

@@ -13,7 +13,7 @@
 // slab kernel. On an sm_90a device, longer launches at head_dim 128 that leave
 // the shape to the launcher encode K and V with wgmma (encode_wgmma.cuh, held
 // to the slab kernel's bounds below; the cases lift its size threshold,
-// wgmma_kv_min_token_heads), and the cases with a slab count keep both on the
+// wgmma_min_token_heads), and the cases with a slab count keep both on the
 // slab kernel.
 //
 // The slab kernel (and the wgmma encode) rotates on tensor cores with split
@@ -315,7 +315,7 @@ void RunEncodeCase(const EncodeCase& c) {
   p.slot_mapping = dslots.get();
   p.pages = dpool.get();
   p.num_tokens = c.tokens;
-  p.wgmma_kv_min_token_heads = 0;  // the wgmma encode at every size it takes
+  p.wgmma_min_token_heads = 0;  // the wgmma encode at every size it takes
   p.few_token_max_token_heads =
       c.few_token_max >= 0 ? c.few_token_max : int64_t{kPageTokens} * c.kv_heads;
   KVPLAN_CUDA_OK(LaunchEncodePack(p, nullptr, c.slabs_per_cta));

@@ -63,9 +63,9 @@ TEST(TakesWgmmaEncodeTest, OtherDevicesHeadDimsAndForcedSlabCountsKeepTheSlabKer
 
 TEST(TakesWgmmaEncodeTest, ARaisedThresholdKeepsTheSlabKernel) {
   EncodePackParams p = Launch(4096, 8, /*k_groups_whole=*/true);
-  p.wgmma_kv_min_token_heads = 65536;  // as packed_decode_bench --wgmma-min 65536
+  p.wgmma_min_token_heads = 65536;  // as packed_decode_bench --wgmma-min 65536
   EXPECT_FALSE(TakesWgmmaEncode(p, 0));
-  p.wgmma_kv_min_token_heads = 0;
+  p.wgmma_min_token_heads = 0;
   EXPECT_TRUE(TakesWgmmaEncode(p, 0));
   p.num_tokens = kFewTokenEncodeMaxTokenHeads / 8;
   EXPECT_FALSE(TakesWgmmaEncode(p, 0));

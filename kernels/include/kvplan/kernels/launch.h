@@ -34,11 +34,11 @@ inline bool TakesFewTokenEncode(const EncodePackParams& p, int slabs_per_cta) {
 // (encode_wgmma.cuh: K and V in one launch, K's groups of any layout): a
 // device that runs sm_90a code (p.wgmma), head_dim 128, the slab count left
 // to the launcher, more tokens x KV heads than the few-token kernel takes, and
-// at least p.wgmma_kv_min_token_heads (kWgmmaKvEncodeMinTokenHeads).
+// at least p.wgmma_min_token_heads (kWgmmaEncodeMinTokenHeads).
 inline bool TakesWgmmaEncode(const EncodePackParams& p, int slabs_per_cta) {
   return p.wgmma && p.head_dim == 128 && slabs_per_cta == 0 &&
          !TakesFewTokenEncode(p, slabs_per_cta) &&
-         int64_t{p.num_tokens} * p.num_kv_heads >= p.wgmma_kv_min_token_heads;
+         int64_t{p.num_tokens} * p.num_kv_heads >= p.wgmma_min_token_heads;
 }
 
 // Encodes p.num_tokens tokens of K and V for every KV head into their slots.

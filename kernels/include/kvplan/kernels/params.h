@@ -120,7 +120,7 @@ struct BlockStatsParams {
 // on the slab kernel and V alone on wgmma from 64K, a route since removed:
 // Llama K3V3 512 x 8 1.20x, 8K x 8 1.13x, 32K x 8 1.12x, K2V2 8K x 8 1.19x,
 // Qwen 2K x 2 1.23x, 32K x 2 1.16x, but 2K x 8 0.96x and Qwen 8K x 2 0.95x).
-inline constexpr int64_t kWgmmaKvEncodeMinTokenHeads = 0;
+inline constexpr int64_t kWgmmaEncodeMinTokenHeads = 0;
 
 // Launches of at most this many tokens x KV heads that leave the shape to the
 // launcher take the few-token kernel. It runs a CTA per (token, head, kind),
@@ -167,9 +167,9 @@ struct EncodePackParams {
   // kernel, which any sm_90+ device runs.
   bool wgmma = false;
   // From how many tokens x KV heads the wgmma encode runs
-  // (kWgmmaKvEncodeMinTokenHeads: 0, every size past the few-token kernel's;
+  // (kWgmmaEncodeMinTokenHeads: 0, every size past the few-token kernel's;
   // packed_decode_bench --wgmma-min sets it to measure it).
-  int64_t wgmma_kv_min_token_heads = kWgmmaKvEncodeMinTokenHeads;
+  int64_t wgmma_min_token_heads = kWgmmaEncodeMinTokenHeads;
   // Launches of at most this many tokens x KV heads take the few-token kernel
   // (TakesFewTokenEncode: launch.h); packed_decode_bench --few-token-max
   // raises it to time that kernel on larger launches.
