@@ -426,9 +426,9 @@ INSTANTIATE_TEST_SUITE_P(
         EncodeCase{128, 3, 5, 400, Head0::kEveryWidth, Slots::kMixed, 0, false, true},
         EncodeCase{128, 2, 8, 129, Head0::kRandom, Slots::kShuffled, 0, true, true},
         EncodeCase{128, 1, 2, 2000, Head0::kRandom, Slots::kShuffled, 0, false, true},
-        // ... two or more slabs per warpgroup in slot order (a whole page's
-        // stores deferred to the next slab's products or the loop's end), the
-        // last slab partial: both grammars, both K paths.
+        // ... two or more slabs per warpgroup (8 heads: 4-5 slabs per CTA),
+        // whole pages in slot order, the last slab partial: both grammars,
+        // both K paths.
         EncodeCase{128, 8, 3, 4100, Head0::kRandom, Slots::kInOrder, 0, true, true},
         EncodeCase{128, 8, 4, 4100, Head0::kEveryWidth, Slots::kInOrder, 0, false, false},
         // Fragment-native pages: decode tokens, whole pages, both.
