@@ -90,7 +90,9 @@ echo "== racecheck rc=$?"; grep -E "ERROR SUMMARY|hazard|PASSED|FAILED" "$OUT/ra
 fi
 # NCU_CASE="--model llama3.1-8b --kbits 3 --batch 16 --ctx 32768": one Nsight
 # Compute profile of the attention kernel on that case (clocks left alone);
-# NCU_KERNEL=EncodePack profiles the encode kernel instead.
+# NCU_KERNEL=EncodePack (slab kernel) or EncodeWgmmaKernel profiles the first
+# encode launch instead (add --fragment --fragment-encode-only to NCU_CASE for the
+# fragment pages' encode).
 if [ -n "${NCU_CASE:-}" ]; then
   NCU_KERNEL=${NCU_KERNEL:-PackedAttention}
   case $NCU_KERNEL in PackedAttention) ncu_skip=--no-encode;; *) ncu_skip=;; esac
