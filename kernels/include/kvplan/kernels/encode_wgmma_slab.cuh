@@ -166,6 +166,11 @@ struct SlabWarpgroup {
     const int r = lane >> 2;
     norm_lane = (r & 3) | ((r >> 2) & 1) << 3;
   }
+  // K's scales s [group][row] as floats over group_sums: float i shares bytes
+  // with double i / 2, another row's, often another warp's. So every read of
+  // group_sums (c² totals, SplitKAnyRows' half sums) must be done warpgroup-wide
+  // before a scale is written (NOTES.md run 37: racecheck found the race when
+  // SplitKAnyRows' barrier there was a warp's).
   __device__ float* scales() const { return reinterpret_cast<float*>(group_sums); }
 };
 
