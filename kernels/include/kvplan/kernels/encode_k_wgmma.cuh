@@ -426,8 +426,8 @@ __device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head
     if (whole_page && p.fragment == nullptr) {
       StoreKPage(p, head, groups, desc, w);
     } else if (whole_page) {
-      StoreFragmentPage<kWgmmaDim>(p, head, /*is_v=*/false, desc, fragment, 0, desc.num_groups,
-                                   w.code_s, w.norm_s, w.slot_s[0], w.wt);
+      StoreFragmentKPage(p, head, desc, fragment, 0, desc.num_groups, w.code_s, w.norm_s,
+                         w.slot_s[0], w.wt);
     } else {
       for (int g = 0; g < desc.num_groups; ++g) {
         StoreGroup(p, head, /*is_v=*/false, g, GroupToEncode(desc, false, p.v_bits, kWgmmaDim, g),

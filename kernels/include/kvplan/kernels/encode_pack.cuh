@@ -724,29 +724,56 @@ __device__ __forceinline__ void StoreFragmentPageNorms(const FragmentHeadGeometr
   }
 }
 
-// A whole fragment-native page, every group of the round [g0, g1) (K) or V
-// (g0 = 0, g1 = 1): thread tid (of the slab's) writes the run of lane tid % 32
-// in tile tid / 32, then the norms (norm_s: [group][row]). f: the head's
-// geometry, a copy in shared memory (CopyToShared). Not inlined: its
-// registers stay out of the encode loop's.
+// The page of the slab whose first slot is slot0, for KV head `head`.
+__device__ __forceinline__ uint8_t* SlabPage(const EncodePackParams& p, int head, int64_t slot0) {
+  return p.pages + ((slot0 / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
+}
+
+// A whole fragment-native page's K, every group of the round [g0, g1): thread
+// tid (of the slab's) writes the run of lane tid % 32 in tile tid / 32, then
+// the norms (norm_s: [group][row]). f: the head's geometry, a copy in shared
+// memory (CopyToShared).
+__device__ __forceinline__ void StoreFragmentKPage(const EncodePackParams& p, int head,
+                                                   const PackedHeadDesc& desc,
+                                                   const FragmentHeadGeometry& f, int g0, int g1,
+                                                   const uint8_t* code_s, const uint16_t* norm_s,
+                                                   int64_t slot0, int tid) {
+  static_assert(kSlabThreads == kFragmentTilesPerPage * 32, "a thread per (tile, lane)");
+  const int tile = tid / 32, lane = tid % 32;
+  uint8_t* page = SlabPage(p, head, slot0);
+  StoreFragmentKRuns(f, page + tile * f.tile_bytes, desc, g0, g1, code_s, tile, lane);
+  StoreFragmentPageNorms(f, page, /*is_v=*/false, g0, g1, norm_s, tid);
+}
+
+// The same for V at BITS.
+template <int HEAD_DIM, int BITS>
+__device__ __forceinline__ void StoreFragmentVPage(const EncodePackParams& p, int head,
+                                                   const FragmentHeadGeometry& f,
+                                                   const uint8_t* code_s, const uint16_t* norm_s,
+                                                   int64_t slot0, int tid) {
+  const int tile = tid / 32, lane = tid % 32;
+  uint8_t* page = SlabPage(p, head, slot0);
+  StoreFragmentVRuns<HEAD_DIM, BITS>(page + tile * f.tile_bytes + f.v_runs_offset, code_s, tile,
+                                     lane);
+  StoreFragmentPageNorms(f, page, /*is_v=*/true, 0, 1, norm_s, tid);
+}
+
+// Either, for the slab kernel (is_v and V's width known only at run time;
+// V: g0 = 0, g1 = 1). Not inlined: its registers stay out of that kernel's
+// encode loop. (The wgmma encode inlines the page kind it writes.)
 template <int HEAD_DIM>
 __device__ __noinline__ void StoreFragmentPage(const EncodePackParams& p, int head, bool is_v,
                                                const PackedHeadDesc& desc,
                                                const FragmentHeadGeometry& f, int g0, int g1,
                                                const uint8_t* code_s, const uint16_t* norm_s,
                                                int64_t slot0, int tid) {
-  static_assert(kSlabThreads == kFragmentTilesPerPage * 32, "a thread per (tile, lane)");
-  const int tile = tid / 32, lane = tid % 32;
-  uint8_t* page = p.pages + ((slot0 / kKernelPageTokens) * p.num_kv_heads + head) * p.page_stride;
-  uint8_t* tile_bytes = page + tile * f.tile_bytes;
   if (is_v) {
     WithConstant<1, 8>(p.v_bits, [&](auto bits) {
-      StoreFragmentVRuns<HEAD_DIM, bits>(tile_bytes + f.v_runs_offset, code_s, tile, lane);
+      StoreFragmentVPage<HEAD_DIM, bits>(p, head, f, code_s, norm_s, slot0, tid);
     });
   } else {
-    StoreFragmentKRuns(f, tile_bytes, desc, g0, g1, code_s, tile, lane);
+    StoreFragmentKPage(p, head, desc, f, g0, g1, code_s, norm_s, slot0, tid);
   }
-  StoreFragmentPageNorms(f, page, is_v, g0, g1, norm_s, tid);
 }
 
 // One code of the token in `slot` (>= 0) with atomics, which neighbouring

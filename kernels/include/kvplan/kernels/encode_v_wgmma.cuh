@@ -114,8 +114,7 @@ __device__ __forceinline__ void EncodeVSlabs(const EncodePackParams& p, int head
     QuantizeVSlab<BITS>(w, acc, row_norm, boundaries, squares);
     const bool whole_page = SlabIsWholePage(w);
     if (p.fragment != nullptr && whole_page) {
-      StoreFragmentPage<kWgmmaDim>(p, head, /*is_v=*/true, desc, fragment, 0, 1, w.code_s, w.norm_s,
-                                   w.slot_s[0], w.wt);
+      StoreFragmentVPage<kWgmmaDim, BITS>(p, head, fragment, w.code_s, w.norm_s, w.slot_s[0], w.wt);
     } else {
       StoreGroup(p, head, /*is_v=*/true, 0, grp, w.code_s, w.norm_s, w.slot_s, whole_page, w.wt);
     }
