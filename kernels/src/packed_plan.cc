@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "core/codebook.h"
 #include "core/half.h"
+#include "kvplan/kernels/code_grid_builder.h"
 #include "kvplan/kernels/dispatch.h"
 
 namespace kvplan::kernels {
@@ -22,7 +23,7 @@ size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 int PairTableOffset(int bits) { return bits == 1 ? 0 : bits == 2 ? 4 : bits == 3 ? 20 : 84; }
 int SingleTableOffset(int bits) { return bits == 5 ? 0 : bits == 6 ? 32 : bits == 7 ? 96 : 224; }
 
-void FillTables(CodeTables& t) {
+absl::Status FillTables(CodeTables& t) {
   std::memset(&t, 0, sizeof(t));
   for (int bits = 1; bits <= 8; ++bits) {
     const Codebook& book = LloydMaxCodebook(bits);
@@ -42,6 +43,7 @@ void FillTables(CodeTables& t) {
       }
     }
   }
+  return FillCodeGrid(t.grid);
 }
 
 // The V widths: one per layer when layer_v_bits is set (errors name the
@@ -228,7 +230,11 @@ absl::StatusOr<PackedDecodePlan> PackedDecodePlan::Create(const PackedDecodeConf
     std::memcpy(plan.image_.data() + plan.fragment_offset_, fragments.data(),
                 fragments.size() * sizeof(FragmentHeadGeometry));
   }
-  FillTables(*reinterpret_cast<CodeTables*>(plan.image_.data() + plan.tables_offset_));
+  if (absl::Status s =
+          FillTables(*reinterpret_cast<CodeTables*>(plan.image_.data() + plan.tables_offset_));
+      !s.ok()) {
+    return s;
+  }
   std::memcpy(plan.image_.data() + plan.rotations_offset_, rotations.data(),
               rotations.size() * sizeof(float));
 

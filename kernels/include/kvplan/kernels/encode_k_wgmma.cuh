@@ -12,18 +12,20 @@
 // each; the split's lane sums go to shared memory when its group changes, and
 // the c² sums are a pass of their own over the slab's codes, a thread per
 // (row, lane pair) in the CPU's order. Both multiply by the block-diagonal rotation
-// in one product. The fp64 square roots and divisions of
+// in one product, and both find each code with one load from its width's code
+// grid (code_grid.h; the binary searches these replaced were the largest part
+// of K's quantize: NOTES.md run 38). The fp64 square roots and divisions of
 // a group's n, s and n' run in short loops over a thread's (group, row) pairs
-// between the phases, not at each group's end inside the unrolled loops, and
-// the widths' binary searches are loops (unrolled, both made the kernel
-// thousands of instructions longer, instruction fetch its main stall, and K
-// twice as slow as V: NOTES.md run 32).
+// between the phases, not at each group's end inside the unrolled loops (there
+// they made the kernel thousands of instructions longer, instruction fetch its
+// main stall: NOTES.md run 32).
 #ifndef KVPLAN_KERNELS_ENCODE_K_WGMMA_CUH_
 #define KVPLAN_KERNELS_ENCODE_K_WGMMA_CUH_
 
 #include <cstdint>
 #include <type_traits>
 
+#include "kvplan/kernels/code_grid.h"
 #include "kvplan/kernels/encode_pack.cuh"
 #include "kvplan/kernels/encode_wgmma_slab.cuh"
 #include "kvplan/kernels/params.h"
@@ -91,27 +93,6 @@ __device__ __forceinline__ void StagePermutationPairs(uint32_t* pairs, const Pac
                                                       int tid) {
   for (int q = tid; q < kWgmmaDim / 2; q += kWgmmaThreads) {
     pairs[q] = 4u * desc.permutation[2 * q] | (4u * desc.permutation[2 * q + 1]) << 16;
-  }
-}
-
-// 4·code of each z at a run-time width `bits` (warp-uniform), as CountBelow4:
-// a binary search of `bits` steps over the width's boundaries, as a loop
-// (unrolled over the widths, a block's searches made the quantize phase
-// thousands of instructions long, and instruction fetch its main stall:
-// NOTES.md run 32).
-template <int N>
-__device__ __forceinline__ void CountBelowAnyWidth(const float (&z)[N], const float* boundaries,
-                                                   int bits, int (&offset)[N]) {
-  const char* table = reinterpret_cast<const char*>(boundaries);
-#pragma unroll
-  for (int e = 0; e < N; ++e) offset[e] = 0;
-#pragma unroll 1
-  for (int step = 4 << (bits - 1); step >= 4; step >>= 1) {
-    const char* probe = table + (step - 4);  // boundary code + step / 4 - 1
-#pragma unroll
-    for (int e = 0; e < N; ++e) {
-      if (*reinterpret_cast<const float*>(probe + offset[e]) < z[e]) offset[e] += step;
-    }
   }
 }
 
@@ -240,12 +221,12 @@ __device__ __forceinline__ void SplitKAnyRows(const SlabWarpgroup& w, const Pair
 // of the accumulator holds output positions 8j + t, 8j + t + 4 (block j / 2).
 __device__ __forceinline__ void QuantizeKSlab(const SlabWarpgroup& w, const float (&acc)[64],
                                               const SlabBlocks& blocks, const PackedHeadDesc& desc,
-                                              const float* boundaries, const double* squares) {
+                                              const CodeGrid& grid, const double* squares) {
   double code_sum[2] = {0.0, 0.0};
 #pragma unroll
   for (int m = 0; m < 8; ++m) {
     const int g = blocks.Group(m), bits = desc.bits[g], d = desc.size[g], o = desc.offset[g];
-    const float* table = boundaries + BoundaryTableOffset(bits);
+    const CodeGridWidth width = grid.widths[bits - 1];
     const char* square_table = reinterpret_cast<const char*>(squares + CentroidTableOffset(bits));
     // The token-major stream byte of (row q_row + 8r, position p) is
     // code_row[r] + p, before CodeByte.
@@ -255,11 +236,9 @@ __device__ __forceinline__ void QuantizeKSlab(const SlabWarpgroup& w, const floa
     if (blocks.Starts(m)) code_sum[0] = code_sum[1] = 0.0;
     // Fragments 2m and 2m + 1: positions 16m + t + 4e' (e' = 0..3), rows
     // q_row + 8r, searched together.
-    float z[8];
     int offset[8];  // 4·code
 #pragma unroll
-    for (int e = 0; e < 8; ++e) z[e] = acc[8 * m + e];
-    CountBelowAnyWidth(z, table, bits, offset);
+    for (int e = 0; e < 8; ++e) offset[e] = GridCode4(acc[8 * m + e], width, grid.cells);
 #pragma unroll
     for (int e = 0; e < 8; ++e) {  // row q_row + 8r, position 8j + t + 4 (e % 2)
       const int j = 2 * m + e / 4, r = (e >> 1) & 1, position = 8 * j + w.t + 4 * (e & 1);
@@ -281,18 +260,17 @@ __device__ __forceinline__ void QuantizeKSlab(const SlabWarpgroup& w, const floa
 // totals: SumKCodeSquares).
 __device__ __forceinline__ void QuantizeKAnySlab(const SlabWarpgroup& w, const float (&acc)[64],
                                                  const PairGroups& groups,
-                                                 const PackedHeadDesc& desc,
-                                                 const float* boundaries) {
+                                                 const PackedHeadDesc& desc, const CodeGrid& grid) {
 #pragma unroll
   for (int j = 0; j < 16; ++j) {
 #pragma unroll
     for (int u = 0; u < 2; ++u) {  // position 8j + t + 4u of rows q_row, q_row + 8
       const int position = 8 * j + w.t + 4 * u;
       const int g = groups.OfPosition(position);
-      const int bits = desc.bits[g], d = desc.size[g], o = desc.offset[g];
-      const float z[2] = {acc[4 * j + u], acc[4 * j + 2 + u]};
-      int offset[2];  // 4·code
-      CountBelowAnyWidth(z, boundaries + BoundaryTableOffset(bits), bits, offset);
+      const int d = desc.size[g], o = desc.offset[g];
+      const CodeGridWidth& width = grid.widths[desc.bits[g] - 1];
+      const int offset[2] = {GridCode4(acc[4 * j + u], width, grid.cells),  // 4·code
+                             GridCode4(acc[4 * j + 2 + u], width, grid.cells)};
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int byte = kSlabTokens * o + (w.q_row + 8 * r) * d + (position - o);
@@ -370,8 +348,8 @@ __device__ __forceinline__ void StoreKPage(const EncodePackParams& p, int head,
 }
 
 // K of slabs first, first + kWgmmaGroups, .. (< end) of one KV head by
-// warpgroup w; the CTA's shared memory holds the code tables (every width,
-// encode_pack.cuh's compact order) and the head's descriptor. Stages K's
+// warpgroup w; the CTA's shared memory holds the code tables (c² and code
+// grids of every width: StageWgmmaCodeTables) and the head's descriptor. Stages K's
 // rotations and the permutation pairs (whole CTA) first. WHOLE: every group
 // spans whole 16-position blocks (EncodePackParams::k_groups_whole).
 template <bool WHOLE>
@@ -399,7 +377,7 @@ __device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head
   FenceProxyAsyncShared();  // B's planes are read by the async proxy
   __syncthreads();
   const uint32_t rotation_hi = SharedAddress(smem + S::kRotation);
-  const float* boundaries = reinterpret_cast<const float*>(smem + S::kBoundaries);
+  const CodeGrid& grid = *reinterpret_cast<const CodeGrid*>(smem + S::kGrid);
   const double* squares = reinterpret_cast<const double*>(smem + S::kSquares);
   for (int slab = first; slab < end; slab += kWgmmaGroups) {
     // Their first barrier: the last slab's stores are done.
@@ -416,9 +394,9 @@ __device__ __forceinline__ void EncodeKSlabs(const EncodePackParams& p, int head
     WarpgroupBarrier(w.id);  // the whole warpgroup's products have read the planes
     if (slab + kWgmmaGroups < end) StageSlabRows(p, p.k, head, slab + kWgmmaGroups, w);
     if constexpr (WHOLE) {
-      QuantizeKSlab(w, acc, groups, desc, boundaries, squares);
+      QuantizeKSlab(w, acc, groups, desc, grid, squares);
     } else {
-      QuantizeKAnySlab(w, acc, groups, desc, boundaries);
+      QuantizeKAnySlab(w, acc, groups, desc, grid);
       SumKCodeSquares(w, desc, squares);
     }
     CorrectKNorms(w, desc);

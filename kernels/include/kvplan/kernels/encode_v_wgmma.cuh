@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kvplan/kernels/code_grid.h"
 #include "kvplan/kernels/encode_pack.cuh"
 #include "kvplan/kernels/encode_wgmma_slab.cuh"
 #include "kvplan/kernels/params.h"
@@ -46,11 +47,13 @@ __device__ __forceinline__ double SplitVRows(const SlabWarpgroup& w) {
 
 // Codes into w.code_s and n' into w.norm_s from the slab's products: the
 // slab kernel's arithmetic (RotateQuantizeRows), fragment j of the
-// accumulator being its n-tile j. boundaries, squares: width BITS's tables.
+// accumulator being its n-tile j. grid: the code grids (code_grid.h);
+// squares: width BITS's c².
 template <int BITS>
 __device__ __forceinline__ void QuantizeVSlab(const SlabWarpgroup& w, const float (&acc)[64],
-                                              const double (&row_norm)[2], const float* boundaries,
+                                              const double (&row_norm)[2], const CodeGrid& grid,
                                               const double* squares) {
+  const CodeGridWidth width = grid.widths[BITS - 1];
   int code_row[2];  // (row, coordinate t) in the dim-major stream, swizzled
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -61,7 +64,8 @@ __device__ __forceinline__ void QuantizeVSlab(const SlabWarpgroup& w, const floa
   for (int j = 0; j < 16; ++j) {  // output coordinates 8j + t, 8j + t + 4
     const float z[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
     int offset[4];  // 4·code
-    CountBelow4<BITS>(z, boundaries, offset);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) offset[e] = GridCode4(z[e], width, grid.cells);
 #pragma unroll
     for (int e = 0; e < 4; ++e) {  // row q_row + 8 (e / 2), coordinate 8j + t + 4 (e % 2)
       const int r = e >> 1, step = 8 * j + 4 * (e & 1), code = offset[e] >> 2;
@@ -78,8 +82,8 @@ __device__ __forceinline__ void QuantizeVSlab(const SlabWarpgroup& w, const floa
 }
 
 // V of slabs first, first + kWgmmaGroups, .. (< end) of one KV head by
-// warpgroup w; the CTA's shared memory holds the code tables (squares,
-// boundaries: every width, encode_pack.cuh's compact order). Stages V's
+// warpgroup w; the CTA's shared memory holds the code tables (squares and
+// code grids of every width: StageWgmmaCodeTables). Stages V's
 // rotation (whole CTA) first.
 template <int BITS>
 __device__ __forceinline__ void EncodeVSlabs(const EncodePackParams& p, int head, int first,
@@ -95,8 +99,7 @@ __device__ __forceinline__ void EncodeVSlabs(const EncodePackParams& p, int head
   FenceProxyAsyncShared();  // R's planes are read by the async proxy
   __syncthreads();
   const uint32_t rotation_hi = SharedAddress(smem + S::kRotation);
-  const float* boundaries =
-      reinterpret_cast<const float*>(smem + S::kBoundaries) + BoundaryTableOffset(BITS);
+  const CodeGrid& grid = *reinterpret_cast<const CodeGrid*>(smem + S::kGrid);
   const double* squares =
       reinterpret_cast<const double*>(smem + S::kSquares) + CentroidTableOffset(BITS);
   const EncodeGroup grp = GroupToEncode(desc, /*is_v=*/true, BITS, kWgmmaDim, 0);
@@ -111,7 +114,7 @@ __device__ __forceinline__ void EncodeVSlabs(const EncodePackParams& p, int head
     WgmmaWait(acc);
     WarpgroupBarrier(w.id);  // the whole warpgroup's products have read the planes
     if (slab + kWgmmaGroups < end) StageSlabRows(p, p.v, head, slab + kWgmmaGroups, w);
-    QuantizeVSlab<BITS>(w, acc, row_norm, boundaries, squares);
+    QuantizeVSlab<BITS>(w, acc, row_norm, grid, squares);
     const bool whole_page = SlabIsWholePage(w);
     if (p.fragment != nullptr && whole_page) {
       StoreFragmentVPage<kWgmmaDim, BITS>(p, head, fragment, w.code_s, w.norm_s, w.slot_s[0], w.wt);

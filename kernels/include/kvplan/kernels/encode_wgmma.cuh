@@ -19,34 +19,43 @@ namespace kvplan::kernels {
 
 namespace internal {
 
-// Code tables of every width (c² exactly in fp64, boundaries times 2^20)
-// into the CTA's shared memory. Entry q of the centroids is width b's k-th
-// (q = 2^b - 2 + k), with its boundary k where k < 2^b - 1. A thread loads
-// all of its entries before storing any, so that their loads wait once (a loop
-// over the widths, loading and storing a width at a time, waited eight times:
-// NOTES.md run 33).
+// Code tables of every width into the CTA's shared memory: c² exactly in
+// fp64 (entry q is width b's k-th code, q = 2^b - 2 + k) and the code grids
+// (code_grid.h). A thread loads all of its entries before storing any, so
+// that their loads wait once (a loop over the widths, loading and storing a
+// width at a time, waited eight times: NOTES.md run 33).
 __device__ __forceinline__ void StageWgmmaCodeTables(const EncodePackParams& p, char* smem,
                                                      int tid) {
   using S = WgmmaSmem;
+  static_assert(kCodeGridScale == kSumScale, "the grids' boundaries are scaled as z");
   double* squares = reinterpret_cast<double*>(smem + S::kSquares);
-  float* boundaries = reinterpret_cast<float*>(smem + S::kBoundaries);
+  uint4* grid = reinterpret_cast<uint4*>(smem + S::kGrid);
+  const uint4* grid_src = reinterpret_cast<const uint4*>(&p.tables->grid);
+  constexpr int kGridUnits = sizeof(CodeGrid) / sizeof(uint4);
+  static_assert(sizeof(CodeGrid) % sizeof(uint4) == 0, "copied in 16-byte units");
   constexpr int kEntriesPerThread = (kCentroidEntries + kWgmmaThreads - 1) / kWgmmaThreads;
-  float centroid[kEntriesPerThread], boundary[kEntriesPerThread];
+  constexpr int kUnitsPerThread = (kGridUnits + kWgmmaThreads - 1) / kWgmmaThreads;
+  float centroid[kEntriesPerThread];
+  uint4 unit[kUnitsPerThread];
 #pragma unroll
   for (int u = 0; u < kEntriesPerThread; ++u) {
     const int q = tid + u * kWgmmaThreads, bits = 31 - __clz(q + 2), k = q + 2 - (1 << bits);
-    if (q < kCentroidEntries) {
-      centroid[u] = p.tables->centroids[bits - 1][k];
-      boundary[u] = k + 1 < (1 << bits) ? p.tables->boundaries[bits - 1][k] : 0.0f;
-    }
+    if (q < kCentroidEntries) centroid[u] = p.tables->centroids[bits - 1][k];
+  }
+#pragma unroll
+  for (int u = 0; u < kUnitsPerThread; ++u) {
+    const int i = tid + u * kWgmmaThreads;
+    if (i < kGridUnits) unit[u] = grid_src[i];
   }
 #pragma unroll
   for (int u = 0; u < kEntriesPerThread; ++u) {
-    const int q = tid + u * kWgmmaThreads, bits = 31 - __clz(q + 2), k = q + 2 - (1 << bits);
-    if (q < kCentroidEntries) {
-      squares[q] = Square(centroid[u]);
-      if (k + 1 < (1 << bits)) boundaries[BoundaryTableOffset(bits) + k] = boundary[u] * kSumScale;
-    }
+    const int q = tid + u * kWgmmaThreads;
+    if (q < kCentroidEntries) squares[q] = Square(centroid[u]);
+  }
+#pragma unroll
+  for (int u = 0; u < kUnitsPerThread; ++u) {
+    const int i = tid + u * kWgmmaThreads;
+    if (i < kGridUnits) grid[i] = unit[u];
   }
 }
 

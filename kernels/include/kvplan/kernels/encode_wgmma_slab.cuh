@@ -23,9 +23,10 @@
 //     z lies within it of a boundary. K's B is its groups' rotations on the
 //     block diagonal (a group spans whole 16-position blocks), so one product
 //     serves every group;
-//   - quantize and store (K's or V's): the slab kernel's search, c² sums,
-//     code buffer and stores (whole pages of either grammar, or code by code
-//     with atomics).
+//   - quantize and store (K's or V's): each code from one load of its
+//     width's code grid (code_grid.h), the slab kernel's c² sums, code buffer
+//     and stores (whole pages of either grammar, or code by code with
+//     atomics).
 // A CTA stages its head's B once (hi and lo, 64 KB) and runs kWgmmaGroups
 // warpgroups, each on every kWgmmaGroups-th slab of the CTA's range; one CTA
 // per SM (~219 KB of shared memory).
@@ -52,9 +53,9 @@ static_assert(kSlabThreads == 128 && kSlabTokens == 64, "a warpgroup per 64-toke
 // warpgroup its A planes (hi, lo; between a slab's products and the next
 // slab's split they hold that slab's staged fp32 rows), its code buffer
 // (encode_pack.cuh's CodeByte order), n' per group, slots, and K's per-group
-// row sums (n, then c² totals; in between the scales s); then the compact
-// code tables of every width, K's permutation pairs, the head's descriptor and
-// its fragment-page geometry.
+// row sums (n, then c² totals; in between the scales s); then the c² of every
+// width's codes, every width's code grid, K's permutation pairs, the head's
+// descriptor and its fragment-page geometry.
 struct WgmmaSmem {
   static constexpr int kRotationPlane = kWgmmaDim * kWgmmaDim * 2;
   static constexpr int kRowPlane = kSlabTokens * kWgmmaDim * 2;  // = 64 fp32 rows
@@ -67,13 +68,14 @@ struct WgmmaSmem {
   static constexpr int kRowNorms = kSlots + kWgmmaGroups * 8 * kSlabTokens;
   static constexpr int kGroupSums = kRowNorms + kWgmmaGroups * 8 * kGroupRows;
   static constexpr int kSquares = kGroupSums + kWgmmaGroups * 8 * kGroupRows;
-  static constexpr int kBoundaries = kSquares + 8 * kCentroidEntries;
-  static constexpr int kPermutation = kBoundaries + Pad16(4 * kBoundaryEntries);
+  static constexpr int kGrid = kSquares + 8 * kCentroidEntries;  // CodeGrid (code_grid.h)
+  static constexpr int kPermutation = kGrid + Pad16(static_cast<int>(sizeof(CodeGrid)));
   static constexpr int kPairGroups = kPermutation + 4 * kWgmmaDim / 2;  // u8 per position pair
   static constexpr int kDesc = kPairGroups + kWgmmaDim / 2;
   static constexpr int kFragment = kDesc + static_cast<int>(sizeof(PackedHeadDesc));
   static constexpr int kBytes = kFragment + static_cast<int>(sizeof(FragmentHeadGeometry));
-  static_assert(kSquares % 16 == 0 && kDesc % alignof(PackedHeadDesc) == 0, "aligned tables");
+  static_assert(kSquares % 16 == 0 && kGrid % 16 == 0 && kDesc % alignof(PackedHeadDesc) == 0,
+                "aligned tables");
 };
 // The largest dynamic shared memory of one CTA (227 KB on sm_90).
 static_assert(WgmmaSmem::kBytes <= 227 * 1024, "one CTA per SM");

@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "kvplan/kernels/code_grid.h"
+
 namespace kvplan::kernels {
 
 // Widths 1..8 give at most eight K groups (one per width).
@@ -85,6 +87,7 @@ struct FragmentHeadGeometry {
 //   pair_tables: fp16x2 words, width b in 1..4 at kPairTableOffset[b]; entry e
 //     = (c[e & (2^b-1)], c[e >> b]) (low half first)
 //   single_tables: fp16, width b in 5..8 at kSingleTableOffset[b]
+//   grid: every width's code grid (code_grid.h), for the wgmma encode's search
 inline constexpr int kPairTableWords = 4 + 16 + 64 + 256;
 inline constexpr int kSingleTableHalves = 32 + 64 + 128 + 256;
 struct CodeTables {
@@ -92,6 +95,7 @@ struct CodeTables {
   float boundaries[8][256];
   uint32_t pair_tables[kPairTableWords];
   uint16_t single_tables[kSingleTableHalves];
+  CodeGrid grid;
 };
 
 // Block statistics: per (kv_head, block) Σ over tokens of Σ_{query heads of the
