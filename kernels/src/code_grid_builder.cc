@@ -49,7 +49,7 @@ absl::Status FillCodeGrid(CodeGrid& grid) {
       }
       CodeCell& cell = grid.cells[first + half + j];
       cell.boundary = below < n ? boundaries[below] : std::numeric_limits<float>::infinity();
-      cell.code4 = 4 * below;
+      cell.below = below;
     }
     first += 2 * half + 1;
   }

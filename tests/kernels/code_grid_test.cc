@@ -72,8 +72,8 @@ TEST(CodeGridTest, BuildsFromTheCheckedInCodebooks) {
     const int half = kCodeGridHalfCells[bits - 1];
     EXPECT_EQ(g.round, kCodeGridRound + static_cast<float>(first + half)) << bits;
     EXPECT_EQ(g.top_bits, kCodeGridRoundBits + first + 2 * half) << bits;
-    EXPECT_EQ(grid->cells[first].code4, 0) << bits;
-    EXPECT_EQ(grid->cells[first + 2 * half].code4, 4 * ((1 << bits) - 1)) << bits;
+    EXPECT_EQ(grid->cells[first].below, 0) << bits;
+    EXPECT_EQ(grid->cells[first + 2 * half].below, (1 << bits) - 1) << bits;
     first += 2 * half + 1;
   }
   EXPECT_EQ(first, kCodeGridCells);
@@ -87,10 +87,10 @@ TEST(CodeGridTest, GivesTheCpuCodeForEveryProbedValueOfEveryWidth) {
     int mismatches = 0;
     for (float z : Probes(bits, boundaries)) {
       const int want = CountBelow(boundaries, z);
-      const int got = GridCode4(z, grid->widths[bits - 1], grid->cells);
-      if (got != 4 * want && ++mismatches <= 5) {
-        ADD_FAILURE() << "width " << bits << ", z = " << z << ": code " << got / 4 << " (4·code "
-                      << got << "), the CPU's " << want;
+      const int got = GridCode(z, grid->widths[bits - 1], grid->cells);
+      if (got != want && ++mismatches <= 5) {
+        ADD_FAILURE() << "width " << bits << ", z = " << z << ": code " << got << ", the CPU's "
+                      << want;
       }
     }
     EXPECT_EQ(mismatches, 0) << "width " << bits;
@@ -102,10 +102,10 @@ TEST(CodeGridTest, CodesNanAsZeroLikeTheCpu) {
   ASSERT_TRUE(FillCodeGrid(*grid).ok());
   for (int bits = 1; bits <= 8; ++bits) {
     EXPECT_EQ(
-        GridCode4(std::numeric_limits<float>::quiet_NaN(), grid->widths[bits - 1], grid->cells), 0)
+        GridCode(std::numeric_limits<float>::quiet_NaN(), grid->widths[bits - 1], grid->cells), 0)
         << bits;
     EXPECT_EQ(
-        GridCode4(-std::numeric_limits<float>::quiet_NaN(), grid->widths[bits - 1], grid->cells), 0)
+        GridCode(-std::numeric_limits<float>::quiet_NaN(), grid->widths[bits - 1], grid->cells), 0)
         << bits;
   }
 }

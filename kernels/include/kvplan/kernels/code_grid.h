@@ -7,7 +7,7 @@
 // kCodeGridScale (the encode's z and boundaries are scaled by 2^20). Cell j
 // holds the values z with round(z / w_b) = j, i.e. the closed interval
 // [(j - 1/2) w_b, (j + 1/2) w_b]: z / w_b is exact, so one fma that adds
-// 1.5 · 2^23 rounds it to j in its low mantissa bits (GridCode4 adds the
+// 1.5 · 2^23 rounds it to j in its low mantissa bits (GridCode adds the
 // cell's index in the table as well). w_b is below the width's
 // smallest gap between boundaries, so a cell holds at most one boundary, and
 //   code(z) = k_j + (B[k_j] < z),  k_j = #{boundaries below the cell},
@@ -21,7 +21,7 @@
 //
 // Example (device):
 //   const CodeGridWidth& g = grid.widths[bits - 1];
-//   const int code = GridCode4(z, g, grid.cells) >> 2;
+//   const int code = GridCode(z, g, grid.cells);
 #ifndef KVPLAN_KERNELS_CODE_GRID_H_
 #define KVPLAN_KERNELS_CODE_GRID_H_
 
@@ -55,15 +55,15 @@ inline constexpr int kCodeGridCells = [] {
 }();
 
 // One cell: the lowest boundary not below it (scaled; +inf past the last),
-// and 4·k_j, the byte offset of code k_j in a fp32 table.
+// and k_j.
 struct CodeCell {
   float boundary;
-  int32_t code4;
+  int32_t below;
 };
 
 // One width's grid: 1 / w_b, -H_b · w_b, 1.5 · 2^23 + o_b (o_b: the index of
 // its cell j = 0 in CodeGrid::cells) and that plus H_b as float bits
-// (GridCode4's top cell).
+// (GridCode's top cell).
 inline constexpr float kCodeGridRound = 12582912.0f;  // 1.5 · 2^23
 inline constexpr int32_t kCodeGridRoundBits = 0x4B400000;
 struct CodeGridWidth {
@@ -88,8 +88,8 @@ KVPLAN_HOST_DEVICE inline int32_t FloatBits(float x) {
 #endif
 }
 
-// 4·code of z at width g: 4 · (number of g's boundaries strictly below z).
-KVPLAN_HOST_DEVICE inline int GridCode4(float z, const CodeGridWidth& g, const CodeCell* cells) {
+// The code of z at width g: the number of g's boundaries strictly below z.
+KVPLAN_HOST_DEVICE inline int GridCode(float z, const CodeGridWidth& g, const CodeCell* cells) {
   // Values below -H w, and NaN (fmaxf returns the other operand), take the
   // lowest cell.
   const float clamped = fmaxf(z, g.low);
@@ -100,7 +100,7 @@ KVPLAN_HOST_DEVICE inline int GridCode4(float z, const CodeGridWidth& g, const C
   // multiply-add to the cell's address).
   const int32_t bits = FloatBits(fmaf(clamped, g.inv_width, g.round));
   const CodeCell cell = cells[(bits < g.top_bits ? bits : g.top_bits) - kCodeGridRoundBits];
-  return cell.code4 + (cell.boundary < z ? 4 : 0);
+  return cell.below + (cell.boundary < z ? 1 : 0);
 }
 
 }  // namespace kvplan::kernels

@@ -227,26 +227,28 @@ __device__ __forceinline__ void QuantizeKSlab(const SlabWarpgroup& w, const floa
   for (int m = 0; m < 8; ++m) {
     const int g = blocks.Group(m), bits = desc.bits[g], d = desc.size[g], o = desc.offset[g];
     const CodeGridWidth width = grid.widths[bits - 1];
-    const char* square_table = reinterpret_cast<const char*>(squares + CentroidTableOffset(bits));
-    // The token-major stream byte of (row q_row + 8r, position p) is
-    // code_row[r] + p, before CodeByte.
-    int code_row[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) code_row[r] = kSlabTokens * o + (w.q_row + 8 * r) * d - o;
-    if (blocks.Starts(m)) code_sum[0] = code_sum[1] = 0.0;
+    const double* square = squares + CentroidTableOffset(bits);
     // Fragments 2m and 2m + 1: positions 16m + t + 4e' (e' = 0..3), rows
-    // q_row + 8r, searched together.
-    int offset[8];  // 4·code
+    // q_row + 8r. Row r's 16 bytes of the block start at a multiple of 16 of
+    // the token-major stream (o and d are multiples of 16), so its four bytes
+    // share CodeByte's swizzle: they lie at CodeByte(first) ^ 4e', i.e. +0 and
+    // +4 from pair_byte[r][0] = CodeByte(first) and pair_byte[r][1] = that ^ 8.
+    int pair_byte[2][2];
 #pragma unroll
-    for (int e = 0; e < 8; ++e) offset[e] = GridCode4(acc[8 * m + e], width, grid.cells);
+    for (int r = 0; r < 2; ++r) {
+      const int first = kSlabTokens * o + (w.q_row + 8 * r) * d + (16 * m - o) + w.t;
+      pair_byte[r][0] = CodeByte(first, /*dim_major=*/false);
+      pair_byte[r][1] = pair_byte[r][0] ^ 8;
+    }
+    if (blocks.Starts(m)) code_sum[0] = code_sum[1] = 0.0;
+    int code[8];
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {  // row q_row + 8r, position 8j + t + 4 (e % 2)
-      const int j = 2 * m + e / 4, r = (e >> 1) & 1, position = 8 * j + w.t + 4 * (e & 1);
-      w.code_s[CodeByte(code_row[r] + position, /*dim_major=*/false)] =
-          static_cast<uint8_t>(offset[e] >> 2);
-      // c² is 8 bytes: at byte 2·offset.
-      code_sum[r] =
-          __dadd_rn(code_sum[r], *reinterpret_cast<const double*>(square_table + 2 * offset[e]));
+    for (int e = 0; e < 8; ++e) code[e] = GridCode(acc[8 * m + e], width, grid.cells);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {  // row q_row + 8r, position 16m + 8 (e / 4) + t + 4 (e % 2)
+      const int r = (e >> 1) & 1;
+      w.code_s[pair_byte[r][e >> 2] + 4 * (e & 1)] = static_cast<uint8_t>(code[e]);
+      code_sum[r] = __dadd_rn(code_sum[r], square[code[e]]);
     }
     if (blocks.Ends(m)) {  // warp-uniform: every lane of the quads shuffles
       const double total0 = LaneSumTotal(code_sum[0]), total1 = LaneSumTotal(code_sum[1]);
@@ -269,12 +271,12 @@ __device__ __forceinline__ void QuantizeKAnySlab(const SlabWarpgroup& w, const f
       const int g = groups.OfPosition(position);
       const int d = desc.size[g], o = desc.offset[g];
       const CodeGridWidth& width = grid.widths[desc.bits[g] - 1];
-      const int offset[2] = {GridCode4(acc[4 * j + u], width, grid.cells),  // 4·code
-                             GridCode4(acc[4 * j + 2 + u], width, grid.cells)};
+      const int code[2] = {GridCode(acc[4 * j + u], width, grid.cells),
+                           GridCode(acc[4 * j + 2 + u], width, grid.cells)};
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int byte = kSlabTokens * o + (w.q_row + 8 * r) * d + (position - o);
-        w.code_s[CodeByte(byte, /*dim_major=*/false)] = static_cast<uint8_t>(offset[r] >> 2);
+        w.code_s[CodeByte(byte, /*dim_major=*/false)] = static_cast<uint8_t>(code[r]);
       }
     }
   }

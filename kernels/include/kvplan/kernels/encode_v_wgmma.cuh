@@ -63,14 +63,14 @@ __device__ __forceinline__ void QuantizeVSlab(const SlabWarpgroup& w, const floa
 #pragma unroll
   for (int j = 0; j < 16; ++j) {  // output coordinates 8j + t, 8j + t + 4
     const float z[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
-    int offset[4];  // 4·code
+    int code[4];
 #pragma unroll
-    for (int e = 0; e < 4; ++e) offset[e] = GridCode4(z[e], width, grid.cells);
+    for (int e = 0; e < 4; ++e) code[e] = GridCode(z[e], width, grid.cells);
 #pragma unroll
     for (int e = 0; e < 4; ++e) {  // row q_row + 8 (e / 2), coordinate 8j + t + 4 (e % 2)
-      const int r = e >> 1, step = 8 * j + 4 * (e & 1), code = offset[e] >> 2;
-      w.code_s[code_row[r] + step * kSlabTokens] = static_cast<uint8_t>(code);
-      code_sum[r] = __dadd_rn(code_sum[r], squares[code]);
+      const int r = e >> 1, step = 8 * j + 4 * (e & 1);
+      w.code_s[code_row[r] + step * kSlabTokens] = static_cast<uint8_t>(code[e]);
+      code_sum[r] = __dadd_rn(code_sum[r], squares[code[e]]);
     }
   }
   const double total0 = LaneSumTotal(code_sum[0]), total1 = LaneSumTotal(code_sum[1]);
