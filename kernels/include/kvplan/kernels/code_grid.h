@@ -31,11 +31,7 @@
 #include <cstring>
 #endif
 
-#if defined(__CUDACC__)
-#define KVPLAN_HOST_DEVICE __host__ __device__
-#else
-#define KVPLAN_HOST_DEVICE
-#endif
+#include "kvplan/kernels/host_device.h"
 
 namespace kvplan::kernels {
 

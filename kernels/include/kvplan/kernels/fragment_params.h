@@ -27,11 +27,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define KVPLAN_HOST_DEVICE __host__ __device__
-#else
-#define KVPLAN_HOST_DEVICE
-#endif
+#include "kvplan/kernels/host_device.h"
 
 namespace kvplan::kernels {
 
@@ -117,7 +113,5 @@ KVPLAN_HOST_DEVICE constexpr bool FragmentChunkHolds(int begin, int end, int sta
 }
 
 }  // namespace kvplan::kernels
-
-#undef KVPLAN_HOST_DEVICE
 
 #endif  // KVPLAN_KERNELS_FRAGMENT_PARAMS_H_

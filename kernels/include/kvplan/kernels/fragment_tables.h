@@ -21,11 +21,7 @@
 #include <vector>
 #endif
 
-#if defined(__CUDACC__)
-#define KVPLAN_HOST_DEVICE __host__ __device__
-#else
-#define KVPLAN_HOST_DEVICE
-#endif
+#include "kvplan/kernels/host_device.h"
 
 namespace kvplan::kernels {
 
@@ -59,7 +55,5 @@ float FragmentUnitCentroid(int bits, int code);
 #endif
 
 }  // namespace kvplan::kernels
-
-#undef KVPLAN_HOST_DEVICE
 
 #endif  // KVPLAN_KERNELS_FRAGMENT_TABLES_H_
