@@ -40,7 +40,7 @@ namespace kvplan::kernels {
 inline constexpr float kCodeGridScale = 1048576.0f;
 // Per width b = 1..8: log2 of w_b / kCodeGridScale (below the smallest gap
 // between b's boundaries: 9.8e-1, 5.0e-1, 2.6e-1 .. 1.7e-2 from b = 2 on) and
-// H_b (the largest boundary inside (H_b - 1/2) w_b). FillCodeGrid checks both
+// H_b (every boundary inside ±(H_b - 1/2) w_b). FillCodeGrid checks both
 // against the checked-in codebooks.
 inline constexpr int kCodeGridLog2Width[8] = {1, -1, -1, -2, -3, -4, -5, -6};
 inline constexpr int kCodeGridHalfCells[8] = {1, 3, 4, 11, 25, 57, 128, 282};
