@@ -29,7 +29,7 @@
 //     atomics).
 // A CTA stages its head's B once (hi and lo, 64 KB) and runs kWgmmaGroups
 // warpgroups, each on every kWgmmaGroups-th slab of the CTA's range; one CTA
-// per SM (~219 KB of shared memory).
+// per SM (~226 KB of shared memory, WgmmaSmem::kBytes).
 #ifndef KVPLAN_KERNELS_ENCODE_WGMMA_SLAB_CUH_
 #define KVPLAN_KERNELS_ENCODE_WGMMA_SLAB_CUH_
 
