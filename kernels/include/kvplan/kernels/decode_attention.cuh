@@ -971,7 +971,7 @@ __host__ __device__ constexpr int MergeSmemFloats(int num_splits) {
 }
 
 template <int HEAD_DIM, int GROUP_SIZE>
-__global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>())
+__global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>(), 2)
     MergeKernel(const __grid_constant__ PackedDecodeParams p) {
   using namespace internal;
   extern __shared__ float merge_smem[];  // weights [slots], rot [HEAD_DIM], parts
@@ -995,6 +995,22 @@ __global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>())
   const int64_t base_part = (static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * slots;
   const float* ml = p.partial_ml + base_part * GROUP_SIZE * 2;
   const float* po = p.partial_o + base_part * GROUP_SIZE * HEAD_DIM;
+  // The thread's first kPrefetchSplits splits of O are loaded with the (m, l)
+  // pairs, not after their weights: one L2 round trip fewer on the step's tail
+  // (NOTES.md run 39, call 7). Two CTAs per SM (the launch bound: 64
+  // registers at head_dim 128) keep a batch-16 merge's 512 CTAs in two waves;
+  // 16 prefetched splits took 83 registers, one CTA per SM, and lost 2% there.
+  constexpr int kPrefetchSplits = 12;
+  float o_first[kPrefetchSplits];
+#pragma unroll
+  for (int k = 0; k < kPrefetchSplits; ++k) {
+    const int s = part + kSumParts * k;
+    o_first[k] =
+        s < p.num_splits ? po[(static_cast<int64_t>(s) * GROUP_SIZE + h) * HEAD_DIM + dim] : 0.0f;
+  }
+  // The fp16 part's O (slot num_splits), added after the rotation by part 0.
+  const float fp16_o =
+      part == 0 ? po[(static_cast<int64_t>(p.num_splits) * GROUP_SIZE + h) * HEAD_DIM + dim] : 0.0f;
   if (warp == 0) {
     float m = -INFINITY;
     for (int s = lane; s < slots; s += 32) m = fmaxf(m, ml[(s * GROUP_SIZE + h) * 2]);
@@ -1011,8 +1027,13 @@ __global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>())
   }
   __syncthreads();
   float acc = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kPrefetchSplits; ++k) {
+    const int s = part + kSumParts * k;
+    if (s < p.num_splits) acc += weight[s] * o_first[k];
+  }
 #pragma unroll 4
-  for (int s = part; s < p.num_splits; s += kSumParts) {
+  for (int s = part + kSumParts * kPrefetchSplits; s < p.num_splits; s += kSumParts) {
     acc += weight[s] * po[(static_cast<int64_t>(s) * GROUP_SIZE + h) * HEAD_DIM + dim];
   }
   partial[part * HEAD_DIM + dim] = acc;
@@ -1031,8 +1052,7 @@ __global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>())
   if (part != 0) return;
   const float rotated = (partial[dim] + partial[HEAD_DIM + dim]) +
                         (partial[2 * HEAD_DIM + dim] + partial[3 * HEAD_DIM + dim]);
-  const float plain = weight[p.num_splits] *
-                      po[(static_cast<int64_t>(p.num_splits) * GROUP_SIZE + h) * HEAD_DIM + dim];
+  const float plain = weight[p.num_splits] * fp16_o;
   const float l = total;
   const float value =
       l > 0.0f ? (rotated * rsqrtf(static_cast<float>(HEAD_DIM)) + plain) / l : 0.0f;
