@@ -1000,7 +1000,8 @@ __global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>(), 2)
   // (NOTES.md run 39, call 7). Two CTAs per SM (the launch bound: 64
   // registers at head_dim 128) keep a batch-16 merge's 512 CTAs in two waves;
   // 16 prefetched splits took 83 registers, one CTA per SM, and lost 2% there.
-  constexpr int kPrefetchSplits = 12;
+  // As many as fit 64 registers without spills (ptxas, sm_90a).
+  constexpr int kPrefetchSplits = GROUP_SIZE == 1 ? 6 : 12;
   float o_first[kPrefetchSplits];
 #pragma unroll
   for (int k = 0; k < kPrefetchSplits; ++k) {
