@@ -214,29 +214,42 @@ absl::StatusOr<PackedDecodePlan> MakePlan(const DecodeFixture& f) {
   return PackedDecodePlan::Create(config, f.codecs);
 }
 
-void RunDecodeCase(const DecodeCase& c) {
-  KVPLAN_SKIP_WITHOUT_GPU();
-  const DecodeFixture f = BuildFixture(c);
+// One step of f's batch on the device into *got; merge_heads:
+// PackedDecodeParams::merge_heads_per_cta.
+void RunStep(const DecodeFixture& f, int merge_heads, std::vector<float>* got) {
   absl::StatusOr<PackedDecodePlan> plan = MakePlan(f);
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_EQ(plan->page_stride(), f.stride);
   DeviceBuffer<uint8_t> ws(plan->workspace_bytes());
   KVPLAN_CUDA_OK(plan->Upload(ws.get(), nullptr));
   DeviceDecode d(f);
+  const DecodeCase& c = f.c;
   const int batch = static_cast<int>(c.lengths.size());
   const int max_len = *std::max_element(c.lengths.begin(), c.lengths.end());
   const int splits = c.num_splits > 0 ? c.num_splits : plan->SplitsFor(batch, max_len);
   PackedDecodeParams p = plan->DecodeParams(0, ws.get(), batch, splits);
   FillStep(f, d, p);
+  p.merge_heads_per_cta = merge_heads;
   KVPLAN_CUDA_OK(cudaMemset(d.out.get(), 0xff, d.out.size() * sizeof(float)));  // NaN poison
   KVPLAN_CUDA_OK(LaunchPackedDecode(p, nullptr));
   KVPLAN_CUDA_OK(cudaDeviceSynchronize());
-  const std::vector<float> got = d.out.ToHost();
+  *got = d.out.ToHost();
+}
+
+// fp16 operands (q̂, centroids, P) with fp32 accumulation: errors ~2^-11
+// relative per operand, a few of them per output.
+::testing::AssertionResult MatchesReference(const DecodeFixture& f, const std::vector<float>& got) {
   double scale = 0.0;
   for (double w : f.want) scale = std::max(scale, std::abs(w));
-  // fp16 operands (q̂, centroids, P) with fp32 accumulation: errors ~2^-11
-  // relative per operand, a few of them per output.
-  EXPECT_TRUE(AllClose(Name(c), got, f.want, 4e-3 * scale, 1e-2));
+  return AllClose(Name(f.c), got, f.want, 4e-3 * scale, 1e-2);
+}
+
+void RunDecodeCase(const DecodeCase& c) {
+  KVPLAN_SKIP_WITHOUT_GPU();
+  const DecodeFixture f = BuildFixture(c);
+  std::vector<float> got;
+  ASSERT_NO_FATAL_FAILURE(RunStep(f, 0, &got));
+  EXPECT_TRUE(MatchesReference(f, got));
 }
 
 class PackedDecodeTest : public ::testing::TestWithParam<DecodeCase> {};
@@ -277,6 +290,64 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PackedDecodeTest,
                          [](const ::testing::TestParamInfo<DecodeCase>& test_info) {
                            return Name(test_info.param);
                          });
+
+// The merge of whole GQA groups per CTA and of one head per CTA give the same
+// bits (MergeKernel adds in the same order either way), each within the
+// reference's tolerance: many splits (beyond those prefetched), ragged
+// lengths, sinks and recent windows, group sizes 2, 4 and 8.
+class PackedMergeHeadsTest : public ::testing::TestWithParam<DecodeCase> {};
+
+TEST_P(PackedMergeHeadsTest, WholeGroupsEqualOneHeadPerCta) {
+  KVPLAN_SKIP_WITHOUT_GPU();
+  const DecodeFixture f = BuildFixture(GetParam());
+  std::vector<float> one_head, whole_group;
+  ASSERT_NO_FATAL_FAILURE(RunStep(f, 1, &one_head));
+  ASSERT_NO_FATAL_FAILURE(RunStep(f, f.c.group_size, &whole_group));
+  EXPECT_TRUE(MatchesReference(f, one_head));
+  EXPECT_EQ(whole_group, one_head);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, PackedMergeHeadsTest,
+                         ::testing::Values(DecodeCase{128, 4, 3, {3000, 700, 5000}, 4, 64},
+                                           DecodeCase{64, 8, 4, {2000, 700}, 0, 0, 7},
+                                           DecodeCase{128, 2, 2, {129, 4097}},
+                                           DecodeCase{128, 8, 3, {5000}, 0, 0, 40}),
+                         [](const ::testing::TestParamInfo<DecodeCase>& test_info) {
+                           return Name(test_info.param);
+                         });
+
+TEST(MergeHeadsPerCtaTest, WholeGroupsOnceOneHeadPerCtaTakesTwoWaves) {
+  KVPLAN_SKIP_WITHOUT_GPU();
+  int device = 0, sms = 0;
+  KVPLAN_CUDA_OK(cudaGetDevice(&device));
+  KVPLAN_CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int one_wave = 2 * sms;  // one-head merge CTAs per SM: its launch bound
+  PackedDecodeParams p;
+  p.num_kv_heads = 8;
+  p.group_size = 4;
+  p.head_dim = 128;
+  p.num_splits = 2;
+  p.page_stride = 16;
+  p.batch = one_wave / 32;  // 32 query heads: one wave
+  EXPECT_EQ(MergeHeadsPerCta(p), 1);
+  p.batch = one_wave / 32 + 1;
+  EXPECT_EQ(MergeHeadsPerCta(p), 4);
+  p.group_size = 1;
+  EXPECT_EQ(MergeHeadsPerCta(p), 1);
+  // A whole group's weights would not fit the default 48 KB.
+  p.group_size = 4;
+  p.num_splits = 4000;
+  EXPECT_EQ(MergeHeadsPerCta(p), 1);
+  // Forced: as asked, and refused where it is not 1 or the group size or
+  // would not fit, before anything is launched.
+  p.merge_heads_per_cta = 4;
+  EXPECT_EQ(MergeHeadsPerCta(p), 4);
+  EXPECT_EQ(LaunchPackedMerge(p, nullptr), cudaErrorInvalidValue);
+  p.num_splits = 2;
+  p.merge_heads_per_cta = 2;
+  EXPECT_EQ(LaunchPackedMerge(p, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(LaunchPackedDecode(p, nullptr), cudaErrorInvalidValue);
+}
 
 TEST(PackedDecodeGraphTest, CapturedStepEqualsDirectLaunch) {
   KVPLAN_SKIP_WITHOUT_GPU();

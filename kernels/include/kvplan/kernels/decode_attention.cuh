@@ -75,6 +75,8 @@ template <int HEAD_DIM>
 __host__ __device__ constexpr int MergeThreads() {
   return kSumParts * HEAD_DIM;
 }
+// Resident MergeKernel CTAs per SM with one head per CTA (its launch bound).
+inline constexpr int kOneHeadMergeCtasPerSm = 2;
 // Offsets of each width's table inside CodeTables::pair_tables / single_tables.
 __host__ __device__ constexpr int PairTableOffset(int bits) {
   return bits == 1 ? 0 : bits == 2 ? 4 : bits == 3 ? 20 : 84;
@@ -960,59 +962,83 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
   }
 }
 
-// Merges the splits of one (sequence, query head) and undoes V's rotation.
-// Grid (num_kv_heads * GROUP_SIZE, batch); MergeThreads<HEAD_DIM>()
-// threads; dynamic shared memory MergeSmemFloats<HEAD_DIM>(num_splits) floats.
-// Thread (part, dim) sums the splits s ≡ part and then the rotation terms
-// j ≡ part (mod kSumParts); the parts are added in a fixed order.
-template <int HEAD_DIM>
-__host__ __device__ constexpr int MergeSmemFloats(int num_splits) {
-  return num_splits + 1 + (1 + internal::kSumParts) * HEAD_DIM;
+// Merges the splits of HEADS query heads of one (sequence, KV head) and undoes
+// V's rotation. Grid (num_kv_heads * GROUP_SIZE / HEADS, batch);
+// MergeThreads<HEAD_DIM>() threads; dynamic shared memory
+// MergeSmemFloats(HEAD_DIM, num_splits, HEADS) floats. Thread (part, dim) sums
+// the splits s ≡ part (mod kSumParts) and then the rotation terms of its
+// quarter of the rows, j / (HEAD_DIM / kSumParts) = part, of every head (the
+// merged y_j are read from shared memory four at a time); the parts are added
+// in a fixed order, the same for any HEADS, so every HEADS gives the same
+// bits. HEADS > 1 loads V's rotation once for the
+// CTA's heads instead of once per head: a batch-16 step's merge reads
+// GROUP_SIZE times less of it (NOTES.md run 40).
+__host__ __device__ constexpr int MergeSmemFloats(int head_dim, int num_splits, int heads) {
+  return heads * (num_splits + 1 + (1 + internal::kSumParts) * head_dim);
 }
 
-template <int HEAD_DIM, int GROUP_SIZE>
-__global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>(), 2)
+template <int HEAD_DIM, int GROUP_SIZE, int HEADS>
+__global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>(),
+                                  HEADS == 1 ? internal::kOneHeadMergeCtasPerSm : 1)
     MergeKernel(const __grid_constant__ PackedDecodeParams p) {
   using namespace internal;
-  extern __shared__ float merge_smem[];  // weights [slots], rot [HEAD_DIM], parts
-  const int qh = blockIdx.x, b = blockIdx.y;
-  const int kv_head = qh / GROUP_SIZE, h = qh % GROUP_SIZE;
+  static_assert(GROUP_SIZE % HEADS == 0, "a CTA merges whole query heads of one KV head");
+  static_assert(HEADS <= MergeThreads<HEAD_DIM>() / 32, "one warp weighs each head's slots");
+  extern __shared__ __align__(16) float merge_smem[];    // rot, parts, weights
+  const int first = blockIdx.x * HEADS, b = blockIdx.y;  // the CTA's first query head
+  const int kv_head = first / GROUP_SIZE, h0 = first % GROUP_SIZE;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int dim = tid % HEAD_DIM, part = tid / HEAD_DIM;
   const int slots = p.num_splits + 1;
-  float* weight = merge_smem;
-  float* rot = merge_smem + slots;
-  float* partial = rot + HEAD_DIM;  // [kSumParts][HEAD_DIM]
-  __shared__ float total;
+  float* rot = merge_smem;                                 // [HEADS][HEAD_DIM], 16-byte aligned
+  float* partial = rot + HEADS * HEAD_DIM;                 // [HEADS][kSumParts][HEAD_DIM]
+  float* weight = partial + HEADS * kSumParts * HEAD_DIM;  // [HEADS][slots]
+  __shared__ float total[HEADS];
   // V's rotation is plan data: this thread's column entries are loaded while
   // the attention kernel still runs (programmatic dependent launch).
   const float* r = p.rotations + p.heads[kv_head].v_rotation;
   constexpr int kTerms = HEAD_DIM / kSumParts;
   float r_col[kTerms];
 #pragma unroll
-  for (int k = 0; k < kTerms; ++k) r_col[k] = r[(part + kSumParts * k) * HEAD_DIM + dim];
+  for (int k = 0; k < kTerms; ++k) r_col[k] = r[(part * kTerms + k) * HEAD_DIM + dim];
   WaitForPrerequisiteGrids();
   const int64_t base_part = (static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * slots;
   const float* ml = p.partial_ml + base_part * GROUP_SIZE * 2;
   const float* po = p.partial_o + base_part * GROUP_SIZE * HEAD_DIM;
-  // The thread's first kPrefetchSplits splits of O are loaded with the (m, l)
-  // pairs, not after their weights: one L2 round trip fewer on the step's tail
-  // (NOTES.md run 39, call 7). Two CTAs per SM (the launch bound: 64
+  auto o_at = [&](int s, int h) {
+    return po[(static_cast<int64_t>(s) * GROUP_SIZE + h0 + h) * HEAD_DIM + dim];
+  };
+  // The thread's first splits of O are loaded with the (m, l) pairs, not after
+  // their weights: one L2 round trip fewer on the step's tail (NOTES.md run
+  // 39, call 7). With one head per CTA, two CTAs per SM (the launch bound: 64
   // registers at head_dim 128) keep a batch-16 merge's 512 CTAs in two waves;
-  // 16 prefetched splits took 83 registers, one CTA per SM, and lost 2% there.
-  // As many as fit 64 registers without spills (ptxas, sm_90a).
-  constexpr int kPrefetchSplits = GROUP_SIZE == 1 ? 6 : 12;
-  float o_first[kPrefetchSplits];
+  // 16 prefetched splits took 83 registers, one CTA per SM, and lost 2%
+  // there. So as many as fit 64 registers without spills (ptxas, sm_90a); a
+  // grid of whole groups is GROUP_SIZE times smaller and has no such cap.
+  constexpr int kPrefetchSplits =
+      HEADS == 1 ? (GROUP_SIZE == 1 ? 6 : 12) : (HEADS >= 12 ? 1 : 12 / HEADS);
+  float o_first[HEADS][kPrefetchSplits];
 #pragma unroll
-  for (int k = 0; k < kPrefetchSplits; ++k) {
-    const int s = part + kSumParts * k;
-    o_first[k] =
-        s < p.num_splits ? po[(static_cast<int64_t>(s) * GROUP_SIZE + h) * HEAD_DIM + dim] : 0.0f;
+  for (int h = 0; h < HEADS; ++h) {
+#pragma unroll
+    for (int k = 0; k < kPrefetchSplits; ++k) {
+      const int s = part + kSumParts * k;
+      o_first[h][k] = s < p.num_splits ? o_at(s, h) : 0.0f;
+    }
   }
-  // The fp16 part's O (slot num_splits), added after the rotation by part 0.
-  const float fp16_o =
-      part == 0 ? po[(static_cast<int64_t>(p.num_splits) * GROUP_SIZE + h) * HEAD_DIM + dim] : 0.0f;
-  if (warp == 0) {
+  // Part `part` finishes heads part, part + kSumParts, ...: their fp16 part's
+  // O (slot num_splits) is added after the rotation.
+  constexpr int kOwnedHeads = (HEADS + kSumParts - 1) / kSumParts;
+  float fp16_o[kOwnedHeads];
+#pragma unroll
+  for (int j = 0; j < kOwnedHeads; ++j) {
+    const int h = part + kSumParts * j;
+    fp16_o[j] = h < HEADS ? o_at(p.num_splits, h) : 0.0f;
+  }
+  if (warp < HEADS) {
+    // Warp `head` weighs head h0 + head's slots (0 spelled out: else ptxas
+    // keeps `warp` live and HEADS = 1 spills at head_dim 128).
+    const int head = HEADS == 1 ? 0 : warp, h = h0 + head;
     float m = -INFINITY;
     for (int s = lane; s < slots; s += 32) m = fmaxf(m, ml[(s * GROUP_SIZE + h) * 2]);
     m = WarpMax(m);
@@ -1020,44 +1046,71 @@ __global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>(), 2)
     float l = 0.0f;
     for (int s = lane; s < slots; s += 32) {
       const float w = exp2f(ml[(s * GROUP_SIZE + h) * 2] - base);
-      weight[s] = w;
+      weight[head * slots + s] = w;
       l += w * ml[(s * GROUP_SIZE + h) * 2 + 1];
     }
     l = WarpSum(l);
-    if (lane == 0) total = l;
+    if (lane == 0) total[head] = l;
   }
   __syncthreads();
-  float acc = 0.0f;
 #pragma unroll
-  for (int k = 0; k < kPrefetchSplits; ++k) {
-    const int s = part + kSumParts * k;
-    if (s < p.num_splits) acc += weight[s] * o_first[k];
-  }
+  for (int h = 0; h < HEADS; ++h) {
+    const float* w = weight + h * slots;
+    float acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kPrefetchSplits; ++k) {
+      const int s = part + kSumParts * k;
+      if (s < p.num_splits) acc += w[s] * o_first[h][k];
+    }
 #pragma unroll 4
-  for (int s = part + kSumParts * kPrefetchSplits; s < p.num_splits; s += kSumParts) {
-    acc += weight[s] * po[(static_cast<int64_t>(s) * GROUP_SIZE + h) * HEAD_DIM + dim];
-  }
-  partial[part * HEAD_DIM + dim] = acc;
-  __syncthreads();
-  if (part == 0) {
-    rot[dim] = (partial[dim] + partial[HEAD_DIM + dim]) +
-               (partial[2 * HEAD_DIM + dim] + partial[3 * HEAD_DIM + dim]);
+    for (int s = part + kSumParts * kPrefetchSplits; s < p.num_splits; s += kSumParts) {
+      acc += w[s] * o_at(s, h);
+    }
+    partial[(h * kSumParts + part) * HEAD_DIM + dim] = acc;
   }
   __syncthreads();
-  // x_i = Σ_j R[j][i]·y_j / √d: column dim of R, rows j ≡ part.
-  acc = 0.0f;
+  // The four parts' sums, added in a fixed order.
+  auto parts_sum = [&](int h) {
+    const float* q = partial + h * kSumParts * HEAD_DIM + dim;
+    return (q[0] + q[HEAD_DIM]) + (q[2 * HEAD_DIM] + q[3 * HEAD_DIM]);
+  };
+  static_assert(kSumParts == 4, "parts_sum adds four parts");
 #pragma unroll
-  for (int k = 0; k < kTerms; ++k) acc += r_col[k] * rot[part + kSumParts * k];
-  partial[part * HEAD_DIM + dim] = acc;
+  for (int j = 0; j < kOwnedHeads; ++j) {
+    const int h = part + kSumParts * j;
+    if (h < HEADS) rot[h * HEAD_DIM + dim] = parts_sum(h);
+  }
   __syncthreads();
-  if (part != 0) return;
-  const float rotated = (partial[dim] + partial[HEAD_DIM + dim]) +
-                        (partial[2 * HEAD_DIM + dim] + partial[3 * HEAD_DIM + dim]);
-  const float plain = weight[p.num_splits] * fp16_o;
-  const float l = total;
-  const float value =
-      l > 0.0f ? (rotated * rsqrtf(static_cast<float>(HEAD_DIM)) + plain) / l : 0.0f;
-  p.out[(static_cast<int64_t>(b) * p.num_kv_heads * GROUP_SIZE + qh) * HEAD_DIM + dim] = value;
+  // x_i = Σ_j R[j][i]·y_j / √d: column dim of R, the part's rows, every head.
+  float acc[HEADS];
+#pragma unroll
+  for (int h = 0; h < HEADS; ++h) acc[h] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kTerms; k += 4) {
+#pragma unroll
+    for (int h = 0; h < HEADS; ++h) {
+      const float4 y = *reinterpret_cast<const float4*>(rot + h * HEAD_DIM + part * kTerms + k);
+      acc[h] += r_col[k] * y.x;
+      acc[h] += r_col[k + 1] * y.y;
+      acc[h] += r_col[k + 2] * y.z;
+      acc[h] += r_col[k + 3] * y.w;
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < HEADS; ++h) partial[(h * kSumParts + part) * HEAD_DIM + dim] = acc[h];
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kOwnedHeads; ++j) {
+    const int h = part + kSumParts * j;
+    if (h >= HEADS) break;
+    const float rotated = parts_sum(h);
+    const float plain = weight[h * slots + p.num_splits] * fp16_o[j];
+    const float l = total[h];
+    const float value =
+        l > 0.0f ? (rotated * rsqrtf(static_cast<float>(HEAD_DIM)) + plain) / l : 0.0f;
+    p.out[(static_cast<int64_t>(b) * p.num_kv_heads * GROUP_SIZE + first + h) * HEAD_DIM + dim] =
+        value;
+  }
 }
 
 }  // namespace kvplan::kernels

@@ -7,7 +7,7 @@
 //
 // Example:
 //   const OverlappingLaunch launch(grid, block, dynamic_smem, stream);
-//   cudaLaunchKernelEx(launch.config(), MergeKernel<128, 4>, params);      // a built-in kernel
+//   cudaLaunchKernelEx(launch.config(), MergeKernel<128, 4, 4>, params);   // a built-in kernel
 //   cudaLaunchKernelExC(launch.config(), jit_kernel, args);                // a cudaKernel_t
 #ifndef KVPLAN_KERNELS_OVERLAPPING_LAUNCH_H_
 #define KVPLAN_KERNELS_OVERLAPPING_LAUNCH_H_
