@@ -499,121 +499,6 @@ __device__ void Fp16Part(const PackedDecodeParams& p, int kv_head, int batch, fl
   }
 }
 
-// RotateQuery in two halves. LoadPlan reads only plan data (the thread's
-// position pair's group and, with PRELOAD, its Rᵀ terms and the permutation
-// of its q elements), so that a kernel that must wait for q
-// (FragmentPrologueKernel) issues those loads before the wait; Rotate then
-// reads q and writes q̂. Thread (pair, part): positions 2·pair and 2·pair + 1
-// (one group: sizes and offsets are even), terms j ≡ part (mod kParts), float2
-// loads of Rᵀ; the parts are adjacent lanes, added by shuffles. So a thread
-// waits for about d / (2·kParts·unroll) rounds of L2 latency, not d / unroll.
-// Without PRELOAD (the version-1 attention's per-CTA q̂, where 32 terms would
-// not fit its registers) the terms load inside the product loop.
-template <int HEAD_DIM, int GROUP_SIZE, int ROW_STRIDE, bool PADDED, int THREADS, bool PRELOAD>
-struct QueryRotation {
-  static_assert(ROW_STRIDE % 8 == 0, "rows of whole 16-byte chunks");
-  static constexpr int kParts = THREADS / (HEAD_DIM / 2);
-  static_assert(kParts >= 2 && kParts <= 16 && (kParts & (kParts - 1)) == 0,
-                "THREADS / (HEAD_DIM / 2) parts per position pair: 2, 4, 8 or 16");
-  static constexpr int kTerms = PRELOAD ? HEAD_DIM / kParts : 1;  // j < d <= HEAD_DIM
-  static constexpr int kQElems = PRELOAD ? (GROUP_SIZE * HEAD_DIM + THREADS - 1) / THREADS : 1;
-  int part, d, first, i, out;
-  float scale;
-  const float* rt;
-  int q_src[kQElems];  // PRELOAD: the q element that q_perm[tid + k·THREADS] takes
-  float2 r[kTerms];    // PRELOAD: Rᵀ terms j = part + k·kParts
-
-  __device__ __forceinline__ void LoadPlan(const PackedDecodeParams& p, const PackedHeadDesc& desc,
-                                           int tid) {
-    const int pos = 2 * (tid / kParts);
-    part = tid % kParts;
-    const int num_groups = desc.num_groups;
-    int grp = 0;
-#pragma unroll
-    for (int h = 1; h < kMaxKGroups; ++h) grp = h < num_groups && desc.offset[h] <= pos ? h : grp;
-    d = desc.size[grp];
-    first = desc.offset[grp];
-    i = pos - first;
-    out = (PADDED ? desc.padded_offset[grp] : desc.offset[grp]) + i;
-    scale = p.scale * kLog2e * rsqrtf(static_cast<float>(d));
-    rt = p.rotations + desc.k_rotation_t[grp];
-    if constexpr (PRELOAD) {
-#pragma unroll
-      for (int k = 0; k < kQElems; ++k) {
-        const int e = tid + k * THREADS;
-        q_src[k] = e < GROUP_SIZE * HEAD_DIM
-                       ? (e / HEAD_DIM) * HEAD_DIM + desc.permutation[e % HEAD_DIM]
-                       : 0;
-      }
-#pragma unroll
-      for (int k = 0; k < kTerms; ++k) r[k] = Term(part + kParts * k);
-    }
-  }
-
-  // q̂ of (sequence b, kv_head) into q_hat; q_perm: GROUP_SIZE·HEAD_DIM floats
-  // of shared scratch. Ends with a barrier.
-  __device__ __forceinline__ void Rotate(const PackedDecodeParams& p, const PackedHeadDesc& desc,
-                                         int kv_head, int b, int tid, uint16_t* q_hat,
-                                         float* q_perm) const {
-    const int q_heads = p.num_kv_heads * GROUP_SIZE;
-    const float* q = p.q + (static_cast<int64_t>(b) * q_heads + kv_head * GROUP_SIZE) * HEAD_DIM;
-    if constexpr (PRELOAD) {
-#pragma unroll
-      for (int k = 0; k < kQElems; ++k) {
-        const int e = tid + k * THREADS;
-        if (e < GROUP_SIZE * HEAD_DIM) q_perm[e] = q[q_src[k]];
-      }
-    } else {
-      for (int e = tid; e < GROUP_SIZE * HEAD_DIM; e += THREADS) {
-        q_perm[e] = q[(e / HEAD_DIM) * HEAD_DIM + desc.permutation[e % HEAD_DIM]];
-      }
-    }
-    for (int c = tid; c < kMaxGroupSize * ROW_STRIDE / 8; c += THREADS) {
-      reinterpret_cast<uint4*>(q_hat)[c] = make_uint4(0, 0, 0, 0);
-    }
-    __syncthreads();
-    float acc[2][GROUP_SIZE] = {};
-    const auto add = [&](float2 term, int j) {
-#pragma unroll
-      for (int h = 0; h < GROUP_SIZE; ++h) {
-        const float x = q_perm[h * HEAD_DIM + first + j];
-        acc[0][h] += term.x * x;
-        acc[1][h] += term.y * x;
-      }
-    };
-    if constexpr (PRELOAD) {
-#pragma unroll
-      for (int k = 0; k < kTerms; ++k) {
-        if (part + kParts * k < d) add(r[k], part + kParts * k);
-      }
-    } else {
-#pragma unroll 16
-      for (int j = part; j < d; j += kParts) add(Term(j), j);
-    }
-#pragma unroll
-    for (int h = 0; h < GROUP_SIZE; ++h) {
-      float v0 = acc[0][h], v1 = acc[1][h];
-#pragma unroll
-      for (int o = 1; o < kParts; o <<= 1) {
-        v0 += __shfl_xor_sync(0xffffffffu, v0, o);
-        v1 += __shfl_xor_sync(0xffffffffu, v1, o);
-      }
-      if (part == 0) {
-        *reinterpret_cast<uint32_t*>(q_hat + h * ROW_STRIDE + out) =
-            PackHalf2(v0 * scale, v1 * scale);
-      }
-    }
-    __syncthreads();
-  }
-
- private:
-  // Rᵀ's entries (j, i) and (j, i + 1) of the thread's group (zero past d).
-  __device__ __forceinline__ float2 Term(int j) const {
-    return j < d ? *reinterpret_cast<const float2*>(rt + static_cast<int64_t>(j) * d + i)
-                 : make_float2(0.0f, 0.0f);
-  }
-};
-
 // q̂ rows of the query heads of (sequence b, kv_head) into q_hat (rows of
 // ROW_STRIDE halves, kMaxGroupSize of them, shared or global memory): row h,
 // position o_g + i = fp16((R_g·q_g)_i · scale·log2(e)/√d_g), zero elsewhere,
@@ -631,9 +516,57 @@ template <int HEAD_DIM, int GROUP_SIZE, int ROW_STRIDE, bool PADDED,
 __device__ __forceinline__ void RotateQuery(const PackedDecodeParams& p, const PackedHeadDesc& desc,
                                             int kv_head, int b, int tid, uint16_t* q_hat,
                                             float* q_perm) {
-  QueryRotation<HEAD_DIM, GROUP_SIZE, ROW_STRIDE, PADDED, THREADS, /*PRELOAD=*/false> rotation;
-  rotation.LoadPlan(p, desc, tid);
-  rotation.Rotate(p, desc, kv_head, b, tid, q_hat, q_perm);
+  static_assert(ROW_STRIDE % 8 == 0, "rows of whole 16-byte chunks");
+  const int q_heads = p.num_kv_heads * GROUP_SIZE;
+  const float* q = p.q + (static_cast<int64_t>(b) * q_heads + kv_head * GROUP_SIZE) * HEAD_DIM;
+  for (int e = tid; e < GROUP_SIZE * HEAD_DIM; e += THREADS) {
+    q_perm[e] = q[(e / HEAD_DIM) * HEAD_DIM + desc.permutation[e % HEAD_DIM]];
+  }
+  for (int c = tid; c < kMaxGroupSize * ROW_STRIDE / 8; c += THREADS) {
+    reinterpret_cast<uint4*>(q_hat)[c] = make_uint4(0, 0, 0, 0);
+  }
+  __syncthreads();
+  // Thread (pair, part): positions 2·pair and 2·pair + 1 (one group: sizes and
+  // offsets are even), terms j ≡ part (mod kParts), float2 loads of Rᵀ; the
+  // parts are adjacent lanes, added by shuffles. So a thread waits for about
+  // d / (2·kParts·unroll) rounds of L2 latency, not d / unroll.
+  constexpr int kParts = THREADS / (HEAD_DIM / 2);
+  static_assert(kParts >= 2 && kParts <= 16 && (kParts & (kParts - 1)) == 0,
+                "THREADS / (HEAD_DIM / 2) parts per position pair: 2, 4, 8 or 16");
+  const int pair = tid / kParts, part = tid % kParts, pos = 2 * pair;
+  const int num_groups = desc.num_groups;
+  int grp = 0;
+#pragma unroll
+  for (int h = 1; h < kMaxKGroups; ++h) grp = h < num_groups && desc.offset[h] <= pos ? h : grp;
+  const int d = desc.size[grp], first = desc.offset[grp], i = pos - first;
+  const float* rt = p.rotations + desc.k_rotation_t[grp];
+  float acc[2][GROUP_SIZE] = {};
+#pragma unroll 16
+  for (int j = part; j < d; j += kParts) {
+    const float2 r = *reinterpret_cast<const float2*>(rt + static_cast<int64_t>(j) * d + i);
+#pragma unroll
+    for (int h = 0; h < GROUP_SIZE; ++h) {
+      const float x = q_perm[h * HEAD_DIM + first + j];
+      acc[0][h] += r.x * x;
+      acc[1][h] += r.y * x;
+    }
+  }
+  const float scale = p.scale * kLog2e * rsqrtf(static_cast<float>(d));
+  const int out = (PADDED ? desc.padded_offset[grp] : desc.offset[grp]) + i;
+#pragma unroll
+  for (int h = 0; h < GROUP_SIZE; ++h) {
+    float v0 = acc[0][h], v1 = acc[1][h];
+#pragma unroll
+    for (int o = 1; o < kParts; o <<= 1) {
+      v0 += __shfl_xor_sync(0xffffffffu, v0, o);
+      v1 += __shfl_xor_sync(0xffffffffu, v1, o);
+    }
+    if (part == 0) {
+      *reinterpret_cast<uint32_t*>(q_hat + h * ROW_STRIDE + out) =
+          PackHalf2(v0 * scale, v1 * scale);
+    }
+  }
+  __syncthreads();
 }
 template <int HEAD_DIM, int GROUP_SIZE, int ROW_STRIDE, bool PADDED>
 __device__ __noinline__ void RotateQueryCall(const PackedDecodeParams& p,

@@ -61,15 +61,10 @@ __global__ void __launch_bounds__(kFragmentPrologueThreads)
   // Fp16Part's q rows and scores; RotateQuery's permuted q (the smaller).
   __shared__ float scratch[kMaxGroupSize * HEAD_DIM + kMaxGroupSize * kMaxFp16Tokens];
   const int kv_head = blockIdx.x, b = blockIdx.y;
-  // q̂'s plan data (the head's groups and Rᵀ terms, uploaded before any step)
-  // is loaded before the wait below, so that only q's loads follow it.
-  QueryRotation<HEAD_DIM, GROUP_SIZE, HEAD_DIM, false, kFragmentPrologueThreads, /*PRELOAD=*/true>
-      rotation;
-  if (blockIdx.z == 0) rotation.LoadPlan(p, p.heads[kv_head], static_cast<int>(threadIdx.x));
   // Launched as a programmatic dependent of the stream's previous kernel (the
   // one that wrote q, or the previous step's merge, which still reads the
-  // partial slots written below and the previous q̂): nothing of those is read
-  // or written before it has completed.
+  // partial slots written below): nothing is read or written before it has
+  // completed.
   WaitForPrerequisiteGrids();
   // Only now may the attention kernel start loading its code tables (it waits
   // for this grid before it reads q̂): its splits past a sequence's end write
@@ -86,7 +81,8 @@ __global__ void __launch_bounds__(kFragmentPrologueThreads)
   }
   uint16_t* q_hat =
       q_rot + (static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * kFragmentQueryRows * HEAD_DIM;
-  rotation.Rotate(p, p.heads[kv_head], kv_head, b, static_cast<int>(threadIdx.x), q_hat, scratch);
+  RotateQuery<HEAD_DIM, GROUP_SIZE, HEAD_DIM, false, kFragmentPrologueThreads>(
+      p, p.heads[kv_head], kv_head, b, static_cast<int>(threadIdx.x), q_hat, scratch);
 }
 
 }  // namespace kvplan::kernels
