@@ -903,9 +903,9 @@ __global__ void __launch_bounds__(internal::kAttentionThreads, 8 / internal::kTi
 // quarter of the rows, j / (HEAD_DIM / kSumParts) = part, of every head (the
 // merged y_j are read from shared memory four at a time); the parts are added
 // in a fixed order, the same for any HEADS, so every HEADS gives the same
-// bits. HEADS > 1 loads V's rotation once for the
-// CTA's heads instead of once per head: a batch-16 step's merge reads
-// GROUP_SIZE times less of it (NOTES.md run 40).
+// bits. HEADS > 1 loads V's rotation once for the CTA's heads instead of once
+// per head: a batch-16 step's merge reads GROUP_SIZE times less of it
+// (NOTES.md run 40).
 __host__ __device__ constexpr int MergeSmemFloats(int head_dim, int num_splits, int heads) {
   return heads * (num_splits + 1 + (1 + internal::kSumParts) * head_dim);
 }
