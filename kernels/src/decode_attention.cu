@@ -45,7 +45,7 @@ cudaError_t LaunchPackedDecodeTyped(const PackedDecodeParams& p, int merge_heads
 
 bool ValidStep(const PackedDecodeParams& p) {
   return p.num_splits >= 1 && p.num_kv_heads > 0 && p.page_stride > 0 && p.page_stride % 16 == 0 &&
-         p.max_sink + p.max_recent <= kMaxFp16Tokens;
+         p.max_sink + p.max_recent <= kMaxFp16Tokens && p.num_sms >= 1;
 }
 
 // Within the 48 KB of dynamic shared memory a launch gets without an opt-in.
@@ -67,13 +67,8 @@ int MergeHeadsPerCta(const PackedDecodeParams& p) {
   // One head per CTA is faster while its grid fits one wave: the merge's time
   // is then latency, which more CTAs share; once it takes two, whole groups,
   // which load V's rotation GROUP_SIZE times less, are (NOTES.md run 40).
-  int device = 0, sms = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    return 1;
-  }
   const int64_t one_head_ctas = int64_t{p.batch} * p.num_kv_heads * p.group_size;
-  return one_head_ctas > int64_t{internal::kOneHeadMergeCtasPerSm} * sms ? p.group_size : 1;
+  return one_head_ctas > int64_t{internal::kOneHeadMergeCtasPerSm} * p.num_sms ? p.group_size : 1;
 }
 
 cudaError_t LaunchPackedDecode(const PackedDecodeParams& p, cudaStream_t stream) {

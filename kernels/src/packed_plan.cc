@@ -315,6 +315,7 @@ PackedDecodeParams PackedDecodePlan::DecodeParams(int layer, void* workspace, in
   p.batch = std::min(batch, config_.max_batch);
   p.max_sink = config_.max_sink;
   p.max_recent = config_.max_recent;
+  p.num_sms = config_.num_sms;
   return p;
 }
 

@@ -316,22 +316,23 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PackedMergeHeadsTest,
                            return Name(test_info.param);
                          });
 
+// Host arithmetic only (no device needed): the plan's SM count decides.
 TEST(MergeHeadsPerCtaTest, WholeGroupsOnceOneHeadPerCtaTakesTwoWaves) {
-  KVPLAN_SKIP_WITHOUT_GPU();
-  int device = 0, sms = 0;
-  KVPLAN_CUDA_OK(cudaGetDevice(&device));
-  KVPLAN_CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  const int one_wave = 2 * sms;  // one-head merge CTAs per SM: its launch bound
   PackedDecodeParams p;
   p.num_kv_heads = 8;
   p.group_size = 4;
   p.head_dim = 128;
   p.num_splits = 2;
   p.page_stride = 16;
-  p.batch = one_wave / 32;  // 32 query heads: one wave
-  EXPECT_EQ(MergeHeadsPerCta(p), 1);
-  p.batch = one_wave / 32 + 1;
-  EXPECT_EQ(MergeHeadsPerCta(p), 4);
+  for (int sms : {132, 100}) {
+    SCOPED_TRACE(sms);
+    p.num_sms = sms;
+    const int one_wave = 2 * sms;  // one-head merge CTAs per SM: its launch bound
+    p.batch = one_wave / 32;       // 32 query heads: one wave
+    EXPECT_EQ(MergeHeadsPerCta(p), 1);
+    p.batch = one_wave / 32 + 1;
+    EXPECT_EQ(MergeHeadsPerCta(p), 4);
+  }
   p.group_size = 1;
   EXPECT_EQ(MergeHeadsPerCta(p), 1);
   // A whole group's weights would not fit the default 48 KB.
@@ -347,6 +348,24 @@ TEST(MergeHeadsPerCtaTest, WholeGroupsOnceOneHeadPerCtaTakesTwoWaves) {
   p.merge_heads_per_cta = 2;
   EXPECT_EQ(LaunchPackedMerge(p, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(LaunchPackedDecode(p, nullptr), cudaErrorInvalidValue);
+  // No multiprocessors: refused too.
+  p.merge_heads_per_cta = 0;
+  p.num_sms = 0;
+  EXPECT_EQ(LaunchPackedMerge(p, nullptr), cudaErrorInvalidValue);
+}
+
+TEST(MergeHeadsPerCtaTest, DecodeParamsCarryThePlansSmCount) {
+  PackedDecodeConfig config;
+  config.num_layers = 1;
+  config.num_kv_heads = 1;
+  config.group_size = 4;
+  config.head_dim = 64;
+  config.v_bits = 2;
+  config.num_sms = 100;
+  absl::StatusOr<PackedDecodePlan> plan =
+      PackedDecodePlan::Create(config, {RandomCodec(64, 3.0, 1064)});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->DecodeParams(0, nullptr, 1, 1).num_sms, 100);
 }
 
 TEST(PackedDecodeGraphTest, CapturedStepEqualsDirectLaunch) {

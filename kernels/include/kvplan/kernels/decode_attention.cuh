@@ -916,6 +916,7 @@ __global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>(),
     MergeKernel(const __grid_constant__ PackedDecodeParams p) {
   using namespace internal;
   static_assert(GROUP_SIZE % HEADS == 0, "a CTA merges whole query heads of one KV head");
+  static_assert(HEADS <= kMaxGroupSize, "at most 12 / HEADS >= 1 prefetched splits per head");
   static_assert(HEADS <= MergeThreads<HEAD_DIM>() / 32, "one warp weighs each head's slots");
   extern __shared__ __align__(16) float merge_smem[];    // rot, parts, weights
   const int first = blockIdx.x * HEADS, b = blockIdx.y;  // the CTA's first query head
@@ -948,8 +949,7 @@ __global__ void __launch_bounds__(internal::MergeThreads<HEAD_DIM>(),
   // 16 prefetched splits took 83 registers, one CTA per SM, and lost 2%
   // there. So as many as fit 64 registers without spills (ptxas, sm_90a); a
   // grid of whole groups is GROUP_SIZE times smaller and has no such cap.
-  constexpr int kPrefetchSplits =
-      HEADS == 1 ? (GROUP_SIZE == 1 ? 6 : 12) : (HEADS >= 12 ? 1 : 12 / HEADS);
+  constexpr int kPrefetchSplits = HEADS == 1 ? (GROUP_SIZE == 1 ? 6 : 12) : 12 / HEADS;
   float o_first[HEADS][kPrefetchSplits];
 #pragma unroll
   for (int h = 0; h < HEADS; ++h) {

@@ -76,10 +76,11 @@ cudaError_t LaunchFragmentPrologue(const PackedDecodeParams& p, uint16_t* q_rot,
 cudaError_t LaunchPackedMerge(const PackedDecodeParams& p, cudaStream_t stream);
 
 // Query heads per CTA of the merge that LaunchPackedMerge (and
-// LaunchPackedDecode) runs for p on the current device: p.merge_heads_per_cta
-// if set, else p.group_size when the grid of one head per CTA would take more
-// than one wave (then loading V's rotation once per (sequence, KV head) wins)
-// and a whole group's shared memory fits 48 KB, else 1 (NOTES.md run 40).
+// LaunchPackedDecode) runs for p: p.merge_heads_per_cta if set, else
+// p.group_size when the grid of one head per CTA would take more than one wave
+// of p.num_sms multiprocessors (then loading V's rotation once per (sequence,
+// KV head) wins) and a whole group's shared memory fits 48 KB, else 1
+// (NOTES.md run 40). Host arithmetic only: it asks the driver nothing.
 int MergeHeadsPerCta(const PackedDecodeParams& p);
 
 // The most new tokens a fragment step takes with it: the fused grid's y axis.

@@ -206,8 +206,11 @@ struct PackedDecodeParams {
   // A balanced fragment step only: attention CTAs per kv_head, which share the
   // batch's tiles evenly; 0: FragmentDecodeProgram::CtasPerKvHead.
   int fragment_ctas_per_kv_head = 0;
+  // Multiprocessors the step's CTAs spread over (the plan's num_sms), so that a
+  // launch asks the driver nothing: MergeHeadsPerCta's waves.
+  int num_sms = 132;
   // Query heads per merge CTA: 1 or group_size (both give the same bits); 0:
-  // MergeHeadsPerCta's choice for the current device (launch.h).
+  // MergeHeadsPerCta's choice (launch.h).
   int merge_heads_per_cta = 0;
   int64_t page_stride = 0;
   // Set by a plan built with fragment_pages: its pages are fragment-native,
