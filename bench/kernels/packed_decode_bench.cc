@@ -11,6 +11,7 @@
 //                             [--fit-splits] [--fragment-splits N] [--table-ctx N]
 //                             [--append] [--no-wgmma] [--wgmma-min N] [--scatter]
 //                             [--few-token-max N] [--fragment-encode-only]
+//                             [--merge-heads one|group]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -38,6 +39,9 @@
 //   --fragment-encode-only (with --fragment): no version-1 encode column, so
 //   that the process's first encode launch is the fragment pages' (what
 //   run_on_h200.sh's NCU_CASE profiles: the first matching launch).
+//   --merge-heads one|group: both steps' merges with one query head, or a
+//   whole GQA group, per CTA (PackedDecodeParams::merge_heads_per_cta; default:
+//   MergeHeadsPerCta's choice), for the A/B behind that choice.
 //   --ragged: sequence b of a batch has ctx·(b + 1) / batch tokens (a decode
 //   batch of mixed lengths) for the packed and fp16 kernels; GB/s count the
 //   pages actually read; no SDPA column (dense K/V only).
@@ -207,6 +211,7 @@ struct FragmentPath {
   int ctas_per_kv_head = 0;   // --fragment-ctas (balanced; 0: the program's CtasPerKvHead)
   bool fit_splits = false;    // --fit-splits: SplitsForLengths
   int splits = 0;             // --fragment-splits (0: SplitsFor)
+  int merge_heads = 0;        // --merge-heads (0: MergeHeadsPerCta)
   FragmentPath() = default;
   FragmentPath(const FragmentPath&) = delete;
   FragmentPath& operator=(const FragmentPath&) = delete;
@@ -371,6 +376,7 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
   kernels::PackedDecodeParams p =
       path.plan->DecodeParams(0, path.workspace, step.batch, shape.num_splits);
   p.fragment_ctas_per_kv_head = shape.ctas_per_kv_head;
+  p.merge_heads_per_cta = path.merge_heads;
   const size_t pool_bytes = static_cast<size_t>(seq_pages) * reps * p.num_kv_heads * p.page_stride;
   uint8_t* pool;
   BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
@@ -440,6 +446,7 @@ int Run(int argc, char** argv) {
        fragment_encode_only = false;
   int64_t wgmma_min = -1;      // --wgmma-min: the wgmma threshold (-1: the default)
   int64_t few_token_max = -1;  // --few-token-max (-1: the default)
+  std::string merge_heads;     // --merge-heads one|group ("": MergeHeadsPerCta)
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -463,6 +470,7 @@ int Run(int argc, char** argv) {
       fragment_splits = std::atoi(argv[++i]);
     }
     if (std::strcmp(argv[i], "--table-ctx") == 0 && has_value) table_ctx = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--merge-heads") == 0 && has_value) merge_heads = argv[++i];
     if (std::strcmp(argv[i], "--fragment-ctas") == 0 && has_value) {
       fragment_ctas = std::atoi(argv[++i]);
     }
@@ -476,6 +484,10 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--encode-slabs") == 0 && has_value) {
       encode_slabs = std::atoi(argv[++i]);
     }
+  }
+  if (!merge_heads.empty() && merge_heads != "one" && merge_heads != "group") {
+    std::fprintf(stderr, "--merge-heads takes one or group, not %s\n", merge_heads.c_str());
+    return 1;
   }
   if (fragment_encode_only && !fragment) {
     std::fprintf(stderr,
@@ -565,6 +577,8 @@ int Run(int argc, char** argv) {
       frag.ctas_per_kv_head = fragment_ctas;
       frag.fit_splits = fit_splits;
       frag.splits = fragment_splits;
+      const int merge_heads_per_cta = merge_heads == "one" ? 1 : merge_heads == "group" ? group : 0;
+      frag.merge_heads = merge_heads_per_cta;
       if (fragment) MakeFragmentPath(config, codecs, frag);
 
       for (int batch : {1, 16}) {
@@ -627,6 +641,7 @@ int Run(int argc, char** argv) {
                         v1_splits);
           }
           kernels::PackedDecodeParams p = plan->DecodeParams(0, ws, batch, v1_splits);
+          p.merge_heads_per_cta = merge_heads_per_cta;
           p.q = q;
           p.pages = pool;
           p.max_pages_per_seq = table_pages;
