@@ -11,7 +11,7 @@
 //                             [--fit-splits] [--fragment-splits N] [--table-ctx N]
 //                             [--append] [--no-wgmma] [--wgmma-min N] [--scatter]
 //                             [--few-token-max N] [--fragment-encode-only]
-//                             [--merge-heads one|group]
+//                             [--merge-heads one|group] [--shuffle-pages]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -33,6 +33,9 @@
 //   --scatter: the encode columns' tokens go to their slots in a shuffled order
 //   (as a decode step of many sequences: no slab a whole page, every code
 //   stored by the per-code atomics path).
+//   --shuffle-pages: the decode steps' page tables list each replica's pages in
+//   a shuffled order (as a serving allocator hands out pages), not in order;
+//   the same bytes are read.
 //   --few-token-max N: the encode columns' launches of at most N tokens x KV
 //   heads take the few-token kernel (EncodePackParams::few_token_max_token_heads;
 //   default 512).
@@ -180,6 +183,15 @@ HeadCodec RealisticCodec(int head_dim, double k_bits, uint64_t seed, int k_align
   }
   codec.v_rotation = HaarRotation(head_dim, seed * 37 + 31);
   return codec;
+}
+
+// Fisher-Yates with a fixed seed: the same order in every run.
+template <typename T>
+void Shuffle(std::vector<T>& values, uint64_t seed) {
+  DeterministicRng rng(seed);
+  for (size_t i = values.size(); i > 1; --i) {
+    std::swap(values[i - 1], values[rng.NextU64() % static_cast<uint64_t>(i)]);
+  }
 }
 
 double MemcpyBandwidth(Timer& timer) {
@@ -443,7 +455,7 @@ int Run(int argc, char** argv) {
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
        balanced = false, fit_splits = false, no_wgmma = false, scatter = false,
-       fragment_encode_only = false;
+       fragment_encode_only = false, shuffle_pages = false;
   int64_t wgmma_min = -1;      // --wgmma-min: the wgmma threshold (-1: the default)
   int64_t few_token_max = -1;  // --few-token-max (-1: the default)
   std::string merge_heads;     // --merge-heads one|group ("": MergeHeadsPerCta)
@@ -458,6 +470,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--append") == 0) append = true;
     if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
     if (std::strcmp(argv[i], "--scatter") == 0) scatter = true;
+    if (std::strcmp(argv[i], "--shuffle-pages") == 0) shuffle_pages = true;
     if (std::strcmp(argv[i], "--fragment-encode-only") == 0) fragment_encode_only = true;
     if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
     if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
@@ -599,17 +612,21 @@ int Run(int argc, char** argv) {
           BENCH_CHECK(cudaMalloc(&pool, packed_bytes * reps_p));
           BENCH_CHECK(FillRandomBits(pool, packed_bytes * reps_p, 7, nullptr));
           BENCH_CHECK(FixPageNorms(pool, seq_pages * reps_p, heads, stride, d_spans, 2, nullptr));
-          // Replica r's table: sequence b's pages in order, in a row of
-          // table_pages (--table-ctx; entries past the sequence unread).
+          // Replica r's table: sequence b's pages in order (or, with
+          // --shuffle-pages, the replica's pages in a shuffled order), in a row
+          // of table_pages (--table-ctx; entries past the sequence unread).
           const int table_pages =
               std::max(pages_per_seq, (table_ctx + kPageTokens - 1) / kPageTokens);
           const int64_t table_stride = int64_t{batch} * table_pages;
           std::vector<int> table(static_cast<size_t>(reps_p) * table_stride, 0);
+          std::vector<int> order(static_cast<size_t>(seq_pages));
+          std::iota(order.begin(), order.end(), 0);
+          if (shuffle_pages) Shuffle(order, 29);
           for (int64_t r = 0; r < reps_p; ++r) {
             for (int64_t b = 0; b < batch; ++b) {
               for (int j = 0; j < pages_per_seq; ++j) {
                 table[r * table_stride + b * table_pages + j] =
-                    static_cast<int>(r * seq_pages + b * pages_per_seq + j);
+                    static_cast<int>(r * seq_pages + order[b * pages_per_seq + j]);
               }
             }
           }
@@ -726,12 +743,7 @@ int Run(int argc, char** argv) {
             const int64_t epages = (tokens + kPageTokens - 1) / kPageTokens;
             std::vector<int64_t> in_order(tokens);
             std::iota(in_order.begin(), in_order.end(), int64_t{0});
-            if (scatter) {  // Fisher-Yates, fixed seed
-              DeterministicRng rng(23);
-              for (int i = tokens - 1; i > 0; --i) {
-                std::swap(in_order[i], in_order[rng.NextU64() % static_cast<uint64_t>(i + 1)]);
-              }
-            }
+            if (scatter) Shuffle(in_order, 23);
             const EncodeInputs inputs(in_order, heads, hd, 21);
             // µs of encoding the tokens with `ep` into whole pages, and its %
             // of copy bandwidth for pages of `page_bytes` summed over the heads.
