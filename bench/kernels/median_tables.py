@@ -8,12 +8,18 @@ Per row and column it prints the median over the runs that have the row; ratios
 are the median of the per-run ratios (each measured in one process), not the
 ratio of medians. The last column says how many runs a row has. Runs with
 --fragment add the fragment step's columns (µs, % of copy bandwidth, x SDPA)
-and its encode's.
+and its encode's. A cell the runs did not measure ("-": SDPA of ragged
+batches, the version-1 step and baselines with --fragment-step-only) stays "-".
 """
 import statistics
 import sys
 
 MODELS = {"llama3.1-8b": "Llama-3.1-8B", "qwen2.5-3b": "Qwen2.5-3B"}
+
+
+def number(cell):
+    """A table cell's value (a trailing % dropped), or None for "-"."""
+    return None if cell == "-" else float(cell.rstrip("%"))
 
 
 def parse(path):
@@ -30,25 +36,25 @@ def parse(path):
             e_us, e_cpy = encode.split()
             rows[(model, plan, int(batch), int(ctx))] = {
                 "bpt": float(bpt),
-                "p_us": float(p_us),
-                "gbs": float(gbs),
-                "cpy": float(cpy.rstrip("%")),
-                "f_us": float(f_us),
-                "f_x": float(f_x),
-                "s_us": float(s_us),
-                "s_x": float(s_x),
-                "e_us": None if e_us == "-" else float(e_us),
-                "e_cpy": None if e_cpy == "-" else float(e_cpy.rstrip("%")),
+                "p_us": number(p_us),
+                "gbs": number(gbs),
+                "cpy": number(cpy),
+                "f_us": number(f_us),
+                "f_x": number(f_x),
+                "s_us": number(s_us),
+                "s_x": number(s_x),
+                "e_us": number(e_us),
+                "e_cpy": number(e_cpy),
             }
             if fragment:
                 fr_us, _, fr_cpy, fr_x = fragment[0].split()
                 fe_us, fe_cpy = fragment[1].split()
                 rows[(model, plan, int(batch), int(ctx))].update({
-                    "fr_us": float(fr_us),
-                    "fr_cpy": float(fr_cpy.rstrip("%")),
-                    "fr_x": float(fr_x),
-                    "fe_us": None if fe_us == "-" else float(fe_us),
-                    "fe_cpy": None if fe_cpy == "-" else float(fe_cpy.rstrip("%")),
+                    "fr_us": number(fr_us),
+                    "fr_cpy": number(fr_cpy),
+                    "fr_x": number(fr_x),
+                    "fe_us": number(fe_us),
+                    "fe_cpy": number(fe_cpy),
                 })
     return rows
 
@@ -72,15 +78,23 @@ def main(paths):
 
     for k in keys:
         have = [r[k] for r in runs if k in r]
-        med = lambda c: statistics.median(h[c] for h in have)
+
+        def med(column, fmt):
+            values = [h[column] for h in have if h[column] is not None]
+            return fmt % statistics.median(values) if values else "-"
+
+        def with_ratio(us, x):
+            return "-" if med(us, "%.1f") == "-" else "%s (%s)" % (med(us, "%.1f"), med(x, "%.2f"))
+
         ctx = "%dK" % (k[3] // 1024)
-        line = ("| %s | %s | %.1f | %d | %s | %.1f | %.0f | %.0f%% | %.1f (%.2f) | %.1f (%.2f) | %s |"
-                % (MODELS[k[0]], k[1], have[0]["bpt"], k[2], ctx, med("p_us"), med("gbs"),
-                   med("cpy"), med("f_us"), med("f_x"), med("s_us"), med("s_x"),
-                   median_pair(have, "e_us", "e_cpy")))
+        line = ("| %s | %s | %.1f | %d | %s | %s | %s | %s | %s | %s | %s |"
+                % (MODELS[k[0]], k[1], have[0]["bpt"], k[2], ctx, med("p_us", "%.1f"),
+                   med("gbs", "%.0f"), med("cpy", "%.0f%%"), with_ratio("f_us", "f_x"),
+                   with_ratio("s_us", "s_x"), median_pair(have, "e_us", "e_cpy")))
         if fragment:
-            line += " %.1f | %.0f%% | %.2f | %s |" % (med("fr_us"), med("fr_cpy"), med("fr_x"),
-                                                      median_pair(have, "fe_us", "fe_cpy"))
+            line += " %s | %s | %s | %s |" % (med("fr_us", "%.1f"), med("fr_cpy", "%.0f%%"),
+                                              med("fr_x", "%.2f"),
+                                              median_pair(have, "fe_us", "fe_cpy"))
         print(line + " %d |" % len(have))
 
 

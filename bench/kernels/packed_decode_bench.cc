@@ -12,6 +12,7 @@
 //                             [--append] [--no-wgmma] [--wgmma-min N] [--scatter]
 //                             [--few-token-max N] [--fragment-encode-only]
 //                             [--merge-heads one|group] [--shuffle-pages]
+//                             [--fragment-step-only]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -36,6 +37,11 @@
 //   --shuffle-pages: the decode steps' page tables list each replica's pages in
 //   a shuffled order (as a serving allocator hands out pages), not in order;
 //   the same bytes are read.
+//   --fragment-step-only (with --fragment): no version-1 step and no fp16 or
+//   SDPA baseline ("-" in their columns, and in x SDPA): for A/Bs of the
+//   fragment step that need no ratios (a 512K process spends most of its time
+//   on the baselines) and for power_trace.sh, whose samples then see the step
+//   alone.
 //   --few-token-max N: the encode columns' launches of at most N tokens x KV
 //   heads take the few-token kernel (EncodePackParams::few_token_max_token_heads;
 //   default 512).
@@ -449,13 +455,69 @@ double FragmentStepMicros(Timer& timer, const FragmentPath& path,
   return us;
 }
 
+// The fp16 baselines' µs for a step of `batch` sequences of d_len's lengths
+// (ctx the longest) of model m: our flash-decoding kernel and SDPA (-1 where
+// not measured: ragged batches have no SDPA column). reps_f replicas of K/V
+// rotate through L2.
+struct BaselineMicros {
+  double own = -1, sdpa = -1;
+};
+BaselineMicros Fp16BaselineMicros(Timer& timer, const Model& m, int batch, int ctx,
+                                  const int* d_len, float scale, float* out, int reps_f, int iters,
+                                  bool ragged, int sms) {
+  const int group = m.q_heads / m.kv_heads, hd = m.head_dim, heads = m.kv_heads;
+  uint16_t *kf, *vf, *qf;
+  const size_t kv_count = size_t{1} * batch * heads * ctx * hd;
+  BENCH_CHECK(cudaMalloc(&kf, kv_count * 2 * reps_f));
+  BENCH_CHECK(cudaMalloc(&vf, kv_count * 2 * reps_f));
+  BENCH_CHECK(cudaMalloc(&qf, size_t{2} * batch * m.q_heads * hd));
+  BENCH_CHECK(FillRandomHalf(kf, kv_count * reps_f, 11, 1.0f, nullptr));
+  BENCH_CHECK(FillRandomHalf(vf, kv_count * reps_f, 12, 1.0f, nullptr));
+  BENCH_CHECK(FillRandomHalf(qf, size_t{1} * batch * m.q_heads * hd, 13, 1.0f, nullptr));
+  const int fsplits = std::max(
+      1, std::min((4 * sms + batch * heads - 1) / (batch * heads), std::max(1, ctx / 128)));
+  float *po, *pml;
+  BENCH_CHECK(cudaMalloc(&po, sizeof(float) * batch * heads * fsplits * group * hd));
+  BENCH_CHECK(cudaMalloc(&pml, sizeof(float) * batch * heads * fsplits * group * 2));
+  Fp16DecodeParams fp;
+  fp.q = qf;
+  fp.len = d_len;
+  fp.max_len = ctx;
+  fp.batch = batch;
+  fp.kv_heads = heads;
+  fp.num_splits = fsplits;
+  fp.scale = scale;
+  fp.partial_o = po;
+  fp.partial_ml = pml;
+  fp.out = out;
+  BaselineMicros us;
+  us.own = timer.Median(iters, [&](int i, cudaStream_t stream) {
+    Fp16DecodeParams fi = fp;
+    fi.k = kf + (i % reps_f) * kv_count;
+    fi.v = vf + (i % reps_f) * kv_count;
+    BENCH_CHECK(LaunchFp16DecodeBaseline(fi, hd, group, stream));
+  });
+  if (!ragged) {  // SDPA attends to dense K/V of ctx tokens
+    std::string error;
+    const SdpaCase sdpa_case = {qf, kf, vf, batch, m.q_heads, heads, hd, ctx, reps_f};
+    us.sdpa = SdpaMedianMicros(sdpa_case, iters, timer.graph_steps, &error);
+    if (us.sdpa < 0 && SdpaAvailable()) std::fprintf(stderr, "sdpa: %s\n", error.c_str());
+  }
+  cudaFree(kf);
+  cudaFree(vf);
+  cudaFree(qf);
+  cudaFree(po);
+  cudaFree(pml);
+  return us;
+}
+
 int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
        balanced = false, fit_splits = false, no_wgmma = false, scatter = false,
-       fragment_encode_only = false, shuffle_pages = false;
+       fragment_encode_only = false, shuffle_pages = false, fragment_step_only = false;
   int64_t wgmma_min = -1;      // --wgmma-min: the wgmma threshold (-1: the default)
   int64_t few_token_max = -1;  // --few-token-max (-1: the default)
   std::string merge_heads;     // --merge-heads one|group ("": MergeHeadsPerCta)
@@ -471,6 +533,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
     if (std::strcmp(argv[i], "--scatter") == 0) scatter = true;
     if (std::strcmp(argv[i], "--shuffle-pages") == 0) shuffle_pages = true;
+    if (std::strcmp(argv[i], "--fragment-step-only") == 0) fragment_step_only = true;
     if (std::strcmp(argv[i], "--fragment-encode-only") == 0) fragment_encode_only = true;
     if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
     if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
@@ -506,6 +569,12 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr,
                  "--fragment-encode-only leaves out the version-1 encode column; add --fragment "
                  "(with --k-align 8 or 16) for the fragment one\n");
+    return 1;
+  }
+  if (fragment_step_only && !fragment) {
+    std::fprintf(stderr,
+                 "--fragment-step-only times the fragment step alone; add --fragment (with "
+                 "--k-align 8 or 16)\n");
     return 1;
   }
   if (fragment && k_align != 8 && k_align != 16) {
@@ -665,11 +734,12 @@ int Run(int argc, char** argv) {
           p.packed_len = d_len;
           p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
           p.out = out;
-          const double packed_us = timer.Median(iters, [&](int i, cudaStream_t stream) {
-            kernels::PackedDecodeParams pi = p;
-            pi.page_table = d_table + static_cast<size_t>(i % reps_p) * table_stride;
-            BENCH_CHECK(kernels::LaunchPackedDecode(pi, stream));
-          });
+          const double packed_us =
+              fragment_step_only ? -1 : timer.Median(iters, [&](int i, cudaStream_t stream) {
+                kernels::PackedDecodeParams pi = p;
+                pi.page_table = d_table + static_cast<size_t>(i % reps_p) * table_stride;
+                BENCH_CHECK(kernels::LaunchPackedDecode(pi, stream));
+              });
           const double read_bytes = pages_read * page_bytes_sum;
           const double packed_gbs = read_bytes / (packed_us * 1e-6) / 1e9;
           cudaFree(pool);
@@ -691,50 +761,13 @@ int Run(int argc, char** argv) {
           const double frag_gbs = pages_read * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);
 
-          // fp16: own flash decoding and SDPA.
-          uint16_t *kf, *vf, *qf;
-          const size_t kv_count = size_t{1} * batch * heads * ctx * hd;
-          BENCH_CHECK(cudaMalloc(&kf, kv_count * 2 * reps_f));
-          BENCH_CHECK(cudaMalloc(&vf, kv_count * 2 * reps_f));
-          BENCH_CHECK(cudaMalloc(&qf, size_t{2} * batch * m.q_heads * hd));
-          BENCH_CHECK(FillRandomHalf(kf, kv_count * reps_f, 11, 1.0f, nullptr));
-          BENCH_CHECK(FillRandomHalf(vf, kv_count * reps_f, 12, 1.0f, nullptr));
-          BENCH_CHECK(FillRandomHalf(qf, size_t{1} * batch * m.q_heads * hd, 13, 1.0f, nullptr));
-          const int fsplits = std::max(
-              1, std::min((4 * prop.multiProcessorCount + batch * heads - 1) / (batch * heads),
-                          std::max(1, ctx / 128)));
-          float *po, *pml;
-          BENCH_CHECK(cudaMalloc(&po, sizeof(float) * batch * heads * fsplits * group * hd));
-          BENCH_CHECK(cudaMalloc(&pml, sizeof(float) * batch * heads * fsplits * group * 2));
-          Fp16DecodeParams fp;
-          fp.q = qf;
-          fp.len = d_len;
-          fp.max_len = ctx;
-          fp.batch = batch;
-          fp.kv_heads = heads;
-          fp.num_splits = fsplits;
-          fp.scale = p.scale;
-          fp.partial_o = po;
-          fp.partial_ml = pml;
-          fp.out = out;
-          const double fp16_us = timer.Median(iters, [&](int i, cudaStream_t stream) {
-            Fp16DecodeParams fi = fp;
-            fi.k = kf + (i % reps_f) * kv_count;
-            fi.v = vf + (i % reps_f) * kv_count;
-            BENCH_CHECK(LaunchFp16DecodeBaseline(fi, hd, group, stream));
-          });
-          std::string sdpa_error;
-          const SdpaCase sdpa_case = {qf, kf, vf, batch, m.q_heads, heads, hd, ctx, reps_f};
-          // SDPA attends to dense K/V of ctx tokens: no ragged batches.
-          const double sdpa_us =
-              ragged ? -1 : SdpaMedianMicros(sdpa_case, iters, timer.graph_steps, &sdpa_error);
-          if (sdpa_us < 0 && SdpaAvailable() && !ragged)
-            std::fprintf(stderr, "sdpa: %s\n", sdpa_error.c_str());
-          cudaFree(kf);
-          cudaFree(vf);
-          cudaFree(qf);
-          cudaFree(po);
-          cudaFree(pml);
+          // fp16: own flash decoding and SDPA (not with --fragment-step-only).
+          const BaselineMicros fp16 =
+              fragment_step_only
+                  ? BaselineMicros{}
+                  : Fp16BaselineMicros(timer, m, batch, ctx, d_len, p.scale, out, reps_f, iters,
+                                       ragged, prop.multiProcessorCount);
+          const double fp16_us = fp16.own, sdpa_us = fp16.sdpa;
 
           // Encode + pack of a prefill chunk: min(batch·ctx, 32K) tokens.
           double encode_us = -1, encode_frac = 0, fenc_us = -1, fenc_frac = 0;
@@ -784,12 +817,26 @@ int Run(int argc, char** argv) {
             std::printf("\n");
           }
 
-          char sdpa_col[64], enc_col[64];
-          if (sdpa_us > 0) {
-            std::snprintf(sdpa_col, sizeof(sdpa_col), "%9.1f %6.2f", sdpa_us, sdpa_us / packed_us);
+          // A baseline's µs and its ratio to the version-1 step ("-" for
+          // what was not measured: --fragment-step-only, SDPA of ragged batches).
+          auto baseline_col = [&](char(&col)[64], double us) {
+            if (us > 0 && packed_us > 0) {
+              std::snprintf(col, sizeof(col), "%9.1f %6.2f", us, us / packed_us);
+            } else if (us > 0) {
+              std::snprintf(col, sizeof(col), "%9.1f %6s", us, "-");
+            } else {
+              std::snprintf(col, sizeof(col), "%9s %6s", "-", "-");
+            }
+          };
+          char packed_col[64], fp16_col[64], sdpa_col[64], enc_col[64];
+          if (packed_us > 0) {
+            std::snprintf(packed_col, sizeof(packed_col), "%9.1f %7.0f %4.0f%%", packed_us,
+                          packed_gbs, packed_gbs / memcpy_gbs * 100.0);
           } else {
-            std::snprintf(sdpa_col, sizeof(sdpa_col), "%9s %6s", "-", "-");
+            std::snprintf(packed_col, sizeof(packed_col), "%9s %7s %5s", "-", "-", "-");
           }
+          baseline_col(fp16_col, fp16_us);
+          baseline_col(sdpa_col, sdpa_us);
           if (encode_us > 0) {
             std::snprintf(enc_col, sizeof(enc_col), "%9.1f %6.1f%%", encode_us, encode_frac);
           } else {
@@ -807,14 +854,14 @@ int Run(int argc, char** argv) {
             } else {
               std::snprintf(fenc_col, sizeof(fenc_col), "%9s %7s", "-", "-");
             }
-            std::snprintf(frag_col, sizeof(frag_col), " | %9.1f %7.0f %4.0f%% %6.2f | %s", frag_us,
-                          frag_gbs, frag_gbs / memcpy_gbs * 100.0,
-                          sdpa_us > 0 ? sdpa_us / frag_us : 0.0, fenc_col);
+            char x_sdpa[16] = "     -";
+            if (sdpa_us > 0) std::snprintf(x_sdpa, sizeof(x_sdpa), "%6.2f", sdpa_us / frag_us);
+            std::snprintf(frag_col, sizeof(frag_col), " | %9.1f %7.0f %4.0f%% %s | %s", frag_us,
+                          frag_gbs, frag_gbs / memcpy_gbs * 100.0, x_sdpa, fenc_col);
           }
-          std::printf("%-12s %-5s %5d %7d %6.1f | %9.1f %7.0f %4.0f%% | %9.1f %6.2f | %s | %s%s\n",
-                      m.name, plan_name.c_str(), batch, ctx, bytes_per_token, packed_us, packed_gbs,
-                      packed_gbs / memcpy_gbs * 100.0, fp16_us, fp16_us / packed_us, sdpa_col,
-                      enc_col, frag_col);
+          std::printf("%-12s %-5s %5d %7d %6.1f | %s | %s | %s | %s%s\n", m.name, plan_name.c_str(),
+                      batch, ctx, bytes_per_token, packed_col, fp16_col, sdpa_col, enc_col,
+                      frag_col);
           std::fflush(stdout);
         }
       }

@@ -10,9 +10,10 @@
 # A case is packed_decode_bench's arguments (--no-encode is added). No run
 # starts after DEADLINE_S (default 240) seconds. Logs: $OUT/runs.log and
 # $OUT/clocks.csv.
-# Example:
+# Example (--fragment-step-only: the samples see the fragment step alone, not
+# the baselines that a process otherwise runs after it):
 #   L="--model llama3.1-8b --kbits 3 --k-align 16 --fragment --graph --iters 10 --batch 16"
-#   bench/kernels/power_trace.sh 8 "$L --ctx 131072;$L --ctx 32768"
+#   bench/kernels/power_trace.sh 8 "$L --ctx 131072 --fragment-step-only;$L --ctx 131072"
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 BIN=${BIN:-/tmp/build-gpu/bin/packed_decode_bench}
