@@ -28,8 +28,8 @@ path, line = sys.argv[1:]
 text = open(path).read()
 open(path, "w").write(text.replace(line + "\n", ""))
 PY
-# MergeKernel without its rotation: no prefetch of R's column, and the rotated
-# sum (rot) as the output's numerator.
+# MergeKernel without its rotation: no prefetch of R's column, no products,
+# and each head's merged sum (rot) as the output's numerator.
 python3 - "$ROOT/norotation/kernels/include/kvplan/kernels/decode_attention.cuh" <<'PY' || exit 1
 import sys
 path = sys.argv[1]
@@ -39,19 +39,29 @@ edits = [
   constexpr int kTerms = HEAD_DIM / kSumParts;
   float r_col[kTerms];
 #pragma unroll
-  for (int k = 0; k < kTerms; ++k) r_col[k] = r[(part + kSumParts * k) * HEAD_DIM + dim];
+  for (int k = 0; k < kTerms; ++k) r_col[k] = r[(part * kTerms + k) * HEAD_DIM + dim];
 """, ""),
-    ("""  // x_i = Σ_j R[j][i]·y_j / √d: column dim of R, rows j ≡ part.
-  acc = 0.0f;
+    ("""  // x_i = Σ_j R[j][i]·y_j / √d: column dim of R, the part's rows, every head.
+  float acc[HEADS];
 #pragma unroll
-  for (int k = 0; k < kTerms; ++k) acc += r_col[k] * rot[part + kSumParts * k];
-  partial[part * HEAD_DIM + dim] = acc;
+  for (int h = 0; h < HEADS; ++h) acc[h] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kTerms; k += 4) {
+#pragma unroll
+    for (int h = 0; h < HEADS; ++h) {
+      const float4 y = *reinterpret_cast<const float4*>(rot + h * HEAD_DIM + part * kTerms + k);
+      acc[h] += r_col[k] * y.x;
+      acc[h] += r_col[k + 1] * y.y;
+      acc[h] += r_col[k + 2] * y.z;
+      acc[h] += r_col[k + 3] * y.w;
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < HEADS; ++h) partial[(h * kSumParts + part) * HEAD_DIM + dim] = acc[h];
   __syncthreads();
-  if (part != 0) return;
-  const float rotated = (partial[dim] + partial[HEAD_DIM + dim]) +
-                        (partial[2 * HEAD_DIM + dim] + partial[3 * HEAD_DIM + dim]);
-""", """  if (part != 0) return;
-  const float rotated = rot[dim];
+""", ""),
+    ("""    const float rotated = parts_sum(h);
+""", """    const float rotated = rot[h * HEAD_DIM + dim];
 """),
 ]
 for old, new in edits:
