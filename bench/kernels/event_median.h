@@ -3,6 +3,13 @@
 // Header-only and CUDA-runtime only, so the LibTorch baseline's translation
 // unit (sdpa_baseline.cc) times SDPA exactly as packed_decode_bench times ours.
 //
+// settle_ms > 0 first runs sample() back to back for that long, untimed: the
+// H200 moves its SM clock under its 700 W power cap with the load, so without
+// it a kernel is timed in the state that whatever ran before it left (a step
+// timed right after a heavier one ran 5% slower at 512K: NOTES.md run 42).
+// With it, every kernel is timed in its own sustained state, whatever order
+// a process measures them in.
+//
 // Example:
 //   double us = MedianEventMicros(stream, 20, 1, [&](int i) { Launch(i, stream); });
 #ifndef KVPLAN_BENCH_KERNELS_EVENT_MEDIAN_H_
@@ -11,14 +18,30 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 namespace kvplan::bench {
 
+// Runs sample(0), sample(1), .. on `stream` until settle_ms of wall time have
+// passed (none for settle_ms <= 0); returns with the stream idle.
+template <typename F>
+void SettleClocks(cudaStream_t stream, double settle_ms, F&& sample) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  for (int i = 0;
+       std::chrono::duration<double, std::milli>(Clock::now() - start).count() < settle_ms; ++i) {
+    sample(i);
+    cudaStreamSynchronize(stream);  // one sample in flight: the loop ends on time
+  }
+}
+
 // Median µs per call; sample(i) enqueues calls_per_sample calls on `stream`.
 // The caller synchronizes first (the stream must be idle).
 template <typename F>
-double MedianEventMicros(cudaStream_t stream, int iters, int calls_per_sample, F&& sample) {
+double MedianEventMicros(cudaStream_t stream, int iters, int calls_per_sample, F&& sample,
+                         double settle_ms = 0.0) {
+  SettleClocks(stream, settle_ms, sample);
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);

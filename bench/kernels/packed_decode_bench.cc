@@ -12,7 +12,7 @@
 //                             [--append] [--no-wgmma] [--wgmma-min N] [--scatter]
 //                             [--few-token-max N] [--fragment-encode-only]
 //                             [--merge-heads one|group] [--shuffle-pages]
-//                             [--fragment-step-only]
+//                             [--fragment-step-only] [--settle-ms MS]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -42,6 +42,10 @@
 //   fragment step that need no ratios (a 512K process spends most of its time
 //   on the baselines) and for power_trace.sh, whose samples then see the step
 //   alone.
+//   --settle-ms MS: every timing (the copy bandwidth, steps, baselines,
+//   encodes) after MS ms of its own untimed runs, so that the card's clocks are
+//   that kernel's sustained state under the power cap, not what the previous
+//   measurement left (default 0: timed after 2-3 warm-up samples only).
 //   --few-token-max N: the encode columns' launches of at most N tokens x KV
 //   heads take the few-token kernel (EncodePackParams::few_token_max_token_heads;
 //   default 512).
@@ -133,9 +137,12 @@ struct Model {
 // than the host. With graph_steps > 0 (--graph), f(0 .. graph_steps - 1) are
 // captured into one CUDA graph and a sample is one replay divided by
 // graph_steps: a step's GPU time as a serving loop that replays graphs sees it.
+// settle_ms (--settle-ms): untimed samples first, for that long
+// (event_median.h's SettleClocks).
 struct Timer {
   cudaStream_t stream;
   int graph_steps = 0;
+  double settle_ms = 0.0;
   Timer() { cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking); }
   ~Timer() { cudaStreamDestroy(stream); }
   // Median µs per call of f(i, stream) over `iters` samples.
@@ -148,7 +155,8 @@ struct Timer {
     if (graph_steps <= 0) {
       for (int i = 0; i < 3; ++i) f(i, stream);
       BENCH_CHECK(cudaStreamSynchronize(stream));
-      return MedianEventMicros(stream, iters, 1, [&](int i) { f(i, stream); });
+      return MedianEventMicros(
+          stream, iters, 1, [&](int i) { f(i, stream); }, settle_ms);
     }
     cudaGraph_t graph;
     cudaGraphExec_t exec;
@@ -158,8 +166,9 @@ struct Timer {
     BENCH_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     for (int i = 0; i < 2; ++i) BENCH_CHECK(cudaGraphLaunch(exec, stream));
     BENCH_CHECK(cudaStreamSynchronize(stream));
-    const double us = MedianEventMicros(stream, iters, graph_steps,
-                                        [&](int) { BENCH_CHECK(cudaGraphLaunch(exec, stream)); });
+    const double us = MedianEventMicros(
+        stream, iters, graph_steps, [&](int) { BENCH_CHECK(cudaGraphLaunch(exec, stream)); },
+        settle_ms);
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
     return us;
@@ -500,7 +509,7 @@ BaselineMicros Fp16BaselineMicros(Timer& timer, const Model& m, int batch, int c
   if (!ragged) {  // SDPA attends to dense K/V of ctx tokens
     std::string error;
     const SdpaCase sdpa_case = {qf, kf, vf, batch, m.q_heads, heads, hd, ctx, reps_f};
-    us.sdpa = SdpaMedianMicros(sdpa_case, iters, timer.graph_steps, &error);
+    us.sdpa = SdpaMedianMicros(sdpa_case, iters, timer.graph_steps, timer.settle_ms, &error);
     if (us.sdpa < 0 && SdpaAvailable()) std::fprintf(stderr, "sdpa: %s\n", error.c_str());
   }
   cudaFree(kf);
@@ -521,6 +530,7 @@ int Run(int argc, char** argv) {
   int64_t wgmma_min = -1;      // --wgmma-min: the wgmma threshold (-1: the default)
   int64_t few_token_max = -1;  // --few-token-max (-1: the default)
   std::string merge_heads;     // --merge-heads one|group ("": MergeHeadsPerCta)
+  double settle_ms = 0.0;      // --settle-ms (Timer::settle_ms)
   std::string only_model;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -551,6 +561,7 @@ int Run(int argc, char** argv) {
       fragment_ctas = std::atoi(argv[++i]);
     }
     if (std::strcmp(argv[i], "--iters") == 0 && has_value) iters = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--settle-ms") == 0 && has_value) settle_ms = std::atof(argv[++i]);
     if (std::strcmp(argv[i], "--model") == 0 && has_value) only_model = argv[++i];
     if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
     if (std::strcmp(argv[i], "--batch") == 0 && has_value) only_batch = std::atoi(argv[++i]);
@@ -577,6 +588,13 @@ int Run(int argc, char** argv) {
                  "--k-align 8 or 16)\n");
     return 1;
   }
+  if (!(settle_ms >= 0.0 && settle_ms <= 60000.0)) {
+    std::fprintf(stderr,
+                 "--settle-ms takes 0 to 60000 (milliseconds of untimed runs before each "
+                 "timing), not %g\n",
+                 settle_ms);
+    return 1;
+  }
   if (fragment && k_align != 8 && k_align != 16) {
     std::fprintf(stderr,
                  "--fragment needs --k-align 8 or 16: fragment pages hold K groups of whole "
@@ -591,6 +609,7 @@ int Run(int argc, char** argv) {
   cudaDeviceProp prop;
   BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
   Timer timer;
+  timer.settle_ms = settle_ms;
   const double memcpy_gbs = MemcpyBandwidth(timer);
   std::printf("device %s, %d SMs, L2 %d MB; cudaMemcpy D2D %.0f GB/s (read + write)\n", prop.name,
               prop.multiProcessorCount, prop.l2CacheSize >> 20, memcpy_gbs);
@@ -604,6 +623,9 @@ int Run(int argc, char** argv) {
                                     : "K and V on the slab kernel");
   std::printf("timing: %s\n", graph ? "CUDA graph replays of 16 steps, per step"
                                     : "single launches (host launch overhead included)");
+  if (settle_ms > 0) {
+    std::printf("settle: each timing after %.0f ms of its own untimed runs\n", settle_ms);
+  }
   if (graph) timer.graph_steps = kGraphSteps;
 
   const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128}, {"qwen2.5-3b", 16, 2, 128}};

@@ -26,7 +26,8 @@ namespace kvplan::bench {
 
 bool SdpaAvailable() { return true; }
 
-double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, std::string* error) {
+double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, double settle_ms,
+                        std::string* error) {
   try {
     const auto options = at::TensorOptions().dtype(at::kHalf).device(at::kCUDA);
     const at::Tensor tq =
@@ -51,8 +52,8 @@ double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, std::stri
     for (int i = 0; i < 3; ++i) call(i);
     cudaDeviceSynchronize();  // the warm-up calls, out of the first sample
     if (graph_steps <= 0) {
-      return MedianEventMicros(at::cuda::getCurrentCUDAStream().stream(), iters, 1,
-                               [&](int i) { call(i); });
+      return MedianEventMicros(
+          at::cuda::getCurrentCUDAStream().stream(), iters, 1, [&](int i) { call(i); }, settle_ms);
     }
     // Captured on a side stream, as CUDAGraph requires; its private memory
     // pool keeps the outputs alive for the replays.
@@ -64,7 +65,8 @@ double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, std::stri
     graph.capture_end();
     for (int i = 0; i < 2; ++i) graph.replay();
     cudaStreamSynchronize(side.stream());
-    return MedianEventMicros(side.stream(), iters, graph_steps, [&](int) { graph.replay(); });
+    return MedianEventMicros(
+        side.stream(), iters, graph_steps, [&](int) { graph.replay(); }, settle_ms);
   } catch (const std::exception& e) {
     *error = e.what();
     return -1.0;
@@ -75,7 +77,7 @@ double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, std::stri
 
 bool SdpaAvailable() { return false; }
 
-double SdpaMedianMicros(const SdpaCase&, int, int, std::string* error) {
+double SdpaMedianMicros(const SdpaCase&, int, int, double, std::string* error) {
   *error = "built without LibTorch >= 2.5";
   return -1.0;
 }

@@ -3,7 +3,7 @@
 // its own translation unit so that only it includes Torch.
 //
 // Example:
-//   double us = SdpaMedianMicros({q, k, v, batch, 32, 8, 128, len, replicas}, 20, 0, &error);
+//   double us = SdpaMedianMicros({q, k, v, batch, 32, 8, 128, len, replicas}, 20, 0, 0, &error);
 #ifndef KVPLAN_BENCH_KERNELS_SDPA_BASELINE_H_
 #define KVPLAN_BENCH_KERNELS_SDPA_BASELINE_H_
 
@@ -27,9 +27,10 @@ bool SdpaAvailable();
 // Median µs of one call over `iters` samples; call i reads K/V replica i mod
 // replicas. graph_steps 0: a sample is one call (after warm-up) on the current
 // stream; > 0: a sample is one replay of an at::cuda::CUDAGraph of graph_steps
-// calls, divided by graph_steps. A negative value (and *error filled) on
-// failure.
-double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, std::string* error);
+// calls, divided by graph_steps. settle_ms: untimed samples first
+// (event_median.h). A negative value (and *error filled) on failure.
+double SdpaMedianMicros(const SdpaCase& c, int iters, int graph_steps, double settle_ms,
+                        std::string* error);
 
 }  // namespace kvplan::bench
 
