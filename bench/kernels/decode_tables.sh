@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The fragment-step decode table of BENCHMARKS.md ("Latest: the fragment-page
-# decode step"), on the GPU machine after bench/kernels/run_on_h200.sh has built
+# The fragment-step decode table of BENCHMARKS.md ("Latest, burst clocks: the
+# fragment-page decode step"), on the GPU machine after bench/kernels/run_on_h200.sh has built
 # packed_decode_bench (its build tree: /tmp/build-gpu unless BUILD_DIR says
 # otherwise). For each context, both models, K3V3 and K2V2 plans with K groups
 # aligned to 16 dims, batch 1 and 16, CUDA graphs; `runs` rounds over the
