@@ -4,11 +4,12 @@
 // unit (sdpa_baseline.cc) times SDPA exactly as packed_decode_bench times ours.
 //
 // settle_ms > 0 first runs sample() back to back for that long, untimed: the
-// H200 moves its SM clock under its 700 W power cap with the load, so without
-// it a kernel is timed in the state that whatever ran before it left (a step
-// timed right after a heavier one ran 5% slower at 512K: NOTES.md run 42).
-// With it, every kernel is timed in its own sustained state, whatever order
-// a process measures them in.
+// H200 lowers its SM clock under its 700 W power cap within ~0.1-1 s of a heavy
+// load, so a timing right after warm-up (tens of milliseconds) sees a kernel
+// before the cap acts, or in whatever state the previous timing left. With a
+// settle, every kernel is timed in its own sustained clocks, whatever order a
+// process measures them in (the fragment step 3-12% slower after 2 s, SDPA
+// within 1%: NOTES.md run 42).
 //
 // Example:
 //   double us = MedianEventMicros(stream, 20, 1, [&](int i) { Launch(i, stream); });
