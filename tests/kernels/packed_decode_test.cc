@@ -45,6 +45,8 @@ std::string Name(const DecodeCase& c) {
   if (c.num_splits > 0) s << "_splits" << c.num_splits;
   return s.str();
 }
+// The suites' test names.
+std::string ParamName(const ::testing::TestParamInfo<DecodeCase>& info) { return Name(info.param); }
 
 // Everything a case needs on the host, and the reference output.
 struct DecodeFixture {
@@ -276,9 +278,7 @@ std::vector<DecodeCase> AllDispatchedConfigs() {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryConfig, PackedDecodeTest, ::testing::ValuesIn(AllDispatchedConfigs()),
-                         [](const ::testing::TestParamInfo<DecodeCase>& test_info) {
-                           return Name(test_info.param);
-                         });
+                         ParamName);
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedDecodeTest,
                          ::testing::Values(DecodeCase{128, 4, 3, {5000}},
@@ -287,9 +287,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PackedDecodeTest,
                                            DecodeCase{128, 4, 3, {0, 64, 1000}},
                                            DecodeCase{64, 4, 4, {2000, 700}, 0, 0, 7},
                                            DecodeCase{128, 4, 3, {3000}, 0, 0, 1}),
-                         [](const ::testing::TestParamInfo<DecodeCase>& test_info) {
-                           return Name(test_info.param);
-                         });
+                         ParamName);
 
 // The merge of whole GQA groups per CTA and of one head per CTA give the same
 // bits (MergeKernel adds in the same order either way), each within the
@@ -312,9 +310,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PackedMergeHeadsTest,
                                            DecodeCase{64, 8, 4, {2000, 700}, 0, 0, 7},
                                            DecodeCase{128, 2, 2, {129, 4097}},
                                            DecodeCase{128, 8, 3, {5000}, 0, 0, 40}),
-                         [](const ::testing::TestParamInfo<DecodeCase>& test_info) {
-                           return Name(test_info.param);
-                         });
+                         ParamName);
 
 // Host arithmetic only (no device needed): the plan's SM count decides.
 TEST(MergeHeadsPerCtaTest, WholeGroupsOnceOneHeadPerCtaTakesTwoWaves) {
