@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The eight rows of BENCHMARKS.md's encode table ("Latest: encode + pack") as
+# The eight rows of BENCHMARKS.md's encode table ("Latest, burst clocks: encode + pack") as
 # an A/B: the working tree against another source tree, both built and
 # alternated in one process start each, three rounds (run_on_h200.sh's
 # AB_TREES), then the medians per row (ab_medians.py). Rows: 16-aligned K3V3

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The encode + pack tables of BENCHMARKS.md ("Latest: encode + pack"), on the
+# The encode + pack tables of BENCHMARKS.md ("Latest, burst clocks: encode + pack"; with
+# BENCH_FLAGS="--settle-ms 2000" the sustained one), on the
 # GPU machine after bench/kernels/run_on_h200.sh has built packed_decode_bench
 # (its build tree: /tmp/build-gpu unless BUILD_DIR says otherwise). Three runs
 # of each kind, each run its own process, then the median tables:
