@@ -12,7 +12,7 @@
 //                             [--append] [--no-wgmma] [--wgmma-min N] [--scatter]
 //                             [--few-token-max N] [--fragment-encode-only]
 //                             [--merge-heads one|group] [--shuffle-pages]
-//                             [--fragment-step-only] [--settle-ms MS]
+//                             [--fragment-step-only] [--settle-ms MS] [--prefill]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
@@ -46,6 +46,10 @@
 //   encodes) after MS ms of its own untimed runs, so that the card's clocks are
 //   that kernel's sustained state under the power cap, not what the previous
 //   measurement left (default 0: timed after 2-3 warm-up samples only).
+//   --prefill: above each row with an encode column, the prefill layer of the
+//   encode's tokens as one sequence through LibTorch (causal SDPA and the four
+//   projection GEMMs, prefill_baseline.h) and each encode's share of it: what
+//   the encode costs where a serving node runs it (needs LibTorch >= 2.5).
 //   --few-token-max N: the encode columns' launches of at most N tokens x KV
 //   heads take the few-token kernel (EncodePackParams::few_token_max_token_heads;
 //   default 512).
@@ -96,6 +100,7 @@
 
 #include "bench/kernels/bench_device.h"
 #include "bench/kernels/event_median.h"
+#include "bench/kernels/prefill_baseline.h"
 #include "bench/kernels/sdpa_baseline.h"
 #include "core/allocator.h"
 #include "core/fragment_page.h"
@@ -129,6 +134,7 @@ constexpr int kGraphSteps = 16;
 struct Model {
   const char* name;
   int q_heads, kv_heads, head_dim;
+  int hidden, intermediate;  // the layer's widths, for --prefill's GEMMs
 };
 
 // Times launches on its own stream. By default a sample is one call f(i,
@@ -520,13 +526,38 @@ BaselineMicros Fp16BaselineMicros(Timer& timer, const Model& m, int batch, int c
   return us;
 }
 
+// --prefill: one line with the prefill layer of the encode's `tokens` (one
+// sequence; prefill_baseline.h) and the encodes' µs as shares of it, the
+// yardstick for what the encode costs a serving node (negative µs: not
+// measured).
+void PrintPrefillShare(const Model& m, int tokens, int iters, double settle_ms, double encode_us,
+                       double fenc_us) {
+  std::string error;
+  const PrefillMicros layer =
+      PrefillLayerMicros({m.q_heads, m.kv_heads, m.head_dim, m.hidden, m.intermediate, tokens},
+                         iters, settle_ms, &error);
+  if (layer.attention < 0 || layer.gemms < 0) {
+    std::fprintf(stderr, "prefill: %s\n", error.c_str());
+    return;
+  }
+  const double total = layer.attention + layer.gemms;
+  std::printf(
+      "  prefill layer of %d tokens (one sequence): attention %.1f µs (%.0f TFLOP/s) + GEMMs "
+      "%.1f µs = %.1f µs; encode",
+      tokens, layer.attention, layer.attention_tflops, layer.gemms, total);
+  if (encode_us > 0) std::printf(" %.2f%% of it", 100.0 * encode_us / total);
+  if (fenc_us > 0) std::printf(", fragment pages %.2f%%", 100.0 * fenc_us / total);
+  std::printf("\n");
+}
+
 int Run(int argc, char** argv) {
   bool quick = false, encode = true;
   int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
       splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
   bool fragment = false, graph = false, parts = false, append = false, ragged = false,
        balanced = false, fit_splits = false, no_wgmma = false, scatter = false,
-       fragment_encode_only = false, shuffle_pages = false, fragment_step_only = false;
+       fragment_encode_only = false, shuffle_pages = false, fragment_step_only = false,
+       prefill = false;
   int64_t wgmma_min = -1;      // --wgmma-min: the wgmma threshold (-1: the default)
   int64_t few_token_max = -1;  // --few-token-max (-1: the default)
   std::string merge_heads;     // --merge-heads one|group ("": MergeHeadsPerCta)
@@ -544,6 +575,7 @@ int Run(int argc, char** argv) {
     if (std::strcmp(argv[i], "--scatter") == 0) scatter = true;
     if (std::strcmp(argv[i], "--shuffle-pages") == 0) shuffle_pages = true;
     if (std::strcmp(argv[i], "--fragment-step-only") == 0) fragment_step_only = true;
+    if (std::strcmp(argv[i], "--prefill") == 0) prefill = true;
     if (std::strcmp(argv[i], "--fragment-encode-only") == 0) fragment_encode_only = true;
     if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
     if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
@@ -588,6 +620,12 @@ int Run(int argc, char** argv) {
                  "--k-align 8 or 16)\n");
     return 1;
   }
+  if (prefill && !encode) {
+    std::fprintf(stderr,
+                 "--prefill compares the encode with the prefill layer of the same tokens; drop "
+                 "--no-encode\n");
+    return 1;
+  }
   if (!(settle_ms >= 0.0 && settle_ms <= 60000.0)) {
     std::fprintf(stderr,
                  "--settle-ms takes 0 to 60000 (milliseconds of untimed runs before each "
@@ -628,7 +666,8 @@ int Run(int argc, char** argv) {
   }
   if (graph) timer.graph_steps = kGraphSteps;
 
-  const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128}, {"qwen2.5-3b", 16, 2, 128}};
+  const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128, 4096, 14336},
+                                     {"qwen2.5-3b", 16, 2, 128, 2048, 11008}};
   std::vector<int> contexts = quick ? std::vector<int>{4096, 32768, 131072}
                                     : std::vector<int>{4096, 16384, 32768, 131072, 524288};
   if (only_ctx > 0) contexts = {only_ctx};
@@ -823,6 +862,11 @@ int Run(int argc, char** argv) {
           cudaFree(out);
           cudaFree(d_len);
 
+          if (prefill && (encode_us > 0 || fenc_us > 0)) {
+            const int tokens = std::min(batch * ctx, 32768);
+            PrintPrefillShare(m, tokens, std::max(3, iters / 4), timer.settle_ms, encode_us,
+                              fenc_us);
+          }
           if (append) {
             const EncodeInputs& inputs = *append_inputs;
             const double v1_us =
