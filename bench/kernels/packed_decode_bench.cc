@@ -14,6 +14,9 @@
 //                             [--merge-heads one|group] [--shuffle-pages]
 //                             [--fragment-step-only] [--settle-ms MS] [--prefill]
 //   (--model/--kbits/--batch/--ctx keep only the matching rows; for ncu.)
+//   Parsed by bench_options.h: an unknown flag, a missing or malformed value,
+//   or a combination that would time something else stops the run with an
+//   error naming the flag (exit 1), before any device work.
 //   Shapes: Llama-3.1-8B (32 q / 8 kv, hd 128), Qwen2.5-3B (16 / 2, hd 128);
 //   contexts 4K..512K; batch 1 and 16; K3V3 and K2V2 plans allocated by
 //   GreedyAllocate from lognormal block energies decaying with block index
@@ -91,14 +94,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <numeric>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "bench/kernels/bench_device.h"
+#include "bench/kernels/bench_options.h"
 #include "bench/kernels/event_median.h"
 #include "bench/kernels/prefill_baseline.h"
 #include "bench/kernels/sdpa_baseline.h"
@@ -551,92 +555,18 @@ void PrintPrefillShare(const Model& m, int tokens, int iters, double settle_ms, 
 }
 
 int Run(int argc, char** argv) {
-  bool quick = false, encode = true;
-  int iters = 20, only_kbits = 0, only_batch = 0, only_ctx = 0, k_align = 0, encode_slabs = 0,
-      splits = 0, fragment_ctas = 0, fragment_splits = 0, table_ctx = 0;
-  bool fragment = false, graph = false, parts = false, append = false, ragged = false,
-       balanced = false, fit_splits = false, no_wgmma = false, scatter = false,
-       fragment_encode_only = false, shuffle_pages = false, fragment_step_only = false,
-       prefill = false;
-  int64_t wgmma_min = -1;      // --wgmma-min: the wgmma threshold (-1: the default)
-  int64_t few_token_max = -1;  // --few-token-max (-1: the default)
-  std::string merge_heads;     // --merge-heads one|group ("": MergeHeadsPerCta)
-  double settle_ms = 0.0;      // --settle-ms (Timer::settle_ms)
-  std::string only_model;
-  for (int i = 1; i < argc; ++i) {
-    const bool has_value = i + 1 < argc;
-    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
-    if (std::strcmp(argv[i], "--no-encode") == 0) encode = false;
-    if (std::strcmp(argv[i], "--fragment") == 0) fragment = true;
-    if (std::strcmp(argv[i], "--graph") == 0) graph = true;
-    if (std::strcmp(argv[i], "--parts") == 0) parts = true;
-    if (std::strcmp(argv[i], "--append") == 0) append = true;
-    if (std::strcmp(argv[i], "--ragged") == 0) ragged = true;
-    if (std::strcmp(argv[i], "--scatter") == 0) scatter = true;
-    if (std::strcmp(argv[i], "--shuffle-pages") == 0) shuffle_pages = true;
-    if (std::strcmp(argv[i], "--fragment-step-only") == 0) fragment_step_only = true;
-    if (std::strcmp(argv[i], "--prefill") == 0) prefill = true;
-    if (std::strcmp(argv[i], "--fragment-encode-only") == 0) fragment_encode_only = true;
-    if (std::strcmp(argv[i], "--balanced") == 0) balanced = true;
-    if (std::strcmp(argv[i], "--fit-splits") == 0) fit_splits = true;
-    if (std::strcmp(argv[i], "--no-wgmma") == 0) no_wgmma = true;
-    if (std::strcmp(argv[i], "--wgmma-min") == 0 && has_value) wgmma_min = std::atoll(argv[++i]);
-    if (std::strcmp(argv[i], "--few-token-max") == 0 && has_value) {
-      few_token_max = std::atoll(argv[++i]);
-    }
-    if (std::strcmp(argv[i], "--fragment-splits") == 0 && has_value) {
-      fragment_splits = std::atoi(argv[++i]);
-    }
-    if (std::strcmp(argv[i], "--table-ctx") == 0 && has_value) table_ctx = std::atoi(argv[++i]);
-    if (std::strcmp(argv[i], "--merge-heads") == 0 && has_value) merge_heads = argv[++i];
-    if (std::strcmp(argv[i], "--fragment-ctas") == 0 && has_value) {
-      fragment_ctas = std::atoi(argv[++i]);
-    }
-    if (std::strcmp(argv[i], "--iters") == 0 && has_value) iters = std::atoi(argv[++i]);
-    if (std::strcmp(argv[i], "--settle-ms") == 0 && has_value) settle_ms = std::atof(argv[++i]);
-    if (std::strcmp(argv[i], "--model") == 0 && has_value) only_model = argv[++i];
-    if (std::strcmp(argv[i], "--kbits") == 0 && has_value) only_kbits = std::atoi(argv[++i]);
-    if (std::strcmp(argv[i], "--batch") == 0 && has_value) only_batch = std::atoi(argv[++i]);
-    if (std::strcmp(argv[i], "--ctx") == 0 && has_value) only_ctx = std::atoi(argv[++i]);
-    if (std::strcmp(argv[i], "--k-align") == 0 && has_value) k_align = std::atoi(argv[++i]);
-    if (std::strcmp(argv[i], "--splits") == 0 && has_value) splits = std::atoi(argv[++i]);
-    if (std::strcmp(argv[i], "--encode-slabs") == 0 && has_value) {
-      encode_slabs = std::atoi(argv[++i]);
-    }
-  }
-  if (!merge_heads.empty() && merge_heads != "one" && merge_heads != "group") {
-    std::fprintf(stderr, "--merge-heads takes one or group, not %s\n", merge_heads.c_str());
+  const absl::StatusOr<BenchOptions> parsed = ParseBenchOptions(argc, argv);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(parsed.status().message()).c_str());
     return 1;
   }
-  if (fragment_encode_only && !fragment) {
-    std::fprintf(stderr,
-                 "--fragment-encode-only leaves out the version-1 encode column; add --fragment "
-                 "(with --k-align 8 or 16) for the fragment one\n");
-    return 1;
-  }
-  if (fragment_step_only && !fragment) {
-    std::fprintf(stderr,
-                 "--fragment-step-only times the fragment step alone; add --fragment (with "
-                 "--k-align 8 or 16)\n");
-    return 1;
-  }
-  if (prefill && !encode) {
-    std::fprintf(stderr,
-                 "--prefill compares the encode with the prefill layer of the same tokens; drop "
-                 "--no-encode\n");
-    return 1;
-  }
-  if (!(settle_ms >= 0.0 && settle_ms <= 60000.0)) {
-    std::fprintf(stderr,
-                 "--settle-ms takes 0 to 60000 (milliseconds of untimed runs before each "
-                 "timing), not %g\n",
-                 settle_ms);
-    return 1;
-  }
-  if (fragment && k_align != 8 && k_align != 16) {
-    std::fprintf(stderr,
-                 "--fragment needs --k-align 8 or 16: fragment pages hold K groups of whole "
-                 "8-dim halves\n");
+  const BenchOptions& o = *parsed;
+  const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128, 4096, 14336},
+                                     {"qwen2.5-3b", 16, 2, 128, 2048, 11008}};
+  if (!o.only_model.empty() && std::none_of(models.begin(), models.end(), [&](const Model& m) {
+        return o.only_model == m.name;
+      })) {
+    std::fprintf(stderr, "--model takes llama3.1-8b or qwen2.5-3b, not %s\n", o.only_model.c_str());
     return 1;
   }
   int device_count = 0;
@@ -647,42 +577,41 @@ int Run(int argc, char** argv) {
   cudaDeviceProp prop;
   BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
   Timer timer;
-  timer.settle_ms = settle_ms;
+  timer.settle_ms = o.settle_ms;
   const double memcpy_gbs = MemcpyBandwidth(timer);
   std::printf("device %s, %d SMs, L2 %d MB; cudaMemcpy D2D %.0f GB/s (read + write)\n", prop.name,
               prop.multiProcessorCount, prop.l2CacheSize >> 20, memcpy_gbs);
   std::printf("SDPA baseline: %s\n", SdpaAvailable()
                                          ? "LibTorch at::scaled_dot_product_attention(enable_gqa)"
                                          : "not built");
-  if (k_align > 0) std::printf("K allocation: width groups aligned to %d dims\n", k_align);
+  if (o.k_align > 0) std::printf("K allocation: width groups aligned to %d dims\n", o.k_align);
   // PackedDecodeConfig::wgmma: the device runs sm_90a code.
-  const bool wgmma = !no_wgmma && prop.major == 9 && prop.minor == 0;
+  const bool wgmma = !o.no_wgmma && prop.major == 9 && prop.minor == 0;
   std::printf("encode: %s\n", wgmma ? "K and V on wgmma (encode_wgmma.cuh) where TakesWgmmaEncode"
                                     : "K and V on the slab kernel");
-  std::printf("timing: %s\n", graph ? "CUDA graph replays of 16 steps, per step"
-                                    : "single launches (host launch overhead included)");
-  if (settle_ms > 0) {
-    std::printf("settle: each timing after %.0f ms of its own untimed runs\n", settle_ms);
+  std::printf("timing: %s\n", o.graph ? "CUDA graph replays of 16 steps, per step"
+                                      : "single launches (host launch overhead included)");
+  if (o.settle_ms > 0) {
+    std::printf("settle: each timing after %.0f ms of its own untimed runs\n", o.settle_ms);
   }
-  if (graph) timer.graph_steps = kGraphSteps;
+  if (o.graph) timer.graph_steps = kGraphSteps;
 
-  const std::vector<Model> models = {{"llama3.1-8b", 32, 8, 128, 4096, 14336},
-                                     {"qwen2.5-3b", 16, 2, 128, 2048, 11008}};
-  std::vector<int> contexts = quick ? std::vector<int>{4096, 32768, 131072}
-                                    : std::vector<int>{4096, 16384, 32768, 131072, 524288};
-  if (only_ctx > 0) contexts = {only_ctx};
+  std::vector<int> contexts = o.quick ? std::vector<int>{4096, 32768, 131072}
+                                      : std::vector<int>{4096, 16384, 32768, 131072, 524288};
+  if (o.only_ctx > 0) contexts = {o.only_ctx};
   const std::vector<std::array<int, 2>> plans = {{3, 3}, {2, 2}};
   std::printf("\n%-12s %-5s %5s %7s %6s | %9s %7s %5s | %9s %6s | %9s %6s | %9s %7s%s\n", "model",
               "plan", "batch", "ctx", "B/tok", "packed_us", "GB/s", "%cpy", "fp16_us", "x",
               "sdpa_us", "x", "encode_us", "enc%cpy",
-              fragment ? " |   frag_us    GB/s  %cpy x_sdpa |   fenc_us fenc%cpy" : "");
+              o.fragment ? " |   frag_us    GB/s  %cpy x_sdpa |   fenc_us fenc%cpy" : "");
   for (const Model& m : models) {
-    if (!only_model.empty() && only_model != m.name) continue;
+    if (!o.only_model.empty() && o.only_model != m.name) continue;
     const int group = m.q_heads / m.kv_heads, hd = m.head_dim, heads = m.kv_heads;
     for (const auto& kv : plans) {
-      if (only_kbits > 0 && only_kbits != kv[0]) continue;
+      if (o.only_kbits > 0 && o.only_kbits != kv[0]) continue;
       std::vector<HeadCodec> codecs;
-      for (int h = 0; h < heads; ++h) codecs.push_back(RealisticCodec(hd, kv[0], 100 + h, k_align));
+      for (int h = 0; h < heads; ++h)
+        codecs.push_back(RealisticCodec(hd, kv[0], 100 + h, o.k_align));
       PackedDecodeConfig config;
       config.num_layers = 1;
       config.num_kv_heads = heads;
@@ -716,16 +645,18 @@ int Run(int argc, char** argv) {
           cudaMemcpy(d_spans, spans.data(), spans.size() * sizeof(int), cudaMemcpyHostToDevice));
       const double bytes_per_token = page_bytes_sum / heads / kPageTokens;
       FragmentPath frag;
-      frag.balanced = balanced;
-      frag.ctas_per_kv_head = fragment_ctas;
-      frag.fit_splits = fit_splits;
-      frag.splits = fragment_splits;
-      const int merge_heads_per_cta = merge_heads == "one" ? 1 : merge_heads == "group" ? group : 0;
+      frag.balanced = o.balanced;
+      frag.ctas_per_kv_head = o.fragment_ctas;
+      frag.fit_splits = o.fit_splits;
+      frag.splits = o.fragment_splits;
+      const int merge_heads_per_cta = o.merge_heads == "one"     ? 1
+                                      : o.merge_heads == "group" ? group
+                                                                 : 0;
       frag.merge_heads = merge_heads_per_cta;
-      if (fragment) MakeFragmentPath(config, codecs, frag);
+      if (o.fragment) MakeFragmentPath(config, codecs, frag);
 
       for (int batch : {1, 16}) {
-        if (only_batch > 0 && only_batch != batch) continue;
+        if (o.only_batch > 0 && o.only_batch != batch) continue;
         for (int ctx : contexts) {
           const int pages_per_seq = (ctx + kPageTokens - 1) / kPageTokens;
           const int64_t seq_pages = int64_t{batch} * pages_per_seq;
@@ -746,12 +677,12 @@ int Run(int argc, char** argv) {
           // --shuffle-pages, the replica's pages in a shuffled order), in a row
           // of table_pages (--table-ctx; entries past the sequence unread).
           const int table_pages =
-              std::max(pages_per_seq, (table_ctx + kPageTokens - 1) / kPageTokens);
+              std::max(pages_per_seq, (o.table_ctx + kPageTokens - 1) / kPageTokens);
           const int64_t table_stride = int64_t{batch} * table_pages;
           std::vector<int> table(static_cast<size_t>(reps_p) * table_stride, 0);
           std::vector<int> order(static_cast<size_t>(seq_pages));
           std::iota(order.begin(), order.end(), 0);
-          if (shuffle_pages) Shuffle(order, 29);
+          if (o.shuffle_pages) Shuffle(order, 29);
           for (int64_t r = 0; r < reps_p; ++r) {
             for (int64_t b = 0; b < batch; ++b) {
               for (int j = 0; j < pages_per_seq; ++j) {
@@ -767,7 +698,7 @@ int Run(int argc, char** argv) {
           // --ragged: lengths spread evenly up to ctx (sequence b: ctx·(b + 1) / batch).
           std::vector<int> lens(batch, ctx);
           double pages_read = static_cast<double>(seq_pages);
-          if (ragged) {
+          if (o.ragged) {
             pages_read = 0;
             for (int b = 0; b < batch; ++b) {
               lens[b] = std::max(1, static_cast<int>(int64_t{ctx} * (b + 1) / batch));
@@ -780,10 +711,10 @@ int Run(int argc, char** argv) {
           BENCH_CHECK(cudaMalloc(&q, sizeof(float) * batch * m.q_heads * hd));
           BENCH_CHECK(cudaMalloc(&out, sizeof(float) * batch * m.q_heads * hd));
           BENCH_CHECK(FillRandomFloat(q, size_t{1} * batch * m.q_heads * hd, 3, 1.0f, nullptr));
-          const int v1_splits = splits > 0   ? std::min(splits, plan->max_splits())
-                                : fit_splits ? plan->SplitsForLengths(lens)
-                                             : plan->SplitsFor(batch, ctx);
-          if (fit_splits && splits == 0) {
+          const int v1_splits = o.splits > 0   ? std::min(o.splits, plan->max_splits())
+                                : o.fit_splits ? plan->SplitsForLengths(lens)
+                                               : plan->SplitsFor(batch, ctx);
+          if (o.fit_splits && o.splits == 0) {
             std::printf("  version-1 step shape (batch %d, longest %d): %d splits\n", batch, ctx,
                         v1_splits);
           }
@@ -796,7 +727,7 @@ int Run(int argc, char** argv) {
           p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
           p.out = out;
           const double packed_us =
-              fragment_step_only ? -1 : timer.Median(iters, [&](int i, cudaStream_t stream) {
+              o.fragment_step_only ? -1 : timer.Median(o.iters, [&](int i, cudaStream_t stream) {
                 kernels::PackedDecodeParams pi = p;
                 pi.page_table = d_table + static_cast<size_t>(i % reps_p) * table_stride;
                 BENCH_CHECK(kernels::LaunchPackedDecode(pi, stream));
@@ -807,53 +738,53 @@ int Run(int argc, char** argv) {
           // A decode step's encode: one new token per sequence, at the next
           // slot of its last page (sequence b's last page is page b here).
           std::unique_ptr<EncodeInputs> append_inputs;
-          if (append) {
+          if (o.append) {
             std::vector<int64_t> next_slots(batch);
             for (int b = 0; b < batch; ++b) {
               next_slots[b] = int64_t{b} * kPageTokens + (lens[b] - 1) % kPageTokens;
             }
             append_inputs = std::make_unique<EncodeInputs>(next_slots, heads, hd, 23);
           }
-          const double frag_us = fragment
+          const double frag_us = o.fragment
                                      ? FragmentStepMicros(timer, frag, p, lens, seq_pages, reps_p,
-                                                          d_table, table_stride, iters, parts,
-                                                          append_inputs.get(), encode_slabs)
+                                                          d_table, table_stride, o.iters, o.parts,
+                                                          append_inputs.get(), o.encode_slabs)
                                      : -1;
           const double frag_gbs = pages_read * frag.page_bytes_sum / (frag_us * 1e-6) / 1e9;
           cudaFree(d_table);
 
           // fp16: own flash decoding and SDPA (not with --fragment-step-only).
           const BaselineMicros fp16 =
-              fragment_step_only
+              o.fragment_step_only
                   ? BaselineMicros{}
-                  : Fp16BaselineMicros(timer, m, batch, ctx, d_len, p.scale, out, reps_f, iters,
-                                       ragged, prop.multiProcessorCount);
+                  : Fp16BaselineMicros(timer, m, batch, ctx, d_len, p.scale, out, reps_f, o.iters,
+                                       o.ragged, prop.multiProcessorCount);
           const double fp16_us = fp16.own, sdpa_us = fp16.sdpa;
 
           // Encode + pack of a prefill chunk: min(batch·ctx, 32K) tokens.
           double encode_us = -1, encode_frac = 0, fenc_us = -1, fenc_frac = 0;
-          if (encode && (ctx == contexts.front() || ctx == 32768)) {
+          if (o.encode && (ctx == contexts.front() || ctx == 32768)) {
             const int tokens = std::min(batch * ctx, 32768);
             const int64_t epages = (tokens + kPageTokens - 1) / kPageTokens;
             std::vector<int64_t> in_order(tokens);
             std::iota(in_order.begin(), in_order.end(), int64_t{0});
-            if (scatter) Shuffle(in_order, 23);
+            if (o.scatter) Shuffle(in_order, 23);
             const EncodeInputs inputs(in_order, heads, hd, 21);
             // µs of encoding the tokens with `ep` into whole pages, and its %
             // of copy bandwidth for pages of `page_bytes` summed over the heads.
             auto time_encode = [&](kernels::EncodePackParams ep, double page_bytes, double& frac) {
-              if (wgmma_min >= 0) ep.wgmma_min_token_heads = wgmma_min;
-              if (few_token_max >= 0) ep.few_token_max_token_heads = few_token_max;
+              if (o.wgmma_min >= 0) ep.wgmma_min_token_heads = o.wgmma_min;
+              if (o.few_token_max >= 0) ep.few_token_max_token_heads = o.few_token_max;
               const double us =
-                  inputs.Micros(timer, ep, epages, std::max(3, iters / 4), encode_slabs);
+                  inputs.Micros(timer, ep, epages, std::max(3, o.iters / 4), o.encode_slabs);
               const double bytes = inputs.input_bytes() + static_cast<double>(epages) * page_bytes;
               frac = bytes / (us * 1e-6) / 1e9 / memcpy_gbs * 100.0;
               return us;
             };
-            if (!fragment_encode_only) {
+            if (!o.fragment_encode_only) {
               encode_us = time_encode(plan->EncodeParams(0, ws), page_bytes_sum, encode_frac);
             }
-            if (fragment) {  // the same tokens into fragment pages
+            if (o.fragment) {  // the same tokens into fragment pages
               fenc_us = time_encode(frag.plan->EncodeParams(0, frag.workspace), frag.page_bytes_sum,
                                     fenc_frac);
             }
@@ -862,23 +793,23 @@ int Run(int argc, char** argv) {
           cudaFree(out);
           cudaFree(d_len);
 
-          if (prefill && (encode_us > 0 || fenc_us > 0)) {
+          if (o.prefill && (encode_us > 0 || fenc_us > 0)) {
             const int tokens = std::min(batch * ctx, 32768);
-            PrintPrefillShare(m, tokens, std::max(3, iters / 4), timer.settle_ms, encode_us,
+            PrintPrefillShare(m, tokens, std::max(3, o.iters / 4), timer.settle_ms, encode_us,
                               fenc_us);
           }
-          if (append) {
+          if (o.append) {
             const EncodeInputs& inputs = *append_inputs;
             const double v1_us =
-                inputs.Micros(timer, plan->EncodeParams(0, ws), batch, iters, encode_slabs);
+                inputs.Micros(timer, plan->EncodeParams(0, ws), batch, o.iters, o.encode_slabs);
             std::printf(
                 "  append (batch %d, one token per sequence, %d KV heads): version-1 pages %.1f "
                 "µs",
                 batch, heads, v1_us);
-            if (fragment) {
+            if (o.fragment) {
               std::printf(", fragment pages %.1f µs",
                           inputs.Micros(timer, frag.plan->EncodeParams(0, frag.workspace), batch,
-                                        iters, encode_slabs));
+                                        o.iters, o.encode_slabs));
             }
             std::printf("\n");
           }
@@ -911,9 +842,9 @@ int Run(int argc, char** argv) {
           // "K3V3", or "K3V3a16" for K groups aligned to 16 dims.
           const std::string plan_name =
               "K" + std::to_string(kv[0]) + "V" + std::to_string(kv[1]) +
-              (k_align > 0 ? "a" + std::to_string(k_align) : std::string());
+              (o.k_align > 0 ? "a" + std::to_string(o.k_align) : std::string());
           char frag_col[128] = "";
-          if (fragment) {
+          if (o.fragment) {
             char fenc_col[48];
             if (fenc_us > 0) {
               std::snprintf(fenc_col, sizeof(fenc_col), "%9.1f %6.1f%%", fenc_us, fenc_frac);
