@@ -31,6 +31,10 @@ TEST(SettleClocksTest, RunsSamplesInOrderUntilTheTimeHasPassed) {
   constexpr double kSettleMs = 30.0;
   std::vector<int> indices;
   std::vector<double> started_ms;
+  // On a machine with a GPU the first stream call creates the CUDA context
+  // (~0.2 s on the H200), which would end the settle after one sample: create
+  // it before the clock starts.
+  cudaStreamSynchronize(nullptr);
   const Clock::time_point start = Clock::now();
   SettleClocks(nullptr, kSettleMs, [&](int i) {
     indices.push_back(i);
