@@ -1,87 +1,52 @@
 #include "bench/kernels/bench_options.h"
 
 #include <utility>
-#include <variant>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "bench/kernels/flag_parser.h"
 
 namespace kvplan::bench {
 namespace {
-
-// A flag is a switch (a bool member set to `value`) or takes the next argument
-// as its member's type.
-using Member = std::variant<bool BenchOptions::*, int BenchOptions::*, int64_t BenchOptions::*,
-                            double BenchOptions::*, std::string BenchOptions::*>;
-struct Flag {
-  absl::string_view name;
-  Member member;
-  bool value = true;  // switches only
-};
 
 constexpr absl::string_view kFlagsDoc =
     "the flags are listed at the top of bench/kernels/packed_decode_bench.cc and in "
     "kernels/README.md";
 
-const Flag* FindFlag(absl::string_view name) {
-  static const Flag kFlags[] = {
-      {"--quick", &BenchOptions::quick},
-      {"--no-encode", &BenchOptions::encode, false},
-      {"--fragment", &BenchOptions::fragment},
-      {"--graph", &BenchOptions::graph},
-      {"--parts", &BenchOptions::parts},
-      {"--append", &BenchOptions::append},
-      {"--ragged", &BenchOptions::ragged},
-      {"--scatter", &BenchOptions::scatter},
-      {"--shuffle-pages", &BenchOptions::shuffle_pages},
-      {"--fragment-step-only", &BenchOptions::fragment_step_only},
-      {"--fragment-encode-only", &BenchOptions::fragment_encode_only},
-      {"--balanced", &BenchOptions::balanced},
-      {"--fit-splits", &BenchOptions::fit_splits},
-      {"--no-wgmma", &BenchOptions::no_wgmma},
-      {"--prefill", &BenchOptions::prefill},
-      {"--model", &BenchOptions::only_model},
-      {"--kbits", &BenchOptions::only_kbits},
-      {"--batch", &BenchOptions::only_batch},
-      {"--ctx", &BenchOptions::only_ctx},
-      {"--iters", &BenchOptions::iters},
-      {"--k-align", &BenchOptions::k_align},
-      {"--encode-slabs", &BenchOptions::encode_slabs},
-      {"--splits", &BenchOptions::splits},
-      {"--fragment-splits", &BenchOptions::fragment_splits},
-      {"--fragment-ctas", &BenchOptions::fragment_ctas},
-      {"--table-ctx", &BenchOptions::table_ctx},
-      {"--wgmma-min", &BenchOptions::wgmma_min},
-      {"--few-token-max", &BenchOptions::few_token_max},
-      {"--merge-heads", &BenchOptions::merge_heads},
-      {"--settle-ms", &BenchOptions::settle_ms},
-  };
-  for (const Flag& flag : kFlags) {
-    if (flag.name == name) return &flag;
-  }
-  return nullptr;
-}
-
-// Stores `text` into the flag's member; an error names the flag and the type.
-absl::Status SetValue(const Flag& flag, absl::string_view text, BenchOptions& options) {
-  const auto bad = [&](absl::string_view kind) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag.name, " takes ", kind, ", not '", text, "'"));
-  };
-  if (const auto* m = std::get_if<int BenchOptions::*>(&flag.member)) {
-    return absl::SimpleAtoi(text, &(options.*(*m))) ? absl::OkStatus() : bad("an integer");
-  }
-  if (const auto* m = std::get_if<int64_t BenchOptions::*>(&flag.member)) {
-    return absl::SimpleAtoi(text, &(options.*(*m))) ? absl::OkStatus() : bad("an integer");
-  }
-  if (const auto* m = std::get_if<double BenchOptions::*>(&flag.member)) {
-    return absl::SimpleAtod(text, &(options.*(*m))) ? absl::OkStatus() : bad("a number");
-  }
-  options.*std::get<std::string BenchOptions::*>(flag.member) = std::string(text);
-  return absl::OkStatus();
-}
+using Flag = FlagSpec<BenchOptions>;
+constexpr Flag kFlags[] = {
+    {"--quick", &BenchOptions::quick},
+    {"--no-encode", &BenchOptions::encode, false},
+    {"--fragment", &BenchOptions::fragment},
+    {"--graph", &BenchOptions::graph},
+    {"--parts", &BenchOptions::parts},
+    {"--append", &BenchOptions::append},
+    {"--ragged", &BenchOptions::ragged},
+    {"--scatter", &BenchOptions::scatter},
+    {"--shuffle-pages", &BenchOptions::shuffle_pages},
+    {"--fragment-step-only", &BenchOptions::fragment_step_only},
+    {"--fragment-encode-only", &BenchOptions::fragment_encode_only},
+    {"--balanced", &BenchOptions::balanced},
+    {"--fit-splits", &BenchOptions::fit_splits},
+    {"--no-wgmma", &BenchOptions::no_wgmma},
+    {"--prefill", &BenchOptions::prefill},
+    {"--model", &BenchOptions::only_model},
+    {"--kbits", &BenchOptions::only_kbits},
+    {"--batch", &BenchOptions::only_batch},
+    {"--ctx", &BenchOptions::only_ctx},
+    {"--iters", &BenchOptions::iters},
+    {"--k-align", &BenchOptions::k_align},
+    {"--encode-slabs", &BenchOptions::encode_slabs},
+    {"--splits", &BenchOptions::splits},
+    {"--fragment-splits", &BenchOptions::fragment_splits},
+    {"--fragment-ctas", &BenchOptions::fragment_ctas},
+    {"--table-ctx", &BenchOptions::table_ctx},
+    {"--wgmma-min", &BenchOptions::wgmma_min},
+    {"--few-token-max", &BenchOptions::few_token_max},
+    {"--merge-heads", &BenchOptions::merge_heads},
+    {"--settle-ms", &BenchOptions::settle_ms},
+};
 
 // Values and combinations that would measure something other than what was
 // asked, or nothing at all.
@@ -141,21 +106,8 @@ absl::Status CheckOptions(const BenchOptions& o) {
 
 absl::StatusOr<BenchOptions> ParseBenchOptions(int argc, const char* const* argv) {
   BenchOptions options;
-  for (int i = 1; i < argc; ++i) {
-    const absl::string_view arg = argv[i];
-    const Flag* flag = FindFlag(arg);
-    if (flag == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", arg, "': ", kFlagsDoc));
-    }
-    if (const auto* m = std::get_if<bool BenchOptions::*>(&flag->member)) {
-      options.*(*m) = flag->value;
-      continue;
-    }
-    // A value that is itself a flag means the value was left out.
-    if (i + 1 == argc || absl::string_view(argv[i + 1]).substr(0, 2) == "--") {
-      return absl::InvalidArgumentError(absl::StrCat(arg, " needs a value: ", kFlagsDoc));
-    }
-    if (absl::Status s = SetValue(*flag, argv[++i], options); !s.ok()) return s;
+  if (absl::Status s = ParseFlags<BenchOptions>(argc, argv, kFlags, kFlagsDoc, options); !s.ok()) {
+    return s;
   }
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   return options;

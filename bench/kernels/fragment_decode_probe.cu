@@ -65,6 +65,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "bench/kernels/flag_parser.h"
 #include "bench/kernels/fragment_probe_pages.h"
 #include "kvplan/kernels/fragment_decode.cuh"
 #include "kvplan/kernels/fragment_tables.h"
@@ -429,18 +431,37 @@ struct Case {
 
 }  // namespace kvplan::probe
 
-int main(int argc, char** argv) {
-  using namespace kvplan::probe;
+namespace kvplan::probe {
+
+struct Options {
   int iters = 50, only_batch = 0, only_ctx = 0;
   bool check = true, jit = false;
-  for (int i = 1; i < argc; ++i) {
-    const bool has_value = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--iters") && has_value) iters = std::atoi(argv[++i]);
-    if (!std::strcmp(argv[i], "--batch") && has_value) only_batch = std::atoi(argv[++i]);
-    if (!std::strcmp(argv[i], "--ctx") && has_value) only_ctx = std::atoi(argv[++i]);
-    if (!std::strcmp(argv[i], "--no-check")) check = false;
-    if (!std::strcmp(argv[i], "--jit")) jit = true;
+};
+constexpr bench::FlagSpec<Options> kFlags[] = {{"--iters", &Options::iters},
+                                               {"--batch", &Options::only_batch},
+                                               {"--ctx", &Options::only_ctx},
+                                               {"--no-check", &Options::check, false},
+                                               {"--jit", &Options::jit}};
+
+absl::Status ParseOptions(int argc, const char* const* argv, Options& o) {
+  const absl::Status parsed = bench::ParseFlags<Options>(
+      argc, argv, kFlags, "see the usage at the top of bench/kernels/fragment_decode_probe.cu", o);
+  if (!parsed.ok()) return parsed;
+  if (o.iters < 1) return absl::InvalidArgumentError("--iters takes a count >= 1");
+  return absl::OkStatus();
+}
+
+}  // namespace kvplan::probe
+
+int main(int argc, char** argv) {
+  using namespace kvplan::probe;
+  Options o;
+  if (const absl::Status parsed = ParseOptions(argc, argv, o); !parsed.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(parsed.message()).c_str());
+    return 1;
   }
+  const int iters = o.iters, only_batch = o.only_batch, only_ctx = o.only_ctx;
+  const bool check = o.check, jit = o.jit;
   // --jit: the decode kernel generated for these heads' layouts
   // (kvplan/kernels/fragment_decode_source.h) and compiled now by NVRTC, in
   // place of the kernel built into the binary.

@@ -13,12 +13,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "bench/kernels/flag_parser.h"
 #include "core/block_stats.h"
 #include "core/energy_table.h"
 #include "core/plan.h"
@@ -59,21 +60,45 @@ absl::StatusOr<kvplan::KvPlan> LlamaShapedPlan(int layers, int align) {
   return kvplan::BuildPlan(*table, rope, {.k_bits = 3, .v_bits = 3, .k_group_align = align});
 }
 
+struct Options {
+  int threads = 0, layers = 32, align = 16;
+  std::string keep_cubins;
+};
+constexpr kvplan::bench::FlagSpec<Options> kFlags[] = {{"--threads", &Options::threads},
+                                                       {"--layers", &Options::layers},
+                                                       {"--align", &Options::align},
+                                                       {"--keep-cubins", &Options::keep_cubins}};
+
+absl::Status CheckOptions(const Options& o) {
+  if (o.threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--threads takes a count >= 0 (0: the machine's), not ", o.threads));
+  }
+  if (o.layers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--layers takes a count >= 1, not ", o.layers));
+  }
+  if (o.align != 8 && o.align != 16) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--align takes 8 or 16 (fragment pages hold K groups of whole 8-dim halves), not ",
+        o.align));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 0, layers = 32, align = 16;
-  std::string keep_cubins;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads"))
-      threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--layers"))
-      layers = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--align"))
-      align = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--keep-cubins"))
-      keep_cubins = argv[++i];
+  Options o;
+  absl::Status parsed = kvplan::bench::ParseFlags<Options>(
+      argc, argv, kFlags, "see the usage at the top of bench/kernels/fragment_program_compile.cc",
+      o);
+  if (parsed.ok()) parsed = CheckOptions(o);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(parsed.message()).c_str());
+    return 1;
   }
+  const int threads = o.threads, layers = o.layers, align = o.align;
+  const std::string& keep_cubins = o.keep_cubins;
   absl::StatusOr<kvplan::KvPlan> plan = LlamaShapedPlan(layers, align);
   if (!plan.ok()) {
     std::fprintf(stderr, "plan: %s\n", std::string(plan.status().message()).c_str());
