@@ -41,12 +41,16 @@
 // The kernel itself is kvplan/kernels/fragment_decode.cuh; this file holds the
 // probe's layouts, host side and check.
 //
-// Usage: fragment_decode_probe [--iters N] [--batch N] [--ctx N] [--no-check] [--jit]
+// Usage: fragment_decode_probe [--iters N] [--batch N] [--ctx N] [--settle-ms MS] [--no-check]
+//                              [--jit]
+// (--settle-ms: each case timed after MS ms of untimed steps, in the clocks the
+// card's power cap leaves: bench/kernels/event_median.h, NOTES run 42.)
 // (--jit: the kernel generated for the probe's head layouts by
 // kvplan/kernels/fragment_decode_source.h and compiled at run time by NVRTC,
 // instead of the one built into the binary; prints the compile time.)
 // Build-time switches: KVPLAN_PROBE_LAYOUT (0, 2, 3), KVPLAN_PROBE_WARPS (4, 8),
-// KVPLAN_FRAGMENT_DECODE_SKELETON (1: the loop without its table lookups; wrong results).
+// KVPLAN_FRAGMENT_DECODE_SKELETON (1: the loop without its table lookups; 2, 3: each lookup
+// replaced by two or three byte permutes from register tables; wrong results).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -66,6 +70,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "bench/kernels/event_median.h"
 #include "bench/kernels/flag_parser.h"
 #include "bench/kernels/fragment_probe_pages.h"
 #include "kvplan/kernels/fragment_decode.cuh"
@@ -435,19 +440,23 @@ namespace kvplan::probe {
 
 struct Options {
   int iters = 50, only_batch = 0, only_ctx = 0;
+  double settle_ms = 0.0;
   bool check = true, jit = false;
 };
-constexpr bench::FlagSpec<Options> kFlags[] = {{"--iters", &Options::iters},
-                                               {"--batch", &Options::only_batch},
-                                               {"--ctx", &Options::only_ctx},
-                                               {"--no-check", &Options::check, false},
-                                               {"--jit", &Options::jit}};
+constexpr bench::FlagSpec<Options> kFlags[] = {
+    {"--iters", &Options::iters},           {"--batch", &Options::only_batch},
+    {"--ctx", &Options::only_ctx},          {"--settle-ms", &Options::settle_ms},
+    {"--no-check", &Options::check, false}, {"--jit", &Options::jit},
+};
 
 absl::Status ParseOptions(int argc, const char* const* argv, Options& o) {
   const absl::Status parsed = bench::ParseFlags<Options>(
       argc, argv, kFlags, "see the usage at the top of bench/kernels/fragment_decode_probe.cu", o);
   if (!parsed.ok()) return parsed;
   if (o.iters < 1) return absl::InvalidArgumentError("--iters takes a count >= 1");
+  if (!(o.settle_ms >= 0.0 && o.settle_ms <= 60000.0)) {
+    return absl::InvalidArgumentError("--settle-ms takes milliseconds in [0, 60000]");
+  }
   return absl::OkStatus();
 }
 
@@ -462,6 +471,7 @@ int main(int argc, char** argv) {
   }
   const int iters = o.iters, only_batch = o.only_batch, only_ctx = o.only_ctx;
   const bool check = o.check, jit = o.jit;
+  const double settle_ms = o.settle_ms;
   // --jit: the decode kernel generated for these heads' layouts
   // (kvplan/kernels/fragment_decode_source.h) and compiled now by NVRTC, in
   // place of the kernel built into the binary.
@@ -546,21 +556,14 @@ int main(int argc, char** argv) {
                              d_tile_bytes, 3);
     for (int w = 0; w < 3; ++w) Run(c);
     CHECK_CUDA(cudaDeviceSynchronize());
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
-    std::vector<float> us;
-    for (int r = 0; r < 5; ++r) {
-      cudaEventRecord(e0);
-      for (int i = 0; i < iters; ++i) Run(c);
-      cudaEventRecord(e1);
-      CHECK_CUDA(cudaEventSynchronize(e1));
-      float ms;
-      cudaEventElapsedTime(&ms, e0, e1);
-      us.push_back(ms * 1000.0f / iters);
-    }
-    std::sort(us.begin(), us.end());
-    const double t_us = us[us.size() / 2];
+    // Five samples of `iters` steps each (the legacy stream), after settle_ms
+    // of untimed steps (event_median.h: the step's sustained clocks).
+    const double t_us = kvplan::bench::MedianEventMicros(
+        /*stream=*/0, /*iters=*/5, iters,
+        [&](int) {
+          for (int i = 0; i < iters; ++i) Run(c);
+        },
+        settle_ms);
     // Bytes read: each head's own pages (the stride's padding is not read).
     double bytes = 0;
     for (int h = 0; h < cs.kv_heads; ++h) bytes += double(table.size()) * PageBytesFor(h);

@@ -116,9 +116,18 @@ __device__ __forceinline__ uint32_t FieldAt(const uint32_t (&w)[N]) {
   }
 }
 
+// Skeleton levels (timing probes only, wrong results): 1, no lookup; 2 and 3,
+// the pair lookup replaced by the byte permutes a register-table grammar
+// would spend (2: a table permute and an interleave per pair, as when four
+// codes share one selector; 3: low and high byte tables and an interleave).
 __device__ __forceinline__ uint32_t LoadShared32(uint32_t address) {
-#if KVPLAN_FRAGMENT_DECODE_SKELETON
+#if KVPLAN_FRAGMENT_DECODE_SKELETON == 1
   return address;
+#elif KVPLAN_FRAGMENT_DECODE_SKELETON == 2
+  return __byte_perm(__byte_perm(0x3a343028u, 0x3e3c3b3au, address), address, 0x5140);
+#elif KVPLAN_FRAGMENT_DECODE_SKELETON == 3
+  return __byte_perm(__byte_perm(0x3a343028u, 0x3e3c3b3au, address),
+                     __byte_perm(0x2c281810u, 0xbcb8b4b0u, address), 0x5140);
 #else
   uint32_t v;
   asm("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(address));
