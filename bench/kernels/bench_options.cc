@@ -73,12 +73,7 @@ absl::Status CheckOptions(const BenchOptions& o) {
   if (!o.merge_heads.empty() && o.merge_heads != "one" && o.merge_heads != "group") {
     return error("--merge-heads takes one or group, not ", o.merge_heads);
   }
-  if (!(o.settle_ms >= 0.0 && o.settle_ms <= 60000.0)) {
-    return error(
-        "--settle-ms takes 0 to 60000 (milliseconds of untimed runs before each timing), "
-        "not ",
-        o.settle_ms);
-  }
+  if (absl::Status s = CheckSettleMs(o.settle_ms); !s.ok()) return s;
   if (o.fragment && o.k_align != 8 && o.k_align != 16) {
     return error(
         "--fragment needs --k-align 8 or 16: fragment pages hold K groups of whole "
@@ -103,6 +98,14 @@ absl::Status CheckOptions(const BenchOptions& o) {
 }
 
 }  // namespace
+
+absl::Status CheckSettleMs(double settle_ms) {
+  if (settle_ms >= 0.0 && settle_ms <= 60000.0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("--settle-ms takes 0 to 60000 (milliseconds of untimed runs before each "
+                   "timing), not ",
+                   settle_ms));
+}
 
 absl::StatusOr<BenchOptions> ParseBenchOptions(int argc, const char* const* argv) {
   BenchOptions options;

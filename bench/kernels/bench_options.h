@@ -56,6 +56,10 @@ struct BenchOptions {
 // argv[1 .. argc - 1]; argv[0] is the program.
 absl::StatusOr<BenchOptions> ParseBenchOptions(int argc, const char* const* argv);
 
+// --settle-ms's range, 0 to 60000 ms (NaN refused), for every bench that takes
+// the flag (event_median.h's SettleClocks).
+absl::Status CheckSettleMs(double settle_ms);
+
 }  // namespace kvplan::bench
 
 #endif  // KVPLAN_BENCH_KERNELS_BENCH_OPTIONS_H_

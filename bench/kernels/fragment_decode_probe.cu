@@ -70,6 +70,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "bench/kernels/bench_options.h"
 #include "bench/kernels/event_median.h"
 #include "bench/kernels/flag_parser.h"
 #include "bench/kernels/fragment_probe_pages.h"
@@ -454,10 +455,7 @@ absl::Status ParseOptions(int argc, const char* const* argv, Options& o) {
       argc, argv, kFlags, "see the usage at the top of bench/kernels/fragment_decode_probe.cu", o);
   if (!parsed.ok()) return parsed;
   if (o.iters < 1) return absl::InvalidArgumentError("--iters takes a count >= 1");
-  if (!(o.settle_ms >= 0.0 && o.settle_ms <= 60000.0)) {
-    return absl::InvalidArgumentError("--settle-ms takes milliseconds in [0, 60000]");
-  }
-  return absl::OkStatus();
+  return bench::CheckSettleMs(o.settle_ms);
 }
 
 }  // namespace kvplan::probe

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,16 @@ TEST(BenchOptionsTest, AMalformedNumberIsAnError) {
   EXPECT_THAT(ErrorOf({"--ctx", "32k"}), HasSubstr("--ctx takes an integer, not '32k'"));
   EXPECT_THAT(ErrorOf({"--settle-ms", "two"}), HasSubstr("--settle-ms takes a number"));
   EXPECT_THAT(ErrorOf({"--iters", "99999999999"}), HasSubstr("--iters takes an integer"));
+}
+
+// The probe (fragment_decode_probe.cu) takes --settle-ms through the same check.
+TEST(BenchOptionsTest, SettleMsRangeIsSharedByEveryBench) {
+  EXPECT_TRUE(CheckSettleMs(0.0).ok());
+  EXPECT_TRUE(CheckSettleMs(60000.0).ok());
+  EXPECT_THAT(std::string(CheckSettleMs(-0.5).message()),
+              HasSubstr("--settle-ms takes 0 to 60000"));
+  EXPECT_FALSE(CheckSettleMs(std::nan("")).ok());
+  EXPECT_FALSE(CheckSettleMs(1e9).ok());
 }
 
 TEST(BenchOptionsTest, OutOfRangeValuesAreErrors) {
