@@ -50,7 +50,8 @@
 // instead of the one built into the binary; prints the compile time.)
 // Build-time switches: KVPLAN_PROBE_LAYOUT (0, 2, 3), KVPLAN_PROBE_WARPS (4, 8),
 // KVPLAN_FRAGMENT_DECODE_SKELETON (1: the loop without its table lookups; 2, 3: each lookup
-// replaced by two or three byte permutes from register tables; wrong results).
+// replaced by two or three byte permutes from register tables; 4: no decode at all, the
+// MMAs take the run's words; wrong results).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 

@@ -119,7 +119,8 @@ __device__ __forceinline__ uint32_t FieldAt(const uint32_t (&w)[N]) {
 // Skeleton levels (timing probes only, wrong results): 1, no lookup; 2 and 3,
 // the pair lookup replaced by the byte permutes a register-table grammar
 // would spend (2: a table permute and an interleave per pair, as when four
-// codes share one selector; 3: low and high byte tables and an interleave).
+// codes share one selector; 3: low and high byte tables and an interleave);
+// 4, no decode at all (StaticPair: the MMAs take the run's words).
 __device__ __forceinline__ uint32_t LoadShared32(uint32_t address) {
 #if KVPLAN_FRAGMENT_DECODE_SKELETON == 1
   return address;
@@ -151,7 +152,9 @@ __device__ __forceinline__ uint32_t StaticPair(const uint32_t (&w)[L::kRunWords]
                                                uint32_t replica32, uint32_t replica8) {
   constexpr int kHalf = 2 * S + P / 2;
   constexpr int kBits = L::Width(kHalf), kBit = L::Offset(kHalf) + 2 * kBits * (P % 2);
-  if constexpr (kBits <= 4) {
+  if constexpr (KVPLAN_FRAGMENT_DECODE_SKELETON == 4) {
+    return w[kBit / 32];  // skeleton level 4: the run's word itself, no decode at all
+  } else if constexpr (kBits <= 4) {
     constexpr int kTarget = kBits == 4 ? 5 : 7;
     constexpr uint32_t kMask = ((1u << (2 * kBits)) - 1) << kTarget;
     const uint32_t base = area + TableStart(kBits) + (kBits == 4 ? replica8 : replica32);
