@@ -120,7 +120,8 @@ __device__ __forceinline__ uint32_t FieldAt(const uint32_t (&w)[N]) {
 // the pair lookup replaced by the byte permutes a register-table grammar
 // would spend (2: a table permute and an interleave per pair, as when four
 // codes share one selector; 3: low and high byte tables and an interleave);
-// 4, no decode at all (StaticPair: the MMAs take the run's words).
+// 4, no decode at all (StaticPair: the MMAs take the run's words). The
+// single-code lookups of widths 5-8 (LoadShared16) are skipped at every level.
 __device__ __forceinline__ uint32_t LoadShared32(uint32_t address) {
 #if KVPLAN_FRAGMENT_DECODE_SKELETON == 1
   return address;
